@@ -1,0 +1,185 @@
+"""The visitor profile and how one page view folds into it.
+
+A profile is plain data (it round-trips through JSON); :func:`apply_hit` is the one place that
+changes it for a page view, so every store applies exactly the same rules.
+
+>>> p = Profile(key="v:v1")
+>>> apply_hit(p, Hit(ts=1000.0, path="/shoes/red", channel="organic_search", source="google",
+...                  category="shoes", device_type="mobile"))
+>>> apply_hit(p, Hit(ts=1100.0, path="/shoes/blue", category="shoes", channel="internal"))
+>>> p.visits, p.page_views, p.affinities, p.sessions[-1].channel, p.sessions[-1].landing_page
+(1, 2, {'shoes': 2.0}, 'organic_search', '/shoes/red')
+>>> apply_hit(p, Hit(ts=1100.0 + 31 * 60, path="/", channel="direct"))
+>>> p.visits
+2
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from fnmatch import translate
+from typing import Any
+
+SESSION_TIMEOUT = 30 * 60  # seconds of inactivity that end a session
+MAX_SESSIONS = 20  # session records kept per profile (the counters keep the totals)
+_MAX_PATH = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One page view, as it is written to the profile. It never holds the IP address."""
+
+    ts: float  # seconds since the epoch
+    path: str
+    channel: str = "direct"
+    source: str | None = None
+    medium: str | None = None
+    campaign: str | None = None
+    term: str | None = None
+    category: str | None = None
+    device_type: str | None = None
+    country: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Hit:
+        return cls(**{k: data[k] for k in _HIT_FIELDS if k in data})
+
+
+_HIT_FIELDS = tuple(Hit.__dataclass_fields__)
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """One visit: when it started, how it came in, and how many pages it saw."""
+
+    started: float
+    last_seen: float
+    page_views: int = 0
+    channel: str = "direct"
+    source: str | None = None
+    medium: str | None = None
+    campaign: str | None = None
+    term: str | None = None
+    landing_page: str = "/"
+    device_type: str | None = None
+
+
+@dataclass(slots=True)
+class Profile:
+    """What is known about one visitor (anonymous) or one user (known)."""
+
+    key: str  # where it is stored: "v:<visitor id>" while anonymous, "u:<user id>" once known
+    user_id: str | None = None
+    first_seen: float | None = None
+    last_seen: float | None = None
+    visits: int = 0  # sessions, ever
+    page_views: int = 0
+    affinities: dict[str, float] = field(default_factory=dict)  # category -> page views
+    sessions: list[SessionRecord] = field(default_factory=list)  # the newest MAX_SESSIONS
+    traits: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def current_session(self) -> SessionRecord | None:
+        return self.sessions[-1] if self.sessions else None
+
+    def top_affinities(self, n: int = 3) -> list[tuple[str, float]]:
+        """The ``n`` categories with the most page views, strongest first."""
+        return sorted(self.affinities.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Profile:
+        sessions = [
+            SessionRecord(**{k: s[k] for k in _SESSION_FIELDS if k in s})
+            for s in data.get("sessions", ())
+        ]
+        return cls(
+            key=str(data["key"]),
+            user_id=data.get("user_id"),
+            first_seen=data.get("first_seen"),
+            last_seen=data.get("last_seen"),
+            visits=int(data.get("visits", 0)),
+            page_views=int(data.get("page_views", 0)),
+            affinities={str(k): float(v) for k, v in data.get("affinities", {}).items()},
+            sessions=sessions,
+            traits=dict(data.get("traits", {})),
+        )
+
+    def copy(self) -> Profile:
+        return Profile.from_dict(self.to_dict())
+
+
+_SESSION_FIELDS = tuple(SessionRecord.__dataclass_fields__)
+
+
+def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TIMEOUT) -> None:
+    """Fold one page view into ``profile`` in place.
+
+    A new session opens after ``session_timeout`` seconds of inactivity, remembering its entry
+    source and landing page. An internal referrer never opens one by itself; a session opened
+    by an internal hit (after a long pause) counts as direct.
+    """
+    last = profile.current_session
+    if last is None or hit.ts - last.last_seen > session_timeout:
+        internal = hit.channel == "internal"
+        profile.sessions.append(
+            SessionRecord(
+                started=hit.ts,
+                last_seen=hit.ts,
+                channel="direct" if internal else hit.channel,
+                source=None if internal else hit.source,
+                medium=None if internal else hit.medium,
+                campaign=None if internal else hit.campaign,
+                term=None if internal else hit.term,
+                landing_page=hit.path[:_MAX_PATH],
+                device_type=hit.device_type,
+            )
+        )
+        del profile.sessions[:-MAX_SESSIONS]
+        profile.visits += 1
+        last = profile.sessions[-1]
+    last.last_seen = max(last.last_seen, hit.ts)
+    last.page_views += 1
+    profile.page_views += 1
+    if profile.first_seen is None or hit.ts < profile.first_seen:
+        profile.first_seen = hit.ts
+    if profile.last_seen is None or hit.ts > profile.last_seen:
+        profile.last_seen = hit.ts
+    if hit.category:
+        profile.affinities[hit.category] = profile.affinities.get(hit.category, 0.0) + 1.0
+
+
+class CategoryMap:
+    """Maps request paths to interest categories with shell-style patterns; first match wins.
+
+    >>> cats = CategoryMap({"/shoes/*": "shoes", "/bags": "bags", "/bags/*": "bags"})
+    >>> cats.category("/shoes/red-sneaker"), cats.category("/bags"), cats.category("/")
+    ('shoes', 'bags', None)
+    """
+
+    def __init__(self, mapping: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        items = list(mapping.items()) if isinstance(mapping, Mapping) else list(mapping)
+        self._categories = [category for _, category in items]
+        if items:
+            # One alternation with a named group per pattern: a single regex search per path.
+            alternatives = "|".join(
+                f"(?P<c{i}>{translate(pattern)[4:-3]})" for i, (pattern, _) in enumerate(items)
+            )
+            self._regex: re.Pattern[str] | None = re.compile(f"(?s:{alternatives})\\Z")
+        else:
+            self._regex = None
+
+    def category(self, path: str) -> str | None:
+        if self._regex is None:
+            return None
+        match = self._regex.match(path)
+        if match is None or match.lastgroup is None:
+            return None
+        return self._categories[int(match.lastgroup[1:])]

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import pytest
+from itsdangerous import URLSafeTimedSerializer
+
+from personalize import ConfigurationError, CookieState, VisitorCookie
+
+KEY_NEW = "new-secret-0123456789-abcdefghijkl"
+KEY_OLD = "old-secret-0123456789-abcdefghijkl"
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_round_trip_with_and_without_user() -> None:
+    jar = VisitorCookie(KEY_NEW)
+    for state in (CookieState("abc"), CookieState("abc", user_id="u-42")):
+        loaded = jar.load(jar.dump(state))
+        assert loaded.state == state
+        assert not loaded.reissue
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "garbage",
+        "a.b.c",
+        "eyJ2IjoiYWJjIn0.Zm9v.YmFy",
+        "x" * 5000,
+        "\x00\xff\ufffd",
+        "..",
+        "null",
+    ],
+)
+def test_garbage_is_no_cookie(value: str | None) -> None:
+    assert VisitorCookie(KEY_NEW).load(value).state is None
+
+
+def test_tampered_payload_or_signature_is_rejected() -> None:
+    jar = VisitorCookie(KEY_NEW)
+    value = jar.dump(CookieState("abc"))
+    payload, ts, sig = value.split(".")
+    forged = URLSafeTimedSerializer("attacker-key-0123456789abcdef", salt="personalize.visitor")
+    assert jar.load(forged.dumps({"v": "abc", "u": "admin"})).state is None
+    assert jar.load(f"{payload}x.{ts}.{sig}").state is None
+    assert jar.load(f"{payload}.{ts}.{sig[:-2]}AA").state is None
+
+
+def test_wrong_payload_shapes_are_rejected() -> None:
+    serializer = URLSafeTimedSerializer(KEY_NEW, salt="personalize.visitor")
+    jar = VisitorCookie(KEY_NEW)
+    for payload in ([1, 2], {"v": 5}, {"v": ""}, {"v": "x" * 100}, {"v": "a", "u": 3}, "str"):
+        assert jar.load(serializer.dumps(payload)).state is None
+
+
+def test_rotation_old_key_verifies_and_asks_for_reissue() -> None:
+    old_jar = VisitorCookie(KEY_OLD)
+    value = old_jar.dump(CookieState("abc", "u1"))
+    rotated = VisitorCookie([KEY_NEW, KEY_OLD])
+    loaded = rotated.load(value)
+    assert loaded.state == CookieState("abc", "u1")
+    assert loaded.reissue
+    # The re-issued cookie is signed with the newest key: the new key alone verifies it.
+    assert VisitorCookie(KEY_NEW).load(rotated.dump(loaded.state)).state == loaded.state
+    # A key that was dropped from the list no longer verifies.
+    assert VisitorCookie(KEY_NEW).load(value).state is None
+
+
+def test_expiry_and_refresh_after_half_life() -> None:
+    clock = FakeClock()
+    jar = VisitorCookie(KEY_NEW, max_age=1000, clock=clock)
+    serializer = URLSafeTimedSerializer(KEY_NEW, salt="personalize.visitor")
+    value = serializer.dumps({"v": "abc"})  # signed "now" (real time)
+    import time
+
+    clock.now = time.time() + 10
+    assert jar.load(value) .state == CookieState("abc")
+    assert not jar.load(value).reissue
+    clock.now = time.time() + 600  # past half its life: still valid, but refreshed
+    assert jar.load(value).reissue
+    clock.now = time.time() + 1001  # expired, even though the verified value is cached
+    assert jar.load(value).state is None
+
+
+def test_secret_validation_and_masking() -> None:
+    for bad in ("short", [], [KEY_NEW, "short"], [KEY_NEW, 5]):
+        with pytest.raises(ConfigurationError, match="secret_key"):
+            VisitorCookie(bad)  # type: ignore[arg-type]
+    jar = VisitorCookie([KEY_NEW, KEY_OLD])
+    assert KEY_NEW not in repr(jar) and KEY_NEW not in repr(jar.__dict__)
+    with pytest.raises(ConfigurationError):
+        VisitorCookie(KEY_NEW, max_age=0)
+
+
+def test_verification_cache_is_bounded() -> None:
+    jar = VisitorCookie(KEY_NEW, cache_size=10)
+    for i in range(50):
+        jar.load(jar.dump(CookieState(f"id{i}")))
+    assert len(jar._cache) == 10

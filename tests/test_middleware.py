@@ -1,0 +1,312 @@
+"""The middleware through a tiny Starlette app and TestClient, as a user would mount it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from personalize import MemoryStore, MiddlewareMissingError, PersonalizeMiddleware, get_visitor
+from personalize.cookie import CookieState, VisitorCookie
+from tests.apps import SECRET, make_app
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+)
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+COOKIE = "pz_visitor"
+
+
+def fields(response: httpx.Response) -> list[str]:
+    return response.text.removeprefix("<p>").removesuffix("</p>").split("|")
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_new_visitor_gets_a_signed_cookie_with_safe_attributes() -> None:
+    client = TestClient(make_app())
+    r = client.get("/")
+    assert r.status_code == 200
+    header = r.headers["set-cookie"]
+    assert header.startswith(f"{COOKIE}=")
+    for attribute in ("HttpOnly", "SameSite=Lax", "Path=/", f"Max-Age={365 * 24 * 3600}"):
+        assert attribute in header
+    assert "Secure" not in header
+    value = r.cookies[COOKIE]
+    state = VisitorCookie(SECRET).load(value).state
+    assert state is not None and state.visitor_id == fields(r)[0]
+
+
+def test_secure_on_https_and_configurable_name_and_max_age() -> None:
+    client = TestClient(make_app(cookie_name="vid", cookie_max_age=3600),
+                        base_url="https://testserver")
+    header = client.get("/").headers["set-cookie"]
+    assert header.startswith("vid=") and "; Secure" in header and "Max-Age=3600" in header
+
+
+def test_returning_visitor_keeps_id_and_gets_no_new_cookie() -> None:
+    client = TestClient(make_app())
+    first = client.get("/")
+    second = client.get("/")
+    assert "set-cookie" not in second.headers
+    assert fields(first)[0] == fields(second)[0]
+    assert fields(second)[3:] == ["1", "2"]  # one visit, two page views (this one included)
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "garbage",
+        "",
+        "a.b.c",
+        "x" * 4000,
+        '"quoted"',
+        "%00%ff",
+        "eyJ2IjoiYWJjIn0.aGVsbG8.c2lnbmF0dXJl",
+    ],
+)
+def test_garbage_or_tampered_cookie_means_new_visitor(cookie: str) -> None:
+    client = TestClient(make_app())
+    client.cookies.set(COOKIE, cookie)
+    r = client.get("/")
+    assert r.status_code == 200
+    assert "set-cookie" in r.headers
+    assert fields(r)[3:] == ["1", "1"]
+
+
+def test_tampered_user_binding_is_rejected() -> None:
+    client = TestClient(make_app())
+    client.get("/")
+    value = client.cookies[COOKIE]
+    forged = VisitorCookie("attacker-secret-0123456789abcdefgh").dump(
+        CookieState(visitor_id="victim", user_id="admin")
+    )
+    client.cookies.set(COOKIE, forged)
+    r = client.get("/")
+    assert fields(r)[0] not in {"victim", value}
+    assert "set-cookie" in r.headers
+
+
+def test_key_rotation_reissues_with_the_new_key_and_keeps_the_visitor() -> None:
+    old = "the-old-secret-key-0123456789abcdef"
+    old_client = TestClient(make_app(secret_key=old))
+    visitor_id = fields(old_client.get("/"))[0]
+    cookie = old_client.cookies[COOKIE]
+
+    store = MemoryStore()
+    rotated = TestClient(make_app(store=store, secret_key=[SECRET, old]))
+    rotated.cookies.set(COOKIE, cookie)
+    r = rotated.get("/")
+    assert fields(r)[0] == visitor_id
+    assert "set-cookie" in r.headers
+    new_cookie = r.cookies[COOKIE]
+    assert VisitorCookie(SECRET).load(new_cookie).state == CookieState(visitor_id)
+    # With the new cookie there is nothing more to rotate.
+    assert "set-cookie" not in rotated.get("/").headers
+
+
+def test_expired_cookie_means_new_visitor() -> None:
+    clock = Clock()
+    client = TestClient(make_app(clock=clock, cookie_max_age=3600))
+    first = fields(client.get("/"))[0]
+    assert fields(client.get("/"))[0] == first
+    import time
+
+    clock.now = time.time() + 3601
+    assert fields(client.get("/"))[0] != first
+
+
+def test_personalized_responses_are_private_and_vary_on_cookie() -> None:
+    client = TestClient(make_app())
+    client.get("/")
+    r = client.get("/cached")
+    assert r.headers["cache-control"] == "private, max-age=60"
+    assert "Cookie" in r.headers["vary"]
+    # A page that does not read the visitor is left alone (no cookie to set either).
+    r = client.get("/plain")
+    assert r.headers["cache-control"] == "public, max-age=60"
+    assert "vary" not in r.headers
+    # A response that sets the cookie is never shared, personalized or not.
+    r = TestClient(make_app()).get("/plain")
+    assert "set-cookie" in r.headers
+    assert r.headers["cache-control"] == "private, max-age=60"
+
+
+def test_excluded_paths_and_non_http_scopes_pass_through() -> None:
+    client = TestClient(make_app())
+    r = client.get("/static/x.css")
+    assert "set-cookie" not in r.headers
+    assert r.status_code == 500 and "PersonalizeMiddleware must be installed" in r.text
+    with client.websocket_connect("/ws") as ws:
+        assert ws.receive_text() == "hello"
+    with TestClient(make_app()) as lifespan_client:  # lifespan passes through too
+        assert lifespan_client.get("/").status_code == 200
+
+
+def test_get_visitor_without_the_middleware_says_what_to_do() -> None:
+    from starlette.requests import Request
+
+    request = Request({"type": "http", "method": "GET", "path": "/", "headers": []})
+    with pytest.raises(MiddlewareMissingError, match="PersonalizeMiddleware must be installed"):
+        get_visitor(request)
+
+
+def test_profile_counts_only_successful_html_get_page_views() -> None:
+    store = MemoryStore()
+    client = TestClient(make_app(store=store))
+    client.get("/")
+    client.get("/shoes/red")
+    client.get("/api")  # JSON, not a page view
+    client.post("/api")  # not a GET
+    client.get("/missing")  # 404
+    r = client.get("/shoes/blue")
+    assert fields(r)[3:] == ["1", "3"]
+    key = f"v:{fields(r)[0]}"
+    stored = asyncio.run(store.get(key))
+    assert stored is not None and stored.page_views == 3
+
+
+def test_sessions_and_affinities_through_requests() -> None:
+    clock = Clock()
+    store = MemoryStore()
+    client = TestClient(make_app(store=store, clock=clock, categories={"/shoes/*": "shoes"}))
+    client.get("/", headers={"referer": "https://www.google.com/"})
+    clock.now += 60
+    client.get("/shoes/a", headers={"referer": "http://testserver/"})
+    clock.now += 31 * 60
+    r = client.get("/shoes/b?utm_source=news&utm_medium=email&utm_campaign=may")
+    key = f"v:{fields(r)[0]}"
+    p = asyncio.run(store.get(key))
+    assert p is not None
+    assert (p.visits, p.page_views, p.affinities) == (2, 3, {"shoes": 2.0})
+    assert [(s.channel, s.landing_page, s.page_views) for s in p.sessions] == [
+        ("organic_search", "/", 2),
+        ("email", "/shoes/b", 1),
+    ]
+    assert p.sessions[1].campaign == "may"
+
+
+def test_bots_get_no_cookie_and_no_profile() -> None:
+    store = MemoryStore()
+    client = TestClient(make_app(store=store))
+    r = client.get("/", headers={"user-agent": GOOGLEBOT})
+    assert r.status_code == 200
+    assert "set-cookie" not in r.headers
+    assert fields(r)[:2] == ["None", "bot"]
+    assert len(store) == 0
+
+
+def test_concurrent_requests_of_one_visitor_lose_no_page_view() -> None:
+    store = MemoryStore()
+    app = make_app(store=store, flush_interval=0.001)
+
+    async def scenario() -> str:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            first = await c.get("/")
+            await asyncio.gather(*(c.get("/") for _ in range(199)))
+            return fields(first)[0]
+
+    visitor_id = asyncio.run(scenario())
+    p = asyncio.run(store.get(f"v:{visitor_id}"))
+    assert p is not None and p.page_views == 200 and p.visits == 1
+
+
+def _raw_request(app: Any, headers: list[tuple[bytes, bytes]], query: bytes = b"",
+                 path: str = "/", client: tuple[str, int] = ("127.0.0.1", 5000)) -> int:
+    """Send one request with arbitrary header bytes (beyond what an HTTP client allows)."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query,
+        "root_path": "", "headers": headers, "client": client, "server": ("testserver", 80),
+    }
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return int(messages[0]["status"])
+
+
+BAD_HEADER_VALUES = [
+    b"\xff\xfe\x00garbage",
+    b"\xc3\x28\xa0\xa1",
+    "héllo wörld ☃".encode(),
+    b"x" * 8192,
+    b"",
+    b"()<>@,;:\\\"/[]?={} \t",
+]
+
+
+@pytest.mark.parametrize("value", BAD_HEADER_VALUES)
+@pytest.mark.parametrize(
+    "name",
+    [b"user-agent", b"referer", b"cookie", b"x-forwarded-for", b"forwarded",
+     b"accept-language", b"sec-gpc", b"dnt", b"host"],
+)
+def test_absurd_header_values_give_a_normal_page(name: bytes, value: bytes) -> None:
+    app = make_app(trusted_proxies=["127.0.0.1"])
+    assert _raw_request(app, [(name, value)]) == 200
+
+
+@pytest.mark.parametrize(
+    "query",
+    [b"\xff\xfe", b"utm_source=%ff%fe&utm_medium=%", b"gclid=" + b"x" * 8192, b"a=\x00&&&==&",
+     b"utm_source=" + "é".encode() + b"&utm_campaign=\xe9t\xe9"],
+)
+def test_non_utf8_and_huge_query_strings_give_a_normal_page(query: bytes) -> None:
+    assert _raw_request(make_app(), [], query=query) == 200
+
+
+@pytest.mark.parametrize("client", [("not-an-ip", 1), ("999.1.1.1", 1), ("::1", 1), ("", 0)])
+def test_invalid_client_addresses_give_a_normal_page(client: tuple[str, int]) -> None:
+    app = make_app(trusted_proxies=["127.0.0.1", "::1"])
+    headers = [(b"x-forwarded-for", b"999.999.1.1, nonsense, 1.2.3.4:99")]
+    assert _raw_request(app, headers, client=client) == 200
+
+
+def test_many_large_headers_at_once() -> None:
+    headers = [(b"x-filler-%d" % i, b"y" * 8192) for i in range(20)]
+    headers += [(b"cookie", b"pz_visitor=" + b"z" * 8000), (b"user-agent", b"\xff" * 8192)]
+    assert _raw_request(make_app(), headers) == 200
+
+
+def test_a_broken_store_never_costs_the_visitor_their_page() -> None:
+    class BrokenStore(MemoryStore):
+        async def get(self, key: str) -> Any:
+            raise ConnectionError("down")
+
+        async def update_many(self, mutations: Any) -> Any:
+            raise ConnectionError("down")
+
+    app = make_app(store=BrokenStore())
+    client = TestClient(app)
+    assert client.get("/").status_code == 200
+    assert client.get("/").status_code == 200  # returning visitor: load fails too
+
+
+def test_middleware_validates_options() -> None:
+    from personalize import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        PersonalizeMiddleware(make_app(), secret_key="short")
+    with pytest.raises(ConfigurationError):
+        PersonalizeMiddleware(make_app(), secret_key=SECRET, store=MemoryStore(),
+                              site_time_zone="Mars/Olympus")
+    with pytest.raises(ConfigurationError):
+        PersonalizeMiddleware(make_app(), secret_key=SECRET, store=MemoryStore(),
+                              trusted_proxies=["not-a-network"])

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from personalize import CategoryMap, Hit, Profile
+from personalize.profile import MAX_SESSIONS, apply_hit
+
+
+def test_first_hit_opens_a_session_with_its_entry_source() -> None:
+    p = Profile(key="v:a")
+    apply_hit(p, Hit(ts=100.0, path="/landing", channel="paid_search", source="google",
+                     medium="cpc", campaign="spring", term="boots", device_type="mobile"))
+    s = p.current_session
+    assert s is not None
+    assert (p.visits, p.page_views, p.first_seen, p.last_seen) == (1, 1, 100.0, 100.0)
+    assert (s.channel, s.source, s.medium, s.campaign, s.term) == (
+        "paid_search", "google", "cpc", "spring", "boots")
+    assert (s.landing_page, s.device_type, s.page_views) == ("/landing", "mobile", 1)
+
+
+@pytest.mark.parametrize(
+    ("gap", "visits"),
+    [(0, 1), (60, 1), (30 * 60, 1), (30 * 60 + 1, 2), (24 * 3600, 2)],
+)
+def test_thirty_minutes_of_inactivity_open_a_new_session(gap: int, visits: int) -> None:
+    p = Profile(key="v:a")
+    apply_hit(p, Hit(ts=0.0, path="/"))
+    apply_hit(p, Hit(ts=float(gap), path="/next", channel="internal"))
+    assert p.visits == visits
+    assert p.page_views == 2
+
+
+def test_inactivity_is_measured_from_the_last_hit_not_the_session_start() -> None:
+    p = Profile(key="v:a")
+    for minute in range(0, 120, 20):  # a page every 20 minutes for two hours
+        apply_hit(p, Hit(ts=minute * 60.0, path="/"))
+    assert p.visits == 1
+
+
+def test_internal_hit_after_a_pause_counts_as_direct_and_mid_session_source_is_kept() -> None:
+    p = Profile(key="v:a")
+    apply_hit(p, Hit(ts=0.0, path="/a", channel="email", source="newsletter"))
+    apply_hit(p, Hit(ts=10.0, path="/b", channel="organic_social", source="facebook"))
+    assert p.visits == 1 and p.sessions[0].channel == "email"
+    apply_hit(p, Hit(ts=5000.0, path="/c", channel="internal", source="example.com"))
+    assert p.visits == 2
+    assert (p.sessions[1].channel, p.sessions[1].source) == ("direct", None)
+
+
+def test_affinities_and_bounded_session_history() -> None:
+    p = Profile(key="v:a")
+    for i in range(MAX_SESSIONS + 5):
+        apply_hit(p, Hit(ts=i * 10_000.0, path=f"/p{i}", category="shoes" if i % 2 else "bags"))
+    assert p.visits == MAX_SESSIONS + 5
+    assert len(p.sessions) == MAX_SESSIONS
+    assert p.sessions[-1].landing_page == f"/p{MAX_SESSIONS + 4}"
+    assert p.affinities == {"bags": 13.0, "shoes": 12.0}
+    assert p.top_affinities(1) == [("bags", 13.0)]
+
+
+def test_out_of_order_hits_keep_first_and_last_seen_right() -> None:
+    p = Profile(key="v:a")
+    apply_hit(p, Hit(ts=100.0, path="/"))
+    apply_hit(p, Hit(ts=50.0, path="/"))
+    assert (p.first_seen, p.last_seen) == (50.0, 100.0)
+
+
+def test_json_round_trip() -> None:
+    p = Profile(key="v:a", traits={"plan": "gold"})
+    apply_hit(p, Hit(ts=1.0, path="/x", category="c", channel="email"))
+    again = Profile.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert again == p
+    assert Hit.from_dict(Hit(ts=1.0, path="/").to_dict()) == Hit(ts=1.0, path="/")
+
+
+@pytest.mark.parametrize(
+    ("path", "category"),
+    [
+        ("/shoes", "shoes"),
+        ("/shoes/", "shoes"),
+        ("/shoes/red/42", "shoes"),
+        ("/shoesx", None),
+        ("/bags/tote", "bags"),
+        ("/sale/shoes", "sale"),
+        ("/", None),
+        ("", None),
+        ("/\udcff\n", None),
+    ],
+)
+def test_category_map_first_match_wins(path: str, category: str | None) -> None:
+    cats = CategoryMap({"/sale/*": "sale", "/shoes": "shoes", "/shoes/*": "shoes",
+                        "/bags/*": "bags", "/*/shoes": "never"})
+    assert cats.category(path) == category
+    assert CategoryMap().category(path) is None

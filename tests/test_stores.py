@@ -1,0 +1,167 @@
+"""One contract, every store: the same cases run against each backend."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from personalize import ConfigurationError, Hit, MemoryStore, Profile, SQLiteStore, StoreError
+from personalize.stores.base import ProfileStore
+
+StoreFactory = Callable[[], ProfileStore]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    if request.param == "memory":
+        shared = MemoryStore()
+        return lambda: shared
+    return lambda: SQLiteStore(tmp_path / "profiles.sqlite3")
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(coro)
+
+
+def test_get_missing_apply_and_delete(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        assert await store.get("v:x") is None
+        result = await store.apply_hits({"v:x": [Hit(ts=1.0, path="/", category="a")]})
+        assert result["v:x"].page_views == 1
+        stored = await store.get("v:x")
+        assert stored is not None and stored.affinities == {"a": 1.0} and stored.key == "v:x"
+        assert await store.delete("v:x") is True
+        assert await store.delete("v:x") is False
+        assert await store.get("v:x") is None
+        await store.close()
+
+    run(scenario())
+
+
+def test_update_can_delete_and_returns_new_state(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        await store.update("k", lambda p: Profile(key="k", traits={"a": 1}))
+        assert (await store.get("k")) == Profile(key="k", traits={"a": 1})
+        assert await store.update("k", lambda p: None) is None
+        assert await store.get("k") is None
+        await store.close()
+
+    run(scenario())
+
+
+def test_failing_mutation_changes_nothing(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        await store.apply_hits({"a": [Hit(ts=1.0, path="/")]})
+
+        def boom(p: Profile | None) -> Profile:
+            raise ValueError("no")
+
+        with pytest.raises(ValueError):
+            await store.update_many({"a": lambda p: None, "b": boom})
+        assert (await store.get("a")) is not None  # rolled back (sqlite) / untouched
+        await store.close()
+
+    if isinstance(make_store(), MemoryStore):
+        pytest.skip("the memory store applies key by key; atomicity across keys is SQL's")
+    run(scenario())
+
+
+def test_concurrent_updates_of_one_visitor_lose_nothing(make_store: StoreFactory) -> None:
+    async def scenario() -> None:
+        store = make_store()
+        await asyncio.gather(
+            *(store.apply_hits({"v:same": [Hit(ts=float(i), path="/", category="c")]})
+              for i in range(200))
+        )
+        p = await store.get("v:same")
+        assert p is not None and p.page_views == 200 and p.affinities == {"c": 200.0}
+        await store.close()
+
+    run(scenario())
+
+
+def test_concurrent_updates_from_threads_and_separate_connections(
+    make_store: StoreFactory,
+) -> None:
+    # Each thread has its own event loop and, for SQLite, its own store object on the same
+    # file: as close to several worker processes as a unit test gets.
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        async def go() -> None:
+            store = make_store()
+            for i in range(50):
+                await store.apply_hits({"v:same": [Hit(ts=n * 1000.0 + i, path="/")]})
+            await store.close()
+
+        try:
+            asyncio.run(go())
+        except BaseException as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+    async def check() -> None:
+        store = make_store()
+        p = await store.get("v:same")
+        assert p is not None and p.page_views == 200
+        await store.close()
+
+    run(check())
+
+
+def test_sqlite_is_durable_across_instances(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        a = SQLiteStore(tmp_path / "p.sqlite3")
+        await a.apply_hits({"v:x": [Hit(ts=1.0, path="/")]})
+        await a.close()
+        b = SQLiteStore(tmp_path / "p.sqlite3")
+        p = await b.get("v:x")
+        assert p is not None and p.page_views == 1
+        assert await b.keys() == ["v:x"]
+        await b.close()
+        with pytest.raises(StoreError, match="closed"):
+            await b.get("v:x")
+
+    run(scenario())
+
+
+def test_sqlite_uses_wal_and_reports_bad_paths(tmp_path: Path) -> None:
+    import sqlite3
+
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "p.sqlite3")
+        await store.get("x")
+        await store.close()
+
+    run(scenario())
+    mode = sqlite3.connect(tmp_path / "p.sqlite3").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        SQLiteStore(tmp_path / "missing" / "p.sqlite3")
+
+
+def test_sqlite_corrupt_file_raises_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+
+    async def scenario() -> None:
+        store = SQLiteStore(path)
+        with pytest.raises(StoreError):
+            await store.get("x")
+        await store.close()
+
+    run(scenario())
