@@ -11,7 +11,8 @@ import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+
+from starlette.types import Scope
 
 from personalize.clientip import ClientIPResolver
 from personalize.clock import local_clock, validate_time_zone
@@ -39,7 +40,7 @@ _WANTED = frozenset(
 )
 
 
-def read_headers(scope: dict[str, Any]) -> dict[bytes, str]:
+def read_headers(scope: Scope) -> dict[bytes, str]:
     """The headers the middleware uses, decoded as latin-1 (never fails on odd bytes)."""
     found: dict[bytes, str] = {}
     for name, value in scope.get("headers", ()):
@@ -81,7 +82,7 @@ class ContextBuilder:
         )
 
     def build(
-        self, scope: dict[str, Any], headers: dict[bytes, str], now: float
+        self, scope: Scope, headers: dict[bytes, str], now: float
     ) -> VisitorContext:
         client = scope.get("client")
         peer = client[0] if client else None

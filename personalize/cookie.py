@@ -107,7 +107,7 @@ class VisitorCookie:
         payload: dict[str, Any] = {"v": state.visitor_id}
         if state.user_id is not None:
             payload["u"] = state.user_id
-        return self._current.dumps(payload)  # type: ignore[no-any-return]
+        return self._current.dumps(payload)
 
     def load(self, value: str | None) -> LoadedCookie:
         """Verify a cookie value; anything wrong with it gives ``LoadedCookie(None)``."""

@@ -75,9 +75,13 @@ class SQLiteStore(ProfileStore):
             conn = sqlite3.connect(
                 self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute(_SCHEMA)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                conn.execute(_SCHEMA)
+            except BaseException:
+                conn.close()
+                raise
             self._local.conn = conn
             self._connections.append(conn)
         return conn
@@ -145,14 +149,14 @@ class SQLiteStore(ProfileStore):
         if self._closed:
             return
 
-        def close_all(_: sqlite3.Connection) -> None:
+        def close_all() -> None:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
             self._local.conn = None
 
+        self._closed = True
         try:
-            await self._run(close_all)
+            await asyncio.get_running_loop().run_in_executor(self._executor, close_all)
         finally:
-            self._closed = True
             self._executor.shutdown(wait=True)
