@@ -81,17 +81,16 @@ class ContextBuilder:
             datetime.fromtimestamp(minute * 60, UTC), time_zone, default=self.site_time_zone
         )
 
-    def build(
-        self, scope: Scope, headers: dict[bytes, str], now: float
-    ) -> VisitorContext:
+    def build(self, scope: Scope, headers: dict[bytes, str], now: float) -> VisitorContext:
         client = scope.get("client")
         peer = client[0] if client else None
         ip = self.ips.resolve(peer, headers.get(b"x-forwarded-for"), headers.get(b"forwarded"))
         geo = self.geo.lookup(ip) if self.geo is not None and ip is not None else None
         host = headers.get(b"host")
         query = scope.get("query_string", b"").decode("latin-1")
-        source = self.sources.classify(host=host, referer=headers.get(b"referer"),
-                                       query_string=query)
+        source = self.sources.classify(
+            host=host, referer=headers.get(b"referer"), query_string=query
+        )
         return VisitorContext(
             geo=geo,
             device=self.devices.detect(headers.get(b"user-agent")),

@@ -39,8 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             import demo_site.app  # noqa: F401 - fail early with a clear message
         except ImportError:
-            print("personalize demo: run it from a source checkout of personalize "
-                  "(the demo_site/ folder is not installed with the package)", file=sys.stderr)
+            print(
+                "personalize demo: run it from a source checkout of personalize "
+                "(the demo_site/ folder is not installed with the package)",
+                file=sys.stderr,
+            )
             return 2
         uvicorn.run("demo_site.app:app", host=args.host, port=args.port)
         return 0

@@ -94,8 +94,9 @@ class PersonalizeMiddleware:
 
             store = SQLiteStore("personalize.sqlite3")
         store.session_timeout = session_timeout
-        self.profiles = ProfileService(store, cache_size=profile_cache_size,
-                                       flush_interval=flush_interval)
+        self.profiles = ProfileService(
+            store, cache_size=profile_cache_size, flush_interval=flush_interval
+        )
         self.context = ContextBuilder(
             geoip_db=geoip_db,
             trusted_proxies=trusted_proxies,
@@ -104,9 +105,7 @@ class PersonalizeMiddleware:
         )
         self.categories = CategoryMap(categories or {})
         patterns = list(exclude)
-        self._exclude = (
-            re.compile("|".join(translate(p) for p in patterns)) if patterns else None
-        )
+        self._exclude = re.compile("|".join(translate(p) for p in patterns)) if patterns else None
         self._clock = clock
         self.cookie_name = cookie_name
         attributes = f"; Path={cookie_path}; Max-Age={cookie_max_age}; HttpOnly"
@@ -137,8 +136,10 @@ class PersonalizeMiddleware:
             visitor, set_cookie = await self._visitor(scope, now)
         except Exception:  # never let a bug or an outage here cost the visitor their page
             logger.exception("personalize: could not build the visitor; serving defaults")
-            visitor, set_cookie = Visitor(visitor_id=None, user_id=None,
-                                          context=VisitorContext(), is_new=False), None
+            visitor, set_cookie = (
+                Visitor(visitor_id=None, user_id=None, context=VisitorContext(), is_new=False),
+                None,
+            )
         scope.setdefault("state", {})[STATE_KEY] = visitor
         page: list[bool] = []
 
@@ -193,14 +194,22 @@ class PersonalizeMiddleware:
             device_type=context.device.type,
             country=context.geo.country if context.geo else None,
         )
-        visitor = Visitor(visitor_id=state.visitor_id, user_id=state.user_id, context=context,
-                          is_new=is_new, hit=hit)
+        visitor = Visitor(
+            visitor_id=state.visitor_id,
+            user_id=state.user_id,
+            context=context,
+            is_new=is_new,
+            hit=hit,
+        )
         if not is_new:
             try:
                 visitor._stored = await self.profiles.load(visitor.profile_key or "")
             except Exception as exc:  # an outage: keep the identity, show default content
-                logger.warning("personalize: profile store unavailable (%s); serving this "
-                               "page without the stored profile", exc)
+                logger.warning(
+                    "personalize: profile store unavailable (%s); serving this "
+                    "page without the stored profile",
+                    exc,
+                )
         return visitor, set_cookie
 
     def _read_cookie(self, header: str | None) -> str | None:
@@ -221,4 +230,3 @@ class PersonalizeMiddleware:
         return f"{self.cookie_name}={value}{self._cookie_attributes}" + (
             "; Secure" if secure else ""
         )
-

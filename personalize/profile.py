@@ -24,6 +24,8 @@ from typing import Any
 
 SESSION_TIMEOUT = 30 * 60  # seconds of inactivity that end a session
 MAX_SESSIONS = 20  # session records kept per profile (the counters keep the totals)
+MAX_DEVICES = 10  # per-device records kept per profile, least recently seen dropped first
+MAX_EVENTS = 50  # raw events kept per profile (facts keep the aggregates)
 _MAX_PATH = 512
 
 
@@ -41,6 +43,9 @@ class Hit:
     category: str | None = None
     device_type: str | None = None
     country: str | None = None
+    device_id: str | None = None  # the visitor (cookie) id of the browser that made the hit
+    os: str | None = None
+    browser: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +76,14 @@ class SessionRecord:
 
 @dataclass(slots=True)
 class Profile:
-    """What is known about one visitor (anonymous) or one user (known)."""
+    """What is known about one visitor (anonymous) or one user (known).
+
+    ``facts`` are aggregates of events from other channels, for segments to use:
+    ``purchases`` (count), ``revenue``, ``last_purchase_at`` (ts), ``purchased``
+    (product id -> last ts), ``returns``, ``last_return_at``, ``open_tickets`` (count),
+    ``tickets`` (ticket id -> status), ``last_ticket_at``, and ``custom`` (event name ->
+    ``{"count": n, "last": ts}``).
+    """
 
     key: str  # where it is stored: "v:<visitor id>" while anonymous, "u:<user id>" once known
     user_id: str | None = None
@@ -82,10 +94,23 @@ class Profile:
     affinities: dict[str, float] = field(default_factory=dict)  # category -> page views
     sessions: list[SessionRecord] = field(default_factory=list)  # the newest MAX_SESSIONS
     traits: dict[str, Any] = field(default_factory=dict)
+    trait_times: dict[str, float] = field(default_factory=dict)  # trait -> when it was set
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # device id -> facts
+    events: list[dict[str, Any]] = field(default_factory=list)  # the newest MAX_EVENTS
+    facts: dict[str, Any] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)  # anonymous ids merged into this profile
+    merged_into: str | None = None  # on an anonymous profile once merged: a tombstone
+    merged_at: float | None = None
+    opted_out: bool = False
 
     @property
     def current_session(self) -> SessionRecord | None:
         return self.sessions[-1] if self.sessions else None
+
+    @property
+    def is_tombstone(self) -> bool:
+        """True for an anonymous profile that was merged into a known one."""
+        return self.merged_into is not None
 
     def top_affinities(self, n: int = 3) -> list[tuple[str, float]]:
         """The ``n`` categories with the most page views, strongest first."""
@@ -110,6 +135,14 @@ class Profile:
             affinities={str(k): float(v) for k, v in data.get("affinities", {}).items()},
             sessions=sessions,
             traits=dict(data.get("traits", {})),
+            trait_times={str(k): float(v) for k, v in data.get("trait_times", {}).items()},
+            devices={str(k): dict(v) for k, v in data.get("devices", {}).items()},
+            events=[dict(e) for e in data.get("events", ())],
+            facts=dict(data.get("facts", {})),
+            aliases=[str(a) for a in data.get("aliases", ())],
+            merged_into=data.get("merged_into"),
+            merged_at=data.get("merged_at"),
+            opted_out=bool(data.get("opted_out", False)),
         )
 
     def copy(self) -> Profile:
@@ -154,6 +187,13 @@ def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TI
         profile.last_seen = hit.ts
     if hit.category:
         profile.affinities[hit.category] = profile.affinities.get(hit.category, 0.0) + 1.0
+    if hit.device_id:
+        device = profile.devices.setdefault(hit.device_id, {"first_seen": hit.ts})
+        if hit.ts >= device.get("last_seen", float("-inf")):
+            device.update(type=hit.device_type, os=hit.os, browser=hit.browser, last_seen=hit.ts)
+        if len(profile.devices) > MAX_DEVICES:
+            oldest = min(profile.devices, key=lambda d: profile.devices[d].get("last_seen", 0))
+            del profile.devices[oldest]
 
 
 class CategoryMap:

@@ -133,8 +133,9 @@ class ProfileService:
         try:
             await self.flush()
         except Exception:
-            logger.exception("personalize: %d page views could not be written at shutdown",
-                             self._pending_count)
+            logger.exception(
+                "personalize: %d page views could not be written at shutdown", self._pending_count
+            )
         await self.store.close()
 
     async def _flush_once(self) -> bool:
@@ -153,8 +154,12 @@ class ProfileService:
                 self._pending_count += count
                 self.stats["failed"] += 1
                 self._retry_at = self._clock() + self._retry_backoff
-            logger.warning("personalize: writing %d page views failed (%s); will retry, %d "
-                           "buffered", count, exc, self._pending_count)
+            logger.warning(
+                "personalize: writing %d page views failed (%s); will retry, %d buffered",
+                count,
+                exc,
+                self._pending_count,
+            )
             return False
         with self._lock:
             for key, profile in written.items():
@@ -181,5 +186,8 @@ class ProfileService:
         self._pending = {k: v for k, v in self._pending.items() if v}
         self._pending_count -= dropped
         self.stats["dropped"] += dropped
-        logger.error("personalize: write buffer full (%d page views); dropped the %d oldest",
-                     self._max_pending, dropped)
+        logger.error(
+            "personalize: write buffer full (%d page views); dropped the %d oldest",
+            self._max_pending,
+            dropped,
+        )

@@ -41,8 +41,17 @@ class Visitor:
     ``Cache-Control: private`` and ``Vary: Cookie`` so no shared cache hands it to someone else.
     """
 
-    __slots__ = ("_context", "_hit", "_profile", "_stored", "_view", "id", "is_new", "used",
-                 "user_id")
+    __slots__ = (
+        "_context",
+        "_hit",
+        "_profile",
+        "_stored",
+        "_view",
+        "id",
+        "is_new",
+        "used",
+        "user_id",
+    )
 
     def __init__(
         self,

@@ -10,8 +10,9 @@ Output keys (see personalize/source.py for how they are matched):
 
 - "exact":  GA4 source categories for hostname-like sources, matched exactly (after "www.").
 - "walk":   Matomo socials and AI assistants, matched on the host or any parent domain.
-- "search": Matomo search-engine blocks [category, name, url patterns, query parameters]; url
-            patterns keep Matomo's "{}" country placeholders and are matched Matomo's lossy way.
+- "search": Matomo search-engine blocks [category, name, url patterns, query parameters, paths
+            that stand for a hidden keyword (Python regexes)]; url patterns keep Matomo's "{}"
+            country placeholders and are matched Matomo's lossy way.
 - "names":  category of a source *name* (utm_source values such as "google", "igshopping").
 - "country_codes": two-letter labels that the lossy match treats as country codes.
 
@@ -69,6 +70,17 @@ def host_of(pattern: str) -> str | None:
     return host if HOST.match(host) else None
 
 
+def hidden_regex(path: str) -> str:
+    """A Matomo hiddenkeyword as a Python regex searched in path?query#fragment.
+
+    Matomo treats '/.../' as a regex (these compile unchanged in Python) and anything else as
+    the exact path.
+    """
+    regex = path[1:-1] if len(path) > 1 and path[0] == path[-1] == "/" else f"^{re.escape(path)}$"
+    re.compile(regex)
+    return regex
+
+
 def derived_name(host: str) -> str:
     """Name for a GA4-only host: the label before its TLD ("s3.amazonaws.com" -> "amazonaws")."""
     labels = host.split(".")
@@ -119,9 +131,12 @@ def build(data: Path) -> dict[str, Any]:
                         seen.add(host)
                         hosts.append(host)
                         matomo_host_names.setdefault(host.replace("{}.", ""), slug(name))
-                params = [p for p in map(str, block.get("params") or []) if p.strip() and p[0] != "/"]
+                params = [
+                    p for p in map(str, block.get("params") or []) if p.strip() and p[0] != "/"
+                ]
+                hidden = [hidden_regex(str(h)) for h in block.get("hiddenkeyword") or []]
                 if hosts:
-                    search.append([cat, slug(name), hosts, params])
+                    search.append([cat, slug(name), hosts, params, hidden])
 
     exact: dict[str, list[str]] = {}
     for source, cat in ga4.items():
@@ -132,7 +147,7 @@ def build(data: Path) -> dict[str, Any]:
             known = next((matomo_host_names[p] for p in parents if p in matomo_host_names), None)
             exact[host] = [cat, known or derived_name(bare)]
         else:
-            names[slug(source)] = cat  # GA4 wins over Matomo for a name in both
+            names[source] = cat  # GA4 wins over Matomo for a name in both; GA4 is exact
 
     return {
         "version": 1,
@@ -152,7 +167,9 @@ def dump(tables: dict[str, Any]) -> str:
         value = tables[key]
         end = "," if i < len(keys) - 1 else ""
         if isinstance(value, dict):
-            items = [f"  {json.dumps(k, ensure_ascii=False)}:{_compact(v)}" for k, v in value.items()]
+            items = [
+                f"  {json.dumps(k, ensure_ascii=False)}:{_compact(v)}" for k, v in value.items()
+            ]
             lines.append(f'"{key}":{{\n' + ",\n".join(items) + f"\n}}{end}")
         elif isinstance(value, list):
             items = [f"  {_compact(v)}" for v in value]

@@ -68,5 +68,7 @@ def make_app(store: ProfileStore | None = None, **options: Any) -> Starlette:
     )
     options.setdefault("secret_key", SECRET)
     options.setdefault("flush_interval", 0)
-    app.add_middleware(PersonalizeMiddleware, store=store if store is not None else MemoryStore(), **options)
+    app.add_middleware(
+        PersonalizeMiddleware, store=store if store is not None else MemoryStore(), **options
+    )
     return app

@@ -81,7 +81,7 @@ def test_expiry_and_refresh_after_half_life() -> None:
     import time
 
     clock.now = time.time() + 10
-    assert jar.load(value) .state == CookieState("abc")
+    assert jar.load(value).state == CookieState("abc")
     assert not jar.load(value).reissue
     clock.now = time.time() + 600  # past half its life: still valid, but refreshed
     assert jar.load(value).reissue

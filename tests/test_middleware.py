@@ -48,8 +48,9 @@ def test_new_visitor_gets_a_signed_cookie_with_safe_attributes() -> None:
 
 
 def test_secure_on_https_and_configurable_name_and_max_age() -> None:
-    client = TestClient(make_app(cookie_name="vid", cookie_max_age=3600),
-                        base_url="https://testserver")
+    client = TestClient(
+        make_app(cookie_name="vid", cookie_max_age=3600), base_url="https://testserver"
+    )
     header = client.get("/").headers["set-cookie"]
     assert header.startswith("vid=") and "; Secure" in header and "Max-Age=3600" in header
 
@@ -226,13 +227,27 @@ def test_concurrent_requests_of_one_visitor_lose_no_page_view() -> None:
     assert p is not None and p.page_views == 200 and p.visits == 1
 
 
-def _raw_request(app: Any, headers: list[tuple[bytes, bytes]], query: bytes = b"",
-                 path: str = "/", client: tuple[str, int] = ("127.0.0.1", 5000)) -> int:
+def _raw_request(
+    app: Any,
+    headers: list[tuple[bytes, bytes]],
+    query: bytes = b"",
+    path: str = "/",
+    client: tuple[str, int] = ("127.0.0.1", 5000),
+) -> int:
     """Send one request with arbitrary header bytes (beyond what an HTTP client allows)."""
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query,
-        "root_path": "", "headers": headers, "client": client, "server": ("testserver", 80),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": headers,
+        "client": client,
+        "server": ("testserver", 80),
     }
     messages: list[dict[str, Any]] = []
 
@@ -252,15 +267,24 @@ BAD_HEADER_VALUES = [
     "héllo wörld ☃".encode(),
     b"x" * 8192,
     b"",
-    b"()<>@,;:\\\"/[]?={} \t",
+    b'()<>@,;:\\"/[]?={} \t',
 ]
 
 
 @pytest.mark.parametrize("value", BAD_HEADER_VALUES)
 @pytest.mark.parametrize(
     "name",
-    [b"user-agent", b"referer", b"cookie", b"x-forwarded-for", b"forwarded",
-     b"accept-language", b"sec-gpc", b"dnt", b"host"],
+    [
+        b"user-agent",
+        b"referer",
+        b"cookie",
+        b"x-forwarded-for",
+        b"forwarded",
+        b"accept-language",
+        b"sec-gpc",
+        b"dnt",
+        b"host",
+    ],
 )
 def test_absurd_header_values_give_a_normal_page(name: bytes, value: bytes) -> None:
     app = make_app(trusted_proxies=["127.0.0.1"])
@@ -269,8 +293,13 @@ def test_absurd_header_values_give_a_normal_page(name: bytes, value: bytes) -> N
 
 @pytest.mark.parametrize(
     "query",
-    [b"\xff\xfe", b"utm_source=%ff%fe&utm_medium=%", b"gclid=" + b"x" * 8192, b"a=\x00&&&==&",
-     b"utm_source=" + "é".encode() + b"&utm_campaign=\xe9t\xe9"],
+    [
+        b"\xff\xfe",
+        b"utm_source=%ff%fe&utm_medium=%",
+        b"gclid=" + b"x" * 8192,
+        b"a=\x00&&&==&",
+        b"utm_source=" + "é".encode() + b"&utm_campaign=\xe9t\xe9",
+    ],
 )
 def test_non_utf8_and_huge_query_strings_give_a_normal_page(query: bytes) -> None:
     assert _raw_request(make_app(), [], query=query) == 200
@@ -309,8 +338,10 @@ def test_middleware_validates_options() -> None:
     with pytest.raises(ConfigurationError):
         PersonalizeMiddleware(make_app(), secret_key="short")
     with pytest.raises(ConfigurationError):
-        PersonalizeMiddleware(make_app(), secret_key=SECRET, store=MemoryStore(),
-                              site_time_zone="Mars/Olympus")
+        PersonalizeMiddleware(
+            make_app(), secret_key=SECRET, store=MemoryStore(), site_time_zone="Mars/Olympus"
+        )
     with pytest.raises(ConfigurationError):
-        PersonalizeMiddleware(make_app(), secret_key=SECRET, store=MemoryStore(),
-                              trusted_proxies=["not-a-network"])
+        PersonalizeMiddleware(
+            make_app(), secret_key=SECRET, store=MemoryStore(), trusted_proxies=["not-a-network"]
+        )

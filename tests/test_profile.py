@@ -10,13 +10,29 @@ from personalize.profile import MAX_SESSIONS, apply_hit
 
 def test_first_hit_opens_a_session_with_its_entry_source() -> None:
     p = Profile(key="v:a")
-    apply_hit(p, Hit(ts=100.0, path="/landing", channel="paid_search", source="google",
-                     medium="cpc", campaign="spring", term="boots", device_type="mobile"))
+    apply_hit(
+        p,
+        Hit(
+            ts=100.0,
+            path="/landing",
+            channel="paid_search",
+            source="google",
+            medium="cpc",
+            campaign="spring",
+            term="boots",
+            device_type="mobile",
+        ),
+    )
     s = p.current_session
     assert s is not None
     assert (p.visits, p.page_views, p.first_seen, p.last_seen) == (1, 1, 100.0, 100.0)
     assert (s.channel, s.source, s.medium, s.campaign, s.term) == (
-        "paid_search", "google", "cpc", "spring", "boots")
+        "paid_search",
+        "google",
+        "cpc",
+        "spring",
+        "boots",
+    )
     assert (s.landing_page, s.device_type, s.page_views) == ("/landing", "mobile", 1)
 
 
@@ -90,7 +106,14 @@ def test_json_round_trip() -> None:
     ],
 )
 def test_category_map_first_match_wins(path: str, category: str | None) -> None:
-    cats = CategoryMap({"/sale/*": "sale", "/shoes": "shoes", "/shoes/*": "shoes",
-                        "/bags/*": "bags", "/*/shoes": "never"})
+    cats = CategoryMap(
+        {
+            "/sale/*": "sale",
+            "/shoes": "shoes",
+            "/shoes/*": "shoes",
+            "/bags/*": "bags",
+            "/*/shoes": "never",
+        }
+    )
     assert cats.category(path) == category
     assert CategoryMap().category(path) is None

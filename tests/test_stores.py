@@ -78,8 +78,10 @@ def test_concurrent_updates_of_one_visitor_lose_nothing(make_store: StoreFactory
     async def scenario() -> None:
         store = make_store()
         await asyncio.gather(
-            *(store.apply_hits({"v:same": [Hit(ts=float(i), path="/", category="c")]})
-              for i in range(200))
+            *(
+                store.apply_hits({"v:same": [Hit(ts=float(i), path="/", category="c")]})
+                for i in range(200)
+            )
         )
         p = await store.get("v:same")
         assert p is not None and p.page_views == 200 and p.affinities == {"c": 200.0}
