@@ -9,9 +9,11 @@
 
 from personalize.context import Clock, Device, Geo, Signals, Source, VisitorContext
 from personalize.cookie import CookieState, VisitorCookie
+from personalize.events import Event, EventError
 from personalize.exceptions import (
     ConfigurationError,
     GeoDatabaseError,
+    IdentityError,
     MiddlewareMissingError,
     PersonalizeError,
     StoreError,
@@ -20,9 +22,19 @@ from personalize.exceptions import (
 from personalize.middleware import PersonalizeMiddleware
 from personalize.profile import CategoryMap, Hit, Profile, SessionRecord
 from personalize.stores import MemoryStore, ProfileStore, SQLiteStore
-from personalize.visitor import Visitor, get_visitor
+from personalize.visitor import Visitor, get_visitor, identify
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # RedisStore needs the optional redis extra: import it only when asked for.
+    if name == "RedisStore":
+        from personalize.stores.redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module 'personalize' has no attribute {name!r}")
+
 
 __all__ = [
     "CategoryMap",
@@ -30,15 +42,19 @@ __all__ = [
     "ConfigurationError",
     "CookieState",
     "Device",
+    "Event",
+    "EventError",
     "Geo",
     "GeoDatabaseError",
     "Hit",
+    "IdentityError",
     "MemoryStore",
     "MiddlewareMissingError",
     "PersonalizeError",
     "PersonalizeMiddleware",
     "Profile",
     "ProfileStore",
+    "RedisStore",
     "SQLiteStore",
     "SessionRecord",
     "Signals",
@@ -49,4 +65,5 @@ __all__ = [
     "VisitorContext",
     "VisitorCookie",
     "get_visitor",
+    "identify",
 ]

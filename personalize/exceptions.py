@@ -5,6 +5,7 @@ The hierarchy::
     PersonalizeError                 base of everything raised here
     ├── ConfigurationError           bad options or files, raised at start-up, never per request
     │   └── GeoDatabaseError         the GeoIP database is missing or unreadable
+    ├── IdentityError                identify() refused a user id (junk, too long, ...)
     ├── MiddlewareMissingError       request.state.visitor used without PersonalizeMiddleware
     └── StoreError                   a ProfileStore operation failed
         └── StoreUnavailableError    the store cannot be reached (the request goes on anonymously)
@@ -26,6 +27,10 @@ class ConfigurationError(PersonalizeError, ValueError):
 
 class GeoDatabaseError(ConfigurationError):
     """The GeoIP database file is missing, unreadable or not a City/Country database."""
+
+
+class IdentityError(PersonalizeError, ValueError):
+    """A user id was refused: empty, a junk placeholder ("null", "guest"...), or too long."""
 
 
 class MiddlewareMissingError(PersonalizeError, RuntimeError):

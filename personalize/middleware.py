@@ -15,18 +15,25 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from fnmatch import translate
 from typing import Literal
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from personalize import events_api  # noqa: F401 - registers its endpoint
 from personalize.builder import ContextBuilder, read_headers
 from personalize.context import VisitorContext
 from personalize.cookie import CookieState, VisitorCookie, new_visitor_id
-from personalize.profile import SESSION_TIMEOUT, CategoryMap, Hit
+from personalize.endpoints import ROUTES
+from personalize.exceptions import ConfigurationError
+from personalize.identity import DEFAULT_JUNK_IDS
+from personalize.profile import MAX_ALIASES, SESSION_TIMEOUT, CategoryMap, Hit
 from personalize.service import ProfileService
-from personalize.stores.base import ProfileStore
+from personalize.stores.base import FORWARD_GRACE, ProfileStore
 from personalize.visitor import STATE_KEY, Visitor
 
 logger = logging.getLogger("personalize")
@@ -46,6 +53,12 @@ def _merge_cache_control(existing: str | None) -> str:
     return ", ".join(["private", *keep])
 
 
+def _api_key(key: str) -> str:
+    if not isinstance(key, str) or len(key) < 16:
+        raise ConfigurationError("api_keys must be strings of at least 16 characters")
+    return key
+
+
 class PersonalizeMiddleware:
     """Knows every page's visitor: identity, context and profile, on ``request.state.visitor``.
 
@@ -62,6 +75,11 @@ class PersonalizeMiddleware:
       exclude: shell-style path patterns that skip all personalization work.
       cookie_*: the visitor cookie's name, lifetime (seconds), path, domain and SameSite;
         ``cookie_secure=None`` sets Secure on https requests only.
+      api_keys: keys that authenticate the server-to-server events API
+        (``Authorization: Bearer <key>``); without any, that endpoint answers 403.
+      path_prefix: where the middleware's own endpoints live (``/_personalize``).
+      junk_user_ids: user ids ``identify`` refuses ("null", "guest", ...).
+      max_aliases: anonymous profiles merged into one known profile before merging stops.
     """
 
     def __init__(
@@ -83,6 +101,10 @@ class PersonalizeMiddleware:
         cookie_same_site: Literal["lax", "strict", "none"] = "lax",
         cookie_secure: bool | None = None,
         session_timeout: float = SESSION_TIMEOUT,  # seconds
+        api_keys: Iterable[str] = (),
+        path_prefix: str = "/_personalize",
+        junk_user_ids: Iterable[str] = DEFAULT_JUNK_IDS,
+        max_aliases: int = MAX_ALIASES,
         profile_cache_size: int = 10_000,
         flush_interval: float = 0.02,  # seconds
         clock: Callable[[], float] = time.time,
@@ -116,6 +138,14 @@ class PersonalizeMiddleware:
         if cookie_same_site == "none" and cookie_secure is False:
             raise ValueError("cookie_same_site='none' needs cookie_secure (browsers demand it)")
         self._cookie_secure = cookie_secure
+        self.api_keys = tuple(_api_key(k) for k in api_keys)
+        self.path_prefix = "/" + path_prefix.strip("/")
+        self.junk_user_ids = frozenset(j.strip().lower() for j in junk_user_ids)
+        self.max_aliases = max_aliases
+
+    def now(self) -> float:
+        """The current time in seconds, from the clock the middleware was given."""
+        return self._clock()
 
     def excluded(self, path: str) -> bool:
         """True when ``path`` skips personalization (static files, health checks...)."""
@@ -136,19 +166,19 @@ class PersonalizeMiddleware:
             visitor, set_cookie = await self._visitor(scope, now)
         except Exception:  # never let a bug or an outage here cost the visitor their page
             logger.exception("personalize: could not build the visitor; serving defaults")
-            visitor, set_cookie = (
-                Visitor(visitor_id=None, user_id=None, context=VisitorContext(), is_new=False),
-                None,
-            )
+            visitor = Visitor(visitor_id=None, user_id=None, context=VisitorContext(), is_new=False)
+            set_cookie = False
         scope.setdefault("state", {})[STATE_KEY] = visitor
         page: list[bool] = []
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                if set_cookie is not None:
-                    headers.append("set-cookie", set_cookie)
-                if visitor.used or set_cookie is not None:
+                cookie = (set_cookie or visitor.cookie_changed) and visitor.id is not None
+                if cookie:
+                    state = CookieState(visitor.id or "", visitor.user_id)
+                    headers.append("set-cookie", self._set_cookie(scope, state))
+                if visitor.used or cookie:
                     headers["cache-control"] = _merge_cache_control(headers.get("cache-control"))
                     headers.add_vary_header("Cookie")
                 status = message["status"]
@@ -156,6 +186,10 @@ class PersonalizeMiddleware:
                 page.append(200 <= status < 300 and ctype.startswith("text/html"))
             await send(message)
 
+        path = scope["path"]
+        if path == self.path_prefix or path.startswith(self.path_prefix + "/"):
+            await self._endpoint(scope, receive, send_wrapper, visitor)
+            return
         await self.app(scope, receive, send_wrapper)
 
         hit = visitor._hit
@@ -167,20 +201,36 @@ class PersonalizeMiddleware:
             except Exception:
                 logger.exception("personalize: could not record a page view")
 
-    async def _visitor(self, scope: Scope, now: float) -> tuple[Visitor, str | None]:
+    async def _endpoint(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
+        route = ROUTES.get(scope["path"][len(self.path_prefix) :] or "/")
+        request = Request(scope, receive)
+        if route is None:
+            response: Response = PlainTextResponse("Not Found", status_code=404)
+        elif scope["method"] not in route.methods:
+            response = PlainTextResponse(
+                "Method Not Allowed", status_code=405, headers={"allow": ", ".join(route.methods)}
+            )
+        else:
+            try:
+                response = await route.handler(request, visitor, self)
+            except Exception:
+                logger.exception("personalize: endpoint %s failed", route.path)
+                response = PlainTextResponse("Internal error, logged", status_code=500)
+        await response(scope, receive, send)
+
+    async def _visitor(self, scope: Scope, now: float) -> tuple[Visitor, bool]:
         headers = read_headers(scope)
         context = self.context.build(scope, headers, now)
         if context.device.is_bot:
             # Bots get no id, no cookie, no profile, and never feed learning.
-            return Visitor(visitor_id=None, user_id=None, context=context, is_new=False), None
+            return Visitor(visitor_id=None, user_id=None, context=context, is_new=False), False
 
         loaded = self.cookies.load(self._read_cookie(headers.get(b"cookie")))
         state = loaded.state
         is_new = state is None
         if state is None:
             state = CookieState(visitor_id=new_visitor_id())
-        set_cookie = self._set_cookie(scope, state) if is_new or loaded.reissue else None
-
+        device = context.device
         source = context.source
         hit = Hit(
             ts=now,
@@ -191,8 +241,11 @@ class PersonalizeMiddleware:
             campaign=source.campaign,
             term=source.term,
             category=self.categories.category(context.path),
-            device_type=context.device.type,
+            device_type=device.type,
             country=context.geo.country if context.geo else None,
+            device_id=state.visitor_id,
+            os=device.os,
+            browser=device.browser,
         )
         visitor = Visitor(
             visitor_id=state.visitor_id,
@@ -200,17 +253,37 @@ class PersonalizeMiddleware:
             context=context,
             is_new=is_new,
             hit=hit,
+            middleware=self,
         )
+        reissue = is_new or loaded.reissue
         if not is_new:
             try:
-                visitor._stored = await self.profiles.load(visitor.profile_key or "")
+                stored = await self.profiles.load(visitor.profile_key or "")
             except Exception as exc:  # an outage: keep the identity, show default content
                 logger.warning(
                     "personalize: profile store unavailable (%s); serving this "
                     "page without the stored profile",
                     exc,
                 )
-        return visitor, set_cookie
+                stored = None
+            if stored is not None and stored.merged_into is not None:
+                # This anonymous id was merged at a login: it never reads the known profile.
+                # Requests in flight during the login still count (they are forwarded);
+                # after that the browser starts over as a new anonymous visitor.
+                if now > (stored.merged_at or 0.0) + FORWARD_GRACE:
+                    fresh = new_visitor_id()
+                    visitor = Visitor(
+                        visitor_id=fresh,
+                        user_id=None,
+                        context=context,
+                        is_new=True,
+                        hit=replace(hit, device_id=fresh),
+                        middleware=self,
+                    )
+                    return visitor, True
+                stored = None
+            visitor._stored = stored
+        return visitor, reissue
 
     def _read_cookie(self, header: str | None) -> str | None:
         if not header or len(header) > _MAX_COOKIE_HEADER:

@@ -101,7 +101,9 @@ class Profile:
     aliases: list[str] = field(default_factory=list)  # anonymous ids merged into this profile
     merged_into: str | None = None  # on an anonymous profile once merged: a tombstone
     merged_at: float | None = None
+    merged_device: str | None = None  # on a tombstone: the device id the browser got at login
     opted_out: bool = False
+    batches: list[str] = field(default_factory=list)  # ids of the last write batches applied
 
     @property
     def current_session(self) -> SessionRecord | None:
@@ -142,7 +144,9 @@ class Profile:
             aliases=[str(a) for a in data.get("aliases", ())],
             merged_into=data.get("merged_into"),
             merged_at=data.get("merged_at"),
+            merged_device=data.get("merged_device"),
             opted_out=bool(data.get("opted_out", False)),
+            batches=[str(b) for b in data.get("batches", ())],
         )
 
     def copy(self) -> Profile:
@@ -223,3 +227,59 @@ class CategoryMap:
         if match is None or match.lastgroup is None:
             return None
         return self._categories[int(match.lastgroup[1:])]
+
+
+MAX_ALIASES = 50  # anonymous ids merged into one known profile before merges are refused
+
+
+def merge_profiles(target: Profile, source: Profile) -> None:
+    """Fold the anonymous ``source`` into the known ``target`` in place.
+
+    Counters add, first_seen takes the minimum and last_seen the maximum, affinities add,
+    session and event histories concatenate in time order (bounded), devices combine, and a
+    trait keeps the value that was set most recently.
+
+    >>> known = Profile(key="u:ann", visits=2, page_views=5, affinities={"shoes": 3.0},
+    ...                 first_seen=500.0, last_seen=900.0)
+    >>> anon = Profile(key="v:x1", visits=1, page_views=2, affinities={"shoes": 1.0, "bags": 1.0},
+    ...                first_seen=100.0, last_seen=200.0)
+    >>> merge_profiles(known, anon)
+    >>> known.visits, known.page_views, known.affinities, known.first_seen, known.last_seen
+    (3, 7, {'shoes': 4.0, 'bags': 1.0}, 100.0, 900.0)
+    """
+    target.visits += source.visits
+    target.page_views += source.page_views
+    target.first_seen = _min(target.first_seen, source.first_seen)
+    target.last_seen = _max(target.last_seen, source.last_seen)
+    for category, views in source.affinities.items():
+        target.affinities[category] = target.affinities.get(category, 0.0) + views
+    target.sessions = sorted([*target.sessions, *source.sessions], key=lambda s: s.started)[
+        -MAX_SESSIONS:
+    ]
+    for name, value in source.traits.items():
+        when = source.trait_times.get(name, 0.0)
+        if name not in target.traits or when > target.trait_times.get(name, 0.0):
+            target.traits[name] = value
+            target.trait_times[name] = when
+    for device_id, device in source.devices.items():
+        mine = target.devices.get(device_id)
+        if mine is None or device.get("last_seen", 0) > mine.get("last_seen", 0):
+            target.devices[device_id] = dict(device)
+    while len(target.devices) > MAX_DEVICES:
+        oldest = min(target.devices, key=lambda d: target.devices[d].get("last_seen", 0))
+        del target.devices[oldest]
+    target.events = sorted([*target.events, *source.events], key=lambda e: e.get("ts", 0))[
+        -MAX_EVENTS:
+    ]
+    from personalize.events import merge_facts
+
+    merge_facts(target.facts, source.facts)
+    target.opted_out = target.opted_out or source.opted_out
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)

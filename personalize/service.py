@@ -6,23 +6,27 @@ running waits ``flush_interval`` seconds, then writes everything pending in one
 ``store.apply_hits`` call, and loops while more arrived. No background task outlives a
 request, so nothing is left pending when an event loop closes.
 
-If the store fails, the batch goes back into the buffer and is retried by the next request
-after a back-off. The buffer is bounded (``max_pending`` page views); when it overflows the
-oldest page views are dropped, counted in ``stats["dropped"]`` and logged as errors.
+If the store fails, the batch is kept, with its id, and sent again by the next request after
+a back-off; the store applies a batch id once, so a write whose outcome was unknown (a
+timeout) never counts twice. The buffer is bounded (``max_pending`` changes); when it
+overflows the oldest changes are dropped, counted in ``stats["dropped"]`` and logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 
+from personalize.events import apply_event
+from personalize.exceptions import StoreError
 from personalize.profile import Hit, Profile, SessionRecord, apply_hit
-from personalize.stores.base import ProfileStore
+from personalize.stores.base import Change, ProfileStore
 
 logger = logging.getLogger("personalize.profiles")
 
@@ -50,39 +54,71 @@ class ProfileService:
         *,
         cache_size: int = 10_000,  # profiles
         flush_interval: float = 0.02,  # seconds
-        max_pending: int = 100_000,  # page views buffered while the store is slow or down
+        max_pending: int = 100_000,  # changes buffered while the store is slow or down
         retry_backoff: float = 1.0,  # seconds before retrying after a failed write
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
-        self._cache: OrderedDict[str, Profile] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[Profile, float]] = OrderedDict()
         self._cache_size = cache_size
         self._flush_interval = flush_interval
         self._max_pending = max_pending
         self._retry_backoff = retry_backoff
         self._clock = clock
-        self._pending: dict[str, list[Hit]] = {}
+        self._pending: dict[str, list[Change]] = {}
+        # Batches whose write failed or whose outcome is unknown; they are sent again with
+        # the same id, and the store applies each id once.
+        self._retry: list[tuple[str, dict[str, list[Change]]]] = []
         self._pending_count = 0
         self._lock = threading.Lock()
         self._flushing = False
         self._epoch = 0  # bumped by every flush; a read that overlaps one is not cached
         self._retry_at = 0.0
         self.stats = {"cache_hits": 0, "cache_misses": 0, "written": 0, "failed": 0, "dropped": 0}
+        register = getattr(store, "on_invalidate", None)
+        if register is not None:
+            register(self._invalidate)
+
+    def _invalidate(self, keys: list[str] | None) -> None:
+        """Another process changed ``keys`` (None: anything): drop them from the cache."""
+        with self._lock:
+            self._epoch += 1
+            if keys is None:
+                self._cache.clear()
+            else:
+                for key in keys:
+                    self._cache.pop(key, None)
+
+    def _cached(self, key: str) -> Profile | None:
+        entry = self._cache.get(key)
+        if entry is None:
+            return None
+        profile, stored_at = entry
+        ttl: float | None = getattr(self.store, "trusted_cache_ttl", None)
+        if ttl is not None and self._clock() - stored_at > ttl:
+            self._cache.pop(key, None)
+            return None
+        self._cache.move_to_end(key)
+        return profile
 
     @property
     def pending(self) -> int:
-        """Page views accepted but not yet written to the store."""
+        """Changes accepted but not yet written to the store."""
         return self._pending_count
 
-    async def load(self, key: str) -> Profile | None:
-        """The profile as stored plus page views not written yet, or None for a new key.
+    def _pending_for(self, key: str) -> list[Change]:
+        items = [c for _, batch in self._retry for c in batch.get(key, ())]
+        items += self._pending.get(key, ())
+        return items
 
-        The caller gets its own copy when there are pending page views; otherwise it gets the
+    async def load(self, key: str) -> Profile | None:
+        """The profile as stored plus changes not written yet, or None for a new key.
+
+        The caller gets its own copy when there are pending changes; otherwise it gets the
         cached object and must not change it (use :func:`copy_profile`).
         """
-        profile = self._cache.get(key)
+        profile = self._cached(key)
         if profile is not None:
-            self._cache.move_to_end(key)
             self.stats["cache_hits"] += 1
         else:
             self.stats["cache_misses"] += 1
@@ -90,25 +126,44 @@ class ProfileService:
             profile = await self.store.get(key)
             if profile is not None and epoch == self._epoch and not self._flushing:
                 self._remember(key, profile)
-        pending = self._pending.get(key)
+        pending = self._pending_for(key) if (self._pending or self._retry) else []
         if pending:
             profile = Profile(key=key) if profile is None else copy_profile(profile)
-            for hit in list(pending):
-                apply_hit(profile, hit, session_timeout=self.store.session_timeout)
+            if profile.merged_into is None:
+                for change in sorted(pending, key=lambda c: c.ts):
+                    if isinstance(change, Hit):
+                        apply_hit(profile, change, session_timeout=self.store.session_timeout)
+                    else:
+                        apply_event(profile, change)
         return profile
 
-    def forget(self, key: str) -> None:
-        """Drop ``key`` from the cache and the pending buffer (after an erase)."""
+    def remember(self, key: str, profile: Profile | None) -> None:
+        """Put a profile the caller just wrote into the cache (or drop the key for None)."""
         with self._lock:
-            self._cache.pop(key, None)
-            hits = self._pending.pop(key, None)
-            if hits:
-                self._pending_count -= len(hits)
+            self._epoch += 1
+            if profile is None:
+                self._cache.pop(key, None)
+            else:
+                self._remember(key, profile)
 
-    async def record(self, key: str, hit: Hit) -> None:
-        """Accept one page view; the calling task may become the one that writes the batch."""
+    def forget(self, key: str) -> None:
+        """Drop ``key`` from the cache and from every buffer (after an erase)."""
         with self._lock:
-            self._pending.setdefault(key, []).append(hit)
+            self._epoch += 1
+            self._cache.pop(key, None)
+            items = self._pending.pop(key, None)
+            if items:
+                self._pending_count -= len(items)
+            for _, batch in self._retry:
+                items = batch.pop(key, None)
+                if items:
+                    self._pending_count -= len(items)
+            self._retry = [(bid, batch) for bid, batch in self._retry if batch]
+
+    async def record(self, key: str, change: Change) -> None:
+        """Accept one change; the calling task may become the one that writes the batch."""
+        with self._lock:
+            self._pending.setdefault(key, []).append(change)
             self._pending_count += 1
             if self._pending_count > self._max_pending:
                 self._drop_oldest()
@@ -117,16 +172,19 @@ class ProfileService:
             self._flushing = True
         try:
             await asyncio.sleep(self._flush_interval)
-            while self._pending and self._clock() >= self._retry_at:
+            while (self._pending or self._retry) and self._clock() >= self._retry_at:
                 await self._flush_once()
         finally:
             self._flushing = False
 
     async def flush(self) -> None:
-        """Write everything pending now (at shutdown, or in tests). Raises if the store fails."""
-        while self._pending:
+        """Write everything pending now (at shutdown, before a merge, in tests).
+
+        Raises :class:`StoreError` when the store cannot take it; the changes stay buffered.
+        """
+        while self._pending or self._retry:
             if not await self._flush_once():
-                raise RuntimeError(f"could not write {self._pending_count} pending page views")
+                raise StoreError(f"could not write {self._pending_count} pending changes")
 
     async def aclose(self) -> None:
         """Flush what is pending (logging what cannot be written) and close the store."""
@@ -134,28 +192,31 @@ class ProfileService:
             await self.flush()
         except Exception:
             logger.exception(
-                "personalize: %d page views could not be written at shutdown", self._pending_count
+                "personalize: %d profile changes could not be written at shutdown",
+                self._pending_count,
             )
         await self.store.close()
 
     async def _flush_once(self) -> bool:
         with self._lock:
-            batch, self._pending = self._pending, {}
-            count, self._pending_count = self._pending_count, 0
+            if self._retry:
+                batch_id, batch = self._retry.pop(0)
+            else:
+                batch_id, batch = secrets.token_hex(8), self._pending
+                self._pending = {}
+            count = sum(len(v) for v in batch.values())
             self._epoch += 1
         if not batch:
             return True
         try:
-            written = await self.store.apply_hits(batch)
+            written = await self.store.apply_changes(batch, batch_id=batch_id)
         except Exception as exc:
             with self._lock:
-                for key, hits in batch.items():  # older hits go first, newer ones stay behind
-                    self._pending[key] = hits + self._pending.get(key, [])
-                self._pending_count += count
+                self._retry.insert(0, (batch_id, batch))
                 self.stats["failed"] += 1
                 self._retry_at = self._clock() + self._retry_backoff
             logger.warning(
-                "personalize: writing %d page views failed (%s); will retry, %d buffered",
+                "personalize: writing %d profile changes failed (%s); will retry, %d buffered",
                 count,
                 exc,
                 self._pending_count,
@@ -164,12 +225,13 @@ class ProfileService:
         with self._lock:
             for key, profile in written.items():
                 self._remember(key, profile)
+            self._pending_count -= count
             self.stats["written"] += count
             self._epoch += 1
         return True
 
     def _remember(self, key: str, profile: Profile) -> None:
-        self._cache[key] = profile
+        self._cache[key] = (profile, self._clock())
         self._cache.move_to_end(key)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -177,17 +239,21 @@ class ProfileService:
     def _drop_oldest(self) -> None:
         excess = self._pending_count - self._max_pending
         dropped = 0
-        for hits in self._pending.values():
-            while hits and dropped < excess:
-                hits.pop(0)
-                dropped += 1
+        buffers = [batch for _, batch in self._retry] + [self._pending]
+        for buffer in buffers:
+            for items in buffer.values():
+                while items and dropped < excess:
+                    items.pop(0)
+                    dropped += 1
+            for key in [k for k, v in buffer.items() if not v]:
+                del buffer[key]
             if dropped >= excess:
                 break
-        self._pending = {k: v for k, v in self._pending.items() if v}
+        self._retry = [(bid, batch) for bid, batch in self._retry if batch]
         self._pending_count -= dropped
         self.stats["dropped"] += dropped
         logger.error(
-            "personalize: write buffer full (%d page views); dropped the %d oldest",
+            "personalize: write buffer full (%d changes); dropped the %d oldest",
             self._max_pending,
             dropped,
         )

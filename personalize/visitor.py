@@ -18,13 +18,23 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from typing import Any
+import logging
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from personalize.context import VisitorContext
-from personalize.exceptions import MiddlewareMissingError
+from personalize.cookie import CookieState, new_visitor_id
+from personalize.events import apply_event, validate_event
+from personalize.exceptions import IdentityError, MiddlewareMissingError
+from personalize.identity import check_user_id
 from personalize.profile import Hit, Profile, apply_hit
 from personalize.service import copy_profile
+
+if TYPE_CHECKING:
+    from personalize.middleware import PersonalizeMiddleware
+
+logger = logging.getLogger("personalize.identity")
 
 STATE_KEY = "visitor"
 _MISSING = (
@@ -44,9 +54,10 @@ class Visitor:
     __slots__ = (
         "_context",
         "_hit",
-        "_profile",
+        "_pz",
         "_stored",
         "_view",
+        "cookie_changed",
         "id",
         "is_new",
         "used",
@@ -62,15 +73,18 @@ class Visitor:
         is_new: bool,
         stored: Profile | None = None,
         hit: Hit | None = None,
+        middleware: PersonalizeMiddleware | None = None,
     ) -> None:
         self.id = visitor_id  # None for bots: they get no id, no cookie and no profile
         self.user_id = user_id
         self.is_new = is_new
         self.used = False
+        self.cookie_changed = False  # identify/logout/forget: the response sends a new cookie
         self._context = context
         self._stored = stored
         self._hit = hit
         self._view: Profile | None = None
+        self._pz = middleware
 
     def __repr__(self) -> str:
         who = f"user_id={self.user_id!r}" if self.user_id else f"id={self.id!r}"
@@ -103,7 +117,7 @@ class Visitor:
         """The stored profile with this page view already folded in (a private copy)."""
         self.used = True
         if self._view is None:
-            if self._stored is None:
+            if self._stored is None or self._stored.merged_into is not None:
                 view = Profile(key=self.profile_key or "", user_id=self.user_id)
             else:
                 view = copy_profile(self._stored)
@@ -112,17 +126,128 @@ class Visitor:
             self._view = view
         return self._view
 
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-able summary of the visitor (for pages that show a visitor their data)."""
-        from dataclasses import asdict
+    def _middleware(self) -> PersonalizeMiddleware:
+        if self._pz is None or self.id is None:
+            raise IdentityError("this visitor cannot be identified (a bot, or no middleware)")
+        return self._pz
 
-        return {
-            "visitor_id": self.id,
-            "user_id": self.user_id,
-            "is_new": self.is_new,
-            "context": asdict(self.context),
-            "profile": self.profile.to_dict() if self.id is not None else None,
-        }
+    def _rebind(self, state: CookieState, stored: Profile | None) -> None:
+        self.id = state.visitor_id
+        self.user_id = state.user_id
+        self._stored = stored
+        self._view = None
+        self.cookie_changed = True
+        if self._hit is not None:
+            self._hit = replace(self._hit, device_id=state.visitor_id)
+
+    async def identify(self, user_id: str, traits: Mapping[str, Any] | None = None) -> Profile:
+        """Log the visitor in as ``user_id``: merge their anonymous history into the known
+        profile, bind the cookie to the user, and return the merged profile.
+
+        The same request already sees the merged profile. A visitor who is already bound to
+        another user is switched to this one without merging the two known profiles.
+        Raises :class:`IdentityError` for junk ids ("", "null", "guest", ...).
+        """
+        pz = self._middleware()
+        uid = check_user_id(user_id, pz.junk_user_ids)
+        if traits is not None and not isinstance(traits, Mapping):
+            raise IdentityError("traits must be a mapping")
+        known_key = f"u:{uid}"
+        if self.user_id == uid:
+            if traits:
+                await pz.profiles.flush()
+                stored = await pz.profiles.store.update(
+                    known_key, _set_traits(known_key, uid, traits, pz.now())
+                )
+                pz.profiles.remember(known_key, stored)
+                self._stored, self._view = stored, None
+            return self.profile
+        new_state = CookieState(visitor_id=new_visitor_id(), user_id=uid)
+        if self.user_id is not None:
+            # Never merge two known profiles implicitly: just switch users.
+            await pz.profiles.flush()
+            if traits:
+                await pz.profiles.store.update(
+                    known_key, _set_traits(known_key, uid, traits, pz.now())
+                )
+            self._rebind(new_state, await pz.profiles.store.get(known_key))
+            return self.profile
+        anonymous_key = f"v:{self.id}"
+        await pz.profiles.flush()  # the merge must include every page view so far
+        merged, absorbed = await pz.profiles.store.merge(
+            anonymous_key,
+            known_key,
+            user_id=uid,
+            device_id=new_state.visitor_id,
+            traits=traits,
+            now=pz.now(),
+            max_aliases=pz.max_aliases,
+        )
+        if not absorbed and self._stored is not None and self._stored.page_views:
+            logger.warning(
+                "personalize: anonymous profile not merged into %s (alias cap %d "
+                "reached or already merged)",
+                known_key,
+                pz.max_aliases,
+            )
+        pz.profiles.remember(known_key, merged)
+        pz.profiles.remember(anonymous_key, None)
+        self._rebind(new_state, merged)
+        return self.profile
+
+    def logout(self) -> None:
+        """Forget who this browser belonged to: a fresh anonymous id, unlinked from the user.
+
+        A shared computer never shows the last user's profile afterwards.
+        """
+        self._middleware()
+        self._rebind(CookieState(visitor_id=new_visitor_id()), None)
+
+    async def forget(self) -> list[str]:
+        """Erase everything stored about this visitor (and the anonymous ids merged into
+        their profile) from the store; the browser continues as a new anonymous visitor.
+        Returns the keys that were removed."""
+        pz = self._middleware()
+        key = self.profile_key or ""
+        await pz.profiles.flush()
+        removed = await pz.profiles.store.erase(key)
+        for k in {key, *removed}:
+            pz.profiles.forget(k)
+        self._hit = None  # this very page view is not recorded either
+        self._rebind(CookieState(visitor_id=new_visitor_id()), None)
+        self._hit = None
+        return removed
+
+    async def track(self, name: str, properties: Mapping[str, Any] | None = None) -> None:
+        """Record an event for this visitor: ``order``, ``return``, ``ticket`` (with the
+        properties the events API documents) or any custom name.
+
+        Raises :class:`~personalize.events.EventError` for invalid events.
+        """
+        pz = self._middleware()
+        kind = name if name in ("order", "return", "ticket") else "custom"
+        event = validate_event(kind, dict(properties or {}), name=name, ts=pz.now())
+        key = self.profile_key or ""
+        if self._stored is None or self._stored.merged_into is not None:
+            self._stored = Profile(key=key, user_id=self.user_id)
+        else:
+            self._stored = copy_profile(self._stored)
+        apply_event(self._stored, event)
+        self._view = None
+        await pz.profiles.record(key, event)
+
+
+def _set_traits(
+    key: str, user_id: str, traits: Mapping[str, Any], now: float
+) -> Callable[[Profile | None], Profile]:
+    def mutate(profile: Profile | None) -> Profile:
+        profile = Profile(key=key, user_id=user_id) if profile is None else profile
+        for name, value in traits.items():
+            profile.traits[str(name)] = value
+            profile.trait_times[str(name)] = now
+        return profile
+
+    return mutate
 
 
 def get_visitor(request: Any) -> Visitor:
@@ -136,3 +261,9 @@ def get_visitor(request: Any) -> Visitor:
     if not isinstance(visitor, Visitor):
         raise MiddlewareMissingError(_MISSING)
     return visitor
+
+
+async def identify(request: Any, user_id: str, traits: Mapping[str, Any] | None = None) -> Profile:
+    """Log in the visitor of ``request`` (a Starlette ``Request`` or an ASGI scope) as
+    ``user_id``; see :meth:`Visitor.identify`."""
+    return await get_visitor(request).identify(user_id, traits)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,38 @@ def shared_data_path(*parts: str) -> Path:
 @pytest.fixture
 def shared_data() -> Path:
     return shared_data_path()
+
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_available() -> bool:
+    """True when a Redis answers at REDIS_URL; skip (or fail in CI) otherwise."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        client.ping()
+        client.close()
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"Redis at {REDIS_URL} is required in CI: {exc}")
+        pytest.skip(f"no Redis at {REDIS_URL} ({exc})")
+    return True
+
+
+@pytest.fixture
+def redis_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A key prefix of this test's own; every key under it is deleted afterwards."""
+    import secrets
+
+    import redis
+
+    redis_available()
+    prefix = f"pztest:{secrets.token_hex(4)}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()

@@ -24,7 +24,7 @@ class MemoryStore(ProfileStore):
     def __len__(self) -> int:
         return len(self._data)
 
-    def keys(self) -> list[str]:
+    async def keys(self) -> list[str]:
         with self._lock:
             return list(self._data)
 
