@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+CHECKED_FOLDERS = ("segments", "content")  # `personalize check --<name> DIR`, default ./<name>
+
+
+def _check_validators() -> dict[str, Callable[[Path], list[str]]]:
+    """Folder kind -> validator returning ``path:line: problem`` strings (empty when valid)."""
+    from personalize.segments import validate_segments
+
+    return {
+        "segments": validate_segments,
+    }
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,7 +33,37 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the demo site (from a source checkout)")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
+    check = commands.add_parser("check", help="validate the segments and content folders")
+    for name in CHECKED_FOLDERS:
+        check.add_argument(f"--{name}", metavar="DIR", help=f"{name} folder (default: ./{name})")
     return parser
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Print every problem as ``path:line: problem``; 1 when there are any, else 0."""
+    validators = _check_validators()
+    problems: list[str] = []
+    checked: list[str] = []
+    for name in CHECKED_FOLDERS:
+        given: str | None = getattr(args, name)
+        folder = Path(given or name)
+        if not folder.is_dir():
+            if given is not None:  # a default folder may be absent, a named one may not
+                problems.append(f"{folder}: no such folder")
+            continue
+        validate = validators.get(name)
+        if validate is not None:
+            problems.extend(validate(folder))
+            files = sum(1 for p in folder.rglob("*") if p.suffix in (".yaml", ".yml"))
+            checked.append(f"{folder} ({files} file{'s' if files != 1 else ''})")
+    for problem in problems:
+        print(problem)
+    if problems:
+        count = len(problems)
+        print(f"personalize check: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        return 1
+    print(f"personalize check: ok, checked {', '.join(checked) or 'nothing (no folders)'}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         uvicorn.run("demo_site.app:app", host=args.host, port=args.port)
         return 0
+    if args.command == "check":
+        return _check(args)
     parser.print_help()
     return 2
 
