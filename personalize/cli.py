@@ -36,7 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate the segments and content folders")
     for name in CHECKED_FOLDERS:
         check.add_argument(f"--{name}", metavar="DIR", help=f"{name} folder (default: ./{name})")
+    _add_learning_commands(commands)
     return parser
+
+
+def _add_learning_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``simulate``, ``evaluate`` and ``learner`` (personalize.learning.commands)."""
+    from personalize.learning.commands import add_commands
+
+    add_commands(commands)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -91,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "check":
         return _check(args)
+    if args.command in ("simulate", "evaluate", "learner"):
+        from personalize.learning.commands import run
+
+        return run(args)
     parser.print_help()
     return 2
 

@@ -4,7 +4,9 @@ The hierarchy::
 
     PersonalizeError                 base of everything raised here
     ├── ConfigurationError           bad options or files, raised at start-up, never per request
-    │   └── GeoDatabaseError         the GeoIP database is missing or unreadable
+    │   ├── GeoDatabaseError         the GeoIP database is missing or unreadable
+    │   ├── SegmentError             segments/*.yaml do not validate (every path:line: problem)
+    │   └── RuleError                one rule does not validate (personalize.rules)
     ├── IdentityError                identify() refused a user id (junk, too long, ...)
     ├── MiddlewareMissingError       request.state.visitor used without PersonalizeMiddleware
     └── StoreError                   a ProfileStore operation failed
@@ -15,6 +17,8 @@ anonymous, default experience and logs the problem.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class PersonalizeError(Exception):
@@ -31,6 +35,16 @@ class GeoDatabaseError(ConfigurationError):
 
 class IdentityError(PersonalizeError, ValueError):
     """A user id was refused: empty, a junk placeholder ("null", "guest"...), or too long."""
+
+
+class SegmentError(ConfigurationError):
+    """Segment files are not valid; ``problems`` holds every ``path:line: problem``."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        header = f"{count} problem{'s' if count != 1 else ''} in segments:"
+        super().__init__("\n".join([header, *self.problems]))
 
 
 class MiddlewareMissingError(PersonalizeError, RuntimeError):

@@ -1,0 +1,133 @@
+"""The attribute vocabulary: built from a context and a profile; unknown values are missing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from personalize import attributes
+from personalize.attributes import ATTRIBUTES, FAMILIES, build_attributes, lookup
+from personalize.context import Clock, Device, Geo, Signals, Source, VisitorContext
+from personalize.profile import Hit, Profile, apply_hit
+
+CASES: list[dict[str, Any]] = yaml.safe_load(
+    (Path(__file__).parent / "data" / "attributes.yaml").read_text(encoding="utf-8")
+)
+_PARTS = {"geo": Geo, "device": Device, "source": Source, "clock": Clock, "signals": Signals}
+
+
+def _context(spec: dict[str, Any]) -> VisitorContext:
+    parts: dict[str, Any] = {}
+    for name, cls in _PARTS.items():
+        if name in spec:
+            fields = dict(spec[name])
+            if name == "signals":
+                fields["languages"] = tuple(fields.get("languages", ()))
+            parts[name] = cls(**fields)
+    return VisitorContext(**parts, path=spec.get("path", "/"))
+
+
+def _normal(value: Any) -> Any:
+    return sorted(value) if isinstance(value, frozenset | tuple | list) else value
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: str(c["id"]))
+def test_build_attributes_table(case: dict[str, Any]) -> None:
+    profile = Profile.from_dict(case["profile"]) if case["profile"] else None
+    attrs = build_attributes(
+        _context(case["context"]),
+        profile,
+        is_known=case["is_known"],
+        now=float(case.get("now", 1_700_000_000)),
+        learned=case.get("learned"),
+    )
+    got = {k: _normal(attrs[k]) for k in case["expect"] if k in attrs}
+    assert got == {k: _normal(v) for k, v in case["expect"].items()}
+    for name in case.get("absent", []):
+        assert name not in attrs, name
+    assert all(v is not None for v in attrs.values())
+
+
+def test_table_ids_are_unique() -> None:
+    ids = [case["id"] for case in CASES]
+    assert len(ids) == len(set(ids))
+
+
+def test_every_built_attribute_is_in_the_vocabulary() -> None:
+    profile = Profile(
+        key="u:1",
+        traits={"plan": "gold"},
+        facts={
+            "purchased": {"p1": 1.0},
+            "custom": {"signup": {"count": 1, "last": 2.0}},
+            "purchases": 1,
+            "revenue": 9.0,
+            "last_purchase_at": 1.0,
+            "returns": 0,
+            "last_return_at": 1.0,
+            "open_tickets": 0,
+            "last_ticket_at": 1.0,
+        },
+    )
+    apply_hit(profile, Hit(ts=10.0, path="/shoes", category="shoes"))
+    apply_hit(profile, Hit(ts=10_000.0, path="/", source="google", campaign="c"))
+    context = VisitorContext(
+        geo=Geo(country="GB", region="ENG", city="x", continent="EU", time_zone="UTC"),
+        device=Device(os="iOS", browser="Safari"),
+        source=Source(source="g", medium="m", campaign="c", term="t", referrer_host="h"),
+        signals=Signals(languages=("en",)),
+    )
+    attrs = build_attributes(
+        context,
+        profile,
+        is_known=True,
+        now=20_000.0,
+        learned={"propensity": 0.5, "cluster": 1, "anomaly": 0.1},
+    )
+    assert set(ATTRIBUTES) - set(attrs) == set()
+    for name in attrs:
+        assert lookup(name) is not None, name
+
+
+def test_docstring_table_lists_the_vocabulary() -> None:
+    doc = attributes.__doc__ or ""
+    documented = set(re.findall(r"^([a-z][a-z0-9_.<>]*)\s{2,}", doc, re.MULTILINE))
+    expected = set(ATTRIBUTES)
+    expected |= {
+        f"{p}<category>" if p == "affinity." else f"{p}<name>"
+        for p in FAMILIES
+        if p not in ("events.", "purchased_at.")
+    }
+    expected |= {"events.<name>.count", "events.<name>.last", "purchased_at.<product>"}
+    assert documented - {"attribute"} == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("traits.plan", "any"),
+        ("affinity.shoes", "number"),
+        ("purchased_at.sku-1", "timestamp"),
+        ("events.app.install.count", "number"),
+        ("events.x.last", "timestamp"),
+    ],
+)
+def test_open_families(name: str, kind: str) -> None:
+    found = lookup(name)
+    assert found is not None and found.type == kind
+
+
+@pytest.mark.parametrize(
+    "name", ["traits.", "affinity.", "events.x", "events..count", "colour", "events.count"]
+)
+def test_unknown_names(name: str) -> None:
+    assert lookup(name) is None
+
+
+def test_unknown_attribute_suggests_family() -> None:
+    message = attributes.unknown_attribute_message("affinities.shoes")
+    assert message == "unknown attribute 'affinities.shoes' (did you mean 'affinity.shoes'?)"
