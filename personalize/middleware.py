@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from fnmatch import translate
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -32,6 +33,7 @@ from personalize.endpoints import ROUTES
 from personalize.exceptions import ConfigurationError
 from personalize.identity import DEFAULT_JUNK_IDS
 from personalize.profile import MAX_ALIASES, SESSION_TIMEOUT, CategoryMap, Hit
+from personalize.segments import SegmentLibrary
 from personalize.service import ProfileService
 from personalize.stores.base import FORWARD_GRACE, ProfileStore
 from personalize.visitor import STATE_KEY, Visitor
@@ -71,6 +73,7 @@ class PersonalizeMiddleware:
       internal_hosts: other hosts of the same site (".example.com" covers subdomains);
         referrers from them are internal navigation, not a new source.
       categories: shell-style path pattern -> interest category, first match wins.
+      segments: a folder of segment YAML files (or a SegmentLibrary); reloaded on change.
       site_time_zone: IANA zone for visitors without geo.
       exclude: shell-style path patterns that skip all personalization work.
       cookie_*: the visitor cookie's name, lifetime (seconds), path, domain and SameSite;
@@ -92,6 +95,7 @@ class PersonalizeMiddleware:
         trusted_proxies: Iterable[str] = (),
         internal_hosts: Iterable[str] = (),
         categories: Mapping[str, str] | None = None,
+        segments: SegmentLibrary | str | os.PathLike[str] | None = None,
         site_time_zone: str = "UTC",
         exclude: Iterable[str] = DEFAULT_EXCLUDE,
         cookie_name: str = "pz_visitor",
@@ -126,6 +130,9 @@ class PersonalizeMiddleware:
             site_time_zone=site_time_zone,
         )
         self.categories = CategoryMap(categories or {})
+        if segments is not None and not isinstance(segments, SegmentLibrary):
+            segments = SegmentLibrary(Path(segments))
+        self.segments: SegmentLibrary | None = segments
         patterns = list(exclude)
         self._exclude = re.compile("|".join(translate(p) for p in patterns)) if patterns else None
         self._clock = clock
@@ -142,6 +149,10 @@ class PersonalizeMiddleware:
         self.path_prefix = "/" + path_prefix.strip("/")
         self.junk_user_ids = frozenset(j.strip().lower() for j in junk_user_ids)
         self.max_aliases = max_aliases
+
+    def learned_scores(self, visitor: Visitor) -> dict[str, Any] | None:
+        """Scores from the learned models (propensity, cluster, anomaly) for segment rules."""
+        return None
 
     def now(self) -> float:
         """The current time in seconds, from the clock the middleware was given."""

@@ -23,18 +23,21 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from personalize.attributes import build_attributes
 from personalize.context import VisitorContext
 from personalize.cookie import CookieState, new_visitor_id
 from personalize.events import apply_event, validate_event
 from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.identity import check_user_id
 from personalize.profile import Hit, Profile, apply_hit
+from personalize.segments import Membership
 from personalize.service import copy_profile
 
 if TYPE_CHECKING:
     from personalize.middleware import PersonalizeMiddleware
 
 logger = logging.getLogger("personalize.identity")
+_warned_unknown: set[str] = set()
 
 STATE_KEY = "visitor"
 _MISSING = (
@@ -52,8 +55,11 @@ class Visitor:
     """
 
     __slots__ = (
+        "_attrs",
         "_context",
         "_hit",
+        "_memberships",
+        "_now",
         "_pz",
         "_stored",
         "_view",
@@ -85,6 +91,9 @@ class Visitor:
         self._hit = hit
         self._view: Profile | None = None
         self._pz = middleware
+        self._now = hit.ts if hit is not None else (middleware.now() if middleware else 0.0)
+        self._attrs: dict[str, Any] | None = None
+        self._memberships: list[Membership] | None = None
 
     def __repr__(self) -> str:
         who = f"user_id={self.user_id!r}" if self.user_id else f"id={self.id!r}"
@@ -126,6 +135,56 @@ class Visitor:
             self._view = view
         return self._view
 
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """The flat attributes segment rules read (see :mod:`personalize.attributes`)."""
+        self.used = True
+        if self._attrs is None:
+            learned = self._pz.learned_scores(self) if self._pz is not None else None
+            self._attrs = build_attributes(
+                self._context,
+                self.profile if self.id is not None else None,
+                is_known=self.is_known,
+                now=self._now,
+                learned=learned,
+            )
+        return self._attrs
+
+    @property
+    def segments(self) -> list[Membership]:
+        """The live segments this visitor belongs to, each with the reasons it matched."""
+        self.used = True
+        if self._memberships is None:
+            library = self._pz.segments if self._pz is not None else None
+            if library is None:
+                self._memberships = []
+            else:
+                library.reload_if_changed()
+                self._memberships = library.evaluate(self.attributes)
+        return self._memberships
+
+    @property
+    def segment_names(self) -> frozenset[str]:
+        return frozenset(m.segment for m in self.segments)
+
+    def in_segment(self, name: str) -> bool:
+        """True when the visitor is in segment ``name``.
+
+        An unknown name is logged (once per name) and answers False: a typo in a template
+        must not cost the visitor their page.
+        """
+        library = self._pz.segments if self._pz is not None else None
+        if library is None or name not in library:
+            if name not in _warned_unknown:
+                _warned_unknown.add(name)
+                logger.warning(
+                    "personalize: unknown segment %r (known: %s)",
+                    name,
+                    ", ".join(library.names) if library is not None else "none",
+                )
+            return False
+        return name in self.segment_names
+
     def _middleware(self) -> PersonalizeMiddleware:
         if self._pz is None or self.id is None:
             raise IdentityError("this visitor cannot be identified (a bot, or no middleware)")
@@ -136,6 +195,8 @@ class Visitor:
         self.user_id = state.user_id
         self._stored = stored
         self._view = None
+        self._attrs = None
+        self._memberships = None
         self.cookie_changed = True
         if self._hit is not None:
             self._hit = replace(self._hit, device_id=state.visitor_id)
@@ -160,7 +221,7 @@ class Visitor:
                     known_key, _set_traits(known_key, uid, traits, pz.now())
                 )
                 pz.profiles.remember(known_key, stored)
-                self._stored, self._view = stored, None
+                self._stored, self._view, self._attrs, self._memberships = stored, None, None, None
             return self.profile
         new_state = CookieState(visitor_id=new_visitor_id(), user_id=uid)
         if self.user_id is not None:
@@ -234,6 +295,8 @@ class Visitor:
             self._stored = copy_profile(self._stored)
         apply_event(self._stored, event)
         self._view = None
+        self._attrs = None
+        self._memberships = None
         await pz.profiles.record(key, event)
 
 

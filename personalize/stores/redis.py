@@ -144,7 +144,11 @@ class RedisStore(ProfileStore):
             raise StoreUnavailableError(f"{self!r} is unreachable; retrying shortly")
 
     async def _call(self, coro: Any) -> Any:
-        self._check_circuit()
+        try:
+            self._check_circuit()
+        except StoreUnavailableError:
+            coro.close()  # never started: close it so it is not reported as never awaited
+            raise
         self._ensure_listener()
         try:
             return await asyncio.wait_for(coro, self.timeout * 4)
