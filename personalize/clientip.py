@@ -19,11 +19,14 @@ the same name should be joined with "," before they are passed in.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
 
 from personalize.exceptions import ConfigurationError
+
+_CACHEABLE = 512  # characters of proxy headers up to which a result is memoized
 
 __all__ = ["ClientIPResolver"]
 
@@ -56,7 +59,7 @@ class ClientIPResolver:
     personalize.exceptions.ConfigurationError: ... did you mean '10.0.0.0/8'?
     """
 
-    def __init__(self, trusted_proxies: Iterable[str] = ()) -> None:
+    def __init__(self, trusted_proxies: Iterable[str] = (), *, cache_size: int = 16384) -> None:
         if isinstance(trusted_proxies, str | bytes):
             raise ConfigurationError(
                 f"trusted_proxies must be a list of IPs or CIDRs, not the string "
@@ -67,6 +70,8 @@ class ClientIPResolver:
             networks.append(_parse_network(entry))
         self._v4 = tuple(n for n in networks if isinstance(n, ipaddress.IPv4Network))
         self._v6 = tuple(n for n in networks if isinstance(n, ipaddress.IPv6Network))
+        # The same peers and proxy chains repeat all day: parse each combination once.
+        self._cached = functools.lru_cache(maxsize=cache_size)(self._resolve)
 
     @property
     def trusted_proxies(self) -> tuple[IPNetwork, ...]:
@@ -84,7 +89,9 @@ class ClientIPResolver:
     ) -> str | None:
         """The client address of a request from ``peer`` with these headers, or None."""
         try:
-            return self._resolve(peer, x_forwarded_for, forwarded)
+            if len(x_forwarded_for or "") + len(forwarded or "") > _CACHEABLE:
+                return self._resolve(peer, x_forwarded_for, forwarded)
+            return self._cached(peer, x_forwarded_for, forwarded)
         except Exception:  # defensive: the request path must never fail here
             return None
 

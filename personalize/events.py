@@ -205,9 +205,9 @@ def apply_event(profile: Profile, event: Event) -> None:
         facts["last_ticket_at"] = max(facts.get("last_ticket_at", 0.0), event.ts)
     else:
         custom = facts.setdefault("custom", {})
-        entry = custom.setdefault(event.name, {"count": 0, "last": 0.0})
-        entry["count"] += 1
-        entry["last"] = max(entry["last"], event.ts)
+        entry = custom.get(event.name, {"count": 0, "last": 0.0})
+        # A new entry rather than an update in place: views share nested values.
+        custom[event.name] = {"count": entry["count"] + 1, "last": max(entry["last"], event.ts)}
         _bounded(custom)
     profile.events.append(event.to_dict())
     del profile.events[:-MAX_EVENTS]

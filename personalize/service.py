@@ -21,7 +21,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import replace
 
 from personalize.events import apply_event
 from personalize.exceptions import StoreError
@@ -32,17 +31,53 @@ logger = logging.getLogger("personalize.profiles")
 
 
 def copy_profile(profile: Profile) -> Profile:
-    """A copy that shares no mutable state with ``profile`` (cheaper than a JSON round trip)."""
-    return replace(
-        profile,
+    """A copy whose own fields and top-level containers can be changed freely.
+
+    Everything :func:`~personalize.profile.apply_hit` and
+    :func:`~personalize.events.apply_event` change is copied; deeper values (a trait that is
+    itself a list, an event's properties) are shared with ``profile``. That keeps this on the
+    per-request path cheap; treat those nested values as read-only.
+    """
+    sessions = list(profile.sessions)
+    if sessions:
+        sessions[-1] = _copy_session(sessions[-1])  # the only session a page view changes
+    facts = {k: dict(v) if isinstance(v, dict) else v for k, v in profile.facts.items()}
+    return Profile(
+        key=profile.key,
+        user_id=profile.user_id,
+        first_seen=profile.first_seen,
+        last_seen=profile.last_seen,
+        visits=profile.visits,
+        page_views=profile.page_views,
         affinities=dict(profile.affinities),
-        sessions=[_copy_session(s) for s in profile.sessions],
+        sessions=sessions,
         traits=dict(profile.traits),
+        trait_times=dict(profile.trait_times),
+        devices={k: dict(v) for k, v in profile.devices.items()},
+        events=list(profile.events),
+        facts=facts,
+        aliases=list(profile.aliases),
+        merged_into=profile.merged_into,
+        merged_at=profile.merged_at,
+        merged_device=profile.merged_device,
+        opted_out=profile.opted_out,
+        batches=list(profile.batches),
     )
 
 
-def _copy_session(session: SessionRecord) -> SessionRecord:
-    return replace(session)
+def _copy_session(s: SessionRecord) -> SessionRecord:
+    return SessionRecord(
+        s.started,
+        s.last_seen,
+        s.page_views,
+        s.channel,
+        s.source,
+        s.medium,
+        s.campaign,
+        s.term,
+        s.landing_page,
+        s.device_type,
+    )
 
 
 class ProfileService:
@@ -202,7 +237,7 @@ class ProfileService:
             if self._retry:
                 batch_id, batch = self._retry.pop(0)
             else:
-                batch_id, batch = secrets.token_hex(8), self._pending
+                batch_id, batch = secrets.token_hex(6), self._pending
                 self._pending = {}
             count = sum(len(v) for v in batch.values())
             self._epoch += 1

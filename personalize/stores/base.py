@@ -29,7 +29,7 @@ Change = Hit | Event
 #: after the merge (requests that were in flight during the login) are forwarded to the known
 #: profile. Later ones stay on the tombstone: the old id never again reaches the known profile.
 FORWARD_GRACE = 120.0  # seconds
-MAX_BATCH_IDS = 32  # write batches remembered per profile, so a retried batch applies once
+MAX_BATCH_IDS = 8  # write batches remembered per profile, so a retried batch applies once
 
 
 class ProfileStore(abc.ABC):
@@ -145,7 +145,7 @@ class ProfileStore(abc.ABC):
         snapshot: list[Profile | None] = [None]
 
         def tombstone(profile: Profile | None) -> Profile | None:
-            snapshot[0] = None if profile is None else Profile.from_dict(profile.to_dict())
+            snapshot[0] = None if profile is None else profile.copy()
             # Even a visitor with no history yet gets a tombstone: the id must never again
             # be taken for a fresh anonymous visitor, and in-flight page views are forwarded.
             profile = Profile(key=anonymous_key) if profile is None else profile

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Mapping
 
@@ -18,7 +17,7 @@ class MemoryStore(ProfileStore):
     """
 
     def __init__(self) -> None:
-        self._data: dict[str, str] = {}
+        self._data: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -30,18 +29,18 @@ class MemoryStore(ProfileStore):
 
     async def get(self, key: str) -> Profile | None:
         raw = self._data.get(key)
-        return None if raw is None else Profile.from_dict(json.loads(raw))
+        return None if raw is None else Profile.from_json(raw)
 
     async def update_many(self, mutations: Mapping[str, Mutation]) -> dict[str, Profile | None]:
         result: dict[str, Profile | None] = {}
         with self._lock:
             for key, mutate in mutations.items():
                 raw = self._data.get(key)
-                new = mutate(None if raw is None else Profile.from_dict(json.loads(raw)))
+                new = mutate(None if raw is None else Profile.from_json(raw))
                 if new is None:
                     self._data.pop(key, None)
                 else:
-                    self._data[key] = json.dumps(new.to_dict())
+                    self._data[key] = new.to_json()
                 result[key] = new
         return result
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import secrets
@@ -165,7 +164,7 @@ class RedisStore(ProfileStore):
 
     async def get(self, key: str) -> Profile | None:
         raw = await self._call(self._client.hget(self.redis_key(key), "d"))
-        return None if raw is None else Profile.from_dict(json.loads(raw))
+        return None if raw is None else Profile.from_json(raw)
 
     async def update_many(self, mutations: Mapping[str, Mutation]) -> dict[str, Profile | None]:
         # Writers of one key in this process take turns (no point racing each other);
@@ -195,9 +194,9 @@ class RedisStore(ProfileStore):
             planned: list[tuple[str, Profile | None]] = []
             async with self._client.pipeline(transaction=False) as pipe:
                 for key, (raw, version) in zip(keys, rows, strict=True):
-                    old = None if raw is None else Profile.from_dict(json.loads(raw))
+                    old = None if raw is None else Profile.from_json(raw)
                     new = todo[key](old)
-                    data = "" if new is None else json.dumps(new.to_dict(), separators=(",", ":"))
+                    data = b"" if new is None else new.to_json()
                     expected = "" if version is None else version.decode()
                     await self._cas(
                         keys=[self.redis_key(key)],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 import threading
@@ -96,12 +95,12 @@ class SQLiteStore(ProfileStore):
             raise StoreError(f"{self!r}: {exc}") from exc
 
     async def get(self, key: str) -> Profile | None:
-        def read(conn: sqlite3.Connection) -> str | None:
+        def read(conn: sqlite3.Connection) -> bytes | str | None:
             row = conn.execute("SELECT data FROM profiles WHERE key = ?", (key,)).fetchone()
-            return None if row is None else str(row[0])
+            return None if row is None else row[0]
 
         raw = await self._run(read)
-        return None if raw is None else Profile.from_dict(json.loads(raw))
+        return None if raw is None else Profile.from_json(raw)
 
     async def update_many(self, mutations: Mapping[str, Mutation]) -> dict[str, Profile | None]:
         def write(conn: sqlite3.Connection) -> dict[str, Profile | None]:
@@ -111,7 +110,7 @@ class SQLiteStore(ProfileStore):
             try:
                 for key, mutate in mutations.items():
                     row = conn.execute("SELECT data FROM profiles WHERE key = ?", (key,)).fetchone()
-                    old = None if row is None else Profile.from_dict(json.loads(row[0]))
+                    old = None if row is None else Profile.from_json(row[0])
                     new = mutate(old)
                     if new is None:
                         conn.execute("DELETE FROM profiles WHERE key = ?", (key,))
@@ -120,7 +119,7 @@ class SQLiteStore(ProfileStore):
                             "INSERT INTO profiles (key, data, updated) "
                             "VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE "
                             "SET data = excluded.data, updated = excluded.updated",
-                            (key, json.dumps(new.to_dict(), separators=(",", ":")), now),
+                            (key, new.to_json(), now),
                         )
                     result[key] = new
             except BaseException:
