@@ -7,8 +7,10 @@
 ...                    store=MemoryStore())
 """
 
+from personalize.content import ContentLibrary
 from personalize.context import Clock, Device, Geo, Signals, Source, VisitorContext
 from personalize.cookie import CookieState, VisitorCookie
+from personalize.decisions import Decision, DecisionEngine, Explanation
 from personalize.events import Event, EventError
 from personalize.exceptions import (
     ConfigurationError,
@@ -16,11 +18,13 @@ from personalize.exceptions import (
     IdentityError,
     MiddlewareMissingError,
     PersonalizeError,
+    SegmentError,
     StoreError,
     StoreUnavailableError,
 )
 from personalize.middleware import PersonalizeMiddleware
 from personalize.profile import CategoryMap, Hit, Profile, SessionRecord
+from personalize.segments import Membership, Segment, SegmentLibrary
 from personalize.stores import MemoryStore, ProfileStore, SQLiteStore
 from personalize.visitor import Visitor, get_visitor, identify
 
@@ -40,14 +44,19 @@ __all__ = [
     "CategoryMap",
     "Clock",
     "ConfigurationError",
+    "ContentLibrary",
     "CookieState",
+    "Decision",
+    "DecisionEngine",
     "Device",
     "Event",
     "EventError",
+    "Explanation",
     "Geo",
     "GeoDatabaseError",
     "Hit",
     "IdentityError",
+    "Membership",
     "MemoryStore",
     "MiddlewareMissingError",
     "PersonalizeError",
@@ -56,6 +65,9 @@ __all__ = [
     "ProfileStore",
     "RedisStore",
     "SQLiteStore",
+    "Segment",
+    "SegmentError",
+    "SegmentLibrary",
     "SessionRecord",
     "Signals",
     "Source",

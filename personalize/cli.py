@@ -17,10 +17,12 @@ CHECKED_FOLDERS = ("segments", "content")  # `personalize check --<name> DIR`, d
 
 def _check_validators() -> dict[str, Callable[[Path], list[str]]]:
     """Folder kind -> validator returning ``path:line: problem`` strings (empty when valid)."""
+    from personalize.content import validate_content
     from personalize.segments import validate_segments
 
     return {
         "segments": validate_segments,
+        "content": validate_content,
     }
 
 

@@ -25,10 +25,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from personalize import events_api  # noqa: F401 - registers its endpoint
+from personalize import decisions_api, events_api  # noqa: F401 - registers their endpoints
 from personalize.builder import ContextBuilder, read_headers
 from personalize.context import VisitorContext
 from personalize.cookie import CookieState, VisitorCookie, new_visitor_id
+from personalize.decisions import DecisionEngine
 from personalize.endpoints import ROUTES
 from personalize.exceptions import ConfigurationError
 from personalize.identity import DEFAULT_JUNK_IDS
@@ -74,6 +75,7 @@ class PersonalizeMiddleware:
         referrers from them are internal navigation, not a new source.
       categories: shell-style path pattern -> interest category, first match wins.
       segments: a folder of segment YAML files (or a SegmentLibrary); reloaded on change.
+      content: a folder of slot/variant YAML files (or a DecisionEngine); reloaded on change.
       site_time_zone: IANA zone for visitors without geo.
       exclude: shell-style path patterns that skip all personalization work.
       cookie_*: the visitor cookie's name, lifetime (seconds), path, domain and SameSite;
@@ -96,6 +98,7 @@ class PersonalizeMiddleware:
         internal_hosts: Iterable[str] = (),
         categories: Mapping[str, str] | None = None,
         segments: SegmentLibrary | str | os.PathLike[str] | None = None,
+        content: DecisionEngine | str | os.PathLike[str] | None = None,
         site_time_zone: str = "UTC",
         exclude: Iterable[str] = DEFAULT_EXCLUDE,
         cookie_name: str = "pz_visitor",
@@ -133,6 +136,14 @@ class PersonalizeMiddleware:
         if segments is not None and not isinstance(segments, SegmentLibrary):
             segments = SegmentLibrary(Path(segments))
         self.segments: SegmentLibrary | None = segments
+        if content is not None and not isinstance(content, DecisionEngine):
+            # Decision ids are signed with a key derived from the cookie secret, so every
+            # worker of the site accepts the clicks of every other.
+            first_key = secret_key if isinstance(secret_key, str) else secret_key[0]
+            content = DecisionEngine(
+                Path(content), segments=segments, secret=f"decisions:{first_key}", clock=clock
+            )
+        self.decisions: DecisionEngine | None = content
         patterns = list(exclude)
         self._exclude = re.compile("|".join(translate(p) for p in patterns)) if patterns else None
         self._clock = clock

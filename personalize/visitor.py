@@ -23,9 +23,12 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from markupsafe import Markup
+
 from personalize.attributes import build_attributes
 from personalize.context import VisitorContext
 from personalize.cookie import CookieState, new_visitor_id
+from personalize.decisions import Decision, Explanation
 from personalize.events import apply_event, validate_event
 from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.identity import check_user_id
@@ -184,6 +187,28 @@ class Visitor:
                 )
             return False
         return name in self.segment_names
+
+    async def decide(self, slot: str) -> Decision:
+        """What slot ``slot`` shows this visitor, with the reasons (see
+        :mod:`personalize.decisions`)."""
+        self.used = True
+        engine = self._pz.decisions if self._pz is not None else None
+        if engine is None:
+            # A configuration mistake must not cost the visitor their page: say it in the log
+            # and in the decision's explanation, and render nothing.
+            logger.error(
+                "personalize: decide(%r) without content: pass content='content/' to "
+                "PersonalizeMiddleware",
+                slot,
+            )
+            return Decision(
+                slot,
+                None,
+                Markup(""),
+                "",
+                Explanation("no content configured on PersonalizeMiddleware"),
+            )
+        return await engine.decide(self, slot)
 
     def _middleware(self) -> PersonalizeMiddleware:
         if self._pz is None or self.id is None:

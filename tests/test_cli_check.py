@@ -25,8 +25,9 @@ BAD = """\
 
 
 def test_valid_folder_exits_0_with_a_summary(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # no default content/ folder here
     (tmp_path / "segs").mkdir()
     (tmp_path / "segs" / "geo.yaml").write_text(GOOD, encoding="utf-8")
     assert main(["check", "--segments", str(tmp_path / "segs")]) == 0
