@@ -1,0 +1,1 @@
+"""Throughput/latency harness for personalize (run against a real uvicorn, never in tests)."""

@@ -1,0 +1,119 @@
+"""ASGI apps for the throughput harness, one per module attribute.
+
+    uvicorn benchmarks.apps:bare                 # Starlette, one route, HTMLResponse("hello")
+    uvicorn benchmarks.apps:trivial              # the same behind a pass-through ASGI middleware
+    uvicorn benchmarks.apps:personalized         # behind PersonalizeMiddleware + SQLiteStore
+    uvicorn benchmarks.apps:personalized_memory  # behind PersonalizeMiddleware + MemoryStore
+
+The apps are built lazily on first attribute access (module ``__getattr__``), so a server that
+imports ``bare`` never opens an SQLite file. ``personalized`` stores profiles in the file named
+by the ``BENCH_DB`` environment variable (default: a fresh temporary directory); the harness
+always sets it. ``BENCH_SECRET`` overrides the (benchmark-only) cookie secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+DEFAULT_SECRET = "benchmark-only-secret-0123456789abcdef"
+APP_NAMES = ("bare", "trivial", "personalized", "personalized_memory")
+
+
+async def hello(request: Request) -> HTMLResponse:
+    return HTMLResponse("hello")
+
+
+def make_bare() -> Starlette:
+    """The reference: one route returning a tiny HTML page."""
+    return Starlette(routes=[Route("/", hello)])
+
+
+class PassThrough:
+    """The cheapest possible pure-ASGI middleware: the cost of one extra layer, nothing more."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def make_trivial() -> ASGIApp:
+    return PassThrough(make_bare())
+
+
+async def personalized_hello(request: Request) -> HTMLResponse:
+    from personalize import get_visitor
+
+    visitor = get_visitor(request)
+    visits = visitor.profile.visits
+    device = visitor.context.device.type
+    return HTMLResponse(f"hello {device} #{visits}")
+
+
+def _make_personalized(store_factory: Callable[[], Any]) -> ASGIApp:
+    from personalize import PersonalizeMiddleware
+
+    holder: list[PersonalizeMiddleware] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        for middleware in holder:  # write pending page views, close the store
+            await middleware.aclose()
+
+    inner = Starlette(routes=[Route("/", personalized_hello)], lifespan=lifespan)
+    middleware = PersonalizeMiddleware(
+        inner,
+        secret_key=os.environ.get("BENCH_SECRET", DEFAULT_SECRET),
+        store=store_factory(),
+    )
+    holder.append(middleware)
+    return middleware
+
+
+def bench_db_path() -> str:
+    path = os.environ.get("BENCH_DB")
+    if not path:
+        path = os.path.join(tempfile.mkdtemp(prefix="personalize-bench-"), "bench.sqlite3")
+    return path
+
+
+def make_personalized() -> ASGIApp:
+    from personalize import SQLiteStore
+
+    return _make_personalized(lambda: SQLiteStore(bench_db_path()))
+
+
+def make_personalized_memory() -> ASGIApp:
+    from personalize import MemoryStore
+
+    return _make_personalized(MemoryStore)
+
+
+_FACTORIES: dict[str, Callable[[], ASGIApp]] = {
+    "bare": make_bare,
+    "trivial": make_trivial,
+    "personalized": make_personalized,
+    "personalized_memory": make_personalized_memory,
+}
+_BUILT: dict[str, ASGIApp] = {}
+
+
+def __getattr__(name: str) -> ASGIApp:
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _BUILT:
+        _BUILT[name] = factory()
+    return _BUILT[name]
