@@ -7,7 +7,7 @@ verify, and a cookie that only an older secret verifies is re-issued with the fi
 >>> jar = VisitorCookie(["a-new-secret-of-32-characters..", "the-old-secret-still-verifies.."])
 >>> value = jar.dump(CookieState(visitor_id="abc"))
 >>> jar.load(value).state
-CookieState(visitor_id='abc', user_id=None)
+CookieState(visitor_id='abc', user_id=None, consent=False, opted_out=False)
 >>> jar.load("tampered" + value).state is None
 True
 """
@@ -38,10 +38,19 @@ def new_visitor_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class CookieState:
-    """What the cookie says: the visitor id and, after login, the bound user id."""
+    """What the cookie says: the visitor id and, after login, the bound user id.
+
+    ``consent`` records that the visitor agreed to be remembered (consent mode "required");
+    ``opted_out`` is the whole cookie of a visitor who opted out: no id at all.
+    """
 
     visitor_id: str
     user_id: str | None = None
+    consent: bool = False
+    opted_out: bool = False
+
+
+OPTED_OUT = CookieState(visitor_id="", opted_out=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +113,13 @@ class VisitorCookie:
 
     def dump(self, state: CookieState) -> str:
         """Sign ``state`` into a cookie value with the newest secret."""
+        if state.opted_out:
+            return self._current.dumps({"o": 1})
         payload: dict[str, Any] = {"v": state.visitor_id}
         if state.user_id is not None:
             payload["u"] = state.user_id
+        if state.consent:
+            payload["c"] = 1
         return self._current.dumps(payload)
 
     def load(self, value: str | None) -> LoadedCookie:
@@ -152,10 +165,12 @@ class VisitorCookie:
 def _state_from_payload(payload: object) -> CookieState | None:
     if not isinstance(payload, dict):
         return None
+    if payload.get("o") == 1:
+        return OPTED_OUT
     visitor_id = payload.get("v")
     user_id = payload.get("u")
     if not isinstance(visitor_id, str) or not 0 < len(visitor_id) <= 64:
         return None
     if user_id is not None and (not isinstance(user_id, str) or not 0 < len(user_id) <= 256):
         return None
-    return CookieState(visitor_id=visitor_id, user_id=user_id)
+    return CookieState(visitor_id=visitor_id, user_id=user_id, consent=payload.get("c") == 1)

@@ -15,7 +15,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
 from fnmatch import translate
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from personalize import decisions_api, events_api  # noqa: F401 - registers their endpoints
 from personalize.builder import ContextBuilder, read_headers
 from personalize.context import VisitorContext
-from personalize.cookie import CookieState, VisitorCookie, new_visitor_id
+from personalize.cookie import OPTED_OUT, CookieState, VisitorCookie, new_visitor_id
 from personalize.decisions import DecisionEngine
 from personalize.endpoints import ROUTES
 from personalize.exceptions import ConfigurationError
@@ -85,6 +84,10 @@ class PersonalizeMiddleware:
       path_prefix: where the middleware's own endpoints live (``/_personalize``).
       junk_user_ids: user ids ``identify`` refuses ("null", "guest", ...).
       max_aliases: anonymous profiles merged into one known profile before merging stops.
+      consent: "implied" remembers visitors from their first page; "required" personalizes
+        from the request alone and stores nothing (no profile, no cookie) until the app
+        calls ``visitor.give_consent()``. Either way ``Sec-GPC: 1`` or an opt-out switches
+        the visitor to context-only for good.
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class PersonalizeMiddleware:
         path_prefix: str = "/_personalize",
         junk_user_ids: Iterable[str] = DEFAULT_JUNK_IDS,
         max_aliases: int = MAX_ALIASES,
+        consent: Literal["implied", "required"] = "implied",
         profile_cache_size: int = 10_000,
         flush_interval: float = 0.02,  # seconds
         clock: Callable[[], float] = time.time,
@@ -160,10 +164,24 @@ class PersonalizeMiddleware:
         self.path_prefix = "/" + path_prefix.strip("/")
         self.junk_user_ids = frozenset(j.strip().lower() for j in junk_user_ids)
         self.max_aliases = max_aliases
+        if consent not in ("implied", "required"):
+            raise ConfigurationError(f"consent must be 'implied' or 'required', not {consent!r}")
+        self.consent = consent
 
     def learned_scores(self, visitor: Visitor) -> dict[str, Any] | None:
         """Scores from the learned models (propensity, cluster, anomaly) for segment rules."""
         return None
+
+    def consent_given(self, visitor: Visitor) -> bool:
+        """Whether a new cookie for ``visitor`` carries an explicit consent (kept when the id
+        changes at login, logout or erasure)."""
+        return visitor.consent
+
+    def hit_for(self, visitor: Visitor) -> Hit | None:
+        """The page view of the current request, for a visitor who just became remembered."""
+        if visitor.id is None:
+            return None
+        return _make_hit(visitor._context, self.categories, visitor._now, visitor.id)
 
     def now(self) -> float:
         """The current time in seconds, from the clock the middleware was given."""
@@ -185,22 +203,20 @@ class PersonalizeMiddleware:
 
         now = self._clock()
         try:
-            visitor, set_cookie = await self._visitor(scope, now)
+            visitor = await self._visitor(scope, now)
         except Exception:  # never let a bug or an outage here cost the visitor their page
             logger.exception("personalize: could not build the visitor; serving defaults")
             visitor = Visitor(visitor_id=None, user_id=None, context=VisitorContext(), is_new=False)
-            set_cookie = False
         scope.setdefault("state", {})[STATE_KEY] = visitor
         page: list[bool] = []
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                cookie = (set_cookie or visitor.cookie_changed) and visitor.id is not None
-                if cookie:
-                    state = CookieState(visitor.id or "", visitor.user_id)
-                    headers.append("set-cookie", self._set_cookie(scope, state))
-                if visitor.used or cookie:
+                cookie = visitor.cookie_out
+                if cookie is not None:
+                    headers.append("set-cookie", self._set_cookie(scope, cookie))
+                if visitor.used or cookie is not None:
                     headers["cache-control"] = _merge_cache_control(headers.get("cache-control"))
                     headers.add_vary_header("Cookie")
                 status = message["status"]
@@ -216,7 +232,14 @@ class PersonalizeMiddleware:
 
         hit = visitor._hit
         key = visitor.profile_key
-        if page and page[0] and hit is not None and key is not None and scope["method"] == "GET":
+        if (
+            page
+            and page[0]
+            and hit is not None
+            and key is not None
+            and visitor.remembers
+            and scope["method"] == "GET"
+        ):
             # After the response: the visitor is not waiting for this write.
             try:
                 await self.profiles.record(key, hit)
@@ -240,72 +263,77 @@ class PersonalizeMiddleware:
                 response = PlainTextResponse("Internal error, logged", status_code=500)
         await response(scope, receive, send)
 
-    async def _visitor(self, scope: Scope, now: float) -> tuple[Visitor, bool]:
+    async def _visitor(self, scope: Scope, now: float) -> Visitor:
         headers = read_headers(scope)
         context = self.context.build(scope, headers, now)
         if context.device.is_bot:
             # Bots get no id, no cookie, no profile, and never feed learning.
-            return Visitor(visitor_id=None, user_id=None, context=context, is_new=False), False
+            return Visitor(visitor_id=None, user_id=None, context=context, is_new=False)
 
         loaded = self.cookies.load(self._read_cookie(headers.get(b"cookie")))
         state = loaded.state
+        if (state is not None and state.opted_out) or context.signals.gpc:
+            # Context-only for good: no id, no profile; the cookie only says "opted out".
+            visitor = Visitor(
+                visitor_id=None, user_id=None, context=context, is_new=False, middleware=self
+            )
+            if state is None or not state.opted_out or loaded.reissue:
+                visitor.cookie_out = OPTED_OUT
+            return visitor
+        if self.consent == "required" and (state is None or not state.consent):
+            # Until the visitor consents: personalize from the request, persist nothing.
+            return Visitor(
+                visitor_id=None,
+                user_id=None,
+                context=context,
+                is_new=state is None,
+                middleware=self,
+            )
         is_new = state is None
         if state is None:
             state = CookieState(visitor_id=new_visitor_id())
-        device = context.device
-        source = context.source
-        hit = Hit(
-            ts=now,
-            path=context.path,
-            channel=source.channel,
-            source=source.source,
-            medium=source.medium,
-            campaign=source.campaign,
-            term=source.term,
-            category=self.categories.category(context.path),
-            device_type=device.type,
-            country=context.geo.country if context.geo else None,
-            device_id=state.visitor_id,
-            os=device.os,
-            browser=device.browser,
-        )
         visitor = Visitor(
             visitor_id=state.visitor_id,
             user_id=state.user_id,
             context=context,
             is_new=is_new,
-            hit=hit,
+            hit=_make_hit(context, self.categories, now, state.visitor_id),
             middleware=self,
         )
-        reissue = is_new or loaded.reissue
-        if not is_new:
-            try:
-                stored = await self.profiles.load(visitor.profile_key or "")
-            except Exception as exc:  # an outage: keep the identity, show default content
-                logger.warning(
-                    "personalize: profile store unavailable (%s); serving this "
-                    "page without the stored profile",
-                    exc,
+        visitor.consent = state.consent
+        if is_new or loaded.reissue:
+            visitor.cookie_out = state
+        if is_new:
+            return visitor
+        try:
+            stored = await self.profiles.load(visitor.profile_key or "")
+        except Exception as exc:  # an outage: keep the identity, show default content
+            logger.warning(
+                "personalize: profile store unavailable (%s); serving this "
+                "page without the stored profile",
+                exc,
+            )
+            stored = None
+        if stored is not None and stored.merged_into is not None:
+            # This anonymous id was merged at a login: it never reads the known profile.
+            # Requests in flight during the login still count (they are forwarded);
+            # after that the browser starts over as a new anonymous visitor.
+            if now > (stored.merged_at or 0.0) + FORWARD_GRACE:
+                fresh = CookieState(visitor_id=new_visitor_id(), consent=state.consent)
+                visitor = Visitor(
+                    visitor_id=fresh.visitor_id,
+                    user_id=None,
+                    context=context,
+                    is_new=True,
+                    hit=_make_hit(context, self.categories, now, fresh.visitor_id),
+                    middleware=self,
                 )
-                stored = None
-            if stored is not None and stored.merged_into is not None:
-                # This anonymous id was merged at a login: it never reads the known profile.
-                # Requests in flight during the login still count (they are forwarded);
-                # after that the browser starts over as a new anonymous visitor.
-                if now > (stored.merged_at or 0.0) + FORWARD_GRACE:
-                    fresh = new_visitor_id()
-                    visitor = Visitor(
-                        visitor_id=fresh,
-                        user_id=None,
-                        context=context,
-                        is_new=True,
-                        hit=replace(hit, device_id=fresh),
-                        middleware=self,
-                    )
-                    return visitor, True
-                stored = None
-            visitor._stored = stored
-        return visitor, reissue
+                visitor.consent = state.consent
+                visitor.cookie_out = fresh
+                return visitor
+            stored = None
+        visitor._stored = stored
+        return visitor
 
     def _read_cookie(self, header: str | None) -> str | None:
         if not header or len(header) > _MAX_COOKIE_HEADER:
@@ -325,3 +353,23 @@ class PersonalizeMiddleware:
         return f"{self.cookie_name}={value}{self._cookie_attributes}" + (
             "; Secure" if secure else ""
         )
+
+
+def _make_hit(context: VisitorContext, categories: CategoryMap, now: float, device_id: str) -> Hit:
+    device = context.device
+    source = context.source
+    return Hit(
+        ts=now,
+        path=context.path,
+        channel=source.channel,
+        source=source.source,
+        medium=source.medium,
+        campaign=source.campaign,
+        term=source.term,
+        category=categories.category(context.path),
+        device_type=device.type,
+        country=context.geo.country if context.geo else None,
+        device_id=device_id,
+        os=device.os,
+        browser=device.browser,
+    )

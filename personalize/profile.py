@@ -75,6 +75,7 @@ class SessionRecord:
     term: str | None = None
     landing_page: str = "/"
     device_type: str | None = None
+    country: str | None = None  # where the visit came from (never the IP address)
 
 
 @dataclass(slots=True)
@@ -205,6 +206,7 @@ def _session_dict(s: SessionRecord) -> dict[str, Any]:
         "term": s.term,
         "landing_page": s.landing_page,
         "device_type": s.device_type,
+        "country": s.country,
     }
 
 
@@ -220,6 +222,7 @@ def _session_from(d: Mapping[str, Any]) -> SessionRecord:
         term=d.get("term"),
         landing_page=d.get("landing_page", "/"),
         device_type=d.get("device_type"),
+        country=d.get("country"),
     )
 
 
@@ -244,6 +247,7 @@ def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TI
                 term=None if internal else hit.term,
                 landing_page=hit.path[:_MAX_PATH],
                 device_type=hit.device_type,
+                country=hit.country,
             )
         )
         del profile.sessions[:-MAX_SESSIONS]

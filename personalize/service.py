@@ -77,6 +77,7 @@ def _copy_session(s: SessionRecord) -> SessionRecord:
         s.term,
         s.landing_page,
         s.device_type,
+        s.country,
     )
 
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from markupsafe import Markup
 
 from personalize.attributes import build_attributes
 from personalize.context import VisitorContext
-from personalize.cookie import CookieState, new_visitor_id
+from personalize.cookie import OPTED_OUT, CookieState, new_visitor_id
 from personalize.decisions import Decision, Explanation
 from personalize.events import apply_event, validate_event
 from personalize.exceptions import IdentityError, MiddlewareMissingError
@@ -66,9 +66,11 @@ class Visitor:
         "_pz",
         "_stored",
         "_view",
-        "cookie_changed",
+        "consent",
+        "cookie_out",
         "id",
         "is_new",
+        "mode",
         "used",
         "user_id",
     )
@@ -88,7 +90,12 @@ class Visitor:
         self.user_id = user_id
         self.is_new = is_new
         self.used = False
-        self.cookie_changed = False  # identify/logout/forget: the response sends a new cookie
+        # The cookie the response sends (new visitor, rotation, login, logout, opt-out), if any.
+        self.cookie_out: CookieState | None = None
+        self.consent = False  # the visitor explicitly agreed to be remembered
+        # "full": profile and learning; "context": personalized from this request alone,
+        # nothing remembered (opted out, Global Privacy Control, or no consent yet).
+        self.mode: Literal["full", "context"] = "full" if visitor_id is not None else "context"
         self._context = context
         self._stored = stored
         self._hit = hit
@@ -215,16 +222,22 @@ class Visitor:
             raise IdentityError("this visitor cannot be identified (a bot, or no middleware)")
         return self._pz
 
+    @property
+    def remembers(self) -> bool:
+        """True when this visitor's profile is stored and learned from."""
+        return self.mode == "full" and self.id is not None
+
     def _rebind(self, state: CookieState, stored: Profile | None) -> None:
-        self.id = state.visitor_id
+        self.id = state.visitor_id or None
         self.user_id = state.user_id
+        self.mode = "full" if self.id is not None else "context"
         self._stored = stored
         self._view = None
         self._attrs = None
         self._memberships = None
-        self.cookie_changed = True
+        self.cookie_out = state
         if self._hit is not None:
-            self._hit = replace(self._hit, device_id=state.visitor_id)
+            self._hit = replace(self._hit, device_id=state.visitor_id) if self.id else None
 
     async def identify(self, user_id: str, traits: Mapping[str, Any] | None = None) -> Profile:
         """Log the visitor in as ``user_id``: merge their anonymous history into the known
@@ -234,6 +247,10 @@ class Visitor:
         another user is switched to this one without merging the two known profiles.
         Raises :class:`IdentityError` for junk ids ("", "null", "guest", ...).
         """
+        if self.mode == "context" and self._pz is not None and not self.is_bot:
+            # Opted out, GPC or no consent: the login works, personalize remembers nothing.
+            check_user_id(user_id, self._pz.junk_user_ids)
+            return self.profile
         pz = self._middleware()
         uid = check_user_id(user_id, pz.junk_user_ids)
         if traits is not None and not isinstance(traits, Mapping):
@@ -286,23 +303,54 @@ class Visitor:
 
         A shared computer never shows the last user's profile afterwards.
         """
-        self._middleware()
-        self._rebind(CookieState(visitor_id=new_visitor_id()), None)
+        if self.mode == "context":
+            return
+        pz = self._middleware()
+        self._rebind(CookieState(visitor_id=new_visitor_id(), consent=pz.consent_given(self)), None)
 
     async def forget(self) -> list[str]:
         """Erase everything stored about this visitor (and the anonymous ids merged into
         their profile) from the store; the browser continues as a new anonymous visitor.
         Returns the keys that were removed."""
+        if self.mode == "context":
+            return []
         pz = self._middleware()
+        removed = await self._erase(pz)
+        self._rebind(CookieState(visitor_id=new_visitor_id(), consent=pz.consent_given(self)), None)
+        self._hit = None  # this very page view is not recorded either
+        return removed
+
+    async def _erase(self, pz: PersonalizeMiddleware) -> list[str]:
         key = self.profile_key or ""
         await pz.profiles.flush()
         removed = await pz.profiles.store.erase(key)
         for k in {key, *removed}:
             pz.profiles.forget(k)
-        self._hit = None  # this very page view is not recorded either
-        self._rebind(CookieState(visitor_id=new_visitor_id()), None)
-        self._hit = None
         return removed
+
+    async def opt_out(self) -> list[str]:
+        """Stop personalize remembering this visitor, for good: erase what is stored and
+        replace the cookie with an opt-out marker that holds no id. Pages are still
+        personalized from the request itself (country, device, time...). Returns the erased
+        keys."""
+        if self._pz is None:
+            raise MiddlewareMissingError(_MISSING)
+        removed = await self._erase(self._pz) if self.remembers else []
+        self._rebind(OPTED_OUT, None)
+        return removed
+
+    def opt_in(self) -> None:
+        """Undo :meth:`opt_out` (or give consent in consent mode "required"): a fresh
+        anonymous id that is remembered from now on."""
+        if self._pz is None:
+            raise MiddlewareMissingError(_MISSING)
+        if self.remembers:
+            return
+        self.consent = True
+        self._rebind(CookieState(visitor_id=new_visitor_id(), consent=True), None)
+        self._hit = self._pz.hit_for(self) if self.id else None
+
+    give_consent = opt_in
 
     async def track(self, name: str, properties: Mapping[str, Any] | None = None) -> None:
         """Record an event for this visitor: ``order``, ``return``, ``ticket`` (with the
@@ -310,6 +358,8 @@ class Visitor:
 
         Raises :class:`~personalize.events.EventError` for invalid events.
         """
+        if self.mode == "context":
+            return
         pz = self._middleware()
         kind = name if name in ("order", "return", "ticket") else "custom"
         event = validate_event(kind, dict(properties or {}), name=name, ts=pz.now())

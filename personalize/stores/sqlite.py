@@ -77,6 +77,8 @@ class SQLiteStore(ProfileStore):
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                # Erased profiles are overwritten on disk, not just unlinked from the tree.
+                conn.execute("PRAGMA secure_delete=ON")
                 conn.execute(_SCHEMA)
             except BaseException:
                 conn.close()
@@ -135,6 +137,17 @@ class SQLiteStore(ProfileStore):
             return conn.execute("DELETE FROM profiles WHERE key = ?", (key,)).rowcount > 0
 
         return await self._run(remove)
+
+    async def erase(self, key: str) -> list[str]:
+        """Delete a profile and its aliases, then checkpoint the write-ahead log so no copy
+        of the erased pages stays behind in it."""
+        removed = await super().erase(key)
+
+        def checkpoint(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+        await self._run(checkpoint)
+        return removed
 
     async def keys(self) -> list[str]:
         """Every stored key (for maintenance and tests, not for the request path)."""
