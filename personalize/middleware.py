@@ -88,6 +88,9 @@ class PersonalizeMiddleware:
         from the request alone and stores nothing (no profile, no cookie) until the app
         calls ``visitor.give_consent()``. Either way ``Sec-GPC: 1`` or an opt-out switches
         the visitor to context-only for good.
+      admin_users: user name -> password hash (``personalize hash-password``) of the
+        editors allowed into the editor UI at ``<path_prefix>/admin``; without any, the
+        editor UI is disabled. There is no default password.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class PersonalizeMiddleware:
         junk_user_ids: Iterable[str] = DEFAULT_JUNK_IDS,
         max_aliases: int = MAX_ALIASES,
         consent: Literal["implied", "required"] = "implied",
+        admin_users: Mapping[str, str] | None = None,
         profile_cache_size: int = 10_000,
         flush_interval: float = 0.02,  # seconds
         clock: Callable[[], float] = time.time,
@@ -167,6 +171,8 @@ class PersonalizeMiddleware:
         if consent not in ("implied", "required"):
             raise ConfigurationError(f"consent must be 'implied' or 'required', not {consent!r}")
         self.consent = consent
+        self.admin_users: dict[str, str] = dict(admin_users or {})
+        self.learning: Any = None  # set by the learning integration (status for the editor)
 
     def learned_scores(self, visitor: Visitor) -> dict[str, Any] | None:
         """Scores from the learned models (propensity, cluster, anomaly) for segment rules."""
