@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -19,7 +20,6 @@ from fnmatch import translate
 from pathlib import Path
 from typing import Any, Literal
 
-from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,15 +44,35 @@ DEFAULT_EXCLUDE = ("/static/*", "/favicon.ico", "/robots.txt", "/health", "/heal
 _MAX_COOKIE_HEADER = 8192
 
 
-def _merge_cache_control(existing: str | None) -> str:
-    """``private`` added to the app's Cache-Control; directives for shared caches removed."""
+@functools.lru_cache(maxsize=256)
+def _merge_cache_control(existing: bytes | None) -> bytes:
+    """``private`` added to the app's Cache-Control; directives for shared caches removed.
+
+    >>> _merge_cache_control(b"public, max-age=60, s-maxage=600")
+    b'private, max-age=60'
+    """
     keep = []
-    for part in (existing or "").split(","):
+    for part in (existing or b"").split(b","):
         directive = part.strip()
-        name = directive.split("=", 1)[0].strip().lower()
-        if directive and name not in {"public", "private", "s-maxage", "proxy-revalidate"}:
+        name = directive.split(b"=", 1)[0].strip().lower()
+        if directive and name not in {b"public", b"private", b"s-maxage", b"proxy-revalidate"}:
             keep.append(directive)
-    return ", ".join(["private", *keep])
+    return b", ".join([b"private", *keep])
+
+
+@functools.lru_cache(maxsize=256)
+def _add_vary_cookie(existing: bytes | None) -> bytes:
+    """The Vary header with Cookie in it.
+
+    >>> _add_vary_cookie(b"Accept-Encoding"), _add_vary_cookie(b"cookie"), _add_vary_cookie(None)
+    (b'Accept-Encoding, Cookie', b'cookie', b'Cookie')
+    """
+    if not existing:
+        return b"Cookie"
+    names = {part.strip().lower() for part in existing.split(b",")}
+    if b"cookie" in names or b"*" in names:
+        return existing
+    return existing + b", Cookie"
 
 
 def _api_key(key: str) -> str:
@@ -218,16 +238,7 @@ class PersonalizeMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                cookie = visitor.cookie_out
-                if cookie is not None:
-                    headers.append("set-cookie", self._set_cookie(scope, cookie))
-                if visitor.used or cookie is not None:
-                    headers["cache-control"] = _merge_cache_control(headers.get("cache-control"))
-                    headers.add_vary_header("Cookie")
-                status = message["status"]
-                ctype = headers.get("content-type", "")
-                page.append(200 <= status < 300 and ctype.startswith("text/html"))
+                page.append(self._finish_headers(scope, message, visitor))
             await send(message)
 
         path = scope["path"]
@@ -251,6 +262,37 @@ class PersonalizeMiddleware:
                 await self.profiles.record(key, hit)
             except Exception:
                 logger.exception("personalize: could not record a page view")
+
+    def _finish_headers(self, scope: Scope, message: Message, visitor: Visitor) -> bool:
+        """Add Set-Cookie, Cache-Control: private and Vary: Cookie where they belong;
+        return whether the response is a page view (2xx HTML). Works on the raw header list:
+        this runs for every response."""
+        raw = message.get("headers") or []
+        cookie = visitor.cookie_out
+        personalized = visitor.used or cookie is not None
+        content_type = b""
+        cache_control: bytes | None = None
+        vary: bytes | None = None
+        headers: list[tuple[bytes, bytes]] = []
+        for name, value in raw:
+            lowered = name.lower()
+            if lowered == b"content-type":
+                content_type = value
+            elif personalized and lowered == b"cache-control":
+                cache_control = value
+                continue
+            elif personalized and lowered == b"vary":
+                vary = value if vary is None else vary + b", " + value
+                continue
+            headers.append((name, value))
+        if personalized:
+            headers.append((b"cache-control", _merge_cache_control(cache_control)))
+            headers.append((b"vary", _add_vary_cookie(vary)))
+            if cookie is not None:
+                headers.append((b"set-cookie", self._set_cookie(scope, cookie).encode("latin-1")))
+            message["headers"] = headers
+        status = message["status"]
+        return 200 <= status < 300 and content_type.startswith(b"text/html")
 
     async def _endpoint(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor) -> None:
         route = ROUTES.get(scope["path"][len(self.path_prefix) :] or "/")
