@@ -159,10 +159,35 @@ class Profile:
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Profile:
-        return cls.from_dict(orjson.loads(data))
+        """A profile from what :meth:`to_json` wrote (the decoded containers are fresh, so
+        they are taken as they are: this runs for every profile a store reads)."""
+        d = orjson.loads(data)
+        get = d.get
+        return cls(
+            d["key"],
+            get("user_id"),
+            get("first_seen"),
+            get("last_seen"),
+            get("visits", 0),
+            get("page_views", 0),
+            get("affinities") or {},
+            [_session_from(s) for s in get("sessions", ())],
+            get("traits") or {},
+            get("trait_times") or {},
+            get("devices") or {},
+            get("events") or [],
+            get("facts") or {},
+            get("aliases") or [],
+            get("merged_into"),
+            get("merged_at"),
+            get("merged_device"),
+            get("opted_out", False),
+            get("batches") or [],
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
+        """A profile from plain data of any origin: types are checked and containers copied."""
         sessions = [_session_from(s) for s in data.get("sessions", ())]
         return cls(
             key=str(data["key"]),
@@ -211,18 +236,19 @@ def _session_dict(s: SessionRecord) -> dict[str, Any]:
 
 
 def _session_from(d: Mapping[str, Any]) -> SessionRecord:
+    get = d.get
     return SessionRecord(
-        started=d["started"],
-        last_seen=d["last_seen"],
-        page_views=d.get("page_views", 0),
-        channel=d.get("channel", "direct"),
-        source=d.get("source"),
-        medium=d.get("medium"),
-        campaign=d.get("campaign"),
-        term=d.get("term"),
-        landing_page=d.get("landing_page", "/"),
-        device_type=d.get("device_type"),
-        country=d.get("country"),
+        d["started"],
+        d["last_seen"],
+        get("page_views", 0),
+        get("channel", "direct"),
+        get("source"),
+        get("medium"),
+        get("campaign"),
+        get("term"),
+        get("landing_page", "/"),
+        get("device_type"),
+        get("country"),
     )
 
 

@@ -20,12 +20,12 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
 from personalize.events import apply_event
 from personalize.exceptions import StoreError
 from personalize.profile import Hit, Profile, SessionRecord, apply_hit
-from personalize.stores.base import Change, ProfileStore
+from personalize.stores.base import Change, ProfileStore, fold_changes
 
 logger = logging.getLogger("personalize.profiles")
 
@@ -62,6 +62,36 @@ def copy_profile(profile: Profile) -> Profile:
         merged_device=profile.merged_device,
         opted_out=profile.opted_out,
         batches=list(profile.batches),
+    )
+
+
+def hit_view(profile: Profile) -> Profile:
+    """A copy good for folding page views into, cheaper than :func:`copy_profile`: only what
+    :func:`~personalize.profile.apply_hit` changes is copied (counters, sessions, affinities,
+    devices); traits, facts and events are shared with ``profile`` and read-only."""
+    sessions = list(profile.sessions)
+    if sessions:
+        sessions[-1] = _copy_session(sessions[-1])
+    return Profile(
+        key=profile.key,
+        user_id=profile.user_id,
+        first_seen=profile.first_seen,
+        last_seen=profile.last_seen,
+        visits=profile.visits,
+        page_views=profile.page_views,
+        affinities=dict(profile.affinities),
+        sessions=sessions,
+        traits=profile.traits,
+        trait_times=profile.trait_times,
+        devices={k: dict(v) for k, v in profile.devices.items()},
+        events=profile.events,
+        facts=profile.facts,
+        aliases=profile.aliases,
+        merged_into=profile.merged_into,
+        merged_at=profile.merged_at,
+        merged_device=profile.merged_device,
+        opted_out=profile.opted_out,
+        batches=profile.batches,
     )
 
 
@@ -108,7 +138,11 @@ class ProfileService:
         self._pending_count = 0
         self._lock = threading.Lock()
         self._flushing = False
-        self._epoch = 0  # bumped by every flush; a read that overlaps one is not cached
+        self._epoch = 0  # bumped by remember/forget/invalidate: an overlapping read is not cached
+        # A read that overlaps a write of the same key may miss it: such reads are not cached.
+        self._inflight: Mapping[str, list[Change]] = {}
+        self._written_seq = 0
+        self._key_seq: OrderedDict[str, int] = OrderedDict()
         self._retry_at = 0.0
         self.stats = {"cache_hits": 0, "cache_misses": 0, "written": 0, "failed": 0, "dropped": 0}
         register = getattr(store, "on_invalidate", None)
@@ -158,9 +192,14 @@ class ProfileService:
             self.stats["cache_hits"] += 1
         else:
             self.stats["cache_misses"] += 1
-            epoch = self._epoch
+            epoch, seq = self._epoch, self._written_seq
             profile = await self.store.get(key)
-            if profile is not None and epoch == self._epoch and not self._flushing:
+            if (
+                profile is not None
+                and epoch == self._epoch
+                and key not in self._inflight
+                and self._key_seq.get(key, -1) <= seq
+            ):
                 self._remember(key, profile)
         pending = self._pending_for(key) if (self._pending or self._retry) else []
         if pending:
@@ -241,13 +280,14 @@ class ProfileService:
                 batch_id, batch = secrets.token_hex(6), self._pending
                 self._pending = {}
             count = sum(len(v) for v in batch.values())
-            self._epoch += 1
         if not batch:
             return True
+        self._inflight = batch
         try:
             written = await self.store.apply_changes(batch, batch_id=batch_id)
         except Exception as exc:
             with self._lock:
+                self._written(batch)  # the outcome is unknown: reads since may be stale
                 self._retry.insert(0, (batch_id, batch))
                 self.stats["failed"] += 1
                 self._retry_at = self._clock() + self._retry_backoff
@@ -261,10 +301,41 @@ class ProfileService:
         with self._lock:
             for key, profile in written.items():
                 self._remember(key, profile)
+            for key, items in batch.items():
+                # Stores that append (SQLite) return no profiles: fold the batch into what
+                # this process has cached, so the cache stays what the store now holds.
+                if key in written:
+                    continue
+                cached = self._cache.get(key)
+                if cached is None:
+                    continue
+                if cached[0].merged_into is not None:
+                    self._cache.pop(key, None)  # forwarding rules live in the store
+                    continue
+                profile = (
+                    hit_view(cached[0])
+                    if all(isinstance(c, Hit) for c in items)
+                    else (copy_profile(cached[0]))
+                )
+                fold_changes(
+                    profile,
+                    sorted(items, key=lambda c: c.ts),
+                    session_timeout=self.store.session_timeout,
+                )
+                self._cache[key] = (profile, cached[1])
             self._pending_count -= count
             self.stats["written"] += count
-            self._epoch += 1
+            self._written(batch)
         return True
+
+    def _written(self, keys: Iterable[str]) -> None:
+        self._inflight = {}
+        self._written_seq += 1
+        for key in keys:
+            self._key_seq[key] = self._written_seq
+            self._key_seq.move_to_end(key)
+        while len(self._key_seq) > 2 * self._cache_size:
+            self._key_seq.popitem(last=False)
 
     def _remember(self, key: str, profile: Profile) -> None:
         self._cache[key] = (profile, self._clock())

@@ -34,7 +34,7 @@ from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.identity import check_user_id
 from personalize.profile import Hit, Profile, apply_hit
 from personalize.segments import Membership
-from personalize.service import copy_profile
+from personalize.service import copy_profile, hit_view
 
 if TYPE_CHECKING:
     from personalize.middleware import PersonalizeMiddleware
@@ -133,11 +133,17 @@ class Visitor:
 
     @property
     def profile(self) -> Profile:
-        """The stored profile with this page view already folded in (a private copy)."""
+        """The stored profile with this page view already folded in.
+
+        Read it; change it through :meth:`identify`, :meth:`track` and the events API. (Its
+        counters and sessions are this request's own; nested traits, facts and events are
+        shared with the cache.)"""
         self.used = True
         if self._view is None:
             if self._stored is None or self._stored.merged_into is not None:
                 view = Profile(key=self.profile_key or "", user_id=self.user_id)
+            elif self._hit is not None:
+                view = hit_view(self._stored)
             else:
                 view = copy_profile(self._stored)
             if self._hit is not None:

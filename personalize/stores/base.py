@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
+import orjson
+
 from personalize.events import Event, apply_event
 from personalize.profile import (
     MAX_ALIASES,
@@ -65,7 +67,10 @@ class ProfileStore(abc.ABC):
         return (await self.update_many({key: mutation}))[key]
 
     async def apply_hits(self, hits: Mapping[str, Sequence[Hit]]) -> dict[str, Profile]:
-        """Fold page views into their profiles, creating profiles that do not exist yet."""
+        """Fold page views into their profiles, creating profiles that do not exist yet.
+
+        Returns the new profiles where the store computed them (a store that appends to a
+        change log returns none)."""
         return await self.apply_changes(hits)
 
     async def apply_changes(
@@ -86,27 +91,16 @@ class ProfileStore(abc.ABC):
             def mutate(profile: Profile | None) -> Profile:
                 forwards.pop(key, None)  # a retried mutation starts afresh
                 profile = Profile(key=key) if profile is None else profile
-                todo: Sequence[Change] = ordered
-                if profile.merged_into is not None:
-                    grace_end = (profile.merged_at or 0.0) + FORWARD_GRACE
-                    forwarded = [
-                        _renamed(c, key, profile.merged_device)
-                        for c in ordered
-                        if c.ts <= grace_end
-                    ]
-                    if forwarded:
-                        forwards[key] = (profile.merged_into, forwarded)
-                    todo = [c for c in ordered if c.ts > grace_end]
+                todo, forwarded = split_forwarded(profile, ordered)
+                if forwarded:
+                    assert profile.merged_into is not None
+                    forwards[key] = (profile.merged_into, forwarded)
                 if batch_id is not None:
                     if batch_id in profile.batches:
                         return profile
                     profile.batches.append(batch_id)
                     del profile.batches[:-MAX_BATCH_IDS]
-                for change in todo:
-                    if isinstance(change, Hit):
-                        apply_hit(profile, change, session_timeout=timeout)
-                    else:
-                        apply_event(profile, change)
+                fold_changes(profile, todo, session_timeout=timeout)
                 return profile
 
             return mutate
@@ -214,3 +208,41 @@ def _renamed(change: Change, key: str, device_id: str | None) -> Change:
     if isinstance(change, Hit) and device_id and change.device_id == key.removeprefix("v:"):
         return replace(change, device_id=device_id)
     return change
+
+
+def fold_changes(
+    profile: Profile, changes: Sequence[Change], *, session_timeout: float = SESSION_TIMEOUT
+) -> None:
+    """Apply page views and events to ``profile`` in place, in the order given."""
+    for change in changes:
+        if isinstance(change, Hit):
+            apply_hit(profile, change, session_timeout=session_timeout)
+        else:
+            apply_event(profile, change)
+
+
+def split_forwarded(
+    profile: Profile, ordered: Sequence[Change]
+) -> tuple[Sequence[Change], list[Change]]:
+    """For a tombstone: (changes it keeps, changes forwarded to the known profile)."""
+    if profile.merged_into is None:
+        return ordered, []
+    grace_end = (profile.merged_at or 0.0) + FORWARD_GRACE
+    forwarded = [_renamed(c, profile.key, profile.merged_device) for c in ordered
+                 if c.ts <= grace_end]  # fmt: skip
+    return [c for c in ordered if c.ts > grace_end], forwarded
+
+
+def encode_change(change: Change) -> bytes:
+    """A change as stores keep it in a change log."""
+    if isinstance(change, Hit):
+        return orjson.dumps({"h": change.to_dict()})
+    return orjson.dumps({"e": change.to_dict()})
+
+
+def decode_change(data: bytes | str) -> Change:
+    d = orjson.loads(data)
+    if "h" in d:
+        return Hit.from_dict(d["h"])
+    e = d["e"]
+    return Event(e["kind"], e["name"], e["ts"], e.get("properties") or {})

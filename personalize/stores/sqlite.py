@@ -7,32 +7,66 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from personalize.exceptions import ConfigurationError, StoreError
 from personalize.profile import Profile
-from personalize.stores.base import Mutation, ProfileStore
+from personalize.stores.base import (
+    Change,
+    Mutation,
+    ProfileStore,
+    decode_change,
+    encode_change,
+    fold_changes,
+    split_forwarded,
+)
 
 T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
     key      TEXT PRIMARY KEY,
-    data     TEXT NOT NULL,
-    updated  REAL NOT NULL
+    data     BLOB NOT NULL,
+    updated  REAL NOT NULL,
+    merged   INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    key      TEXT NOT NULL,
+    data     BLOB NOT NULL,
+    ts       REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_by_key ON changes (key, id);
+CREATE TABLE IF NOT EXISTS batches (
+    id       TEXT PRIMARY KEY,
+    ts       REAL NOT NULL
 ) WITHOUT ROWID;
 """
+_IN_CHUNK = 500  # keys per IN (...) query
+
+
+def _chunks(keys: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
+    for start in range(0, len(keys), _IN_CHUNK):
+        chunk = list(keys[start : start + _IN_CHUNK])
+        yield ",".join("?" * len(chunk)), chunk
 
 
 class SQLiteStore(ProfileStore):
     """Profiles in one SQLite file; safe for several processes on one host.
 
     All database work runs on one dedicated thread, so the event loop never blocks on disk.
-    Each :meth:`update_many` is one ``BEGIN IMMEDIATE`` transaction: atomic per key against
-    other tasks, threads and processes sharing the file.
+    Each write is one ``BEGIN IMMEDIATE`` transaction: atomic against other tasks, threads
+    and processes sharing the file.
+
+    Page views and events are appended to a change log rather than rewriting the profile
+    each time: an append is a few microseconds, a profile rewrite (read, decode, fold,
+    encode) ten times that. Reads fold the pending changes in; :meth:`compact` folds them
+    into the stored profiles (the middleware calls it every ``compact_interval`` seconds,
+    and any other update of a profile compacts it first). Appends carry the batch id, so a
+    batch sent twice is written once.
 
     ``synchronous="NORMAL"`` (the default) survives application crashes; use ``"FULL"`` to
     also survive power loss, at some write cost.
@@ -51,6 +85,7 @@ class SQLiteStore(ProfileStore):
         *,
         timeout: float = 5.0,  # seconds to wait for another process's write lock
         synchronous: Literal["OFF", "NORMAL", "FULL"] = "NORMAL",
+        compact_interval: float = 30.0,  # seconds between compactions of the change log
     ) -> None:
         self.path = Path(path)
         if not self.path.parent.exists():
@@ -64,6 +99,8 @@ class SQLiteStore(ProfileStore):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
+        self.compact_interval = compact_interval
+        self._last_compact = time.monotonic()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -79,7 +116,7 @@ class SQLiteStore(ProfileStore):
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
                 # Erased profiles are overwritten on disk, not just unlinked from the tree.
                 conn.execute("PRAGMA secure_delete=ON")
-                conn.execute(_SCHEMA)
+                conn.executescript(_SCHEMA)
             except BaseException:
                 conn.close()
                 raise
@@ -96,34 +133,65 @@ class SQLiteStore(ProfileStore):
         except sqlite3.Error as exc:
             raise StoreError(f"{self!r}: {exc}") from exc
 
-    async def get(self, key: str) -> Profile | None:
-        def read(conn: sqlite3.Connection) -> bytes | str | None:
-            row = conn.execute("SELECT data FROM profiles WHERE key = ?", (key,)).fetchone()
-            return None if row is None else row[0]
+    def _read(self, conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, Profile | None]:
+        """The profiles of ``keys`` with their pending changes folded in."""
+        stored: dict[str, bytes | str] = {}
+        pending: dict[str, list[Change]] = {}
+        for marks, chunk in _chunks(keys):
+            stored.update(
+                conn.execute(f"SELECT key, data FROM profiles WHERE key IN ({marks})", chunk)
+            )
+            for k, data in conn.execute(
+                f"SELECT key, data FROM changes WHERE key IN ({marks}) ORDER BY id", chunk
+            ):
+                pending.setdefault(k, []).append(decode_change(data))
+        result: dict[str, Profile | None] = {}
+        for key in keys:
+            raw = stored.get(key)
+            profile = None if raw is None else Profile.from_json(raw)
+            changes = pending.get(key)
+            if changes:
+                profile = Profile(key=key) if profile is None else profile
+                kept, _ = split_forwarded(profile, sorted(changes, key=lambda c: c.ts))
+                fold_changes(profile, kept, session_timeout=self.session_timeout)
+            result[key] = profile
+        return result
 
-        raw = await self._run(read)
-        return None if raw is None else Profile.from_json(raw)
+    async def get(self, key: str) -> Profile | None:
+        def read(conn: sqlite3.Connection) -> Profile | None:
+            return self._read(conn, [key])[key]
+
+        return await self._run(read)
 
     async def update_many(self, mutations: Mapping[str, Mutation]) -> dict[str, Profile | None]:
         def write(conn: sqlite3.Connection) -> dict[str, Profile | None]:
-            result: dict[str, Profile | None] = {}
             now = time.time()
+            keys = list(mutations)
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for key, mutate in mutations.items():
-                    row = conn.execute("SELECT data FROM profiles WHERE key = ?", (key,)).fetchone()
-                    old = None if row is None else Profile.from_json(row[0])
-                    new = mutate(old)
+                current = self._read(conn, keys)
+                upserts: list[tuple[str, bytes, float, int]] = []
+                deletes: list[tuple[str]] = []
+                result: dict[str, Profile | None] = {}
+                for key in keys:
+                    new = mutations[key](current[key])
                     if new is None:
-                        conn.execute("DELETE FROM profiles WHERE key = ?", (key,))
+                        deletes.append((key,))
                     else:
-                        conn.execute(
-                            "INSERT INTO profiles (key, data, updated) "
-                            "VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE "
-                            "SET data = excluded.data, updated = excluded.updated",
-                            (key, new.to_json(), now),
-                        )
+                        merged = int(new.merged_into is not None)
+                        upserts.append((key, new.to_json(), now, merged))
                     result[key] = new
+                for marks, chunk in _chunks(keys):  # folded into the profiles now
+                    conn.execute(f"DELETE FROM changes WHERE key IN ({marks})", chunk)
+                if upserts:
+                    conn.executemany(
+                        "INSERT INTO profiles (key, data, updated, merged) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT(key) DO UPDATE SET data = excluded.data, "
+                        "updated = excluded.updated, merged = excluded.merged",
+                        upserts,
+                    )
+                if deletes:
+                    conn.executemany("DELETE FROM profiles WHERE key = ?", deletes)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -132,9 +200,75 @@ class SQLiteStore(ProfileStore):
 
         return await self._run(write)
 
+    async def apply_changes(
+        self, changes: Mapping[str, Sequence[Change]], *, batch_id: str | None = None
+    ) -> dict[str, Profile]:
+        """Append page views and events to the change log (see the class docstring).
+
+        Returns no profiles: callers that cache profiles fold the changes in themselves.
+        """
+
+        def append(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            keys = [k for k, v in changes.items() if v]
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if batch_id is not None:
+                    inserted = conn.execute(
+                        "INSERT OR IGNORE INTO batches (id, ts) VALUES (?, ?)", (batch_id, now)
+                    ).rowcount
+                    if not inserted:  # this batch was written before
+                        conn.execute("COMMIT")
+                        return
+                    conn.execute("DELETE FROM batches WHERE ts < ?", (now - 86_400,))
+                # Changes that reach a merged anonymous id go where the tombstone says.
+                rows: list[tuple[str, bytes, float]] = []
+                tombstones: dict[str, Profile] = {}
+                for marks, chunk in _chunks(keys):
+                    for key, data in conn.execute(
+                        f"SELECT key, data FROM profiles WHERE merged = 1 AND key IN ({marks})",
+                        chunk,
+                    ):
+                        tombstones[key] = Profile.from_json(data)
+                for key in keys:
+                    items = sorted(changes[key], key=lambda c: c.ts)
+                    tomb = tombstones.get(key)
+                    if tomb is not None:
+                        items, forwarded = split_forwarded(tomb, items)  # type: ignore[assignment]
+                        assert tomb.merged_into is not None
+                        rows += [(tomb.merged_into, encode_change(c), c.ts) for c in forwarded]
+                    rows += [(key, encode_change(c), c.ts) for c in items]
+                conn.executemany("INSERT INTO changes (key, data, ts) VALUES (?, ?, ?)", rows)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+        await self._run(append)
+        if time.monotonic() - self._last_compact > self.compact_interval:
+            self._last_compact = time.monotonic()
+            await self.compact()
+        return {}
+
+    async def compact(self, *, max_keys: int = 2000) -> int:
+        """Fold the change log into the stored profiles; returns how many were rewritten."""
+
+        def pending_keys(conn: sqlite3.Connection) -> list[str]:
+            query = "SELECT DISTINCT key FROM changes LIMIT ?"
+            return [str(row[0]) for row in conn.execute(query, (max_keys,))]
+
+        keys = await self._run(pending_keys)
+        if keys:
+            await self.update_many({k: _unchanged for k in keys})
+        return len(keys)
+
     async def delete(self, key: str) -> bool:
         def remove(conn: sqlite3.Connection) -> bool:
-            return conn.execute("DELETE FROM profiles WHERE key = ?", (key,)).rowcount > 0
+            conn.execute("BEGIN IMMEDIATE")
+            found = conn.execute("DELETE FROM profiles WHERE key = ?", (key,)).rowcount
+            found += conn.execute("DELETE FROM changes WHERE key = ?", (key,)).rowcount
+            conn.execute("COMMIT")
+            return found > 0
 
         return await self._run(remove)
 
@@ -153,7 +287,8 @@ class SQLiteStore(ProfileStore):
         """Every stored key (for maintenance and tests, not for the request path)."""
 
         def read(conn: sqlite3.Connection) -> list[str]:
-            return [str(row[0]) for row in conn.execute("SELECT key FROM profiles")]
+            query = "SELECT key FROM profiles UNION SELECT key FROM changes"
+            return [str(row[0]) for row in conn.execute(query)]
 
         return await self._run(read)
 
@@ -172,3 +307,7 @@ class SQLiteStore(ProfileStore):
             await asyncio.get_running_loop().run_in_executor(self._executor, close_all)
         finally:
             self._executor.shutdown(wait=True)
+
+
+def _unchanged(profile: Profile | None) -> Profile | None:
+    return profile
