@@ -1,0 +1,374 @@
+"""The demo shop, driven as a browser would through TestClient: pages, slots, forms, simulator."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import shared_data_path
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from demo_site import simulator
+from demo_site.app import create_app, packaged_geoip_db
+from personalize import MemoryStore
+
+DESKTOP = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
+SECRET = "demo-site-test-secret-0123456789abcdef"
+WHY = "Why am I seeing this?"
+
+
+def geoip_db() -> str:
+    """The demo's GeoLite2 database when the demo extra is installed, else MaxMind's test
+    database (81.2.69.142, the simulator's UK sample, is London in both)."""
+    return packaged_geoip_db() or str(
+        shared_data_path("maxmind-test-db", "test-data", "GeoIP2-City-Test.mmdb")
+    )
+
+
+def make_client(*, demo_mode: bool = False, **overrides: object) -> Iterator[TestClient]:
+    overrides.setdefault("geoip_db", None)
+    # Write page views before the response ends, so each request sees the ones before it.
+    overrides.setdefault("flush_interval", 0.0)
+    app = create_app(store=MemoryStore(), secret_key=SECRET, demo_mode=demo_mode, **overrides)
+    with TestClient(app, headers={"user-agent": DESKTOP}) as client:
+        yield client
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    yield from make_client()
+
+
+@pytest.fixture
+def demo() -> Iterator[TestClient]:
+    yield from make_client(demo_mode=True, geoip_db=geoip_db())
+
+
+def token(client: TestClient) -> str:
+    """The CSRF token (double-submit: the cookie's value goes in the form)."""
+    if "demo_csrf" not in client.cookies:
+        client.get("/login")
+    return client.cookies["demo_csrf"]
+
+
+def post(client: TestClient, path: str, data: dict[str, str], **kwargs: Any) -> Any:
+    """POST a form with this browser's CSRF token."""
+    return client.post(path, data={"csrf_token": token(client), **data}, **kwargs)
+
+
+def slot_why(html: str, slot: str) -> str:
+    """The text of ``slot``'s why-disclosure."""
+    match = re.search(
+        rf'<div class="slot slot-{slot}".*?<details class="why">(.*?)</details>', html, re.S
+    )
+    assert match, f"no {slot} slot with a why-disclosure"
+    return re.sub(r"\s+", " ", match.group(1))
+
+
+def words(html: str) -> str:
+    return re.sub(r"\s+", " ", html)
+
+
+def variant(html: str, slot: str) -> str | None:
+    match = re.search(rf'data-pz-decision="{slot}\.([a-z0-9_-]+)\.', html)
+    return match.group(1) if match else None
+
+
+def test_home_renders_every_slot_with_why(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.headers["cache-control"].startswith("private")
+    for name in ("greeting", "banner", "hero", "recommendation"):
+        why = slot_why(page.text, name)
+        assert "no rule matched" in why or "rule at" in why
+    assert page.text.count(WHY) == 4
+    assert '<script src="/_personalize/beacon.js" defer></script>' in page.text
+    assert "Visitor simulator" not in page.text  # not in demo mode
+    assert client.get("/static/shop.css").status_code == 200
+
+
+def test_catalogue_pages() -> None:
+    for client in make_client():
+        assert "Trail Tent 2" in client.get("/outdoor").text
+        product = client.get("/bags/tote-3")
+        assert product.status_code == 200 and "Everyday Tote" in product.text
+        assert "Runner 42" in client.get("/bestsellers").text
+
+
+def test_category_views_build_affinity_and_change_recommendations(client: TestClient) -> None:
+    fresh = client.get("/").text
+    assert variant(fresh, "recommendation") == "bestsellers"
+    assert "no rule matched" in slot_why(fresh, "recommendation")
+
+    client.cookies.clear()  # a new visitor whose first pages are bags
+    client.get("/bags")
+    client.get("/bags/tote-3")
+    home = client.get("/").text
+    assert "bags (2)" in home  # the affinity, in "what the shop knows"
+    why = slot_why(home, "recommendation")
+    assert "top_category" in why or "top category" in why
+    assert variant(home, "recommendation") in {"bags_tote", "bestsellers"}
+
+    client.cookies.clear()  # three shoe pages: the shoe_lovers segment
+    for path in ("/shoes/sandal-5", "/shoes/boot-7", "/shoes/runner-42"):
+        client.get(path)
+    shoes = client.get("/shoes").text
+    assert "shoe_lovers" in slot_why(shoes, "recommendation")
+    assert variant(shoes, "recommendation") in {"shoes_boot", "shoes_runner", "bestsellers"}
+
+
+def test_login_needs_csrf_and_the_right_password(client: TestClient) -> None:
+    token(client)
+    no_token = client.post("/login", data={"email": "ann@example.com", "password": "trail-ann"})
+    assert no_token.status_code == 403
+    forged = client.post(
+        "/login",
+        data={"email": "ann@example.com", "password": "trail-ann", "csrf_token": "x" * 32},
+    )
+    assert forged.status_code == 403
+    wrong = post(client, "/login", {"email": "ann@example.com", "password": "nope"})
+    assert wrong.status_code == 401
+    assert "do not match" in wrong.text and "Sign in for your orders" in wrong.text
+    unknown = post(client, "/login", {"email": "eve@example.com", "password": "trail-ann"})
+    assert unknown.status_code == 401
+
+
+def test_login_shows_the_known_customer_greeting_on_the_next_page(client: TestClient) -> None:
+    client.get("/shoes")
+    assert variant(client.get("/").text, "greeting") == "stranger"
+    done = post(
+        client,
+        "/login",
+        {"email": "ann@example.com", "password": "trail-ann", "next": "/bags"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/bags"
+    page = client.get("/bags").text
+    assert variant(page, "greeting") == "known_customer"
+    assert "Welcome back, Ann!" in page
+    assert "known_customer" in slot_why(page, "greeting")
+    assert "shoes (1)" in page  # the anonymous history was merged into the account
+    assert "Sign out" in page
+
+    post(client, "/logout", {})
+    after = client.get("/").text
+    assert variant(after, "greeting") == "stranger" and "Welcome back" not in after
+
+
+def test_open_redirects_are_refused(client: TestClient) -> None:
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        done = post(
+            client,
+            "/login",
+            {"email": "bob@example.com", "password": "trail-bob", "next": target},
+            follow_redirects=False,
+        )
+        assert done.headers["location"] == "/"
+
+
+def test_checkout_tracks_an_order_and_credits_the_recommendation() -> None:
+    for client in make_client():
+        for path in ("/shoes/boot-7", "/shoes/runner-42", "/shoes"):
+            client.get(path)
+        cart = client.get("/cart").text
+        assert "Your cart is empty" in cart
+        shown = variant(cart, "recommendation")
+        for product in ("boot-7", "runner-42"):
+            added = post(client, "/cart/add", {"product_id": product}, follow_redirects=False)
+            assert added.status_code == 303
+        # (Not reloading the cart after each add: the teaser's cap is 4 views without a click.)
+        assert "£238.00" in client.get("/cart").text
+
+        done = post(client, "/checkout", {}, follow_redirects=False)
+        assert done.status_code == 303
+        order_id = done.headers["location"].rsplit("=", 1)[1]
+        orders = client.get(done.headers["location"]).text
+        assert f"Order <strong>{order_id}</strong> is placed" in orders
+        assert "Boot 7, Runner 42" in orders and "1 order(s)" in orders  # profile facts
+        assert "Cart <span" in orders and 'aria-label="0 items"' in orders
+
+        app = client.app
+        assert isinstance(app, Starlette)
+        counts = app.state.shop.engine.policy.store.get(f"recommendation/{shown}|*")
+        assert counts.rewards == (1.0 if shown in ("shoes_boot", "shoes_runner") else 0.0)
+
+        # Just bought: the engine no longer promotes those products.
+        why = slot_why(client.get("/shoes").text, "recommendation")
+        assert "suppressed shoes_boot: promotes boot-7, bought 0 days ago" in why
+        assert post(client, "/checkout", {}).status_code == 400  # the cart is empty now
+
+
+def test_a_support_ticket_suppresses_the_paid_search_campaign(client: TestClient) -> None:
+    landing = client.get("/?utm_source=google&utm_medium=cpc&gclid=abc").text
+    why = slot_why(landing, "banner")
+    assert "entry_channel" in why or "entry channel" in why
+    assert "paid_search_offer" in why
+    shown = variant(landing, "banner")  # the engine's pick: usually the offer (value 5 vs 1)
+
+    opened = post(client, "/support", {"topic": "delivery", "message": "Where is my tent?"})
+    assert opened.status_code == 200 and "is open" in opened.text
+    page = client.get("/shoes").text
+    assert variant(page, "banner") == "free_returns"
+    assert "Came from an ad?" not in page
+    if shown == "paid_search_offer":  # else the visit keeps the free_returns it already had
+        assert "suppressed paid_search_offer: a campaign, and the visitor has an open support" in (
+            slot_why(page, "banner")
+        )
+    assert "1 open support ticket(s)" in page
+
+    ticket = re.search(r'name="ticket_id" value="([^"]+)"', client.get("/support").text)
+    assert ticket
+    post(client, "/support/close", {"ticket_id": ticket.group(1)})
+    assert "open support ticket(s)" not in client.get("/bags").text
+    assert f"<strong>{ticket.group(1)}</strong>: closed" in client.get("/support").text
+
+
+def test_simulator_changes_country_device_and_source(demo: TestClient) -> None:
+    page = demo.get("/").text
+    assert "Visitor simulator" in page and "Not simulating" in page
+    applied = post(
+        demo,
+        "/_demo/simulate",
+        {"country": "gb", "device": "iphone", "source": "google_ads", "new_visit": "1",
+         "next": "/"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert applied.status_code == 303
+    assert applied.headers["location"].startswith("/?utm_source=google&utm_medium=cpc")
+    page = words(demo.get(applied.headers["location"]).text)
+    assert "(GB)" in page and "mobile, iOS" in page and "paid_search (google" in page
+    assert variant(page, "hero") == "search_deal"  # pinned for paid_search_mobile
+    assert "The deal you searched for" in page
+    assert "pinned by the editors: search_deal" in slot_why(page, "hero")
+    assert "paid_search_offer" in slot_why(page, "banner")
+    assert "Simulating: United Kingdom (London) from 81.2.69.142" in page
+
+    # The referrer is simulated on the landing page only: later pages are navigation.
+    later = words(demo.get("/bags").text)
+    assert "This page view came from</dt> <dd>direct" in later
+    assert "mobile, iOS" in later and "(GB)" in later
+
+    page = words(
+        post(
+            demo, "/_demo/simulate", {"device": "desktop", "source": "newsletter", "next": "/"}
+        ).text
+    )
+    assert "desktop, Windows" in page and "email (newsletter" in page
+    assert "unknown: a local address" in page  # no country chosen: the real (local) address
+
+    post(demo, "/_demo/reset", {"next": "/"})
+    assert "Not simulating" in demo.get("/").text
+
+
+@pytest.mark.skipif(packaged_geoip_db() is None, reason="needs the demo extra's GeoLite2 City")
+def test_simulator_local_time_picks_a_place_where_it_is_that_hour(demo: TestClient) -> None:
+    hour = (datetime.now(UTC).hour + 9) % 24
+    post(demo, "/_demo/simulate", {"country": "jp", "hour": str(hour), "next": "/"})
+    page = words(demo.get("/").text)
+    assert re.search(rf"Your local time</dt> <dd>\w+ {hour:02d}:", page)
+    post(demo, "/_demo/simulate", {"country": "de", "next": "/"})
+    assert "Berlin, Germany (DE)" in words(demo.get("/").text)
+
+
+def test_place_for_hour_prefers_the_chosen_country() -> None:
+    now = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
+    assert simulator.place_for_hour(13, now=now).country in {"DE", "FR", "AT", "CH", "NG"}
+    us = simulator.place_for_hour(4, "us", now=now)  # 04:00 in LA at 12:00 UTC in January
+    assert us is not None and us.time_zone == "America/Los_Angeles"
+    for hour in range(24):  # every local hour exists somewhere, all year
+        for month in (1, 7):
+            assert simulator.zones_at_hour(hour, now=now.replace(month=month))
+
+
+def test_simulator_is_absent_without_demo_mode() -> None:
+    for client in make_client(geoip_db=geoip_db()):
+        assert "Visitor simulator" not in client.get("/").text
+        assert post(client, "/_demo/simulate", {"country": "gb"}).status_code == 404
+        # A simulator cookie from a demo instance with the same secret changes nothing.
+        forged = simulator.SimulationCodec(SECRET).dump(simulator.Simulation(country="gb"))
+        client.cookies.set("demo_sim", forged)
+        assert "unknown: a local address" in client.get("/").text
+
+
+@pytest.mark.parametrize(
+    ("path", "data", "status"),
+    [
+        ("/cart/add", {"product_id": "no-such-thing"}, 400),
+        ("/cart/add", {"product_id": "boot-7", "quantity": "lots"}, 400),
+        ("/cart/add", {"product_id": "boot-7", "quantity": "999"}, 400),
+        ("/cart/update", {"product_id": "boot-7", "quantity": "1"}, 400),
+        ("/checkout", {}, 400),
+        ("/support", {"topic": "<script>", "message": "hi"}, 400),
+        ("/support", {"topic": "delivery", "message": "   "}, 400),
+        ("/support/close", {"ticket_id": "t-nope"}, 400),
+        ("/_demo/simulate", {"country": "atlantis"}, 400),
+        ("/_demo/simulate", {"device": "toaster"}, 400),
+        ("/_demo/simulate", {"source": "carrier-pigeon"}, 400),
+        ("/_demo/simulate", {"hour": "25"}, 400),
+        ("/_demo/simulate", {"hour": "noon"}, 400),
+    ],
+)
+def test_bad_form_fields_give_4xx(
+    demo: TestClient, path: str, data: dict[str, str], status: int
+) -> None:
+    response = post(demo, path, data)
+    assert response.status_code == status
+    assert "That did not work" in response.text
+
+
+def test_bad_requests_give_4xx_not_500(demo: TestClient) -> None:
+    assert demo.get("/shoes/no-such-shoe").status_code == 404
+    assert demo.get("/bags/boot-7").status_code == 404  # right id, wrong category
+    assert demo.get("/hats").status_code == 404
+    assert demo.get("/a/b/c").status_code == 404
+    assert demo.post("/").status_code == 405
+    assert demo.get("/checkout").status_code == 404  # POST only; GET finds no category
+    csrf = token(demo)
+    cookies_header = {"content-type": "application/x-www-form-urlencoded"}
+    garbage = demo.post("/cart/add", content=b"csrf_token=" + csrf.encode() + b"&\xff\xfe=\x80",
+                        headers=cookies_header)  # fmt: skip
+    assert garbage.status_code == 400
+    as_json = demo.post("/cart/add", json={"csrf_token": csrf, "product_id": "boot-7"})
+    assert as_json.status_code == 415
+    huge = demo.post("/support", content=b"message=" + b"a" * 20_000, headers=cookies_header)
+    assert huge.status_code == 413
+    # Tampered cookies are ignored: an empty cart, no simulation.
+    demo.cookies.set("demo_cart", "garbage.signature")
+    demo.cookies.set("demo_sim", "not-signed")
+    page = demo.get("/cart")
+    assert page.status_code == 200 and "Your cart is empty" in page.text
+    assert "Not simulating" in page.text
+
+
+def test_bots_get_pages_but_no_profile(client: TestClient) -> None:
+    bot = {"user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}
+    assert client.get("/", headers=bot).status_code == 200
+    assert client.get("/shoes/boot-7", headers=bot).status_code == 200
+
+
+def test_module_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import demo_site.app as module
+
+    monkeypatch.setenv("PERSONALIZE_DB", str(tmp_path / "demo.sqlite3"))
+    monkeypatch.setenv("PERSONALIZE_GEOIP_DB", geoip_db())
+    for setting, expected in (("off", False), (None, True)):
+        if setting is None:
+            monkeypatch.delenv("PERSONALIZE_DEMO")
+        else:
+            monkeypatch.setenv("PERSONALIZE_DEMO", setting)
+        monkeypatch.delitem(vars(module), "app", raising=False)  # built again on access
+        app = module.app
+        assert app.state.shop.demo_mode is expected
+        with TestClient(app, headers={"user-agent": DESKTOP}) as client:
+            page = client.get("/")
+            assert page.status_code == 200 and ("Visitor simulator" in page.text) is expected
+    monkeypatch.delitem(vars(module), "app", raising=False)
+    assert (tmp_path / "demo.sqlite3").exists()
