@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     for name in CHECKED_FOLDERS:
         check.add_argument(f"--{name}", metavar="DIR", help=f"{name} folder (default: ./{name})")
     _add_learning_commands(commands)
+    from personalize.passwords import add_command as add_hash_password
+
+    add_hash_password(commands)  # `personalize hash-password [--stdin]`
     return parser
 
 
@@ -101,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "check":
         return _check(args)
+    if args.command == "hash-password":
+        from personalize.passwords import hash_password_command
+
+        return hash_password_command(args)
     if args.command in ("simulate", "evaluate", "learner"):
         from personalize.learning.commands import run
 

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from personalize import decisions_api, events_api  # noqa: F401 - registers their endpoints
+from personalize import admin, decisions_api, events_api, me  # noqa: F401 - registers endpoints
 from personalize.builder import ContextBuilder, read_headers
 from personalize.context import VisitorContext
 from personalize.cookie import OPTED_OUT, CookieState, VisitorCookie, new_visitor_id
