@@ -199,7 +199,11 @@ class DecisionEngine:
             return _empty(name, "every allowed variant was suppressed", explanation)
         bucket = f"{attrs.get('device_type', 'other')}/{attrs.get('entry_channel', 'direct')}"
         cached = self._cache.get(key) if visitor.id is not None else None
-        if cached is not None and any(v.id == cached.variant for v in allowed):
+        if (
+            cached is not None
+            and cached.explanation.rule == rule
+            and any(v.id == cached.variant for v in allowed)
+        ):
             self._seen(visitor, key[0], slot, slot.variants[cached.variant or ""], now)
             return cached
         pin = (entry.pin if entry is not None and entry.pin else slot.pin) or ""

@@ -32,6 +32,7 @@ from personalize.decisions import DecisionEngine
 from personalize.endpoints import ROUTES
 from personalize.exceptions import ConfigurationError
 from personalize.identity import DEFAULT_JUNK_IDS
+from personalize.learning.runtime import LocalLearning, StreamLearning
 from personalize.profile import MAX_ALIASES, SESSION_TIMEOUT, CategoryMap, Hit
 from personalize.segments import SegmentLibrary
 from personalize.service import ProfileService
@@ -111,6 +112,9 @@ class PersonalizeMiddleware:
       admin_users: user name -> password hash (``personalize hash-password``) of the
         editors allowed into the editor UI at ``<path_prefix>/admin``; without any, the
         editor UI is disabled. There is no default password.
+      learning: ``LocalLearning()`` learns propensity, clusters and anomalies in-process;
+        ``StreamLearning(redis_url)`` sends events to the ``personalize learner`` process and
+        predicts with its snapshots. None (the default) learns nothing.
     """
 
     def __init__(
@@ -140,6 +144,7 @@ class PersonalizeMiddleware:
         max_aliases: int = MAX_ALIASES,
         consent: Literal["implied", "required"] = "implied",
         admin_users: Mapping[str, str] | None = None,
+        learning: LocalLearning | StreamLearning | None = None,
         profile_cache_size: int = 10_000,
         flush_interval: float = 0.02,  # seconds
         clock: Callable[[], float] = time.time,
@@ -192,11 +197,13 @@ class PersonalizeMiddleware:
             raise ConfigurationError(f"consent must be 'implied' or 'required', not {consent!r}")
         self.consent = consent
         self.admin_users: dict[str, str] = dict(admin_users or {})
-        self.learning: Any = None  # set by the learning integration (status for the editor)
+        self.learning = learning
 
     def learned_scores(self, visitor: Visitor) -> dict[str, Any] | None:
         """Scores from the learned models (propensity, cluster, anomaly) for segment rules."""
-        return None
+        if self.learning is None or not visitor.remembers:
+            return None
+        return self.learning.scores(visitor)
 
     def consent_given(self, visitor: Visitor) -> bool:
         """Whether a new cookie for ``visitor`` carries an explicit consent (kept when the id
@@ -262,6 +269,12 @@ class PersonalizeMiddleware:
                 await self.profiles.record(key, hit)
             except Exception:
                 logger.exception("personalize: could not record a page view")
+            if self.learning is not None:
+                try:
+                    self.learning.observe(visitor)
+                    await self.learning.drain()
+                except Exception:
+                    logger.exception("personalize: learning failed for a page view")
 
     def _finish_headers(self, scope: Scope, message: Message, visitor: Visitor) -> bool:
         """Add Set-Cookie, Cache-Control: private and Vary: Cookie where they belong;

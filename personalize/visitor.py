@@ -375,6 +375,8 @@ class Visitor:
         else:
             self._stored = copy_profile(self._stored)
         apply_event(self._stored, event)
+        if kind == "order" and pz.learning is not None:
+            pz.learning.convert(self)
         self._view = None
         self._attrs = None
         self._memberships = None

@@ -1,0 +1,202 @@
+"""Learning wired into the middleware: what page views and orders teach, and what it predicts.
+
+Two runtimes with one interface, chosen by the middleware's ``learning=`` option:
+
+- :class:`LocalLearning`: one process learns in-process from its own traffic.
+- :class:`StreamLearning`: several workers or hosts send their events to a Redis Stream
+  (``personalize learner`` consumes it) and predict with the newest published snapshot.
+
+Both work after the response (the visitor never waits for learning), keep bounded queues,
+count what they drop, learn nothing from bots or visitors who are not remembered, and give
+segment rules three attributes: ``propensity`` (only once the quality gate is open),
+``cluster`` and ``anomaly``.
+
+>>> from personalize.learning.runtime import LocalLearning
+>>> LocalLearning().status()["events"]
+0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from personalize.learning.features import session_features
+from personalize.learning.learner import Learner
+from personalize.learning.snapshots import ModelSet
+
+if TYPE_CHECKING:
+    from personalize.visitor import Visitor
+
+logger = logging.getLogger("personalize.learning")
+
+Event = dict[str, Any]
+
+
+def _session_id(visitor: Visitor) -> str | None:
+    session = visitor.profile.current_session
+    if visitor.profile_key is None or session is None:
+        return None
+    return f"{visitor.profile_key}@{session.started:.0f}"
+
+
+class _Runtime:
+    """What both runtimes share: events from visitors, scores for segment rules."""
+
+    def __init__(self, *, max_queue: int, clock: Callable[[], float]) -> None:
+        self._queue: deque[Event] = deque()
+        self._max_queue = max_queue
+        self._clock = clock
+        self.dropped = 0
+        self.auc_history: list[tuple[int, float]] = []
+
+    def models(self) -> ModelSet | None:
+        raise NotImplementedError
+
+    def _enqueue(self, event: Event) -> None:
+        if len(self._queue) >= self._max_queue:
+            self._queue.popleft()
+            self.dropped += 1
+            if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
+                logger.warning("personalize: learning queue full, %d events dropped", self.dropped)
+        self._queue.append(event)
+
+    def observe(self, visitor: Visitor) -> None:
+        """A page view of a remembered visitor (called after the response)."""
+        session = _session_id(visitor)
+        if session is None:
+            return
+        x = session_features(visitor.context, visitor.profile, now=self._clock())
+        self._enqueue({"kind": "session", "session": session, "x": x, "ts": self._clock()})
+
+    def convert(self, visitor: Visitor) -> None:
+        """The visitor's session converted (an order)."""
+        session = _session_id(visitor)
+        if session is not None:
+            self._enqueue({"kind": "convert", "session": session})
+
+    def scores(self, visitor: Visitor) -> dict[str, Any]:
+        """``propensity`` (behind the quality gate), ``cluster`` and ``anomaly`` for rules."""
+        models = self.models()
+        if models is None or visitor.profile_key is None:
+            return {}
+        x = session_features(visitor.context, visitor.profile, now=self._clock())
+        out: dict[str, Any] = {}
+        try:
+            if models.propensity.ready:
+                out["propensity"] = models.propensity.predict_proba_one(x)
+            if models.clusterer.ready:
+                out["cluster"] = models.clusterer.predict_one(x)
+            out["anomaly"] = models.anomaly.score_one(x)
+        except Exception:  # a model that cannot predict is no reason to fail a page
+            logger.exception("personalize: learned scores failed")
+        return out
+
+    def status(self) -> dict[str, Any]:
+        models = self.models()
+        status: dict[str, Any] = {"events": 0, "version": 0, "ready": False,
+                                  "queued": len(self._queue), "dropped": self.dropped,
+                                  "auc_history": [list(p) for p in self.auc_history]}  # fmt: skip
+        if models is not None:
+            q = models.propensity.quality
+            status.update(
+                ready=models.propensity.ready,
+                labelled=q.n_labelled,
+                auc=q.auc,
+                logloss=q.logloss,
+                min_labelled=models.propensity.min_labelled,
+                min_auc=models.propensity.min_auc,
+            )
+        return status
+
+
+class LocalLearning(_Runtime):
+    """In-process learning for a single process: learns ``batch`` events after each response."""
+
+    def __init__(
+        self,
+        models: ModelSet | None = None,
+        *,
+        max_queue: int = 10_000,
+        batch: int = 50,  # events learned per request, bounding the work after each response
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(max_queue=max_queue, clock=clock)
+        self.learner = Learner(models, clock=clock)
+        self._batch = batch
+        self._last_tick = clock()
+
+    def models(self) -> ModelSet | None:
+        return self.learner.models
+
+    def status(self) -> dict[str, Any]:
+        status = super().status()
+        status.update(events=self.learner.events, version=self.learner.version)
+        return status
+
+    async def drain(self) -> None:
+        """Learn queued events (a bounded number per call)."""
+        for _ in range(min(self._batch, len(self._queue))):
+            self.learner.handle(self._queue.popleft())
+        now = self._clock()
+        if now - self._last_tick > 60:
+            self._last_tick = now
+            self.learner.tick(now)
+            q = self.learner.models.propensity.quality
+            if q.n_labelled:
+                self.auc_history.append((q.n_labelled, q.auc))
+                del self.auc_history[:-200]
+
+
+class StreamLearning(_Runtime):
+    """Workers of a scaled-out site: events go to a Redis Stream, models come back as
+    versioned snapshots published by ``personalize learner`` (picked up within
+    ``poll_interval`` seconds, without a restart)."""
+
+    def __init__(
+        self,
+        redis_url: str = "redis://127.0.0.1:6379/0",
+        *,
+        stream: str = "personalize:learn",
+        prefix: str = "personalize:models",
+        poll_interval: float = 1.0,
+        max_queue: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        from personalize.learning.scaleout import EventStream, ModelClient
+
+        super().__init__(max_queue=max_queue, clock=clock)
+        self.stream = EventStream(redis_url, stream=stream)
+        self.client = ModelClient(redis_url, prefix=prefix, poll_interval=poll_interval)
+        self.sent = 0
+        self._poll_interval = poll_interval
+        self._last_refresh = float("-inf")
+
+    def models(self) -> ModelSet | None:
+        return self.client.models
+
+    def status(self) -> dict[str, Any]:
+        status = super().status()
+        status.update(events=self.sent, version=self.client.version)
+        return status
+
+    async def drain(self) -> None:
+        """Send queued events and look for a newer snapshot, off the event loop."""
+        events = list(self._queue)
+        self._queue.clear()
+        loop = asyncio.get_running_loop()
+        try:
+            if events:
+                self.sent += await loop.run_in_executor(None, self.stream.send_many, events)
+            now = time.monotonic()
+            if now - self._last_refresh >= self._poll_interval:
+                self._last_refresh = now
+                await loop.run_in_executor(None, self.client.refresh)
+        except Exception as exc:  # Redis down: learning waits, pages do not
+            self.dropped += len(events)
+            logger.warning("personalize: learning stream unavailable (%s); %d events dropped",
+                           exc, len(events))  # fmt: skip
