@@ -61,6 +61,7 @@ from personalize import (
     Visitor,
     get_visitor,
 )
+from personalize.learning.runtime import LocalLearning
 from personalize.templating import install as install_slots
 
 logger = logging.getLogger("demo_site")
@@ -564,6 +565,16 @@ def __getattr__(name: str) -> Any:
     # apps) opens no database; uvicorn's getattr builds it once.
     if name == "app":
         demo = os.environ.get("PERSONALIZE_DEMO", "1").strip().lower() not in _OFF
-        built = globals()["app"] = create_app(demo_mode=demo)
+        options: dict[str, Any] = {"learning": LocalLearning()}
+        # The editor UI needs credentials from the environment; there is no default password:
+        #   PERSONALIZE_ADMIN_USER=editor \
+        #   PERSONALIZE_ADMIN_PASSWORD_HASH="$(personalize hash-password)" scripts/demo
+        user = os.environ.get("PERSONALIZE_ADMIN_USER")
+        password_hash = os.environ.get("PERSONALIZE_ADMIN_PASSWORD_HASH")
+        if user and password_hash:
+            options["admin_users"] = {user: password_hash}
+        if os.environ.get("PERSONALIZE_API_KEY"):
+            options["api_keys"] = [os.environ["PERSONALIZE_API_KEY"]]
+        built = globals()["app"] = create_app(demo_mode=demo, **options)
         return built
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
