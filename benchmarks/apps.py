@@ -26,7 +26,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 DEFAULT_SECRET = "benchmark-only-secret-0123456789abcdef"
-APP_NAMES = ("bare", "trivial", "personalized", "personalized_memory")
+APP_NAMES = ("bare", "trivial", "personalized", "personalized_memory", "personalized_redis")
 
 
 async def hello(request: Request) -> HTMLResponse:
@@ -101,7 +101,17 @@ def make_personalized_memory() -> ASGIApp:
     return _make_personalized(MemoryStore)
 
 
+def make_personalized_redis() -> ASGIApp:
+    """Behind PersonalizeMiddleware + RedisStore (``REDIS_URL``, keys under ``BENCH_PREFIX``)."""
+    from personalize.stores.redis import RedisStore
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = os.environ.get("BENCH_PREFIX", "pzbench:")
+    return _make_personalized(lambda: RedisStore(url, prefix=prefix))
+
+
 _FACTORIES: dict[str, Callable[[], ASGIApp]] = {
+    "personalized_redis": make_personalized_redis,
     "bare": make_bare,
     "trivial": make_trivial,
     "personalized": make_personalized,
