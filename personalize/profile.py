@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from fnmatch import translate
 from typing import Any
 
@@ -51,7 +51,22 @@ class Hit:
     browser: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # By hand: dataclasses.asdict is generic and ~20x slower; this runs per page view.
+        return {
+            "ts": self.ts,
+            "path": self.path,
+            "channel": self.channel,
+            "source": self.source,
+            "medium": self.medium,
+            "campaign": self.campaign,
+            "term": self.term,
+            "category": self.category,
+            "device_type": self.device_type,
+            "country": self.country,
+            "device_id": self.device_id,
+            "os": self.os,
+            "browser": self.browser,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Hit:
