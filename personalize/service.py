@@ -111,6 +111,9 @@ def _copy_session(s: SessionRecord) -> SessionRecord:
     )
 
 
+_ABSENT = Profile(key="")  # cached "the store has no profile for this key"
+
+
 class ProfileService:
     """Near-cache and write-behind buffer in front of a :class:`ProfileStore`."""
 
@@ -190,17 +193,20 @@ class ProfileService:
         profile = self._cached(key)
         if profile is not None:
             self.stats["cache_hits"] += 1
+            if profile is _ABSENT:
+                profile = None
         else:
             self.stats["cache_misses"] += 1
             epoch, seq = self._epoch, self._written_seq
             profile = await self.store.get(key)
             if (
-                profile is not None
-                and epoch == self._epoch
+                epoch == self._epoch
                 and key not in self._inflight
                 and self._key_seq.get(key, -1) <= seq
             ):
-                self._remember(key, profile)
+                # "No profile" is remembered too: returning cookies without a profile
+                # (erased, or nothing recorded yet) must not cost a store read each time.
+                self._remember(key, _ABSENT if profile is None else profile)
         pending = self._pending_for(key) if (self._pending or self._retry) else []
         if pending:
             profile = Profile(key=key) if profile is None else copy_profile(profile)
@@ -309,6 +315,8 @@ class ProfileService:
                 cached = self._cache.get(key)
                 if cached is None:
                     continue
+                if cached[0] is _ABSENT:
+                    cached = (Profile(key=key), cached[1])
                 if cached[0].merged_into is not None:
                     self._cache.pop(key, None)  # forwarding rules live in the store
                     continue
