@@ -143,6 +143,7 @@ class DecisionEngine:
         self.exposures = ExposureLog()
         self._salt = (rng or random.Random(0)).getrandbits(64).to_bytes(8, "big")
         self._secret = hashlib.blake2b((secret or _secrets.token_urlsafe(32)).encode()).digest()
+        self.counts = {"decisions": 0, "errors": 0}  # for the metrics endpoint
         self._clock = clock
         self._cache: OrderedDict[tuple[str, float, str, int], Decision] = OrderedDict()
         self._cache_size = cache_size
@@ -158,9 +159,11 @@ class DecisionEngine:
 
     def decide_sync(self, visitor: Visitor, name: str) -> Decision:
         """The decision for slot ``name``; an error gives an empty decision with the reason."""
+        self.counts["decisions"] += 1
         try:
             return self._decide(visitor, name)
         except Exception as exc:  # never cost the visitor their page
+            self.counts["errors"] += 1
             logger.exception("personalize: slot %r could not be decided", name)
             return _empty(name, f"error: {type(exc).__name__}: {exc}")
 

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from personalize import admin, decisions_api, events_api, me  # noqa: F401 - registers endpoints
+from personalize import admin, decisions_api, events_api, me, metrics  # noqa: F401 - registers endpoints
 from personalize.builder import ContextBuilder, read_headers
 from personalize.context import VisitorContext
 from personalize.cookie import OPTED_OUT, CookieState, VisitorCookie, new_visitor_id
@@ -33,6 +33,7 @@ from personalize.endpoints import ROUTES
 from personalize.exceptions import ConfigurationError
 from personalize.identity import DEFAULT_JUNK_IDS
 from personalize.learning.runtime import LocalLearning, StreamLearning
+from personalize.metrics import registry_for
 from personalize.profile import MAX_ALIASES, SESSION_TIMEOUT, CategoryMap, Hit
 from personalize.segments import SegmentLibrary
 from personalize.service import ProfileService
@@ -115,6 +116,7 @@ class PersonalizeMiddleware:
       learning: ``LocalLearning()`` learns propensity, clusters and anomalies in-process;
         ``StreamLearning(redis_url)`` sends events to the ``personalize learner`` process and
         predicts with its snapshots. None (the default) learns nothing.
+      metrics_public: serve ``<path_prefix>/metrics`` (Prometheus) without an API key.
     """
 
     def __init__(
@@ -145,6 +147,7 @@ class PersonalizeMiddleware:
         consent: Literal["implied", "required"] = "implied",
         admin_users: Mapping[str, str] | None = None,
         learning: LocalLearning | StreamLearning | None = None,
+        metrics_public: bool = False,
         profile_cache_size: int = 10_000,
         flush_interval: float = 0.02,  # seconds
         clock: Callable[[], float] = time.time,
@@ -198,6 +201,9 @@ class PersonalizeMiddleware:
         self.consent = consent
         self.admin_users: dict[str, str] = dict(admin_users or {})
         self.learning = learning
+        self.metrics_public = metrics_public
+        self.counts = {"remembered": 0, "context": 0, "bot": 0, "error": 0}
+        self.metrics_registry = registry_for(self)
 
     def learned_scores(self, visitor: Visitor) -> dict[str, Any] | None:
         """Scores from the learned models (propensity, cluster, anomaly) for segment rules."""
@@ -240,6 +246,10 @@ class PersonalizeMiddleware:
         except Exception:  # never let a bug or an outage here cost the visitor their page
             logger.exception("personalize: could not build the visitor; serving defaults")
             visitor = Visitor(visitor_id=None, user_id=None, context=VisitorContext(), is_new=False)
+            self.counts["error"] += 1
+        else:
+            kind = "bot" if visitor.is_bot else "remembered" if visitor.remembers else "context"
+            self.counts[kind] += 1
         scope.setdefault("state", {})[STATE_KEY] = visitor
         page: list[bool] = []
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from personalize.events import apply_event
 from personalize.exceptions import StoreError
+from personalize.metrics import LatencyHistogram
 from personalize.profile import Hit, Profile, SessionRecord, apply_hit
 from personalize.stores.base import Change, ProfileStore, fold_changes
 
@@ -148,6 +149,7 @@ class ProfileService:
         self._key_seq: OrderedDict[str, int] = OrderedDict()
         self._retry_at = 0.0
         self.stats = {"cache_hits": 0, "cache_misses": 0, "written": 0, "failed": 0, "dropped": 0}
+        self.latency = LatencyHistogram()  # store calls, for the metrics endpoint
         register = getattr(store, "on_invalidate", None)
         if register is not None:
             register(self._invalidate)
@@ -198,7 +200,9 @@ class ProfileService:
         else:
             self.stats["cache_misses"] += 1
             epoch, seq = self._epoch, self._written_seq
+            started = time.perf_counter()
             profile = await self.store.get(key)
+            self.latency.observe(time.perf_counter() - started)
             if (
                 epoch == self._epoch
                 and key not in self._inflight
@@ -289,8 +293,10 @@ class ProfileService:
         if not batch:
             return True
         self._inflight = batch
+        started = time.perf_counter()
         try:
             written = await self.store.apply_changes(batch, batch_id=batch_id)
+            self.latency.observe(time.perf_counter() - started)
         except Exception as exc:
             with self._lock:
                 self._written(batch)  # the outcome is unknown: reads since may be stale
