@@ -39,31 +39,14 @@ def copy_profile(profile: Profile) -> Profile:
     itself a list, an event's properties) are shared with ``profile``. That keeps this on the
     per-request path cheap; treat those nested values as read-only.
     """
-    sessions = list(profile.sessions)
-    if sessions:
-        sessions[-1] = _copy_session(sessions[-1])  # the only session a page view changes
-    facts = {k: dict(v) if isinstance(v, dict) else v for k, v in profile.facts.items()}
-    return Profile(
-        key=profile.key,
-        user_id=profile.user_id,
-        first_seen=profile.first_seen,
-        last_seen=profile.last_seen,
-        visits=profile.visits,
-        page_views=profile.page_views,
-        affinities=dict(profile.affinities),
-        sessions=sessions,
-        traits=dict(profile.traits),
-        trait_times=dict(profile.trait_times),
-        devices={k: dict(v) for k, v in profile.devices.items()},
-        events=list(profile.events),
-        facts=facts,
-        aliases=list(profile.aliases),
-        merged_into=profile.merged_into,
-        merged_at=profile.merged_at,
-        merged_device=profile.merged_device,
-        opted_out=profile.opted_out,
-        batches=list(profile.batches),
-    )
+    copy = hit_view(profile)
+    copy.traits = dict(profile.traits)
+    copy.trait_times = dict(profile.trait_times)
+    copy.events = list(profile.events)
+    copy.facts = {k: dict(v) if isinstance(v, dict) else v for k, v in profile.facts.items()}
+    copy.aliases = list(profile.aliases)
+    copy.batches = list(profile.batches)
+    return copy
 
 
 def hit_view(profile: Profile) -> Profile:
@@ -72,7 +55,7 @@ def hit_view(profile: Profile) -> Profile:
     devices); traits, facts and events are shared with ``profile`` and read-only."""
     sessions = list(profile.sessions)
     if sessions:
-        sessions[-1] = _copy_session(sessions[-1])
+        sessions[-1] = _copy_session(sessions[-1])  # the only session a page view changes
     return Profile(
         key=profile.key,
         user_id=profile.user_id,
