@@ -70,7 +70,10 @@ class Hit:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Hit:
-        return cls(**{k: data[k] for k in _HIT_FIELDS if k in data})
+        try:
+            return cls(**data)  # what to_dict wrote: exactly the fields
+        except TypeError:  # written by another version: take the fields we know
+            return cls(**{k: data[k] for k in _HIT_FIELDS if k in data})
 
 
 _HIT_FIELDS = tuple(Hit.__dataclass_fields__)
@@ -304,10 +307,16 @@ def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TI
     if hit.category:
         profile.affinities[hit.category] = profile.affinities.get(hit.category, 0.0) + 1.0
     if hit.device_id:
-        device = profile.devices.setdefault(hit.device_id, {"first_seen": hit.ts})
-        if hit.ts >= device.get("last_seen", float("-inf")):
-            device.update(type=hit.device_type, os=hit.os, browser=hit.browser, last_seen=hit.ts)
-        if len(profile.devices) > MAX_DEVICES:
+        devices = profile.devices
+        device = devices.get(hit.device_id)
+        if device is None:
+            device = devices[hit.device_id] = {"first_seen": hit.ts}
+        if hit.ts >= device.get("last_seen", -1.0):
+            device["type"] = hit.device_type
+            device["os"] = hit.os
+            device["browser"] = hit.browser
+            device["last_seen"] = hit.ts
+        if len(devices) > MAX_DEVICES:
             oldest = min(profile.devices, key=lambda d: profile.devices[d].get("last_seen", 0))
             del profile.devices[oldest]
 
