@@ -154,8 +154,7 @@ class ProfileService:
         profile, stored_at = entry
         ttl: float | None = getattr(self.store, "trusted_cache_ttl", None)
         if ttl is not None and self._clock() - stored_at > ttl:
-            self._cache.pop(key, None)
-            return None
+            return None  # stale: kept only as a fallback while the store is unreachable
         self._cache.move_to_end(key)
         return profile
 
@@ -184,7 +183,16 @@ class ProfileService:
             self.stats["cache_misses"] += 1
             epoch, seq = self._epoch, self._written_seq
             started = time.perf_counter()
-            profile = await self.store.get(key)
+            try:
+                profile = await self.store.get(key)
+            except Exception:
+                stale = self._cache.get(key)
+                if stale is None:
+                    raise
+                # The store is unreachable: a profile that may be a little old beats
+                # default content for a visitor we know.
+                profile = None if stale[0] is _ABSENT else stale[0]
+                return self._with_pending(key, profile)
             self.latency.observe(time.perf_counter() - started)
             if (
                 epoch == self._epoch
@@ -194,6 +202,9 @@ class ProfileService:
                 # "No profile" is remembered too: returning cookies without a profile
                 # (erased, or nothing recorded yet) must not cost a store read each time.
                 self._remember(key, _ABSENT if profile is None else profile)
+        return self._with_pending(key, profile)
+
+    def _with_pending(self, key: str, profile: Profile | None) -> Profile | None:
         pending = self._pending_for(key) if (self._pending or self._retry) else []
         if pending:
             profile = Profile(key=key) if profile is None else copy_profile(profile)

@@ -191,7 +191,8 @@ class StreamLearning(_Runtime):
         loop = asyncio.get_running_loop()
         try:
             if events:
-                self.sent += await loop.run_in_executor(None, self.stream.send_many, events)
+                sent = await loop.run_in_executor(None, self.stream.send_many, events)
+                self.sent += sent  # after the await: overlapping drains must not lose counts
             now = time.monotonic()
             if now - self._last_refresh >= self._poll_interval:
                 self._last_refresh = now
