@@ -16,6 +16,7 @@ already evaluated them all (then those memberships are reused). Template variant
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
@@ -72,7 +73,9 @@ def match_rule(
         if rule.when is not None:
             reasons = (*reasons, *rule.when.explain(attrs))
         who = f"segment {rule.segment}" if rule.segment else "condition"
-        return rule, f"rule at {rule.origin}: {who}", reasons, rule.variants
+        # Only the file name: explanations reach visitors, who need not see server paths.
+        path, _, line = rule.origin.rpartition(":")
+        return rule, f"rule at {Path(path).name}:{line}: {who}", reasons, rule.variants
     return None, "no rule matched: the default variants", (), slot.default
 
 

@@ -20,7 +20,7 @@ Posts need the CSRF token of the page (bound to this visitor's profile) and must
 site. Every answer is ``Cache-Control: private, no-store``.
 
 >>> from personalize.endpoints import ROUTES
->>> sorted(p for p in ROUTES if p.startswith("/me"))
+>>> sorted(p for p in ROUTES if p == "/me" or p.startswith("/me/"))
 ['/me', '/me/erase', '/me/export', '/me/opt-in', '/me/opt-out']
 """
 

@@ -1,0 +1,100 @@
+"""The editor UI: closed without credentials; a mapping edited in it changes the public site
+at once, without a restart."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from playwright.sync_api import Error as PlaywrightError
+
+from tests.browser.support import EDITOR, ROOT, Shop
+
+pytestmark = pytest.mark.browser
+
+FREE_RETURNS = "Free returns for 60 days"  # content/home.yaml, banner: free_returns (default)
+AD_OFFER = "Came from an ad? 10% off your first order with AD10."  # banner: paid_search_offer
+
+
+def refused_in_the_browser(page: Any, path: str) -> Any:
+    """Open ``path`` and return the response: Chromium gets a 401 challenge; without
+    credentials it shows no page at all (ERR_INVALID_AUTH_CREDENTIALS), with wrong ones it
+    shows the 401 answer."""
+    with page.expect_response(lambda r: r.url.endswith(path)) as answer:
+        try:
+            page.goto(path)
+        except PlaywrightError as exc:
+            assert "ERR_INVALID_AUTH_CREDENTIALS" in str(exc)
+        else:
+            assert "Slots: who sees what" not in page.content()
+    return answer.value
+
+
+def test_editor_ui_is_closed_without_credentials(new_context: Callable[..., Any]) -> None:
+    anonymous = new_context()
+    shop_page = anonymous.new_page()
+    shop_page.goto("/")
+    for path in ("/_personalize/admin", "/_personalize/admin/slots"):
+        response = refused_in_the_browser(anonymous.new_page(), path)
+        assert response.status == 401, path
+        assert "Basic" in (response.header_value("www-authenticate") or "")
+        # The same request sent by a script of the shop's page: 401, nothing of the UI.
+        status, body = shop_page.evaluate(
+            "p => fetch(p, {credentials: 'omit'}).then(async r => [r.status, await r.text()])",
+            path,
+        )
+        assert status == 401 and "Slots" not in body
+
+    wrong = new_context(http_credentials={"username": EDITOR, "password": "not-the-password"})
+    response = refused_in_the_browser(wrong.new_page(), "/_personalize/admin/slots")
+    assert response.status == 401
+
+    # A form post without credentials changes nothing either.
+    posted = anonymous.request.post("/_personalize/admin/slots", form={"slot": "banner"})
+    assert posted.status == 401
+
+
+def test_editor_changes_a_mapping_and_the_site_follows_without_restart(
+    new_context: Callable[..., Any], shop: Shop, screenshot: Callable[..., Path]
+) -> None:
+    # Before: a visitor no banner rule matches (direct, no ad) gets the default, free returns.
+    before = new_context().new_page()
+    before.goto("/")
+    assert FREE_RETURNS in before.locator(".slot-banner").inner_text()
+
+    editor = new_context(http_credentials={"username": EDITOR, "password": shop.editor_password})
+    page = editor.new_page()
+    response = page.goto("/_personalize/admin/slots")
+    assert response is not None and response.status == 200
+    form = page.locator("#slot-banner form.mapping")
+    form.locator("input[name=default][value=free_returns]").uncheck()
+    form.locator("input[name=default][value=paid_search_offer]").check()
+    with page.expect_navigation():
+        form.get_by_role("button", name="Save banner").click()
+    assert "done=saved" in page.url
+    assert page.get_by_role("status").inner_text().startswith("Saved.")
+    saved = page.locator("#slot-banner form.mapping")
+    assert saved.locator("input[name=default][value=paid_search_offer]").is_checked()
+    assert not saved.locator("input[name=default][value=free_returns]").is_checked()
+    page.evaluate("window.scrollTo(0, 0)")  # the page opened at #slot-banner
+    screenshot(page, "editor-slots")
+
+    # Written to the (copied) YAML; the repository's content/ is untouched.
+    banner = yaml.safe_load((shop.content / "home.yaml").read_text())["slots"]["banner"]
+    assert banner["default"] == ["paid_search_offer"]
+    repo = yaml.safe_load((ROOT / "content" / "home.yaml").read_text())["slots"]["banner"]
+    assert repo["default"] == ["free_returns"]
+
+    # After: a new visitor of the same, still running shop process sees the new default.
+    os.kill(shop.pid, 0)  # the very process the session started: no restart happened
+    after = new_context().new_page()
+    after.goto("/")
+    banner_slot = after.locator(".slot-banner")
+    assert AD_OFFER in banner_slot.inner_text()
+    assert FREE_RETURNS not in banner_slot.inner_text()
+    banner_slot.locator("details.why summary").click()
+    assert "paid_search_offer" in banner_slot.locator(".why-body").inner_text()

@@ -1,0 +1,80 @@
+"""The visitor's own page: shows what is stored, and "erase everything" empties the store."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.support import Shop
+
+pytestmark = pytest.mark.browser
+
+
+def stored_rows(db: Path, key: str) -> dict[str, int]:
+    """Rows under ``key`` in the shop's SQLite store (profiles and the pending change log)."""
+    with sqlite3.connect(db, timeout=5) as conn:
+        return {
+            table: conn.execute(f"SELECT count(*) FROM {table} WHERE key = ?", (key,)).fetchone()[0]
+            for table in ("profiles", "changes")
+        }
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_erase_removes_the_visitor_from_the_store(
+    new_context: Callable[..., Any], shop: Shop, screenshot: Callable[..., Path]
+) -> None:
+    context = new_context()
+    page = context.new_page()
+    for path in ("/", "/bags", "/bags/tote-3", "/outdoor"):
+        page.goto(path)
+
+    page.goto("/_personalize/me")
+    assert page.locator("h1").inner_text() == "What this site knows about you"
+    exported = context.request.get("/_personalize/me/export")
+    assert exported.ok
+    data = exported.json()
+    visitor_id = data["visitor_id"]
+    assert visitor_id and data["user_id"] is None
+    key = f"v:{visitor_id}"
+
+    # Page views are written after the response, in batches: wait until all four are stored.
+    def stored_views() -> int:
+        profile = context.request.get("/_personalize/me/export").json()["stored_profile"]
+        return int((profile or {}).get("page_views", 0))
+
+    assert wait_for(lambda: stored_views() == 4), f"{stored_views()} page views stored"
+    assert sum(stored_rows(shop.db, key).values()) > 0
+    page.reload()
+    stored = page.locator("#stored").inner_text()
+    assert "1 visit and 4 page views" in stored
+    assert "bags: 2" in stored and "outdoor: 1" in stored
+    screenshot(page, "me-page", full_page=True)
+
+    page.get_by_label("I want everything stored about me erased").check()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Erase everything").click()
+    assert "done=erased" in page.url
+    assert "everything stored about you has been erased" in page.get_by_role("status").inner_text()
+
+    # Gone from the store, and it stays gone (no late page view write brings it back).
+    assert stored_rows(shop.db, key) == {"profiles": 0, "changes": 0}
+    page.goto("/")
+    time.sleep(0.5)
+    assert stored_rows(shop.db, key) == {"profiles": 0, "changes": 0}
+    # The browser goes on as a new anonymous visitor with a new id.
+    again = context.request.get("/_personalize/me/export").json()
+    assert again["visitor_id"] not in (None, visitor_id)
+    assert not (again["stored_profile"] or {}).get("affinities")
