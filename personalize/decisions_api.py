@@ -57,7 +57,7 @@ async def get_slots(request: Request, visitor: Visitor, pz: PersonalizeMiddlewar
 def _parse(body: bytes) -> dict[str, Any] | str:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # absurd nesting too
         return "body is not valid JSON"
     if not isinstance(data, dict):
         return "body is a JSON object {decision_id, type}"

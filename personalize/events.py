@@ -29,6 +29,7 @@ from personalize.profile import MAX_EVENTS, Profile
 
 MAX_TRACKED_IDS = 200  # order ids / products / tickets remembered per profile
 MAX_PROPERTIES_BYTES = 4096
+MAX_DEPTH = 8  # levels of nesting in properties (stores serialise with bounded recursion)
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
 _ID_MAX = 256
 
@@ -88,6 +89,17 @@ def _products(props: Mapping[str, Any]) -> list[str]:
     return [_identifier(p, "properties.products[]") for p in products]
 
 
+def _depth(value: object, level: int = 0) -> int:
+    """How deeply ``value`` nests (stops counting past MAX_DEPTH + 1)."""
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
 def validate_event(
     kind: str, properties: object, *, name: str | None = None, ts: object = None
 ) -> Event:
@@ -96,6 +108,8 @@ def validate_event(
         properties = {}
     if not isinstance(properties, dict):
         raise EventError("properties must be an object")
+    if _depth(properties) > MAX_DEPTH:
+        raise EventError(f"properties are nested deeper than {MAX_DEPTH} levels")
     import json
 
     try:

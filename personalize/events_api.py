@@ -66,6 +66,8 @@ async def post_events(request: Request, visitor: Visitor, pz: PersonalizeMiddlew
             return _error(413, f"body larger than {MAX_BODY} bytes")
     try:
         payload = json.loads(body)
+    except RecursionError:
+        return _error(400, "body is nested too deeply")
     except (ValueError, UnicodeDecodeError) as exc:
         return _error(400, f"body is not valid JSON: {exc}")
     items = payload if isinstance(payload, list) else [payload]

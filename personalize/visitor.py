@@ -29,7 +29,7 @@ from personalize.attributes import build_attributes
 from personalize.context import VisitorContext
 from personalize.cookie import OPTED_OUT, CookieState, new_visitor_id
 from personalize.decisions import Decision, Explanation
-from personalize.events import apply_event, validate_event
+from personalize.events import MAX_DEPTH, _depth, apply_event, validate_event
 from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.identity import check_user_id
 from personalize.profile import Hit, Profile, apply_hit
@@ -261,6 +261,8 @@ class Visitor:
         uid = check_user_id(user_id, pz.junk_user_ids)
         if traits is not None and not isinstance(traits, Mapping):
             raise IdentityError("traits must be a mapping")
+        if traits and _depth(dict(traits)) > MAX_DEPTH:
+            raise IdentityError(f"traits are nested deeper than {MAX_DEPTH} levels")
         known_key = f"u:{uid}"
         if self.user_id == uid:
             if traits:
