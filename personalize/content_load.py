@@ -27,6 +27,7 @@ from personalize.render import make_environment, render_markdown
 from personalize.rules import RuleError, compile_rule
 from personalize.schedule import ScheduleError, parse_schedule
 from personalize.segments import SegmentLibrary, _child, _duplicate_keys, _Located, segment_files
+from personalize.yamlfile import parse_yaml
 
 _SLOT_KEYS = frozenset(
     {"description", "variants", "rules", "default", "pin", "reward", "long_term_weight"}
@@ -96,21 +97,9 @@ def _parse(
     problems: Problems,
     segments: SegmentLibrary | None,
 ) -> None:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        if root is None:
-            return
-        loader = yaml.SafeLoader("")
-        try:
-            data = loader.construct_document(root)
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problems.append((shown, mark.line + 1 if mark else 1, f"not valid YAML: {exc.problem}"))
-        return
-    except yaml.YAMLError as exc:
-        problems.append((shown, 1, f"not valid YAML: {exc}"))
+    root, data, errors = parse_yaml(text)
+    problems.extend((shown, line, message) for line, message in errors)
+    if root is None:
         return
     problems.extend((shown, line, msg) for line, msg in _duplicate_keys(root))
     if (
@@ -130,7 +119,12 @@ def _parse(
             problems.append((shown, line, message))
             continue
         origins[name] = f"{shown}:{line}"
-        slot = _Parser(shown, at, env, folder, problems, segments).slot(str(name), item)
+        try:
+            slot = _Parser(shown, at, env, folder, problems, segments).slot(str(name), item)
+        except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+            # A shape the checks above did not foresee: a problem for the editor, not a crash.
+            problems.append((shown, line, f"slot {name!r} is not valid: {exc}"))
+            continue
         if slot is not None:
             slots[slot.name] = slot
 
@@ -255,6 +249,8 @@ class _Parser:
             self.problems.append((file, exc.lineno, f"template error: {exc.message}"))
         except jinja2.TemplateNotFound:
             self.fail(path, f"template {name!r} not found in the content folder")
+        except (jinja2.TemplateError, OSError, TypeError, ValueError) as exc:
+            self.fail(path, f"template {name!r} cannot be loaded: {exc}")
         return None
 
     def rule(

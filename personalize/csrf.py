@@ -68,7 +68,9 @@ class CsrfSigner:
         except (BadSignature, SignatureExpired, ValueError):
             return False
         issued = data.get("s") if isinstance(data, dict) else None
-        return isinstance(issued, str) and hmac.compare_digest(issued, _digest(subject))
+        return isinstance(issued, str) and hmac.compare_digest(
+            issued.encode("utf-8", "surrogateescape"), _digest(subject).encode()
+        )
 
 
 def _digest(subject: str) -> str:
@@ -93,4 +95,6 @@ def same_origin(headers: Mapping[str, str]) -> bool:
         netloc = urlsplit(claimed.strip()).netloc.lower()
     except ValueError:
         return False
-    return bool(host) and hmac.compare_digest(netloc.rpartition("@")[2], host)
+    # Bytes: compare_digest refuses non-ASCII str, and a Host header may hold any byte.
+    seen = netloc.rpartition("@")[2].encode("utf-8", "surrogateescape")
+    return bool(host) and hmac.compare_digest(seen, host.encode("utf-8", "surrogateescape"))

@@ -33,6 +33,7 @@ import yaml
 
 from personalize.exceptions import SegmentError
 from personalize.rules import Rule, RuleError, compile_rule
+from personalize.yamlfile import parse_yaml
 
 logger = logging.getLogger("personalize.segments")
 
@@ -114,23 +115,10 @@ def _load_file(
     except (OSError, UnicodeDecodeError) as exc:
         problems.append((shown, 1, f"cannot read: {exc}"))
         return
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        if root is None:
-            return  # an empty file holds no segments
-        loader = yaml.SafeLoader("")
-        try:
-            data = loader.construct_document(root)
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        problems.append((shown, line, f"not valid YAML: {exc.problem or exc.context}"))
-        return
-    except yaml.YAMLError as exc:
-        problems.append((shown, 1, f"not valid YAML: {exc}"))
-        return
+    root, data, errors = parse_yaml(text)
+    problems.extend((shown, line, message) for line, message in errors)
+    if root is None:
+        return  # unreadable, or an empty file that holds no segments
     for line, message in _duplicate_keys(root):
         problems.append((shown, line, message))
     for item, where in _items(data, root, problems, shown):
