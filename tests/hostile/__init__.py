@@ -1,0 +1,1 @@
+"""Helpers of tests/test_hostile.py: generated hostile input against the real middleware."""
