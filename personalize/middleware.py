@@ -245,7 +245,14 @@ class PersonalizeMiddleware:
             visitor = await self._visitor(scope, now)
         except Exception:  # never let a bug or an outage here cost the visitor their page
             logger.exception("personalize: could not build the visitor; serving defaults")
-            visitor = Visitor(visitor_id=None, user_id=None, context=VisitorContext(), is_new=False)
+            # With the middleware attached, its endpoints (opt-out on /me...) still work.
+            visitor = Visitor(
+                visitor_id=None,
+                user_id=None,
+                context=VisitorContext(),
+                is_new=False,
+                middleware=self,
+            )
             self.counts["error"] += 1
         else:
             kind = "bot" if visitor.is_bot else "remembered" if visitor.remembers else "context"
