@@ -653,7 +653,7 @@ def _pattern(value: object) -> re.Pattern[str]:
         raise _Invalid(f"matches needs a regular expression as text, not {_kind(value)}")
     if len(value) > MAX_PATTERN:
         raise _Invalid(f"pattern longer than {MAX_PATTERN} characters")
-    if nested_quantifier(value):
+    if nested_quantifier(value) or ambiguous_alternation(value):
         raise _Invalid(
             f"pattern {value[:40]!r} repeats a group that itself repeats, e.g. (a+)+; "
             "such patterns can take exponential time"
@@ -665,6 +665,25 @@ def _pattern(value: object) -> re.Pattern[str]:
 
 
 _REPEAT = re.compile(r"\{\d*,?\d*\}")
+_LITERAL = re.compile(r"[^\\.^$*+?{}\[\]|()]+")
+_ALTERNATION = re.compile(r"\((\?:)?([^()]*\|[^()]*)\)([*+]|\{\d*,)")
+
+
+def ambiguous_alternation(pattern: str) -> bool:
+    """True when a repeated group has alternatives that are not plain literals with distinct
+    first characters, like ``(a|aa)*`` or ``(x|x)+``: backtracking over them is exponential.
+
+    >>> ambiguous_alternation("(a|aa)*c"), ambiguous_alternation("(red|blue)+ shoes?")
+    (True, False)
+    """
+    for m in _ALTERNATION.finditer(pattern):
+        branches = m.group(2).split("|")
+        if not all(_LITERAL.fullmatch(b) for b in branches):
+            return True
+        firsts = [b[0] for b in branches]
+        if len(set(firsts)) != len(firsts):
+            return True
+    return False
 
 
 def nested_quantifier(pattern: str) -> bool:

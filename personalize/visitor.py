@@ -350,6 +350,8 @@ class Visitor:
     def opt_in(self) -> None:
         """Undo :meth:`opt_out` (or give consent in consent mode "required"): a fresh
         anonymous id that is remembered from now on."""
+        if self.is_bot:
+            return  # bots are never remembered (and carry no middleware)
         if self._pz is None:
             raise MiddlewareMissingError(_MISSING)
         if self.remembers:

@@ -356,7 +356,8 @@ class Harness:
         STATS.statuses[str(outcome.status)] = STATS.statuses.get(str(outcome.status), 0) + 1
         if outcome.status >= 500:
             STATS.server_errors += 1
-            STATS.fail(f"{outcome.status}", f"{outcome.body[:100]!r}", repr(req))
+            route = req.path if len(req.path) <= 40 else req.path[:40] + "..."
+            STATS.fail(f"{outcome.status} on {route}", f"{outcome.body[:100]!r}", repr(req))
         self._check_caching(outcome, req)
         self._check_ips(req)
         return outcome
