@@ -1,9 +1,14 @@
 """Profiles on the request path: a bounded near-cache in front of the store, and write-behind.
 
-Reads come from a bounded LRU of stored profiles, so a returning visitor costs no I/O. Page
-views are written after the response, batched: the first request task that finds no flush
-running waits ``flush_interval`` seconds, then writes everything pending in one
-``store.apply_hits`` call, and loops while more arrived. No background task outlives a
+The cache holds each profile as this process knows it: what the store returned plus the
+changes recorded since, written or not. A request reads its visitor's profile from it (no
+I/O), folds its page view in for the page, and hands that result back with the page view,
+so the cache moves on without folding anything twice. A miss reads the store and folds in
+what is still pending.
+
+Page views are written after the response, batched: the first request task that finds no
+flush running waits ``flush_interval`` seconds, then writes everything pending in one
+``store.apply_changes`` call, and loops while more arrived. No background task outlives a
 request, so nothing is left pending when an event loop closes.
 
 If the store fails, the batch is kept, with its id, and sent again by the next request after
@@ -171,8 +176,8 @@ class ProfileService:
     async def load(self, key: str) -> Profile | None:
         """The profile as stored plus changes not written yet, or None for a new key.
 
-        The caller gets its own copy when there are pending changes; otherwise it gets the
-        cached object and must not change it (use :func:`copy_profile`).
+        The result may be the cached object: do not change it (use :func:`hit_view` or
+        :func:`copy_profile` for a copy to change).
         """
         profile = self._cached(key)
         if profile is not None:
@@ -194,6 +199,7 @@ class ProfileService:
                 profile = None if stale[0] is _ABSENT else stale[0]
                 return self._with_pending(key, profile)
             self.latency.observe(time.perf_counter() - started)
+            profile = self._with_pending(key, profile)
             if (
                 epoch == self._epoch
                 and key not in self._inflight
@@ -202,7 +208,7 @@ class ProfileService:
                 # "No profile" is remembered too: returning cookies without a profile
                 # (erased, or nothing recorded yet) must not cost a store read each time.
                 self._remember(key, _ABSENT if profile is None else profile)
-        return self._with_pending(key, profile)
+        return profile
 
     def _with_pending(self, key: str, profile: Profile | None) -> Profile | None:
         pending = self._pending_for(key) if (self._pending or self._retry) else []
@@ -239,11 +245,26 @@ class ProfileService:
                     self._pending_count -= len(items)
             self._retry = [(bid, batch) for bid, batch in self._retry if batch]
 
-    async def record(self, key: str, change: Change) -> None:
-        """Accept one change; the calling task may become the one that writes the batch."""
+    async def record(
+        self,
+        key: str,
+        change: Change,
+        *,
+        base: Profile | None = None,
+        view: Profile | None = None,
+        new: bool = False,
+    ) -> None:
+        """Accept one change; the calling task may become the one that writes the batch.
+
+        ``view`` is ``base`` (what :meth:`load` returned, None for no profile) with
+        ``change`` already folded in: when the cache still holds ``base`` it takes ``view``
+        as is instead of folding the change again. ``new`` says the key was just created
+        (a new visitor id), so no store read is needed to know it held nothing before.
+        """
         with self._lock:
             self._pending.setdefault(key, []).append(change)
             self._pending_count += 1
+            self._fold_into_cache(key, change, base, view, new)
             if self._pending_count > self._max_pending:
                 self._drop_oldest()
             if self._flushing or self._clock() < self._retry_at:
@@ -305,32 +326,12 @@ class ProfileService:
             )
             return False
         with self._lock:
+            # The cache already holds this batch (record folded it in). A profile the store
+            # computed also holds what other processes wrote: take it where nothing newer
+            # is pending here.
             for key, profile in written.items():
-                self._remember(key, profile)
-            for key, items in batch.items():
-                # Stores that append (SQLite) return no profiles: fold the batch into what
-                # this process has cached, so the cache stays what the store now holds.
-                if key in written:
-                    continue
-                cached = self._cache.get(key)
-                if cached is None:
-                    continue
-                if cached[0] is _ABSENT:
-                    cached = (Profile(key=key), cached[1])
-                if cached[0].merged_into is not None:
-                    self._cache.pop(key, None)  # forwarding rules live in the store
-                    continue
-                profile = (
-                    hit_view(cached[0])
-                    if all(isinstance(c, Hit) for c in items)
-                    else (copy_profile(cached[0]))
-                )
-                fold_changes(
-                    profile,
-                    sorted(items, key=lambda c: c.ts),
-                    session_timeout=self.store.session_timeout,
-                )
-                self._cache[key] = (profile, cached[1])
+                if key not in self._pending and not any(key in b for _, b in self._retry):
+                    self._remember(key, profile)
             self._pending_count -= count
             self.stats["written"] += count
             self._written(batch)
@@ -344,6 +345,30 @@ class ProfileService:
             self._key_seq.move_to_end(key)
         while len(self._key_seq) > 2 * self._cache_size:
             self._key_seq.popitem(last=False)
+
+    def _fold_into_cache(
+        self, key: str, change: Change, base: Profile | None, view: Profile | None, new: bool
+    ) -> None:
+        """Keep the cached profile equal to the stored one plus what is pending."""
+        entry = self._cache.get(key)
+        if entry is None:
+            if new and view is not None:
+                self._remember(key, view)
+            return
+        current, stored_at = entry
+        if current is not _ABSENT and current.merged_into is not None:
+            return  # a tombstone: where its changes go is the store's business
+        if view is not None and current is (_ABSENT if base is None else base):
+            profile = view
+        else:
+            if current is _ABSENT:
+                profile = Profile(key=key)
+            elif isinstance(change, Hit):
+                profile = hit_view(current)
+            else:
+                profile = copy_profile(current)
+            fold_changes(profile, [change], session_timeout=self.store.session_timeout)
+        self._cache[key] = (profile, stored_at)
 
     def _remember(self, key: str, profile: Profile) -> None:
         self._cache[key] = (profile, self._clock())

@@ -32,7 +32,7 @@ from personalize.decisions import Decision, Explanation
 from personalize.events import MAX_DEPTH, _depth, apply_event, validate_event
 from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.identity import check_user_id
-from personalize.profile import Hit, Profile, apply_hit
+from personalize.profile import SESSION_TIMEOUT, Hit, Profile, apply_hit
 from personalize.segments import Membership
 from personalize.service import copy_profile, hit_view
 
@@ -139,6 +139,11 @@ class Visitor:
         counters and sessions are this request's own; nested traits, facts and events are
         shared with the cache.)"""
         self.used = True
+        return self._profile_view()
+
+    def _profile_view(self) -> Profile:
+        """The profile this request sees (stored plus this page view), without marking the
+        response personalized: the middleware hands it to the cache with the page view."""
         if self._view is None:
             if self._stored is None or self._stored.merged_into is not None:
                 view = Profile(key=self.profile_key or "", user_id=self.user_id)
@@ -147,7 +152,8 @@ class Visitor:
             else:
                 view = copy_profile(self._stored)
             if self._hit is not None:
-                apply_hit(view, self._hit)
+                timeout = self._pz.profiles.store.session_timeout if self._pz else SESSION_TIMEOUT
+                apply_hit(view, self._hit, session_timeout=timeout)
             self._view = view
         return self._view
 
