@@ -393,7 +393,9 @@ def render(args: argparse.Namespace, drills: list[Drill], started: dt.datetime) 
         "profile (reads)",
         "- lost updates: page responses with status 200 (wrk + probe, each records a page "
         "view) minus the growth of the sum of `page_views` over the visitors' profiles in "
-        "Redis after the buffer drained",
+        "Redis after the buffer drained; `extra` (stored beyond the counted responses) is "
+        "at most one request per wrk connection: the ones in flight when wrk's time is up, "
+        "which the server serves and records but wrk no longer counts",
         "",
         "| mode | responses by status | 5xx | socket errors / timeouts | req/s before / "
         "during / after | default-content pages | recovery: writes / reads | buffered: "
