@@ -14,14 +14,9 @@ from hypothesis import strategies as st
 
 from personalize.attributes import ATTRIBUTES
 from personalize.exceptions import ConfigurationError
-from personalize.rules import (
-    MAX_INPUT,
-    OPERATORS,
-    Rule,
-    RuleError,
-    compile_rule,
-    nested_quantifier,
-)
+from personalize.operators import MAX_INPUT, OPERATORS
+from personalize.rule_values import nested_quantifier
+from personalize.rules import Rule, RuleError, compile_rule
 
 DATA = Path(__file__).parent / "data"
 CASES: list[dict[str, Any]] = yaml.safe_load((DATA / "rules.yaml").read_text(encoding="utf-8"))
