@@ -111,6 +111,18 @@ class VisitorCookie:
     def __repr__(self) -> str:
         return f"VisitorCookie(secret_key=[{len(self._keys)} secrets], max_age={self.max_age})"
 
+    @property
+    def signing_secret(self) -> str:
+        """The newest secret, the one that signs new cookies. Other signers of the site (CSRF
+        tokens of the editor UI and of /me) derive their keys from it with a purpose of their
+        own, so every worker accepts what every other signed.
+
+        >>> cookies = VisitorCookie(["new-secret-0123456789abcdef", "old-secret-0123456789abcdef"])
+        >>> cookies.signing_secret
+        'new-secret-0123456789abcdef'
+        """
+        return str(self._keys[0])
+
     def dump(self, state: CookieState) -> str:
         """Sign ``state`` into a cookie value with the newest secret."""
         if state.opted_out:

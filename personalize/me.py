@@ -70,7 +70,7 @@ WHY_NOT = {
 def _signer(pz: PersonalizeMiddleware) -> CsrfSigner:
     signer = _signers.get(pz)
     if signer is None:
-        signer = _signers[pz] = CsrfSigner(str(pz.cookies._keys[0]), purpose="me")
+        signer = _signers[pz] = CsrfSigner(pz.cookies.signing_secret, purpose="me")
     return signer
 
 

@@ -87,7 +87,7 @@ def state_of(pz: PersonalizeMiddleware) -> AdminState:
     if state is None:
         # A CSRF key derived from the cookie secret: every worker of the site accepts the
         # forms of every other.
-        secret = str(pz.cookies._keys[0])
+        secret = pz.cookies.signing_secret
         state = _states[pz] = AdminState(CsrfSigner(secret, purpose="admin"))
     return state
 
