@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,16 @@ def _misses(before: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]])
         int(after[p]["stats"]["cache_misses"]) - int(before[p]["stats"]["cache_misses"])
         for p in after
     )
+
+
+def _median_known(values: Iterable[float]) -> float:
+    """The median of the values that are not NaN (NaN when there are none)."""
+    known = [v for v in values if not math.isnan(v)]
+    return statistics.median(known) if known else float("nan")
+
+
+def _show_misses(value: float) -> str:
+    return "n/a (workers not all polled)" if math.isnan(value) else f"{value:.3f}"
 
 
 def measure(
@@ -556,7 +567,8 @@ def summarize(result: Result) -> list[dict[str, Any]]:
                 "learner_cpu": statistics.median(r.learner_cpu for r in runs),
                 "all": " / ".join(f"{r.rps:.0f}" for r in runs),
                 "commands": commands,
-                "misses": statistics.median(r.misses for r in runs),
+                # A repeat whose workers could not all be polled has no count: leave it out.
+                "misses": _median_known(r.misses for r in runs),
                 "redis_us_per_req": statistics.median(
                     1e4 * r.redis_cpu / r.rps for r in runs if r.rps
                 ),
@@ -678,7 +690,7 @@ def render(
             f"| {row['p50']:.2f} | {row['p99']:.2f} | {row['errors']} "
             f"| {row['server_cpu']:.0f}% | {row['redis_cpu']:.0f}% "
             f"| {row['learner_cpu']:.0f}% | {row['client_commands']:.2f} "
-            f"| {row['misses']:.3f} | {row['all']} |"
+            f"| {_show_misses(row['misses'])} | {row['all']} |"
         )
     lines += ["", "Configurations:", ""]
     lines += [f"- `{row['config'].name}`: {row['config'].meaning}" for row in rows]
