@@ -180,6 +180,66 @@ def test_sqlite_change_log_compacts_and_batches_apply_once(tmp_path: Path) -> No
     run(scenario())
 
 
+def test_sqlite_forgets_old_batch_ids_through_the_ts_index(tmp_path: Path) -> None:
+    import sqlite3
+    import time
+
+    from personalize.stores.sqlite import BATCH_MEMORY
+
+    path = tmp_path / "p.sqlite3"
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, compact_interval=3600)
+        await store.apply_changes({"v:x": [Hit(ts=1.0, path="/")]}, batch_id="first")
+        old = time.time() - BATCH_MEMORY - 60
+        with sqlite3.connect(path) as conn:
+            conn.executemany(
+                "INSERT INTO batches (id, ts) VALUES (?, ?)", [(f"old{i}", old) for i in range(50)]
+            )
+            plan = " ".join(
+                str(row)
+                for row in conn.execute("EXPLAIN QUERY PLAN DELETE FROM batches WHERE ts < 1")
+            )
+        assert "batches_by_ts" in plan  # a range on the index, not a scan of every id
+        store._last_prune = float("-inf")  # the once-a-minute prune is due
+        await store.apply_changes({"v:x": [Hit(ts=2.0, path="/")]}, batch_id="second")
+        await store.close()
+
+    run(scenario())
+    with sqlite3.connect(path) as conn:
+        ids = {row[0] for row in conn.execute("SELECT id FROM batches")}
+    assert ids == {"first", "second"}
+
+
+def test_sqlite_reads_files_of_the_earlier_change_log_format(tmp_path: Path) -> None:
+    """A file written by the earlier version: AUTOINCREMENT ids, page views as JSON objects."""
+    import sqlite3
+
+    import orjson
+
+    path = tmp_path / "p.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE changes (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, "
+            "data BLOB NOT NULL, ts REAL NOT NULL);"
+            "CREATE INDEX changes_by_key ON changes (key, id);"
+        )
+        old = orjson.dumps({"h": Hit(ts=10.0, path="/old", category="shoes").to_dict()})
+        conn.execute("INSERT INTO changes (key, data, ts) VALUES ('v:x', ?, 10.0)", (old,))
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, compact_interval=3600)
+        await store.apply_changes({"v:x": [Hit(ts=20.0, path="/new")]}, batch_id="b")
+        p = await store.get("v:x")
+        assert p is not None and p.page_views == 2 and p.affinities == {"shoes": 1.0}
+        assert await store.compact() == 1
+        p = await store.get("v:x")
+        assert p is not None and p.page_views == 2 and p.sessions[-1].landing_page == "/old"
+        await store.close()
+
+    run(scenario())
+
+
 def test_sqlite_corrupt_file_raises_store_error(tmp_path: Path) -> None:
     path = tmp_path / "p.sqlite3"
     path.write_bytes(b"this is not a database" * 100)

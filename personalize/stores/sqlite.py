@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS profiles (
     merged   INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS changes (
-    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    id       INTEGER PRIMARY KEY,
     key      TEXT NOT NULL,
     data     BLOB NOT NULL,
     ts       REAL NOT NULL
@@ -44,7 +44,12 @@ CREATE TABLE IF NOT EXISTS batches (
     id       TEXT PRIMARY KEY,
     ts       REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batches_by_ts ON batches (ts);
 """
+# The change log's ids only order rows of one key between compactions (reads sort by ts),
+# so they need no AUTOINCREMENT (files written by earlier versions keep it; both work).
+BATCH_MEMORY = 86_400.0  # seconds a write batch id is remembered (a retry comes far sooner)
+_PRUNE_INTERVAL = 60.0  # seconds between prunes of the remembered batch ids
 _IN_CHUNK = 500  # keys per IN (...) query
 
 
@@ -101,6 +106,7 @@ class SQLiteStore(ProfileStore):
         self._closed = False
         self.compact_interval = compact_interval
         self._last_compact = time.monotonic()
+        self._last_prune = float("-inf")  # prune at the first batch
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -220,7 +226,11 @@ class SQLiteStore(ProfileStore):
                     if not inserted:  # this batch was written before
                         conn.execute("COMMIT")
                         return
-                    conn.execute("DELETE FROM batches WHERE ts < ?", (now - 86_400,))
+                    if time.monotonic() - self._last_prune > _PRUNE_INTERVAL:
+                        # A range on the ts index, once a minute: at 50 batches a second
+                        # the table holds millions of ids, too many to scan per batch.
+                        conn.execute("DELETE FROM batches WHERE ts < ?", (now - BATCH_MEMORY,))
+                        self._last_prune = time.monotonic()
                 # Changes that reach a merged anonymous id go where the tombstone says.
                 rows: list[tuple[str, bytes, float]] = []
                 tombstones: dict[str, Profile] = {}
