@@ -283,14 +283,7 @@ class PersonalizeMiddleware:
         ):
             # After the response: the visitor is not waiting for this write.
             try:
-                stored = visitor._stored
-                await self.profiles.record(
-                    key,
-                    hit,
-                    base=None if stored is not None and stored.merged_into else stored,
-                    view=visitor._profile_view(),
-                    new=visitor.is_new,
-                )
+                await self.profiles.record(key, hit, new=visitor.is_new)
             except Exception:
                 logger.exception("personalize: could not record a page view")
             if self.learning is not None:

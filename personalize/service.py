@@ -195,9 +195,9 @@ class ProfileService:
                 if stale is None:
                     raise
                 # The store is unreachable: a profile that may be a little old beats
-                # default content for a visitor we know.
-                profile = None if stale[0] is _ABSENT else stale[0]
-                return self._with_pending(key, profile)
+                # default content for a visitor we know. (The cached profile already
+                # holds what is pending here.)
+                return None if stale[0] is _ABSENT else stale[0]
             self.latency.observe(time.perf_counter() - started)
             profile = self._with_pending(key, profile)
             if (
@@ -245,26 +245,16 @@ class ProfileService:
                     self._pending_count -= len(items)
             self._retry = [(bid, batch) for bid, batch in self._retry if batch]
 
-    async def record(
-        self,
-        key: str,
-        change: Change,
-        *,
-        base: Profile | None = None,
-        view: Profile | None = None,
-        new: bool = False,
-    ) -> None:
+    async def record(self, key: str, change: Change, *, new: bool = False) -> None:
         """Accept one change; the calling task may become the one that writes the batch.
 
-        ``view`` is ``base`` (what :meth:`load` returned, None for no profile) with
-        ``change`` already folded in: when the cache still holds ``base`` it takes ``view``
-        as is instead of folding the change again. ``new`` says the key was just created
-        (a new visitor id), so no store read is needed to know it held nothing before.
+        ``new`` says the key was just created (a new visitor id), so no store read is
+        needed to know it held nothing before: the cache starts its profile.
         """
         with self._lock:
             self._pending.setdefault(key, []).append(change)
             self._pending_count += 1
-            self._fold_into_cache(key, change, base, view, new)
+            self._fold_into_cache(key, change, new)
             if self._pending_count > self._max_pending:
                 self._drop_oldest()
             if self._flushing or self._clock() < self._retry_at:
@@ -346,29 +336,38 @@ class ProfileService:
         while len(self._key_seq) > 2 * self._cache_size:
             self._key_seq.popitem(last=False)
 
-    def _fold_into_cache(
-        self, key: str, change: Change, base: Profile | None, view: Profile | None, new: bool
-    ) -> None:
-        """Keep the cached profile equal to the stored one plus what is pending."""
+    def _fold_into_cache(self, key: str, change: Change, new: bool) -> None:
+        """Keep the cached profile equal to the stored one plus what is pending.
+
+        A page view is folded into the cached profile in place: requests read views of it
+        (:func:`hit_view` copies everything :func:`~personalize.profile.apply_hit`
+        changes), never the object itself. Keeping the cached object rather than replacing
+        it with a new one per request also keeps profiles long-lived for the garbage
+        collector: replaced every request, they would die in its oldest generation and
+        make its full collections frequent. Events change nested values that views share,
+        so they fold into a copy.
+        """
         entry = self._cache.get(key)
-        if entry is None:
-            if new and view is not None:
-                self._remember(key, view)
-            return
-        current, stored_at = entry
-        if current is not _ABSENT and current.merged_into is not None:
-            return  # a tombstone: where its changes go is the store's business
-        if view is not None and current is (_ABSENT if base is None else base):
-            profile = view
-        else:
-            if current is _ABSENT:
-                profile = Profile(key=key)
-            elif isinstance(change, Hit):
-                profile = hit_view(current)
+        if entry is None and not new:
+            return  # not cached: the next load reads the store and folds in what is pending
+        timeout = self.store.session_timeout
+        if entry is None or entry[0] is _ABSENT:
+            profile = Profile(key=key)
+            fold_changes(profile, [change], session_timeout=timeout)
+            if entry is None:
+                self._remember(key, profile)
             else:
-                profile = copy_profile(current)
-            fold_changes(profile, [change], session_timeout=self.store.session_timeout)
-        self._cache[key] = (profile, stored_at)
+                self._cache[key] = (profile, entry[1])
+            return
+        current = entry[0]
+        if current.merged_into is not None:
+            return  # a tombstone: where its changes go is the store's business
+        if isinstance(change, Hit):
+            apply_hit(current, change, session_timeout=timeout)
+        else:
+            profile = copy_profile(current)
+            apply_event(profile, change)
+            self._cache[key] = (profile, entry[1])
 
     def _remember(self, key: str, profile: Profile) -> None:
         self._cache[key] = (profile, self._clock())

@@ -143,7 +143,7 @@ class Visitor:
 
     def _profile_view(self) -> Profile:
         """The profile this request sees (stored plus this page view), without marking the
-        response personalized: the middleware hands it to the cache with the page view."""
+        response personalized. A copy: the cached profile it comes from changes in place."""
         if self._view is None:
             if self._stored is None or self._stored.merged_into is not None:
                 view = Profile(key=self.profile_key or "", user_id=self.user_id)

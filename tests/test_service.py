@@ -1,0 +1,100 @@
+"""The near-cache and write-behind buffer in front of every store (personalize.service)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from personalize import Hit, MemoryStore, Profile, SQLiteStore
+from personalize.events import validate_event
+from personalize.profile import apply_hit
+from personalize.service import ProfileService, hit_view
+from personalize.stores.base import Change
+
+
+def hit(ts: float, path: str = "/", category: str | None = None) -> Hit:
+    return Hit(ts=ts, path=path, category=category, device_id="d1", device_type="desktop")
+
+
+def test_page_views_fold_into_the_cached_profile_and_views_stay_as_they_were(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        # SQLite returns no profiles from a write: the cache keeps what it folded itself.
+        store = SQLiteStore(tmp_path / "p.sqlite3")
+        service = ProfileService(store, flush_interval=0)
+        await service.record("v:a", hit(1000.0, "/shoes", "shoes"), new=True)
+        cached = await service.load("v:a")
+        assert cached is not None and cached.page_views == 1
+        # A request's view: a copy with its own page view folded in.
+        view = hit_view(cached)
+        apply_hit(view, hit(1010.0, "/shoes", "shoes"))
+        await service.record("v:a", hit(1010.0, "/shoes", "shoes"))
+        await service.record("v:a", hit(4000.0, "/bags", "bags"))  # a new session
+        assert await service.load("v:a") is cached  # the cache keeps its object...
+        assert (cached.page_views, cached.visits) == (3, 2)  # ...with every page view in it
+        assert cached.affinities == {"shoes": 2.0, "bags": 1.0}
+        # The view the request read is not changed by later page views.
+        assert (view.page_views, view.visits, view.affinities) == (2, 1, {"shoes": 2.0})
+        assert view.sessions[-1].page_views == 2 and len(view.sessions) == 1
+        assert view.devices["d1"] is not cached.devices["d1"]
+        await service.flush()
+        stored = await store.get("v:a")
+        assert stored is not None and (stored.page_views, stored.visits) == (3, 2)
+        assert stored.affinities == cached.affinities
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_events_fold_into_a_copy_so_views_sharing_facts_do_not_change(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "p.sqlite3")
+        service = ProfileService(store, flush_interval=0)
+        await service.record("u:a", hit(1.7e9), new=True)
+        cached = await service.load("u:a")
+        assert cached is not None
+        view = hit_view(cached)  # shares facts with the cached profile
+        order: Change = validate_event(
+            "order", {"order_id": "o1", "value": 10.0, "products": ["p1"]}, ts=1.7e9 + 1
+        )
+        await service.record("u:a", order)
+        after = await service.load("u:a")
+        assert after is not None and after is not cached
+        assert after.facts.get("purchases") == 1
+        assert "purchases" not in view.facts and "purchases" not in cached.facts
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+class FlakyStore(MemoryStore):
+    """A MemoryStore whose reads fail while ``down`` (and whose cache is never trusted)."""
+
+    trusted_cache_ttl = 0.0
+    down = False
+
+    async def get(self, key: str) -> Profile | None:
+        if self.down:
+            raise ConnectionError("store unreachable")
+        return await super().get(key)
+
+
+def test_stale_profile_during_an_outage_counts_pending_page_views_once() -> None:
+    async def scenario() -> None:
+        store = FlakyStore()
+        service = ProfileService(store, flush_interval=0, retry_backoff=3600)
+        await service.record("v:a", hit(1000.0), new=True)
+        await service.flush()
+        store.down = True
+        store.update_many = _failing  # type: ignore[method-assign]
+        await service.record("v:a", hit(1001.0))  # buffered: the write fails
+        assert service.pending == 1
+        profile = await service.load("v:a")  # the stale cached copy, store down
+        assert profile is not None and profile.page_views == 2
+
+    asyncio.run(scenario())
+
+
+async def _failing(*args: object, **kwargs: object) -> dict[str, Profile | None]:
+    raise ConnectionError("store unreachable")
