@@ -82,23 +82,21 @@ class ContextBuilder:
         )
 
     def build(self, scope: Scope, headers: dict[bytes, str], now: float) -> VisitorContext:
+        get = headers.get
         client = scope.get("client")
         peer = client[0] if client else None
-        ip = self.ips.resolve(peer, headers.get(b"x-forwarded-for"), headers.get(b"forwarded"))
+        ip = self.ips.resolve(peer, get(b"x-forwarded-for"), get(b"forwarded"))
         geo = self.geo.lookup(ip) if self.geo is not None and ip is not None else None
-        host = headers.get(b"host")
+        host = get(b"host")
         query = scope.get("query_string", b"").decode("latin-1")
-        source = self.sources.classify(
-            host=host, referer=headers.get(b"referer"), query_string=query
-        )
+        source = self.sources.classify(host=host, referer=get(b"referer"), query_string=query)
+        # Positional, in field order (geo, device, source, clock, signals, path, host).
         return VisitorContext(
-            geo=geo,
-            device=self.devices.detect(headers.get(b"user-agent")),
-            source=source,
-            clock=self._clock(geo.time_zone if geo else None, int(now // 60)),
-            signals=parse_signals(
-                headers.get(b"accept-language"), headers.get(b"sec-gpc"), headers.get(b"dnt")
-            ),
-            path=str(scope.get("path", "/"))[:_MAX_PATH],
-            host=host[:255] if host else None,
+            geo,
+            self.devices.detect(get(b"user-agent")),
+            source,
+            self._clock(geo.time_zone if geo else None, int(now // 60)),
+            parse_signals(get(b"accept-language"), get(b"sec-gpc"), get(b"dnt")),
+            str(scope.get("path", "/"))[:_MAX_PATH],
+            host[:255] if host else None,
         )

@@ -194,6 +194,7 @@ class PersonalizeMiddleware:
         self._cookie_secure = cookie_secure
         self.api_keys = tuple(_api_key(k) for k in api_keys)
         self.path_prefix = "/" + path_prefix.strip("/")
+        self._endpoints_root = self.path_prefix + "/"
         self.junk_user_ids = frozenset(j.strip().lower() for j in junk_user_ids)
         self.max_aliases = max_aliases
         if consent not in ("implied", "required"):
@@ -236,7 +237,9 @@ class PersonalizeMiddleware:
         self.context.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.excluded(scope["path"]):
+        if scope["type"] != "http" or (
+            self._exclude is not None and self._exclude.match(scope["path"]) is not None
+        ):
             await self.app(scope, receive, send)
             return
 
@@ -266,7 +269,9 @@ class PersonalizeMiddleware:
             await send(message)
 
         path = scope["path"]
-        if path == self.path_prefix or path.startswith(self.path_prefix + "/"):
+        if path.startswith(self.path_prefix) and (
+            path == self.path_prefix or path.startswith(self._endpoints_root)
+        ):
             await self._endpoint(scope, receive, send_wrapper, visitor)
             return
         await self.app(scope, receive, send_wrapper)
@@ -436,18 +441,21 @@ class PersonalizeMiddleware:
 def _make_hit(context: VisitorContext, categories: CategoryMap, now: float, device_id: str) -> Hit:
     device = context.device
     source = context.source
+    path = context.path
+    # Positional, in field order (ts, path, channel, source, medium, campaign, term,
+    # category, device_type, country, device_id, os, browser): this runs for every request.
     return Hit(
-        ts=now,
-        path=context.path,
-        channel=source.channel,
-        source=source.source,
-        medium=source.medium,
-        campaign=source.campaign,
-        term=source.term,
-        category=categories.category(context.path),
-        device_type=device.type,
-        country=context.geo.country if context.geo else None,
-        device_id=device_id,
-        os=device.os,
-        browser=device.browser,
+        now,
+        path,
+        source.channel,
+        source.source,
+        source.medium,
+        source.campaign,
+        source.term,
+        categories.category(path),
+        device.type,
+        context.geo.country if context.geo else None,
+        device_id,
+        device.os,
+        device.browser,
     )

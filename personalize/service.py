@@ -58,29 +58,30 @@ def hit_view(profile: Profile) -> Profile:
     """A copy good for folding page views into, cheaper than :func:`copy_profile`: only what
     :func:`~personalize.profile.apply_hit` changes is copied (counters, sessions, affinities,
     devices); traits, facts and events are shared with ``profile`` and read-only."""
-    sessions = list(profile.sessions)
+    sessions = profile.sessions[:]
     if sessions:
         sessions[-1] = _copy_session(sessions[-1])  # the only session a page view changes
+    # Positional, in field order: this runs for every page that reads its profile.
     return Profile(
-        key=profile.key,
-        user_id=profile.user_id,
-        first_seen=profile.first_seen,
-        last_seen=profile.last_seen,
-        visits=profile.visits,
-        page_views=profile.page_views,
-        affinities=dict(profile.affinities),
-        sessions=sessions,
-        traits=profile.traits,
-        trait_times=profile.trait_times,
-        devices={k: dict(v) for k, v in profile.devices.items()},
-        events=profile.events,
-        facts=profile.facts,
-        aliases=profile.aliases,
-        merged_into=profile.merged_into,
-        merged_at=profile.merged_at,
-        merged_device=profile.merged_device,
-        opted_out=profile.opted_out,
-        batches=profile.batches,
+        profile.key,
+        profile.user_id,
+        profile.first_seen,
+        profile.last_seen,
+        profile.visits,
+        profile.page_views,
+        profile.affinities.copy(),
+        sessions,
+        profile.traits,
+        profile.trait_times,
+        {k: v.copy() for k, v in profile.devices.items()},
+        profile.events,
+        profile.facts,
+        profile.aliases,
+        profile.merged_into,
+        profile.merged_at,
+        profile.merged_device,
+        profile.opted_out,
+        profile.batches,
     )
 
 

@@ -98,3 +98,28 @@ def test_stale_profile_during_an_outage_counts_pending_page_views_once() -> None
 
 async def _failing(*args: object, **kwargs: object) -> dict[str, Profile | None]:
     raise ConnectionError("store unreachable")
+
+
+def test_hit_view_copies_every_field() -> None:
+    """hit_view builds the Profile positionally: a field added or moved must not shift."""
+    import dataclasses
+
+    values: dict[str, object] = {}
+    for i, f in enumerate(dataclasses.fields(Profile)):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        if isinstance(default, dict):
+            values[f.name] = {f"k{i}": {"n": i}} if f.name == "devices" else {f"k{i}": float(i)}
+        elif isinstance(default, list):
+            values[f.name] = [] if f.name == "sessions" else [f"item{i}"]
+        elif isinstance(f.default, bool):
+            values[f.name] = True
+        elif f.name in ("visits", "page_views"):
+            values[f.name] = i
+        elif f.name in ("first_seen", "last_seen", "merged_at"):
+            values[f.name] = float(i)
+        else:
+            values[f.name] = f"value{i}"
+    profile = Profile(**values)  # type: ignore[arg-type]
+    view = hit_view(profile)
+    assert view == profile
+    assert view.devices is not profile.devices and view.affinities is not profile.affinities
