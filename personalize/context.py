@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from personalize.frozen import fast_init
+
 DeviceType = Literal["mobile", "tablet", "desktop", "bot", "other"]
 Channel = Literal[
     "direct",
@@ -106,6 +108,7 @@ class Signals:
         return self.languages[0].split("-", 1)[0]
 
 
+@fast_init  # built on every request
 @dataclass(frozen=True, slots=True)
 class VisitorContext:
     """Everything the current request says about the visitor, built once per request."""

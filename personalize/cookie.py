@@ -24,6 +24,7 @@ from typing import Any, Literal
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from personalize.exceptions import ConfigurationError
+from personalize.frozen import fast_init
 
 SameSite = Literal["lax", "strict", "none"]
 
@@ -53,6 +54,7 @@ class CookieState:
 OPTED_OUT = CookieState(visitor_id="", opted_out=True)
 
 
+@fast_init  # built on every request
 @dataclass(frozen=True, slots=True)
 class LoadedCookie:
     """The result of reading a cookie value.

@@ -25,6 +25,8 @@ from typing import Any
 
 import orjson
 
+from personalize.frozen import fast_init
+
 SESSION_TIMEOUT = 30 * 60  # seconds of inactivity that end a session
 MAX_SESSIONS = 20  # session records kept per profile (the counters keep the totals)
 MAX_DEVICES = 10  # per-device records kept per profile, least recently seen dropped first
@@ -32,6 +34,7 @@ MAX_EVENTS = 50  # raw events kept per profile (facts keep the aggregates)
 _MAX_PATH = 512
 
 
+@fast_init  # built on every request
 @dataclass(frozen=True, slots=True)
 class Hit:
     """One page view, as it is written to the profile. It never holds the IP address."""
