@@ -280,8 +280,10 @@ def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TI
     source and landing page. An internal referrer never opens one by itself; a session opened
     by an internal hit (after a long pause) counts as direct.
     """
-    last = profile.current_session
-    if last is None or hit.ts - last.last_seen > session_timeout:
+    ts = hit.ts
+    sessions = profile.sessions
+    last = sessions[-1] if sessions else None
+    if last is None or ts - last.last_seen > session_timeout:
         internal = hit.channel == "internal"
         profile.sessions.append(
             SessionRecord(
@@ -297,28 +299,31 @@ def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TI
                 country=hit.country,
             )
         )
-        del profile.sessions[:-MAX_SESSIONS]
+        del sessions[:-MAX_SESSIONS]
         profile.visits += 1
-        last = profile.sessions[-1]
-    last.last_seen = max(last.last_seen, hit.ts)
+        last = sessions[-1]
+    elif ts > last.last_seen:  # (plain comparisons: this runs twice per page view)
+        last.last_seen = ts
     last.page_views += 1
     profile.page_views += 1
-    if profile.first_seen is None or hit.ts < profile.first_seen:
-        profile.first_seen = hit.ts
-    if profile.last_seen is None or hit.ts > profile.last_seen:
-        profile.last_seen = hit.ts
-    if hit.category:
-        profile.affinities[hit.category] = profile.affinities.get(hit.category, 0.0) + 1.0
-    if hit.device_id:
+    if profile.first_seen is None or ts < profile.first_seen:
+        profile.first_seen = ts
+    if profile.last_seen is None or ts > profile.last_seen:
+        profile.last_seen = ts
+    category = hit.category
+    if category:
+        profile.affinities[category] = profile.affinities.get(category, 0.0) + 1.0
+    device_id = hit.device_id
+    if device_id:
         devices = profile.devices
-        device = devices.get(hit.device_id)
+        device = devices.get(device_id)
         if device is None:
-            device = devices[hit.device_id] = {"first_seen": hit.ts}
-        if hit.ts >= device.get("last_seen", -1.0):
+            device = devices[device_id] = {"first_seen": ts}
+        if ts >= device.get("last_seen", -1.0):
             device["type"] = hit.device_type
             device["os"] = hit.os
             device["browser"] = hit.browser
-            device["last_seen"] = hit.ts
+            device["last_seen"] = ts
         if len(devices) > MAX_DEVICES:
             oldest = min(profile.devices, key=lambda d: profile.devices[d].get("last_seen", 0))
             del profile.devices[oldest]

@@ -158,7 +158,7 @@ class ProfileService:
         if entry is None:
             return None
         profile, stored_at = entry
-        ttl: float | None = getattr(self.store, "trusted_cache_ttl", None)
+        ttl = self.store.trusted_cache_ttl
         if ttl is not None and self._clock() - stored_at > ttl:
             return None  # stale: kept only as a fallback while the store is unreachable
         self._cache.move_to_end(key)

@@ -43,6 +43,12 @@ class ProfileStore(abc.ABC):
 
     session_timeout: float = SESSION_TIMEOUT  # seconds
 
+    @property
+    def trusted_cache_ttl(self) -> float | None:
+        """Seconds a profile cached in this process may be used before it is read again;
+        None: until this process changes it or the store says another one did."""
+        return None
+
     @abc.abstractmethod
     async def get(self, key: str) -> Profile | None:
         """The stored profile for ``key``, or None."""
