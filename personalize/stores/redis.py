@@ -28,7 +28,6 @@ import logging
 import random
 import secrets
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -114,7 +113,8 @@ class RedisStore(ProfileStore):
         self._listener: asyncio.Task[None] | None = None
         self._listening = False
         self._on_invalidate: list[Callable[[list[str] | None], None]] = []
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._write_lock = asyncio.Lock()
+        self._write_lock_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r}, prefix={self.prefix!r})"
@@ -167,14 +167,14 @@ class RedisStore(ProfileStore):
         return None if raw is None else Profile.from_json(raw)
 
     async def update_many(self, mutations: Mapping[str, Mutation]) -> dict[str, Profile | None]:
-        # Writers of one key in this process take turns (no point racing each other);
-        # the compare-and-set settles races with other processes. Sorted: no deadlocks.
-        async with contextlib.AsyncExitStack() as stack:
-            for key in sorted(mutations):
-                lock = self._locks.get(key)
-                if lock is None:
-                    lock = self._locks[key] = asyncio.Lock()
-                await stack.enter_async_context(lock)
+        # Writers in this process take turns (no point racing each other; the write-behind
+        # buffer sends one batch at a time anyway); the compare-and-set settles races with
+        # other processes. One lock, not one per key: a batch holds up to thousands of keys,
+        # and taking a lock per key cost more than the batch's own Python work.
+        loop = asyncio.get_running_loop()
+        if self._write_lock_loop is not loop:  # an asyncio.Lock belongs to one event loop
+            self._write_lock, self._write_lock_loop = asyncio.Lock(), loop
+        async with self._write_lock:
             return await self._update_many(mutations)
 
     async def _update_many(self, mutations: Mapping[str, Mutation]) -> dict[str, Profile | None]:
