@@ -251,3 +251,19 @@ def test_sqlite_corrupt_file_raises_store_error(tmp_path: Path) -> None:
         await store.close()
 
     run(scenario())
+
+
+def test_redis_writes_on_after_the_server_lost_its_scripts(redis_prefix: str) -> None:
+    """A restarted Redis has no scripts: the compare-and-set is loaded again, not failed."""
+    from personalize.stores.redis import RedisStore
+
+    async def scenario() -> None:
+        store = RedisStore(REDIS_URL, prefix=redis_prefix)
+        await store.apply_changes({"v:x": [Hit(ts=1.0, path="/")]}, batch_id="b1")
+        await store.client.script_flush()
+        await store.apply_changes({"v:x": [Hit(ts=2.0, path="/")]}, batch_id="b2")
+        p = await store.get("v:x")
+        assert p is not None and p.page_views == 2
+        await store.close()
+
+    run(scenario())

@@ -193,15 +193,16 @@ class RedisStore(ProfileStore):
                 rows = await self._call(pipe.execute())
             planned: list[tuple[str, Profile | None]] = []
             async with self._client.pipeline(transaction=False) as pipe:
+                # What awaiting the Script on the pipeline does, once per batch instead of
+                # once per key: the pipeline loads the script first if Redis lost it.
+                pipe.scripts.add(self._cas)  # type: ignore[arg-type]  # (redis-py does the same)
                 for key, (raw, version) in zip(keys, rows, strict=True):
                     old = None if raw is None else Profile.from_json(raw)
                     new = todo[key](old)
                     data = b"" if new is None else new.to_json()
                     expected = "" if version is None else version.decode()
-                    await self._cas(
-                        keys=[self.redis_key(key)],
-                        args=[expected, data, self._ttl_for(key)],
-                        client=pipe,
+                    pipe.evalsha(
+                        self._cas.sha, 1, self.redis_key(key), expected, data, self._ttl_for(key)
                     )
                     planned.append((key, new))
                 outcomes = await self._call(pipe.execute())
