@@ -267,3 +267,27 @@ def test_redis_writes_on_after_the_server_lost_its_scripts(redis_prefix: str) ->
         await store.close()
 
     run(scenario())
+
+
+def test_redis_write_after_another_process_wrote_loses_nothing(redis_prefix: str) -> None:
+    """A remembers what it wrote last and writes on top of it without reading; B's write in
+    between makes that compare-and-set fail, and A reads and retries."""
+    from personalize.stores.redis import RedisStore
+
+    async def scenario() -> None:
+        a = RedisStore(REDIS_URL, prefix=redis_prefix, invalidation=False)
+        b = RedisStore(REDIS_URL, prefix=redis_prefix, invalidation=False)
+        await a.apply_changes({"v:x": [Hit(ts=1.0, path="/a1")]}, batch_id="a1")
+        await b.apply_changes({"v:x": [Hit(ts=2.0, path="/b1")]}, batch_id="b1")
+        await a.apply_changes({"v:x": [Hit(ts=3.0, path="/a2")]}, batch_id="a2")
+        await a.apply_changes({"v:x": [Hit(ts=4.0, path="/a3")]}, batch_id="a3")
+        p = await b.get("v:x")
+        assert p is not None and p.page_views == 4 and p.batches == ["a1", "b1", "a2", "a3"]
+        await a.delete("v:x")  # A forgets what it wrote: a new profile starts from nothing
+        await a.apply_changes({"v:x": [Hit(ts=5.0, path="/a4")]}, batch_id="a4")
+        p = await b.get("v:x")
+        assert p is not None and p.page_views == 1
+        await a.close()
+        await b.close()
+
+    run(scenario())

@@ -7,7 +7,9 @@ Redis Cluster slot and every command touches one slot only.
 Writes are optimistic: read the versions of a batch in one pipelined round trip, apply the
 mutations in Python, then write every key in a second round trip with a small Lua
 compare-and-set that only succeeds if the version is unchanged; the keys that lost a race
-are read and retried. Anonymous profiles expire after ``anonymous_ttl`` seconds without a
+are read and retried. A key this process wrote last needs no read: its write is tried
+against the version and data it wrote (if anyone wrote since, the compare-and-set fails
+and the key is read and retried). Anonymous profiles expire after ``anonymous_ttl`` seconds without a
 write; known profiles (``u:`` keys) never expire.
 
 Reads avoid the network: the :class:`~personalize.service.ProfileService` keeps a near-cache,
@@ -28,6 +30,7 @@ import logging
 import random
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -85,6 +88,7 @@ class RedisStore(ProfileStore):
         max_attempts: int = 60,  # optimistic retries of one key under contention
         max_connections: int = 64,
         invalidation: bool = True,
+        written_cache_size: int = 10_000,  # profiles whose last write is remembered
     ) -> None:
         self.url = url
         self.prefix = prefix
@@ -114,6 +118,10 @@ class RedisStore(ProfileStore):
         self._listening = False
         self._on_invalidate: list[Callable[[list[str] | None], None]] = []
         self._write_lock = asyncio.Lock()
+        # key -> (version, JSON) as this process last wrote it: the next write of the key
+        # tries that version without reading it back (bounded, least recently written out).
+        self._written: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._written_size = written_cache_size
         self._write_lock_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
@@ -186,30 +194,44 @@ class RedisStore(ProfileStore):
             if attempt:
                 # Lost races: back off with jitter so contenders spread out.
                 await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
-            keys = list(todo)
-            async with self._client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.hmget(self.redis_key(key), "d", "n")
-                rows = await self._call(pipe.execute())
-            planned: list[tuple[str, Profile | None]] = []
+            # What this process wrote last is tried as is, without reading it back; the
+            # compare-and-set fails if anyone wrote since, and that key is read and retried.
+            current = self._written
+            stored = {} if attempt else {k: current[k] for k in todo if k in current}
+            unknown = [k for k in todo if k not in stored]
+            if unknown:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for key in unknown:
+                        pipe.hmget(self.redis_key(key), "d", "n")
+                    rows = await self._call(pipe.execute())
+                for key, (raw, version) in zip(unknown, rows, strict=True):
+                    stored[key] = ("" if version is None else version.decode(), raw)
+            planned: list[tuple[str, Profile | None, bytes]] = []
             async with self._client.pipeline(transaction=False) as pipe:
                 # What awaiting the Script on the pipeline does, once per batch instead of
                 # once per key: the pipeline loads the script first if Redis lost it.
                 pipe.scripts.add(self._cas)  # type: ignore[arg-type]  # (redis-py does the same)
-                for key, (raw, version) in zip(keys, rows, strict=True):
-                    old = None if raw is None else Profile.from_json(raw)
-                    new = todo[key](old)
+                for key, mutate in todo.items():
+                    expected, raw = stored[key]
+                    new = mutate(None if raw is None else Profile.from_json(raw))
                     data = b"" if new is None else new.to_json()
-                    expected = "" if version is None else version.decode()
                     pipe.evalsha(
                         self._cas.sha, 1, self.redis_key(key), expected, data, self._ttl_for(key)
                     )
-                    planned.append((key, new))
+                    planned.append((key, new, data))
                 outcomes = await self._call(pipe.execute())
             changed = []
-            for (key, new), outcome in zip(planned, outcomes, strict=True):
+            for (key, new, data), outcome in zip(planned, outcomes, strict=True):
                 if outcome == -1:
+                    current.pop(key, None)
                     continue  # lost a race with another writer: read again and retry
+                if data:
+                    current[key] = (str(outcome), data)
+                    current.move_to_end(key)
+                    if len(current) > self._written_size:
+                        current.popitem(last=False)
+                else:
+                    current.pop(key, None)
                 result[key] = new
                 changed.append(key)
                 del todo[key]
@@ -220,6 +242,7 @@ class RedisStore(ProfileStore):
         return result
 
     async def delete(self, key: str) -> bool:
+        self._written.pop(key, None)
         removed = await self._call(self._client.delete(self.redis_key(key)))
         await self._publish([key])
         return bool(removed)
@@ -263,6 +286,11 @@ class RedisStore(ProfileStore):
         self._listener = loop.create_task(self._listen(), name="personalize-redis-invalidation")
 
     def _notify(self, keys: list[str] | None) -> None:
+        if keys is None:
+            self._written.clear()
+        else:
+            for key in keys:  # written elsewhere: our last version is stale
+                self._written.pop(key, None)
         for callback in self._on_invalidate:
             callback(keys)
 
