@@ -4,6 +4,8 @@
     uvicorn benchmarks.apps:trivial              # the same behind a pass-through ASGI middleware
     uvicorn benchmarks.apps:personalized         # behind PersonalizeMiddleware + SQLiteStore
     uvicorn benchmarks.apps:personalized_memory  # behind PersonalizeMiddleware + MemoryStore
+    uvicorn benchmarks.apps:personalized_redis   # behind PersonalizeMiddleware + RedisStore
+    uvicorn benchmarks.apps:personalized_nowrite # ... + a store that writes nothing
 
 The apps are built lazily on first attribute access (module ``__getattr__``), so a server that
 imports ``bare`` never opens an SQLite file. ``personalized`` stores profiles in the file named
@@ -16,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -26,7 +28,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 DEFAULT_SECRET = "benchmark-only-secret-0123456789abcdef"
-APP_NAMES = ("bare", "trivial", "personalized", "personalized_memory", "personalized_redis")
+APP_NAMES = (
+    "bare",
+    "trivial",
+    "personalized",
+    "personalized_memory",
+    "personalized_redis",
+    "personalized_nowrite",
+)
 
 
 async def hello(request: Request) -> HTMLResponse:
@@ -110,7 +119,24 @@ def make_personalized_redis() -> ASGIApp:
     return _make_personalized(lambda: RedisStore(url, prefix=prefix))
 
 
+def make_personalized_nowrite() -> ASGIApp:
+    """Behind PersonalizeMiddleware with a store that keeps nothing: the middleware's own
+    work per request (context, cookie, profile view, headers), without any store's writes.
+    For measurement only (``benchmarks.instructions``)."""
+    from personalize import MemoryStore
+    from personalize.stores.base import Change
+
+    class NoWriteStore(MemoryStore):
+        async def apply_changes(
+            self, changes: Mapping[str, Sequence[Change]], *, batch_id: str | None = None
+        ) -> dict[str, Any]:
+            return {}
+
+    return _make_personalized(NoWriteStore)
+
+
 _FACTORIES: dict[str, Callable[[], ASGIApp]] = {
+    "personalized_nowrite": make_personalized_nowrite,
     "personalized_redis": make_personalized_redis,
     "bare": make_bare,
     "trivial": make_trivial,

@@ -1,0 +1,240 @@
+"""Instructions per request, counted by valgrind: a deterministic companion to ``run``.
+
+    .venv/bin/python -m benchmarks.instructions [--apps bare,personalized] [--no-write]
+
+Throughput on a shared machine moves by 10-30 % from run to run, so a change worth 5 % cannot
+be seen with wrk. This harness counts the CPU instructions the apps of :mod:`benchmarks.apps`
+execute per request, in process (no HTTP server, no network), under
+``valgrind --tool=callgrind``: the same code gives the same count to within about 1 %.
+
+For each app it creates ``--visitors`` visitors, sends one request per visitor to warm every
+cache (verified cookies, profiles), then sends ``--requests`` requests rotating across them,
+writing page views every ``--batch`` requests as the write-behind buffer does under load
+(the SQLite store's time-based compaction is switched off: under valgrind's slow clock it
+would run fifty times as often as in production). It runs that twice, with ``--requests``
+and with ``--requests`` plus 1,000, and reports the difference divided by 1,000, so
+start-up and set-up cancel out. Everything the process executes counts, the SQLite writer
+thread included; the Redis server's own work does not (it is another process).
+
+Instruction counts are not time: they leave out cache misses, system calls and disk writes
+(the SQLite store's write-ahead log costs about 7 KB of writes per page view), so this
+complements the throughput figures and does not replace them.
+
+Needs valgrind (``apt-get install valgrind``). Writes benchmarks/RESULTS.md between the
+``instructions`` markers (other sections are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks.benchkit import command_line, redis_ping, write_section
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+START, END = "<!-- instructions:start -->", "<!-- instructions:end -->"
+APPS = ("bare", "personalized_nowrite", "personalized", "personalized_memory", "personalized_redis")
+MEANING = {
+    "bare": "Starlette, one route, no middleware (the reference)",
+    "personalized_nowrite": "behind PersonalizeMiddleware, a store that writes nothing: "
+    "the middleware's own work",
+    "personalized": "behind PersonalizeMiddleware + SQLiteStore",
+    "personalized_memory": "behind PersonalizeMiddleware + MemoryStore",
+    "personalized_redis": "behind PersonalizeMiddleware + RedisStore (local Redis)",
+}
+EXTRA = 1000  # requests that make the difference between the two runs
+
+
+def _scope(cookie: str | None) -> dict[str, Any]:
+    from benchmarks.run import ACCEPT_LANGUAGE, USER_AGENT
+
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"user-agent", USER_AGENT.encode()),
+        (b"accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        (b"accept-language", ACCEPT_LANGUAGE.encode()),
+        (b"referer", b"http://127.0.0.1:8000/previous-page"),
+    ]
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+async def _child(app_name: str, visitors: int, requests: int, batch: int) -> None:
+    """What runs under valgrind: set up, warm, then ``requests`` measured requests."""
+    from benchmarks import apps
+
+    app = getattr(apps, app_name)
+    service = getattr(app, "profiles", None)
+    if service is not None:
+        service._flushing = True  # this loop writes the batches itself, without timers
+        if hasattr(service.store, "compact_interval"):
+            service.store.compact_interval = float("inf")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    cookies: list[str] = []
+
+    async def keep_cookie(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            for name, value in message.get("headers", []):
+                if name == b"set-cookie":
+                    cookies.append(value.decode("latin-1").split(";", 1)[0])
+
+    async def discard(message: dict[str, Any]) -> None:
+        return None
+
+    for _ in range(visitors if service is not None else 1):
+        await app(_scope(None), receive, keep_cookie)
+    scopes = [_scope(c) for c in cookies] or [_scope(None)]
+    for scope in scopes:  # warm: every cookie verified once, every profile cached
+        await app(dict(scope), receive, discard)
+    if service is not None:
+        await service.flush()
+    for i in range(requests):
+        await app(dict(scopes[(i * 7919) % len(scopes)]), receive, discard)
+        if service is not None and i % batch == batch - 1:
+            await service.flush()
+    if service is not None:
+        await app.aclose()
+
+
+def _count(app: str, visitors: int, requests: int, batch: int, env: dict[str, str]) -> int:
+    """Instructions valgrind counted for one child run."""
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        "-m",
+        "benchmarks.instructions",
+        "--child",
+        app,
+        "--visitors",
+        str(visitors),
+        "--requests",
+        str(requests),
+        "--batch",
+        str(batch),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600, check=False)
+    found = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        tail = done.stderr[-3000:]
+        raise RuntimeError(f"{app}: valgrind run failed ({done.returncode}):\n{tail}")
+    return int(found.group(1))
+
+
+def measure(app: str, visitors: int, requests: int, batch: int) -> float:
+    """Instructions per request of ``app``: the difference of two runs, per extra request."""
+    env = dict(os.environ)
+    workdir = tempfile.mkdtemp(prefix="personalize-instr-")
+    env["BENCH_DB"] = os.path.join(workdir, "bench.sqlite3")
+    env["BENCH_PREFIX"] = f"pzinstr:{os.getpid()}:{app}:"
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    try:
+        small = _count(app, visitors, requests, batch, env)
+        for leftover in Path(workdir).iterdir():  # the second run starts from nothing too
+            leftover.unlink()
+        _clean_redis(env["BENCH_PREFIX"])
+        large = _count(app, visitors, requests + EXTRA, batch, env)
+    finally:
+        _clean_redis(env["BENCH_PREFIX"])
+        shutil.rmtree(workdir, ignore_errors=True)
+    return (large - small) / EXTRA
+
+
+def _clean_redis(prefix: str) -> None:
+    from benchmarks.benchkit import delete_prefix
+
+    if redis_ping():
+        delete_prefix(prefix)
+
+
+def render(rows: list[tuple[str, float]], args: argparse.Namespace) -> str:
+    reference = dict(rows).get("bare")
+    lines = [
+        START,
+        "## Instructions per request (in process, valgrind callgrind)",
+        "",
+        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        f"- machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}",
+        f"- command: `{command_line('benchmarks.instructions')}`",
+        f"- {args.visitors} returning visitors, the same headers as the throughput runs, page "
+        f"views written every {args.batch} requests; per request = (instructions of a run with "
+        f"{args.requests + EXTRA} requests - one with {args.requests}) / {EXTRA}",
+        "- deterministic to about 1 %, but not time: cache misses, system calls and disk "
+        "writes are not in it (see the throughput section for those)",
+        "",
+        "| app | instructions per request | times bare | meaning |",
+        "|---|---:|---:|---|",
+    ]
+    for app, count in rows:
+        times = f"{count / reference:.2f}" if reference else "-"
+        lines.append(f"| {app} | {count:,.0f} | {times} | {MEANING[app]} |")
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--apps", default=",".join(APPS), help="comma-separated subset")
+    parser.add_argument("--visitors", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=150, help="requests per write batch")
+    parser.add_argument("--no-write", action="store_true", help="leave RESULTS.md alone")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        asyncio.run(_child(args.child, args.visitors, args.requests, args.batch))
+        return 0
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: apt-get install valgrind", file=sys.stderr)
+        return 2
+    apps = [a.strip() for a in args.apps.split(",") if a.strip()]
+    unknown = [a for a in apps if a not in APPS]
+    if unknown:
+        parser.error(f"unknown apps: {', '.join(unknown)} (known: {', '.join(APPS)})")
+    if "personalized_redis" in apps and not redis_ping():
+        print("note: Redis is not reachable; skipping personalized_redis", file=sys.stderr)
+        apps.remove("personalized_redis")
+    rows = []
+    for app in apps:
+        count = measure(app, args.visitors, args.requests, args.batch)
+        print(f"{app:24s} {count:12,.0f} instructions per request", flush=True)
+        rows.append((app, count))
+    section = render(rows, args)
+    print(section)
+    if not args.no_write:
+        write_section(RESULTS, START, END, section)
+        print(f"updated {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

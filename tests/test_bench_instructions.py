@@ -1,0 +1,33 @@
+"""The instruction-count harness's in-process part runs (valgrind itself is not needed)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from benchmarks import apps
+from benchmarks.instructions import _child, render
+
+
+@pytest.mark.parametrize("app", ["bare", "personalized_nowrite", "personalized"])
+def test_child_sets_up_warms_and_measures(
+    app: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BENCH_DB", str(tmp_path / "bench.sqlite3"))
+    monkeypatch.setattr(apps, "_BUILT", {})  # a fresh app (and store) for this test
+    asyncio.run(_child(app, visitors=5, requests=20, batch=7))
+    built = apps._BUILT[app]
+    service = getattr(built, "profiles", None)
+    if service is not None:
+        assert service.stats["cache_misses"] == 0  # every measured request hit the near-cache
+        assert service.stats["written"] == 5 + 5 + 20  # new visits, warm-up, measured
+
+
+def test_render_gives_ratios_to_bare() -> None:
+    args = argparse.Namespace(visitors=10, batch=5, requests=30)
+    text = render([("bare", 100.0), ("personalized", 250.0)], args)
+    assert "| personalized | 250 | 2.50 |" in text
+    assert text.startswith("<!-- instructions:start -->")
