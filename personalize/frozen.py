@@ -42,7 +42,7 @@ def fast_init(cls: type[T]) -> type[T]:
         raise TypeError(f"fast_init needs a frozen dataclass with slots=True, not {cls!r}")
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"fast_init does not run __post_init__ ({cls.__name__} has one)")
-    namespace: dict[str, Any] = {"_new_object": object.__new__, "_FACTORY": _FACTORY}
+    namespace: dict[str, Any] = {"_FACTORY": _FACTORY}
     signature: list[str] = []
     body: list[str] = []
     keyword_only = False

@@ -342,11 +342,9 @@ class ProfileService:
 
         A page view is folded into the cached profile in place: requests read views of it
         (:func:`hit_view` copies everything :func:`~personalize.profile.apply_hit`
-        changes), never the object itself. Keeping the cached object rather than replacing
-        it with a new one per request also keeps profiles long-lived for the garbage
-        collector: replaced every request, they would die in its oldest generation and
-        make its full collections frequent. Events change nested values that views share,
-        so they fold into a copy.
+        changes), never the object itself, so a view the app still holds never changes
+        under it, and a page that does not read its profile builds no copy at all. Events
+        change nested values that views share, so they fold into a copy.
         """
         entry = self._cache.get(key)
         if entry is None and not new:

@@ -9,8 +9,8 @@ mutations in Python, then write every key in a second round trip with a small Lu
 compare-and-set that only succeeds if the version is unchanged; the keys that lost a race
 are read and retried. A key this process wrote last needs no read: its write is tried
 against the version and data it wrote (if anyone wrote since, the compare-and-set fails
-and the key is read and retried). Anonymous profiles expire after ``anonymous_ttl`` seconds without a
-write; known profiles (``u:`` keys) never expire.
+and the key is read and retried). Anonymous profiles expire after ``anonymous_ttl``
+seconds without a write; known profiles (``u:`` keys) never expire.
 
 Reads avoid the network: the :class:`~personalize.service.ProfileService` keeps a near-cache,
 and every write publishes the changed keys on ``<prefix>invalidate``; each process listens
