@@ -117,6 +117,12 @@ SCENARIOS = (
         True,
         "RedisStore (local Redis), rotating across N returning visitors' signed cookies",
     ),
+    Scenario(
+        "nowrite_returning",
+        "personalized_nowrite",
+        True,
+        "a store that writes nothing: the middleware's own work, returning visitors",
+    ),
 )
 REDIS_ACCEPTANCE_RATIO = 0.4
 

@@ -270,8 +270,7 @@ def test_redis_writes_on_after_the_server_lost_its_scripts(redis_prefix: str) ->
 
 
 def test_redis_write_after_another_process_wrote_loses_nothing(redis_prefix: str) -> None:
-    """A remembers what it wrote last and writes on top of it without reading; B's write in
-    between makes that compare-and-set fail, and A reads and retries."""
+    """Two processes append to one profile's log in turn; both see every batch."""
     from personalize.stores.redis import RedisStore
 
     async def scenario() -> None:
@@ -283,11 +282,92 @@ def test_redis_write_after_another_process_wrote_loses_nothing(redis_prefix: str
         await a.apply_changes({"v:x": [Hit(ts=4.0, path="/a3")]}, batch_id="a3")
         p = await b.get("v:x")
         assert p is not None and p.page_views == 4 and p.batches == ["a1", "b1", "a2", "a3"]
-        await a.delete("v:x")  # A forgets what it wrote: a new profile starts from nothing
+        await a.delete("v:x")  # profile and log: a new profile starts from nothing
         await a.apply_changes({"v:x": [Hit(ts=5.0, path="/a4")]}, batch_id="a4")
         p = await b.get("v:x")
         assert p is not None and p.page_views == 1
         await a.close()
         await b.close()
+
+    run(scenario())
+
+
+def test_redis_log_folds_on_read_and_compacts_past_its_limit(redis_prefix: str) -> None:
+    """Page views are appended to a log without reading the profile; a read folds the log
+    in; past ``log_limit`` entries the log is folded into the stored profile (and what a
+    batch sent twice added counts once, before and after folding)."""
+    from personalize.stores.redis import RedisStore
+
+    async def scenario() -> None:
+        store = RedisStore(REDIS_URL, prefix=redis_prefix, log_limit=4)
+        client, key, log = store.client, store.redis_key("v:x"), store.log_key("v:x")
+        for i in range(3):
+            await store.apply_changes({"v:x": [Hit(ts=float(i), path=f"/{i}")]}, batch_id=f"b{i}")
+        assert await client.llen(log) == 3 and not await client.exists(key)  # only appended
+        await store.apply_changes({"v:x": [Hit(ts=1.5, path="/again")]}, batch_id="b1")  # a retry
+        p = await store.get("v:x")
+        assert p is not None and p.page_views == 3 and p.batches == ["b0", "b1", "b2"]
+        written = await store.apply_changes({"v:x": [Hit(ts=3.0, path="/3")]}, batch_id="b3")
+        assert await client.llen(log) == 0 and await client.hget(key, "n") == b"1"  # folded
+        assert written["v:x"].page_views == 4
+        await store.apply_changes({"v:x": [Hit(ts=3.0, path="/3")]}, batch_id="b3")  # again
+        await store.apply_changes({"v:x": [Hit(ts=4.0, path="/4")]}, batch_id="b4")
+        p = await store.get("v:x")
+        assert p is not None and p.page_views == 5 and [h for h in p.sessions][-1].page_views == 5
+        assert await store.keys() == ["v:x"]
+        # Anonymous profiles expire, profile and log alike; known ones keep.
+        assert 0 < await client.ttl(key) <= store.anonymous_ttl
+        assert 0 < await client.ttl(log) <= store.anonymous_ttl
+        await store.apply_changes({"u:1": [Hit(ts=1.0, path="/")]}, batch_id="k")
+        assert await client.ttl(store.log_key("u:1")) == -1
+        await store.close()
+
+    run(scenario())
+
+
+def test_redis_tombstone_waits_for_the_whole_log_and_refuses_appends(redis_prefix: str) -> None:
+    """A merge only turns a profile into a tombstone over its whole log (an append that
+    arrives between its read and its write makes it read again), and once it is one,
+    appends are refused and go through the compare-and-set, which forwards them."""
+    from personalize.stores.redis import RedisStore
+
+    async def scenario() -> None:
+        store = RedisStore(REDIS_URL, prefix=redis_prefix)
+        client, key, log = store.client, store.redis_key("v:a"), store.log_key("v:a")
+        await store.apply_changes({"v:a": [Hit(ts=1.0, path="/")]}, batch_id="b1")
+        await store.apply_changes({"v:a": [Hit(ts=2.0, path="/")]}, batch_id="b2")
+        # Written as if the merge had read one entry: the second arrived since.
+        outcome = await store._cas(keys=[key, log], args=["", b"{}", 0, 1, "1"])
+        assert outcome == -1 and await client.llen(log) == 2
+        known, merged = await store.merge("v:a", "u:7", user_id="7", now=3.0)
+        assert merged and known.page_views == 2
+        assert await client.hget(key, "m") == b"1" and await client.llen(log) == 0
+        await store.apply_changes({"v:a": [Hit(ts=4.0, path="/late")]}, batch_id="b3")
+        assert await client.llen(log) == 0  # refused, forwarded within the grace period
+        p = await store.get("u:7")
+        assert p is not None and p.page_views == 3
+        await store.close()
+
+    run(scenario())
+
+
+def test_redis_commands_are_packed_by_hiredis_with_redis_py_errors(redis_prefix: str) -> None:
+    from redis.exceptions import DataError
+
+    from personalize.stores.redis import RedisStore
+
+    async def scenario() -> None:
+        store = RedisStore(REDIS_URL, prefix=redis_prefix)
+        assert store.client.connection_pool.connection_class.__name__ == "HiredisConnection"
+        client, key = store.client, f"{redis_prefix}k"
+        await client.set(key, bytearray(b"raw"))  # hiredis refuses bytearray: redis-py packs it
+        assert await client.get(key) == b"raw"
+        await client.set(key, "\u00e9t\u00e9 1.5")
+        assert (await client.get(key)).decode() == "\u00e9t\u00e9 1.5"
+        await client.set(key, 1.5)
+        assert await client.get(key) == b"1.5"
+        with pytest.raises(DataError):
+            await client.set(key, None)  # type: ignore[arg-type]
+        await store.close()
 
     run(scenario())

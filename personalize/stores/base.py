@@ -6,6 +6,7 @@ import abc
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import orjson
 
@@ -293,7 +294,11 @@ def encode_change(change: Change) -> bytes:
 
 def decode_change(data: bytes | str) -> Change:
     """What :func:`encode_change` wrote, in this version or an earlier one (``{"h": {...}}``)."""
-    d = orjson.loads(data)
+    return change_from_value(orjson.loads(data))
+
+
+def change_from_value(d: Any) -> Change:
+    """A change from the parsed JSON of :func:`encode_change` (for logs that hold several)."""
     if isinstance(d, list):
         if d[0] == "h1" and len(d) == len(HIT_V1_FIELDS) + 1:
             return Hit(*d[1:])

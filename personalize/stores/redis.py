@@ -30,13 +30,22 @@ import logging
 import random
 import secrets
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from personalize.exceptions import StoreError, StoreUnavailableError
 from personalize.profile import Profile
-from personalize.stores.base import Mutation, ProfileStore
+from personalize.stores.base import (
+    MAX_BATCH_IDS,
+    Change,
+    Mutation,
+    ProfileStore,
+    change_from_value,
+    encode_change,
+    fold_changes,
+)
 
 try:
     import redis.asyncio as aioredis
@@ -45,23 +54,92 @@ try:
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("RedisStore needs the redis extra: pip install 'personalize[redis]'") from exc
+hiredis: Any
+try:
+    import hiredis
+except ImportError:  # pragma: no cover - hiredis comes with the redis extra
+    hiredis = None
 
 logger = logging.getLogger("personalize.redis")
 
-# KEYS[1] profile hash; ARGV: expected version ("" = absent), new JSON ("" = delete), ttl (s).
+# KEYS[1] profile hash, KEYS[2] its change log. ARGV: expected version ("" = absent), new
+# JSON ("" = delete both), ttl (s), how many log entries the new JSON folded in (a prefix of
+# the log: entries appended since stay), "1" when the new profile is a tombstone. A tombstone
+# is only written over the whole log, so no change ever waits on one unforwarded.
 _CAS = """
 local v = redis.call('HGET', KEYS[1], 'n')
 if (v or '') ~= ARGV[1] then return -1 end
+local folded = tonumber(ARGV[4])
+if ARGV[5] == '1' and redis.call('LLEN', KEYS[2]) ~= folded then return -1 end
 if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[2])
   return 0
 end
+if folded > 0 then redis.call('LTRIM', KEYS[2], folded, -1) end
 local n = tonumber(v or '0') + 1
 redis.call('HSET', KEYS[1], 'd', ARGV[2], 'n', n)
+if ARGV[5] == '1' then
+  redis.call('HSET', KEYS[1], 'm', '1')
+else
+  redis.call('HDEL', KEYS[1], 'm')
+end
 local ttl = tonumber(ARGV[3])
-if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+else
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
+end
 return n
 """
+
+# KEYS[1] profile hash, KEYS[2] its change log. ARGV: one log entry, ttl (s). Returns the
+# log's new length, or -1 for a tombstone (a merged anonymous id), whose changes must go
+# through the compare-and-set, which forwards them to the known profile.
+_APPEND = """
+if redis.call('HEXISTS', KEYS[1], 'm') == 1 then return -1 end
+local n = redis.call('RPUSH', KEYS[2], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+return n
+"""
+
+
+def hiredis_packing(connection_class: type[Any]) -> type[Any]:
+    """``connection_class`` packing commands with hiredis (C) instead of Python.
+
+    redis-py's asyncio connections always pack commands in Python, even with hiredis
+    installed (its blocking connections use hiredis); for a pipelined write of a few hundred
+    commands that is most of the client's work. Arguments hiredis does not take
+    (``bytearray``, or the ``None`` and ``bool`` redis-py rejects) and multi-word command
+    names go through redis-py's own packer, so errors stay redis-py's.
+
+    >>> from redis.asyncio.connection import Connection
+    >>> hiredis_packing(Connection)().pack_command("SET", "k", 1.5)
+    [b'*3\\r\\n$3\\r\\nSET\\r\\n$1\\r\\nk\\r\\n$3\\r\\n1.5\\r\\n']
+    """
+    if hiredis is None:  # pragma: no cover - hiredis comes with the redis extra
+        return connection_class
+    pack = hiredis.pack_command
+
+    class Packed(connection_class):  # type: ignore[misc]
+        def pack_command(self, *args: Any) -> list[bytes]:
+            first = args[0]
+            if isinstance(first, str) and " " not in first:
+                try:
+                    return [pack(args)]
+                except TypeError:
+                    pass
+            result: list[bytes] = super().pack_command(*args)
+            return result
+
+    Packed.__name__ = Packed.__qualname__ = f"Hiredis{connection_class.__name__}"
+    return Packed
+
 
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
 
@@ -88,7 +166,7 @@ class RedisStore(ProfileStore):
         max_attempts: int = 60,  # optimistic retries of one key under contention
         max_connections: int = 64,
         invalidation: bool = True,
-        written_cache_size: int = 10_000,  # profiles whose last write is remembered
+        log_limit: int = 64,  # log entries per profile before they are folded into it
     ) -> None:
         self.url = url
         self.prefix = prefix
@@ -107,6 +185,11 @@ class RedisStore(ProfileStore):
                 socket_connect_timeout=timeout,
                 health_check_interval=30,
             )
+            kwargs = pool.connection_kwargs
+            if kwargs.get("encoding", "utf-8").lower().replace("-", "") == "utf8" and (
+                kwargs.get("encoding_errors", "strict") == "strict"
+            ):  # what hiredis encodes text with
+                pool.connection_class = hiredis_packing(pool.connection_class)
             client = aioredis.Redis(connection_pool=pool)
         self._client = client
         self._cas = self._client.register_script(_CAS)
@@ -118,10 +201,8 @@ class RedisStore(ProfileStore):
         self._listening = False
         self._on_invalidate: list[Callable[[list[str] | None], None]] = []
         self._write_lock = asyncio.Lock()
-        # key -> (version, JSON) as this process last wrote it: the next write of the key
-        # tries that version without reading it back (bounded, least recently written out).
-        self._written: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
-        self._written_size = written_cache_size
+        self._append = self._client.register_script(_APPEND)
+        self.log_limit = log_limit
         self._write_lock_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
@@ -170,9 +251,35 @@ class RedisStore(ProfileStore):
 
     # -- the interface --------------------------------------------------------------------
 
+    def log_key(self, key: str) -> str:
+        """The Redis key of a profile's change log (same hash slot as the profile)."""
+        return f"{self.prefix}{{{key}}}:log"
+
     async def get(self, key: str) -> Profile | None:
-        raw = await self._call(self._client.hget(self.redis_key(key), "d"))
-        return None if raw is None else Profile.from_json(raw)
+        # One transaction: a compaction between the two reads would hide folded entries.
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hget(self.redis_key(key), "d")
+            pipe.lrange(self.log_key(key), 0, -1)
+            raw, entries = await self._call(pipe.execute())
+        return self._fold_log(key, None if raw is None else Profile.from_json(raw), entries)
+
+    def _fold_log(self, key: str, profile: Profile | None, entries: list[bytes]) -> Profile | None:
+        """``profile`` with the log's entries folded in, in order; an entry whose batch id
+        the profile already holds (a batch sent again after a timeout) is skipped."""
+        if not entries:
+            return profile
+        profile = Profile(key=key) if profile is None else profile
+        timeout = self.session_timeout
+        for entry in entries:
+            batch_id, *items = orjson.loads(entry)
+            if batch_id is not None:
+                if batch_id in profile.batches:
+                    continue
+                profile.batches.append(batch_id)
+                del profile.batches[:-MAX_BATCH_IDS]
+            changes = sorted(map(change_from_value, items), key=_ts)
+            fold_changes(profile, changes, session_timeout=timeout)
+        return profile
 
     async def update_many(self, mutations: Mapping[str, Mutation]) -> dict[str, Profile | None]:
         # Writers in this process take turns (no point racing each other; the write-behind
@@ -194,44 +301,42 @@ class RedisStore(ProfileStore):
             if attempt:
                 # Lost races: back off with jitter so contenders spread out.
                 await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
-            # What this process wrote last is tried as is, without reading it back; the
-            # compare-and-set fails if anyone wrote since, and that key is read and retried.
-            current = self._written
-            stored = {} if attempt else {k: current[k] for k in todo if k in current}
-            unknown = [k for k in todo if k not in stored]
-            if unknown:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for key in unknown:
-                        pipe.hmget(self.redis_key(key), "d", "n")
-                    rows = await self._call(pipe.execute())
-                for key, (raw, version) in zip(unknown, rows, strict=True):
-                    stored[key] = ("" if version is None else version.decode(), raw)
+            keys = list(todo)
+            # Not a transaction (the keys live on many slots): a compaction between a key's
+            # two reads changes its version, so the compare-and-set below fails and retries.
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hmget(self.redis_key(key), "d", "n")
+                    pipe.lrange(self.log_key(key), 0, -1)
+                rows = await self._call(pipe.execute())
             planned: list[tuple[str, Profile | None, bytes]] = []
             async with self._client.pipeline(transaction=False) as pipe:
                 # What awaiting the Script on the pipeline does, once per batch instead of
                 # once per key: the pipeline loads the script first if Redis lost it.
                 pipe.scripts.add(self._cas)  # type: ignore[arg-type]  # (redis-py does the same)
-                for key, mutate in todo.items():
-                    expected, raw = stored[key]
-                    new = mutate(None if raw is None else Profile.from_json(raw))
+                for index, key in enumerate(keys):
+                    (raw, version), entries = rows[2 * index], rows[2 * index + 1]
+                    stored = None if raw is None else Profile.from_json(raw)
+                    new = todo[key](self._fold_log(key, stored, entries))
                     data = b"" if new is None else new.to_json()
+                    tombstone = "1" if new is not None and new.merged_into is not None else ""
                     pipe.evalsha(
-                        self._cas.sha, 1, self.redis_key(key), expected, data, self._ttl_for(key)
+                        self._cas.sha,
+                        2,
+                        self.redis_key(key),
+                        self.log_key(key),
+                        "" if version is None else version,
+                        data,
+                        self._ttl_for(key),
+                        len(entries),
+                        tombstone,
                     )
                     planned.append((key, new, data))
                 outcomes = await self._call(pipe.execute())
             changed = []
-            for (key, new, data), outcome in zip(planned, outcomes, strict=True):
+            for (key, new, _), outcome in zip(planned, outcomes, strict=True):
                 if outcome == -1:
-                    current.pop(key, None)
                     continue  # lost a race with another writer: read again and retry
-                if data:
-                    current[key] = (str(outcome), data)
-                    current.move_to_end(key)
-                    if len(current) > self._written_size:
-                        current.popitem(last=False)
-                else:
-                    current.pop(key, None)
                 result[key] = new
                 changed.append(key)
                 del todo[key]
@@ -241,19 +346,69 @@ class RedisStore(ProfileStore):
             raise StoreError(f"{self!r}: gave up on {len(todo)} keys after constant contention")
         return result
 
+    async def apply_changes(
+        self, changes: Mapping[str, Sequence[Change]], *, batch_id: str | None = None
+    ) -> dict[str, Profile]:
+        """Append each profile's changes to its log in one pipelined round trip: no read,
+        no profile decoded or encoded on the page-view path. A log longer than
+        ``log_limit`` entries is then folded into its profile (compare-and-set). Changes for
+        a tombstone take the compare-and-set path at once, which forwards them.
+
+        Returns the profiles it folded (the others are known only as their changes).
+        """
+        items = {key: batch for key, batch in changes.items() if batch}
+        if not items:
+            return {}
+        head = b"[" + orjson.dumps(batch_id)
+        keys = list(items)
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.scripts.add(self._append)  # type: ignore[arg-type]  # as in _update_many
+            for key in keys:
+                entry = b",".join([head, *map(encode_change, items[key])]) + b"]"
+                pipe.evalsha(
+                    self._append.sha,
+                    2,
+                    self.redis_key(key),
+                    self.log_key(key),
+                    entry,
+                    self._ttl_for(key),
+                )
+            lengths = await self._call(pipe.execute())
+        refused: dict[str, Sequence[Change]] = {}
+        long = []
+        for key, length in zip(keys, lengths, strict=True):
+            if length == -1:
+                refused[key] = items[key]
+            elif length > self.log_limit:
+                long.append(key)
+        if len(refused) < len(keys):
+            await self._publish([k for k in keys if k not in refused])
+        written: dict[str, Profile] = {}
+        if refused:
+            written.update(await super().apply_changes(refused, batch_id=batch_id))
+        if long:
+            try:
+                folded = await self.update_many(dict.fromkeys(long, _unchanged))
+            except StoreError as exc:  # the changes are stored; folding waits for the next
+                logger.warning("personalize: could not fold %d change logs: %s", len(long), exc)
+            else:
+                written.update((k, p) for k, p in folded.items() if p is not None)
+        return written
+
     async def delete(self, key: str) -> bool:
-        self._written.pop(key, None)
-        removed = await self._call(self._client.delete(self.redis_key(key)))
+        removed = await self._call(self._client.delete(self.redis_key(key), self.log_key(key)))
         await self._publish([key])
         return bool(removed)
 
     async def keys(self) -> list[str]:
         """Every profile key under this prefix (SCAN; for maintenance and tests)."""
-        found = []
-        async for raw in self._client.scan_iter(match=f"{self.prefix}{{*}}", count=500):
+        found: dict[str, None] = {}  # a profile and its log are one key
+        async for raw in self._client.scan_iter(match=f"{self.prefix}{{*}}*", count=500):
             text = raw.decode()
-            found.append(text[len(self.prefix) + 1 : -1])
-        return found
+            end = len(text) - (len(":log") if text.endswith("}:log") else 0) - 1
+            if text[end] == "}":
+                found[text[len(self.prefix) + 1 : end]] = None
+        return list(found)
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -286,11 +441,6 @@ class RedisStore(ProfileStore):
         self._listener = loop.create_task(self._listen(), name="personalize-redis-invalidation")
 
     def _notify(self, keys: list[str] | None) -> None:
-        if keys is None:
-            self._written.clear()
-        else:
-            for key in keys:  # written elsewhere: our last version is stale
-                self._written.pop(key, None)
         for callback in self._on_invalidate:
             callback(keys)
 
@@ -321,3 +471,11 @@ class RedisStore(ProfileStore):
                     await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+
+def _ts(change: Change) -> float:
+    return change.ts
+
+
+def _unchanged(profile: Profile | None) -> Profile | None:
+    return profile
