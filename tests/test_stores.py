@@ -240,6 +240,30 @@ def test_sqlite_reads_files_of_the_earlier_change_log_format(tmp_path: Path) -> 
     run(scenario())
 
 
+def test_sqlite_finds_tombstones_through_their_partial_index(tmp_path: Path) -> None:
+    """Each write batch looks its keys up among the tombstones (merged anonymous ids) in a
+    partial index that holds only those, instead of reading every profile's row."""
+    import sqlite3
+
+    path = tmp_path / "p.sqlite3"
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, compact_interval=3600)
+        await store.apply_changes({"v:a": [Hit(ts=1.0, path="/")], "v:b": [Hit(ts=1.0, path="/")]})
+        await store.compact()
+        await store.merge("v:a", "u:1", user_id="1", now=2.0)
+        with sqlite3.connect(path) as conn:
+            query = "SELECT key FROM profiles INDEXED BY tombstones WHERE merged = 1"
+            assert [k for (k,) in conn.execute(query)] == ["v:a"]
+        await store.apply_changes({"v:a": [Hit(ts=3.0, path="/")], "v:b": [Hit(ts=3.0, path="/")]})
+        known, b = await store.get("u:1"), await store.get("v:b")
+        assert known is not None and known.page_views == 2  # forwarded within the grace period
+        assert b is not None and b.page_views == 2
+        await store.close()
+
+    run(scenario())
+
+
 def test_sqlite_corrupt_file_raises_store_error(tmp_path: Path) -> None:
     path = tmp_path / "p.sqlite3"
     path.write_bytes(b"this is not a database" * 100)
