@@ -288,7 +288,9 @@ class PersonalizeMiddleware:
         ):
             # After the response: the visitor is not waiting for this write.
             try:
-                await self.profiles.record(key, hit, new=visitor.is_new)
+                await self.profiles.record(
+                    key, hit, new=visitor.is_new, read=visitor._page_view_read()
+                )
             except Exception:
                 logger.exception("personalize: could not record a page view")
             if self.learning is not None:

@@ -118,7 +118,9 @@ class ProfileService:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
-        self._cache: OrderedDict[str, tuple[Profile, float]] = OrderedDict()
+        # key -> (profile, when it was read, whether a page's app holds it and it must not
+        # change in place)
+        self._cache: OrderedDict[str, tuple[Profile, float, bool]] = OrderedDict()
         self._cache_size = cache_size
         self._flush_interval = flush_interval
         self._max_pending = max_pending
@@ -157,7 +159,7 @@ class ProfileService:
         entry = self._cache.get(key)
         if entry is None:
             return None
-        profile, stored_at = entry
+        profile, stored_at, _ = entry
         ttl = self.store.trusted_cache_ttl
         if ttl is not None and self._clock() - stored_at > ttl:
             return None  # stale: kept only as a fallback while the store is unreachable
@@ -246,16 +248,26 @@ class ProfileService:
                     self._pending_count -= len(items)
             self._retry = [(bid, batch) for bid, batch in self._retry if batch]
 
-    async def record(self, key: str, change: Change, *, new: bool = False) -> None:
+    async def record(
+        self,
+        key: str,
+        change: Change,
+        *,
+        new: bool = False,
+        read: tuple[Profile, Profile] | None = None,
+    ) -> None:
         """Accept one change; the calling task may become the one that writes the batch.
 
         ``new`` says the key was just created (a new visitor id), so no store read is
-        needed to know it held nothing before: the cache starts its profile.
+        needed to know it held nothing before: the cache starts its profile. ``read`` is
+        (a profile :meth:`load` returned, that profile with ``change`` folded in, built by
+        :func:`hit_view`): when the cache still holds the first, the second replaces it,
+        so the page view is not folded twice.
         """
         with self._lock:
             self._pending.setdefault(key, []).append(change)
             self._pending_count += 1
-            self._fold_into_cache(key, change, new)
+            self._fold_into_cache(key, change, new, read)
             if self._pending_count > self._max_pending:
                 self._drop_oldest()
             if self._flushing or self._clock() < self._retry_at:
@@ -337,14 +349,18 @@ class ProfileService:
         while len(self._key_seq) > 2 * self._cache_size:
             self._key_seq.popitem(last=False)
 
-    def _fold_into_cache(self, key: str, change: Change, new: bool) -> None:
+    def _fold_into_cache(
+        self, key: str, change: Change, new: bool, read: tuple[Profile, Profile] | None = None
+    ) -> None:
         """Keep the cached profile equal to the stored one plus what is pending.
 
         A page view is folded into the cached profile in place: requests read views of it
         (:func:`hit_view` copies everything :func:`~personalize.profile.apply_hit`
         changes), never the object itself, so a view the app still holds never changes
-        under it, and a page that does not read its profile builds no copy at all. Events
-        change nested values that views share, so they fold into a copy.
+        under it, and a page that does not read its profile builds no copy at all. A page
+        that did read it hands its view over (``read``): the view becomes the cached
+        profile, marked as held by the app, so the next page view folds into a copy of it.
+        Events change nested values that views share, so they fold into a copy.
         """
         entry = self._cache.get(key)
         if entry is None and not new:
@@ -356,20 +372,27 @@ class ProfileService:
             if entry is None:
                 self._remember(key, profile)
             else:
-                self._cache[key] = (profile, entry[1])
+                self._cache[key] = (profile, entry[1], False)
             return
-        current = entry[0]
+        current, stored_at, held = entry
         if current.merged_into is not None:
             return  # a tombstone: where its changes go is the store's business
         if isinstance(change, Hit):
-            apply_hit(current, change, session_timeout=timeout)
+            if read is not None and read[0] is current:
+                self._cache[key] = (read[1], stored_at, True)
+            elif held:
+                profile = hit_view(current)
+                apply_hit(profile, change, session_timeout=timeout)
+                self._cache[key] = (profile, stored_at, False)
+            else:
+                apply_hit(current, change, session_timeout=timeout)
         else:
             profile = copy_profile(current)
             apply_event(profile, change)
-            self._cache[key] = (profile, entry[1])
+            self._cache[key] = (profile, stored_at, False)
 
     def _remember(self, key: str, profile: Profile) -> None:
-        self._cache[key] = (profile, self._clock())
+        self._cache[key] = (profile, self._clock(), False)
         self._cache.move_to_end(key)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

@@ -157,6 +157,15 @@ class Visitor:
             self._view = view
         return self._view
 
+    def _page_view_read(self) -> tuple[Profile, Profile] | None:
+        """(the stored profile, the view this request read of it) when the view is exactly
+        that profile with this page view folded in; the profile service then takes the
+        view as the new cached profile instead of folding the page view a second time."""
+        view, stored = self._view, self._stored
+        if view is None or stored is None or stored.merged_into is not None or self._hit is None:
+            return None
+        return stored, view
+
     @property
     def attributes(self) -> dict[str, Any]:
         """The flat attributes segment rules read (see :mod:`personalize.attributes`)."""

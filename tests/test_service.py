@@ -47,6 +47,45 @@ def test_page_views_fold_into_the_cached_profile_and_views_stay_as_they_were(
     asyncio.run(scenario())
 
 
+def test_a_view_handed_over_becomes_the_cached_profile_and_is_never_changed_after(
+    tmp_path: Path,
+) -> None:
+    """A page that read its profile hands its view over with the page view: the view
+    becomes the cached profile (the page view is not folded twice), and the next page view
+    folds into a copy, because the app of that page may still hold the view."""
+
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "p.sqlite3")
+        service = ProfileService(store, flush_interval=0)
+        await service.record("v:a", hit(1000.0, "/shoes", "shoes"), new=True)
+        base = await service.load("v:a")
+        assert base is not None
+        second = hit(1010.0, "/shoes", "shoes")
+        view = hit_view(base)
+        apply_hit(view, second)
+        await service.record("v:a", second, read=(base, view))
+        assert await service.load("v:a") is view and view.page_views == 2  # once, not twice
+        await service.record("v:a", hit(1020.0, "/bags", "bags"))  # a page that did not read
+        cached = await service.load("v:a")
+        assert cached is not view and cached is not None and cached.page_views == 3
+        assert (view.page_views, view.affinities) == (2, {"shoes": 2.0})  # as the app read it
+        await service.record("v:a", hit(1030.0))  # now the cache's own object: in place
+        assert await service.load("v:a") is cached and cached.page_views == 4
+        # A view of a profile the cache no longer holds is not taken: it would lose a view.
+        stale = hit_view(base)
+        apply_hit(stale, hit(1040.0))
+        await service.record("v:a", hit(1040.0), read=(base, stale))
+        latest = await service.load("v:a")
+        assert latest is cached and latest.page_views == 5
+        await service.flush()
+        stored = await store.get("v:a")
+        assert stored is not None and stored.page_views == 5
+        assert stored.affinities == {"shoes": 2.0, "bags": 1.0}
+        await store.close()
+
+    asyncio.run(scenario())
+
+
 def test_events_fold_into_a_copy_so_views_sharing_facts_do_not_change(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = SQLiteStore(tmp_path / "p.sqlite3")
