@@ -36,7 +36,7 @@ from personalize.learning.runtime import LocalLearning, StreamLearning
 from personalize.metrics import registry_for
 from personalize.profile import MAX_ALIASES, SESSION_TIMEOUT, CategoryMap, Hit
 from personalize.segments import SegmentLibrary
-from personalize.service import ProfileService
+from personalize.service import MISSING, ProfileService
 from personalize.stores.base import FORWARD_GRACE, ProfileStore
 from personalize.visitor import STATE_KEY, Visitor
 
@@ -184,6 +184,7 @@ class PersonalizeMiddleware:
         self._exclude = re.compile("|".join(translate(p) for p in patterns)) if patterns else None
         self._clock = clock
         self.cookie_name = cookie_name
+        self._cookie_prefix = cookie_name + "="
         attributes = f"; Path={cookie_path}; Max-Age={cookie_max_age}; HttpOnly"
         if cookie_domain:
             attributes += f"; Domain={cookie_domain}"
@@ -390,15 +391,18 @@ class PersonalizeMiddleware:
             visitor.cookie_out = state
         if is_new:
             return visitor
-        try:
-            stored = await self.profiles.load(visitor.profile_key or "")
-        except Exception as exc:  # an outage: keep the identity, show default content
-            logger.warning(
-                "personalize: profile store unavailable (%s); serving this "
-                "page without the stored profile",
-                exc,
-            )
-            stored = None
+        key = visitor.profile_key or ""
+        stored = self.profiles.cached(key)
+        if stored is MISSING:
+            try:
+                stored = await self.profiles.load(key)
+            except Exception as exc:  # an outage: keep the identity, show default content
+                logger.warning(
+                    "personalize: profile store unavailable (%s); serving this "
+                    "page without the stored profile",
+                    exc,
+                )
+                stored = None
         if stored is not None and stored.merged_into is not None:
             # This anonymous id was merged at a login: it never reads the known profile.
             # Requests in flight during the login still count (they are forwarded);
@@ -421,13 +425,28 @@ class PersonalizeMiddleware:
         return visitor
 
     def _read_cookie(self, header: str | None) -> str | None:
+        """The value of the visitor cookie in a Cookie header (the first, if repeated).
+
+        >>> from personalize import MemoryStore
+        >>> m = PersonalizeMiddleware(None, secret_key="s" * 32, store=MemoryStore())
+        >>> m._read_cookie('a=1; xpz_visitor=no; b pz_visitor=no;\tpz_visitor="v1" ; pz_visitor=v2')
+        'v1'
+        >>> m._read_cookie("pz_visitor =v1; pz_visitor"), m._read_cookie("pz_visitor=")
+        (None, '')
+        """
         if not header or len(header) > _MAX_COOKIE_HEADER:
             return None
-        # Fast path: find our cookie by name without parsing every cookie of the site.
-        for part in header.split(";"):
-            name, sep, value = part.strip().partition("=")
-            if sep and name == self.cookie_name:
+        # Find our cookie by name without splitting every cookie of the site.
+        prefix = self._cookie_prefix
+        start = header.find(prefix)
+        while start != -1:
+            # A name, not the end of another one: only whitespace since the last ";".
+            before = header[header.rfind(";", 0, start) + 1 : start]
+            if not before or before.isspace():
+                end = header.find(";", start)
+                value = header[start + len(prefix) : end if end != -1 else len(header)]
                 return value.strip().strip('"')
+            start = header.find(prefix, start + 1)
         return None
 
     def _set_cookie(self, scope: Scope, state: CookieState) -> str:

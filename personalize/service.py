@@ -20,6 +20,7 @@ overflows the oldest changes are dropped, counted in ``stats["dropped"]`` and lo
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import secrets
 import threading
@@ -104,6 +105,16 @@ def _copy_session(s: SessionRecord) -> SessionRecord:
 _ABSENT = Profile(key="")  # cached "the store has no profile for this key"
 
 
+class Missing(enum.Enum):
+    """The type of :data:`MISSING`."""
+
+    MISSING = "not in the cache"
+
+
+#: :meth:`ProfileService.cached` found nothing: ask :meth:`ProfileService.load`.
+MISSING = Missing.MISSING
+
+
 class ProfileService:
     """Near-cache and write-behind buffer in front of a :class:`ProfileStore`."""
 
@@ -175,6 +186,17 @@ class ProfileService:
         items = [c for _, batch in self._retry for c in batch.get(key, ())]
         items += self._pending.get(key, ())
         return items
+
+    def cached(self, key: str) -> Profile | Missing | None:
+        """The profile from the cache alone, without a coroutine (this runs for every
+        request): the profile, None when the store is known to hold none, or
+        :data:`MISSING` when only :meth:`load` can tell. Do not change what it returns.
+        """
+        profile = self._cached(key)
+        if profile is None:
+            return MISSING
+        self.stats["cache_hits"] += 1
+        return None if profile is _ABSENT else profile
 
     async def load(self, key: str) -> Profile | None:
         """The profile as stored plus changes not written yet, or None for a new key.

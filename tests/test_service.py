@@ -8,7 +8,7 @@ from pathlib import Path
 from personalize import Hit, MemoryStore, Profile, SQLiteStore
 from personalize.events import validate_event
 from personalize.profile import apply_hit
-from personalize.service import ProfileService, hit_view
+from personalize.service import MISSING, ProfileService, hit_view
 from personalize.stores.base import Change
 
 
@@ -82,6 +82,20 @@ def test_a_view_handed_over_becomes_the_cached_profile_and_is_never_changed_afte
         assert stored is not None and stored.page_views == 5
         assert stored.affinities == {"shoes": 2.0, "bags": 1.0}
         await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_cached_answers_from_the_cache_alone() -> None:
+    async def scenario() -> None:
+        service = ProfileService(MemoryStore(), flush_interval=0)
+        assert service.cached("v:a") is MISSING  # only load can tell
+        assert await service.load("v:a") is None
+        assert service.cached("v:a") is None  # known: the store holds nothing
+        await service.record("v:a", hit(1.0), new=True)
+        cached = service.cached("v:a")
+        assert isinstance(cached, Profile) and cached is await service.load("v:a")
+        assert service.stats["cache_hits"] == 3 and service.stats["cache_misses"] == 1
 
     asyncio.run(scenario())
 
