@@ -1,16 +1,25 @@
 """Profiles in Redis, for several workers and hosts (``pip install 'personalize[redis]'``).
 
-Layout: one hash per profile, ``<prefix>{<key>}`` with fields ``d`` (the profile as JSON) and
-``n`` (a version). The braces are a hash tag, so everything about one profile lives on one
-Redis Cluster slot and every command touches one slot only.
+Layout: per profile, a hash ``<prefix>{<key>}`` with fields ``d`` (the profile as JSON),
+``n`` (a version) and ``m`` (set on a tombstone, a merged anonymous id), and a list
+``<prefix>{<key>}:log`` of changes not folded into ``d`` yet. The braces are a hash tag, so
+everything about one profile lives on one Redis Cluster slot and every command touches one
+slot only.
 
-Writes are optimistic: read the versions of a batch in one pipelined round trip, apply the
-mutations in Python, then write every key in a second round trip with a small Lua
-compare-and-set that only succeeds if the version is unchanged; the keys that lost a race
-are read and retried. A key this process wrote last needs no read: its write is tried
-against the version and data it wrote (if anyone wrote since, the compare-and-set fails
-and the key is read and retried). Anonymous profiles expire after ``anonymous_ttl``
-seconds without a write; known profiles (``u:`` keys) never expire.
+Page views and events are appended: one small Lua script per profile (refuse a tombstone,
+``RPUSH`` the batch's changes with its id, refresh the TTL), all of a batch pipelined in one
+round trip; no read, and no profile decoded or encoded. Reads fold the log in; a batch sent
+twice (after a timeout) is folded once, by its id. When a log grows past ``log_limit``
+entries, it is folded into ``d``.
+
+Every other write (merges, traits, erasure, folding a log) is optimistic: read the profile
+and its log, apply the mutation in Python, then write with a Lua compare-and-set that only
+succeeds if the version is unchanged, and trims exactly the log entries it folded (entries
+appended meanwhile stay). A tombstone is only written over the whole log, and appends to a
+tombstone are refused, so changes that reach a merged id always go through the
+compare-and-set, which forwards them to the known profile. Keys that lost a race are read
+and retried. Anonymous profiles (hash and log) expire after ``anonymous_ttl`` seconds
+without a write; known profiles (``u:`` keys) never expire.
 
 Reads avoid the network: the :class:`~personalize.service.ProfileService` keeps a near-cache,
 and every write publishes the changed keys on ``<prefix>invalidate``; each process listens
