@@ -297,24 +297,25 @@ def delete_prefix(prefix: str) -> int:
 
 
 def profile_page_views(prefix: str) -> tuple[int, int]:
-    """(visitor profiles, sum of their page_views) under ``prefix``."""
-    import orjson
+    """(visitor profiles, sum of their page_views) under ``prefix``, read through the
+    store, so page views still in a profile's change log count too."""
+    import asyncio
 
-    client = redis_client()
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}{{v:*}}", count=1000))
-        total = 0
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            pipe = client.pipeline(transaction=False)
-            for key in chunk:
-                pipe.hget(key, "d")
-            for raw in pipe.execute():
-                if raw:
-                    total += int(orjson.loads(raw).get("page_views", 0))
-        return len(keys), total
-    finally:
-        client.close()
+    from personalize.stores.redis import RedisStore
+
+    async def count() -> tuple[int, int]:
+        store = RedisStore(REDIS_URL, prefix=prefix, invalidation=False, timeout=5.0)
+        try:
+            keys = [k for k in await store.keys() if k.startswith("v:")]
+            total = 0
+            for key in keys:
+                profile = await store.get(key)
+                total += profile.page_views if profile is not None else 0
+            return len(keys), total
+        finally:
+            await store.close()
+
+    return asyncio.run(count())
 
 
 # -- RESULTS.md -----------------------------------------------------------------------------

@@ -39,7 +39,7 @@ GROUPS = {
         6.0,
     ),
 }
-COUNTS = ("cases", "requests", "server_errors", "exceptions", "incomplete")
+COUNTS: tuple[str, ...] = ("cases", "requests", "server_errors", "exceptions", "incomplete")
 COUNTS += ("cache_violations", "ip_leaks")
 
 

@@ -298,7 +298,7 @@ def learner_figures(stream: str, group: str, models: str) -> dict[str, Any]:
     client = benchkit.redis_client()
     try:
         groups = client.xinfo_groups(stream)
-        info = next((g for g in groups if g["name"].decode() == group), {})
+        info: dict[str, Any] = next((g for g in groups if g["name"].decode() == group), {})
         length = int(client.xlen(stream))
         stream_bytes = int(client.memory_usage(stream, samples=0) or 0)
         snapshot_bytes = int(client.memory_usage(f"{models}:snapshot", samples=0) or 0)
