@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +15,19 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from personalize import EventError, MemoryStore, PersonalizeMiddleware, Profile, get_visitor
+from personalize import (
+    EventError,
+    MemoryStore,
+    PersonalizeMiddleware,
+    Profile,
+    SQLiteStore,
+    get_visitor,
+)
 from personalize.events import apply_event, parse_event, validate_event
 from personalize.profile import merge_profiles
+from personalize.stores.base import ProfileStore
 from tests.apps import SECRET
+from tests.conftest import REDIS_URL
 
 API_KEY = "events-api-key-0123456789abcdef"
 NOW = time.time()
@@ -180,27 +190,42 @@ def test_events_api_disabled_without_keys() -> None:
     assert post(client, order("o1", ["p"])).status_code == 403
 
 
-def test_events_land_on_profiles_for_users_and_visitors() -> None:
-    store = MemoryStore()
-    client = make_client(store)
-    visitor_id = client.get("/").text.removeprefix("<p>").split("|")[0]
-    r = post(
-        client,
-        [
-            order("o1", ["boots"], 80),
-            {
-                "type": "ticket",
-                "visitor_id": visitor_id,
-                "properties": {"ticket_id": "t9", "status": "open"},
-            },
-        ],
-    )
-    assert r.status_code == 202 and r.json() == {"accepted": 2}
-    ann = asyncio.run(store.get("u:ann"))
-    assert ann is not None and ann.facts["purchases"] == 1
-    # The visitor's very next page sees the ticket.
-    facts = json.loads(client.get("/").text.removeprefix("<p>").removesuffix("</p>").split("|")[1])
-    assert facts["open_tickets"] == 1
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> ProfileStore:
+    if request.param == "redis":
+        from personalize.stores.redis import RedisStore
+
+        return RedisStore(REDIS_URL, prefix=request.getfixturevalue("redis_prefix"))
+    if request.param == "sqlite":
+        return SQLiteStore(tmp_path / "p.sqlite3")
+    return MemoryStore()
+
+
+def test_events_land_on_profiles_for_users_and_visitors(any_store: ProfileStore) -> None:
+    """On every store, also those that only log the events and return no profile: the
+    visitor's next page reads them, not the profile cached before they arrived."""
+    store = any_store
+    with make_client(store) as client:  # one event loop for the store's connections
+        visitor_id = client.get("/").text.removeprefix("<p>").split("|")[0]
+        r = post(
+            client,
+            [
+                order("o1", ["boots"], 80),
+                {
+                    "type": "ticket",
+                    "visitor_id": visitor_id,
+                    "properties": {"ticket_id": "t9", "status": "open"},
+                },
+            ],
+        )
+        assert r.status_code == 202 and r.json() == {"accepted": 2}
+        assert client.portal is not None
+        ann = client.portal.call(store.get, "u:ann")
+        assert ann is not None and ann.facts["purchases"] == 1
+        # The visitor's very next page sees the ticket.
+        page = client.get("/").text.removeprefix("<p>").removesuffix("</p>")
+        assert json.loads(page.split("|")[1])["open_tickets"] == 1
+        client.portal.call(store.close)
 
 
 def test_track_in_app_is_seen_by_the_same_request_and_stored() -> None:
