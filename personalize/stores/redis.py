@@ -190,7 +190,11 @@ class RedisStore(ProfileStore):
                 url,
                 max_connections=max_connections,
                 timeout=timeout * 4,
-                socket_timeout=timeout,
+                # No per-read socket timeout (redis-py's default is 5 s): it arms a timer
+                # for every reply, 80 of them for a batch of 80 page views. Every call of
+                # this store has a timeout of its own instead (``_call``); a call cut short
+                # drops its connection, so no reply is ever read by the wrong caller.
+                socket_timeout=None,
                 socket_connect_timeout=timeout,
                 health_check_interval=30,
             )
@@ -240,7 +244,9 @@ class RedisStore(ProfileStore):
         if time.monotonic() < self._down_until:
             raise StoreUnavailableError(f"{self!r} is unreachable; retrying shortly")
 
-    async def _call(self, coro: Any) -> Any:
+    async def _call(self, coro: Any, *, batch: bool = False) -> Any:
+        """Await one Redis call (or pipeline) with the store's timeout (four times as long
+        for a batch), failing fast while the circuit is open."""
         try:
             self._check_circuit()
         except StoreUnavailableError:
@@ -248,7 +254,7 @@ class RedisStore(ProfileStore):
             raise
         self._ensure_listener()
         try:
-            return await asyncio.wait_for(coro, self.timeout * 4)
+            return await asyncio.wait_for(coro, self.timeout * 4 if batch else self.timeout)
         except _CONNECTION_ERRORS as exc:
             self._down_until = time.monotonic() + self.retry_after
             raise StoreUnavailableError(f"{self!r}: {type(exc).__name__}: {exc}") from exc
@@ -317,7 +323,7 @@ class RedisStore(ProfileStore):
                 for key in keys:
                     pipe.hmget(self.redis_key(key), "d", "n")
                     pipe.lrange(self.log_key(key), 0, -1)
-                rows = await self._call(pipe.execute())
+                rows = await self._call(pipe.execute(), batch=True)
             planned: list[tuple[str, Profile | None, bytes]] = []
             async with self._client.pipeline(transaction=False) as pipe:
                 # What awaiting the Script on the pipeline does, once per batch instead of
@@ -341,7 +347,7 @@ class RedisStore(ProfileStore):
                         tombstone,
                     )
                     planned.append((key, new, data))
-                outcomes = await self._call(pipe.execute())
+                outcomes = await self._call(pipe.execute(), batch=True)
             changed = []
             for (key, new, _), outcome in zip(planned, outcomes, strict=True):
                 if outcome == -1:
@@ -382,7 +388,7 @@ class RedisStore(ProfileStore):
                     entry,
                     self._ttl_for(key),
                 )
-            lengths = await self._call(pipe.execute())
+            lengths = await self._call(pipe.execute(), batch=True)
         refused: dict[str, Sequence[Change]] = {}
         long = []
         for key, length in zip(keys, lengths, strict=True):
@@ -412,12 +418,16 @@ class RedisStore(ProfileStore):
     async def keys(self) -> list[str]:
         """Every profile key under this prefix (SCAN; for maintenance and tests)."""
         found: dict[str, None] = {}  # a profile and its log are one key
-        async for raw in self._client.scan_iter(match=f"{self.prefix}{{*}}*", count=500):
-            text = raw.decode()
-            end = len(text) - (len(":log") if text.endswith("}:log") else 0) - 1
-            if text[end] == "}":
-                found[text[len(self.prefix) + 1 : end]] = None
-        return list(found)
+        cursor, match = 0, f"{self.prefix}{{*}}*"
+        while True:  # SCAN call by call, each with the store's timeout
+            cursor, batch = await self._call(self._client.scan(cursor, match=match, count=500))
+            for raw in batch:
+                text = raw.decode()
+                end = len(text) - (len(":log") if text.endswith("}:log") else 0) - 1
+                if text[end] == "}":
+                    found[text[len(self.prefix) + 1 : end]] = None
+            if not cursor:
+                return list(found)
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -458,7 +468,7 @@ class RedisStore(ProfileStore):
         while True:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self._channel)
+                await asyncio.wait_for(pubsub.subscribe(self._channel), self.timeout * 4)
                 self._listening = True
                 self._notify(None)  # invalidations may have been missed while disconnected
                 backoff = 0.1
