@@ -150,6 +150,27 @@ def hiredis_packing(connection_class: type[Any]) -> type[Any]:
     return Packed
 
 
+def _pool(
+    url: str, max_connections: int, timeout: float, *, socket_timeout: float | None
+) -> aioredis.BlockingConnectionPool:
+    # A blocking pool: under a burst, callers queue for a connection (up to the timeout)
+    # instead of failing with "Too many connections".
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout * 4,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+    )
+    kwargs = pool.connection_kwargs
+    if kwargs.get("encoding", "utf-8").lower().replace("-", "") == "utf8" and (
+        kwargs.get("encoding_errors", "strict") == "strict"
+    ):  # what hiredis encodes text with
+        pool.connection_class = hiredis_packing(pool.connection_class)
+    return pool
+
+
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
 
 
@@ -183,28 +204,19 @@ class RedisStore(ProfileStore):
         self.timeout = timeout
         self.retry_after = retry_after
         self.max_attempts = max_attempts
-        if client is None:
-            # A blocking pool: under a burst, callers queue for a connection (up to the
-            # timeout) instead of failing with "Too many connections".
-            pool = aioredis.BlockingConnectionPool.from_url(
-                url,
-                max_connections=max_connections,
-                timeout=timeout * 4,
-                # No per-read socket timeout (redis-py's default is 5 s): it arms a timer
-                # for every reply, 80 of them for a batch of 80 page views. Every call of
-                # this store has a timeout of its own instead (``_call``); a call cut short
-                # drops its connection, so no reply is ever read by the wrong caller.
-                socket_timeout=None,
-                socket_connect_timeout=timeout,
-                health_check_interval=30,
+        if client is not None:
+            writes = client
+        else:
+            client = aioredis.Redis(
+                connection_pool=_pool(url, max_connections, timeout, socket_timeout=timeout)
             )
-            kwargs = pool.connection_kwargs
-            if kwargs.get("encoding", "utf-8").lower().replace("-", "") == "utf8" and (
-                kwargs.get("encoding_errors", "strict") == "strict"
-            ):  # what hiredis encodes text with
-                pool.connection_class = hiredis_packing(pool.connection_class)
-            client = aioredis.Redis(connection_pool=pool)
+            # Batched writes get connections of their own without a per-read socket
+            # timeout: redis-py arms a timer for every reply, 80 of them for a batch of 80
+            # page views. Their calls are bounded as a whole instead (``_call``), and a
+            # call cut short drops its connection. One batch is written at a time.
+            writes = aioredis.Redis(connection_pool=_pool(url, 4, timeout, socket_timeout=None))
         self._client = client
+        self._writes = writes
         self._cas = self._client.register_script(_CAS)
         self._down_until = 0.0
         self._instance = secrets.token_hex(6)
@@ -244,9 +256,9 @@ class RedisStore(ProfileStore):
         if time.monotonic() < self._down_until:
             raise StoreUnavailableError(f"{self!r} is unreachable; retrying shortly")
 
-    async def _call(self, coro: Any, *, batch: bool = False) -> Any:
-        """Await one Redis call (or pipeline) with the store's timeout (four times as long
-        for a batch), failing fast while the circuit is open."""
+    async def _call(self, coro: Any) -> Any:
+        """Await one Redis call or pipeline, bounded by four times the store's timeout,
+        failing fast while the circuit is open."""
         try:
             self._check_circuit()
         except StoreUnavailableError:
@@ -254,7 +266,7 @@ class RedisStore(ProfileStore):
             raise
         self._ensure_listener()
         try:
-            return await asyncio.wait_for(coro, self.timeout * 4 if batch else self.timeout)
+            return await asyncio.wait_for(coro, self.timeout * 4)
         except _CONNECTION_ERRORS as exc:
             self._down_until = time.monotonic() + self.retry_after
             raise StoreUnavailableError(f"{self!r}: {type(exc).__name__}: {exc}") from exc
@@ -319,13 +331,13 @@ class RedisStore(ProfileStore):
             keys = list(todo)
             # Not a transaction (the keys live on many slots): a compaction between a key's
             # two reads changes its version, so the compare-and-set below fails and retries.
-            async with self._client.pipeline(transaction=False) as pipe:
+            async with self._writes.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.hmget(self.redis_key(key), "d", "n")
                     pipe.lrange(self.log_key(key), 0, -1)
-                rows = await self._call(pipe.execute(), batch=True)
+                rows = await self._call(pipe.execute())
             planned: list[tuple[str, Profile | None, bytes]] = []
-            async with self._client.pipeline(transaction=False) as pipe:
+            async with self._writes.pipeline(transaction=False) as pipe:
                 # What awaiting the Script on the pipeline does, once per batch instead of
                 # once per key: the pipeline loads the script first if Redis lost it.
                 pipe.scripts.add(self._cas)  # type: ignore[arg-type]  # (redis-py does the same)
@@ -347,7 +359,7 @@ class RedisStore(ProfileStore):
                         tombstone,
                     )
                     planned.append((key, new, data))
-                outcomes = await self._call(pipe.execute(), batch=True)
+                outcomes = await self._call(pipe.execute())
             changed = []
             for (key, new, _), outcome in zip(planned, outcomes, strict=True):
                 if outcome == -1:
@@ -376,7 +388,7 @@ class RedisStore(ProfileStore):
             return {}
         head = b"[" + orjson.dumps(batch_id)
         keys = list(items)
-        async with self._client.pipeline(transaction=False) as pipe:
+        async with self._writes.pipeline(transaction=False) as pipe:
             pipe.scripts.add(self._append)  # type: ignore[arg-type]  # as in _update_many
             for key in keys:
                 entry = b",".join([head, *map(encode_change, items[key])]) + b"]"
@@ -388,7 +400,7 @@ class RedisStore(ProfileStore):
                     entry,
                     self._ttl_for(key),
                 )
-            lengths = await self._call(pipe.execute(), batch=True)
+            lengths = await self._call(pipe.execute())
         refused: dict[str, Sequence[Change]] = {}
         long = []
         for key, length in zip(keys, lengths, strict=True):
@@ -436,6 +448,8 @@ class RedisStore(ProfileStore):
                 await self._listener
             self._listener = None
         await self._client.aclose(close_connection_pool=True)
+        if self._writes is not self._client:
+            await self._writes.aclose(close_connection_pool=True)
 
     # -- near-cache invalidation ----------------------------------------------------------
 
