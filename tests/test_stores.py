@@ -383,6 +383,10 @@ def test_redis_commands_are_packed_by_hiredis_with_redis_py_errors(redis_prefix:
     async def scenario() -> None:
         store = RedisStore(REDIS_URL, prefix=redis_prefix)
         assert store.client.connection_pool.connection_class.__name__ == "HiredisConnection"
+        # Reads time out per reply; batched writes are bounded per call, without a timer
+        # for each of their replies.
+        assert store.client.connection_pool.connection_kwargs["socket_timeout"] == store.timeout
+        assert store._writes.connection_pool.connection_kwargs["socket_timeout"] is None
         client, key = store.client, f"{redis_prefix}k"
         await client.set(key, bytearray(b"raw"))  # hiredis refuses bytearray: redis-py packs it
         assert await client.get(key) == b"raw"

@@ -213,7 +213,8 @@ class RedisStore(ProfileStore):
             # Batched writes get connections of their own without a per-read socket
             # timeout: redis-py arms a timer for every reply, 80 of them for a batch of 80
             # page views. Their calls are bounded as a whole instead (``_call``), and a
-            # call cut short drops its connection. One batch is written at a time.
+            # call cut short drops its connection. The write-behind buffer sends one batch
+            # at a time, so a few connections do.
             writes = aioredis.Redis(connection_pool=_pool(url, 4, timeout, socket_timeout=None))
         self._client = client
         self._writes = writes
