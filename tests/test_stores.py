@@ -180,6 +180,90 @@ def test_sqlite_change_log_compacts_and_batches_apply_once(tmp_path: Path) -> No
     run(scenario())
 
 
+def test_sqlite_log_is_one_row_per_batch_without_an_index_by_key(tmp_path: Path) -> None:
+    """A write batch is one row at the end of the log, found by key with instr(): no index
+    puts each page view on a random page. Keys that contain another key are no match."""
+    import sqlite3
+
+    path = tmp_path / "p.sqlite3"
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, compact_interval=3600)
+        await store.apply_changes(
+            {
+                "v:a\nv:b": [Hit(ts=1.0, path="/")],  # "\nv:b\n" is in this row's key list
+                "v:ab": [Hit(ts=1.0, path="/"), Hit(ts=2.0, path="/x")],
+            },
+            batch_id="one",
+        )
+        await store.apply_changes({"v:a": [Hit(ts=3.0, path="/")]}, batch_id="two")
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT count(*) FROM log").fetchone()[0] == 2
+            assert conn.execute("PRAGMA index_list(log)").fetchall() == []
+        assert await store.get("v:b") is None
+        ab, a = await store.get("v:ab"), await store.get("v:a")
+        assert ab is not None and ab.page_views == 2
+        assert a is not None and a.page_views == 1
+        assert await store.keys() == ["v:a", "v:a\nv:b", "v:ab"]
+        await store.close()
+
+    run(scenario())
+
+
+def test_sqlite_compacts_the_oldest_rows_and_after_enough_changes(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "p.sqlite3"
+
+    def log_rows() -> int:
+        with sqlite3.connect(path) as conn:
+            return int(conn.execute("SELECT count(*) FROM log").fetchone()[0])
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, compact_interval=3600, compact_after=5)
+        for i in range(4):
+            await store.apply_changes({f"v:{i % 2}": [Hit(ts=float(i), path="/")]})
+        assert log_rows() == 4
+        assert await store.compact(max_rows=3) == 2  # rows 1-3: both profiles rewritten
+        assert log_rows() == 1
+        for key, views in (("v:0", 2), ("v:1", 2)):
+            profile = await store.get(key)
+            assert profile is not None and profile.page_views == views
+        # The fifth change this process appended since it last compacted (automatically,
+        # not here: the explicit call above does not reset the count) triggers a compaction.
+        await store.apply_changes({"v:0": [Hit(ts=9.0, path="/")]})
+        assert log_rows() == 0
+        profile = await store.get("v:0")
+        assert profile is not None and profile.page_views == 3
+        await store.close()
+
+    run(scenario())
+    with pytest.raises(ConfigurationError, match="compact_after"):
+        SQLiteStore(path, compact_after=0)
+
+
+def test_sqlite_delete_takes_the_key_out_of_shared_log_rows(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "p.sqlite3"
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, compact_interval=3600)
+        await store.apply_changes({"v:a": [Hit(ts=1.0, path="/a")], "v:b": [Hit(ts=1.0, path="/")]})
+        await store.apply_changes({"v:a": [Hit(ts=2.0, path="/a")]})
+        assert await store.delete("v:a") is True
+        assert await store.get("v:a") is None
+        b = await store.get("v:b")
+        assert b is not None and b.page_views == 1
+        assert await store.delete("v:a") is False
+        await store.close()
+
+    run(scenario())
+    with sqlite3.connect(path) as conn:
+        rows = [bytes(data) for (data,) in conn.execute("SELECT data FROM log")]
+    assert len(rows) == 1 and b"v:a" not in rows[0] and b"/a" not in rows[0]
+
+
 def test_sqlite_forgets_old_batch_ids_through_the_ts_index(tmp_path: Path) -> None:
     import sqlite3
     import time
@@ -238,6 +322,9 @@ def test_sqlite_reads_files_of_the_earlier_change_log_format(tmp_path: Path) -> 
         await store.close()
 
     run(scenario())
+    with sqlite3.connect(path) as conn:  # its rows were moved into the log
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    assert "changes" not in tables and "changes_by_key" not in tables
 
 
 def test_sqlite_finds_tombstones_through_their_partial_index(tmp_path: Path) -> None:

@@ -259,6 +259,32 @@ HIT_V1_FIELDS = (
 )
 
 
+def change_value(change: Change) -> tuple[Any, ...] | dict[str, Any]:
+    """A change as JSON-able data, in the form change logs keep (see :func:`encode_change`).
+
+    >>> change_from_value(change_value(Hit(ts=1.5, path="/"))) == Hit(ts=1.5, path="/")
+    True
+    """
+    if isinstance(change, Hit):
+        return (
+            "h1",
+            change.ts,
+            change.path,
+            change.channel,
+            change.source,
+            change.medium,
+            change.campaign,
+            change.term,
+            change.category,
+            change.device_type,
+            change.country,
+            change.device_id,
+            change.os,
+            change.browser,
+        )
+    return {"e": change.to_dict()}
+
+
 def encode_change(change: Change) -> bytes:
     """A change as stores keep it in a change log.
 
@@ -270,26 +296,7 @@ def encode_change(change: Change) -> bytes:
     >>> decode_change(encode_change(Hit(ts=1.5, path="/"))) == Hit(ts=1.5, path="/")
     True
     """
-    if isinstance(change, Hit):
-        return orjson.dumps(
-            (
-                "h1",
-                change.ts,
-                change.path,
-                change.channel,
-                change.source,
-                change.medium,
-                change.campaign,
-                change.term,
-                change.category,
-                change.device_type,
-                change.country,
-                change.device_id,
-                change.os,
-                change.browser,
-            )
-        )
-    return orjson.dumps({"e": change.to_dict()})
+    return orjson.dumps(change_value(change))
 
 
 def decode_change(data: bytes | str) -> Change:
@@ -299,7 +306,7 @@ def decode_change(data: bytes | str) -> Change:
 
 def change_from_value(d: Any) -> Change:
     """A change from the parsed JSON of :func:`encode_change` (for logs that hold several)."""
-    if isinstance(d, list):
+    if isinstance(d, list | tuple):
         if d[0] == "h1" and len(d) == len(HIT_V1_FIELDS) + 1:
             return Hit(*d[1:])
         raise ValueError(f"unknown change log record {d[0]!r}")

@@ -7,10 +7,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
+
+import orjson
 
 from personalize.exceptions import ConfigurationError, StoreError
 from personalize.profile import Profile
@@ -18,8 +20,8 @@ from personalize.stores.base import (
     Change,
     Mutation,
     ProfileStore,
-    decode_change,
-    encode_change,
+    change_from_value,
+    change_value,
     fold_changes,
     split_forwarded,
 )
@@ -33,13 +35,11 @@ CREATE TABLE IF NOT EXISTS profiles (
     updated  REAL NOT NULL,
     merged   INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS changes (
+CREATE TABLE IF NOT EXISTS log (
     id       INTEGER PRIMARY KEY,
-    key      TEXT NOT NULL,
-    data     BLOB NOT NULL,
-    ts       REAL NOT NULL
+    keys     TEXT NOT NULL,
+    data     BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS changes_by_key ON changes (key, id);
 CREATE TABLE IF NOT EXISTS batches (
     id       TEXT PRIMARY KEY,
     ts       REAL NOT NULL
@@ -47,15 +47,53 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE INDEX IF NOT EXISTS batches_by_ts ON batches (ts);
 CREATE INDEX IF NOT EXISTS tombstones ON profiles (key) WHERE merged = 1;
 """
-# The change log's ids only order rows of one key between compactions (reads sort by ts),
-# so they need no AUTOINCREMENT (files written by earlier versions keep it; both work).
+# The change log: one row per write batch. ``keys`` lists the batch's profile keys between
+# newlines ("\nv:a\nv:b\n"), so a read finds the rows of a key with instr() and no index;
+# ``data`` is the JSON object {key: [change, ...]} (changes as :func:`change_value` gives
+# them). Files of earlier versions have a ``changes`` table (one row per change, indexed by
+# key): its rows are moved into the log when the file is opened.
 BATCH_MEMORY = 86_400.0  # seconds a write batch id is remembered (a retry comes far sooner)
 _PRUNE_INTERVAL = 60.0  # seconds between prunes of the remembered batch ids
 _IN_CHUNK = 500  # keys per IN (...) query
+_INSTR_KEYS = 16  # reads of up to this many keys search the log; more read all of it
+_MAX_LOG_ROWS = 2000  # a process compacts once it appended this many rows (batches)
+_UPSERT = (
+    "INSERT INTO profiles (key, data, updated, merged) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET data = excluded.data, "
+    "updated = excluded.updated, merged = excluded.merged"
+)
 
 
 def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
+
+
+def _keys_text(keys: Iterable[str]) -> str:
+    """The ``keys`` column of a log row: each key between newlines, for instr()."""
+    return "\n" + "\n".join(keys) + "\n"
+
+
+def _migrate_changes(conn: sqlite3.Connection) -> None:
+    """Move the rows of an earlier version's ``changes`` table into the log, and drop it."""
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'changes'"
+    if conn.execute(query).fetchone() is None:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute(query).fetchone() is not None:  # not moved by another process
+            batch: dict[str, list[Any]] = {}
+            for key, data in conn.execute("SELECT key, data FROM changes ORDER BY id"):
+                batch.setdefault(str(key), []).append(orjson.loads(data))
+            if batch:
+                conn.execute(
+                    "INSERT INTO log (keys, data) VALUES (?, ?)",
+                    (_keys_text(batch), orjson.dumps(batch)),
+                )
+            conn.execute("DROP TABLE changes")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _chunks(keys: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
@@ -72,11 +110,17 @@ class SQLiteStore(ProfileStore):
     and processes sharing the file.
 
     Page views and events are appended to a change log rather than rewriting the profile
-    each time: an append is a few microseconds, a profile rewrite (read, decode, fold,
-    encode) ten times that. Reads fold the pending changes in; :meth:`compact` folds them
-    into the stored profiles (the middleware calls it every ``compact_interval`` seconds,
-    and any other update of a profile compacts it first). Appends carry the batch id, so a
-    batch sent twice is written once.
+    each time: a profile rewrite (read, decode, fold, encode) costs ten times an append.
+    Each write batch is one row of the log, holding its changes by key; the batch id is
+    remembered, so a batch sent twice is written once. The log has no index by key: an
+    index puts every change on a random page of the index (7 KB of write-ahead log per
+    page view, measured), where a batch row is written to the end of the table. A read
+    finds the rows of its key with instr() over the rows' key lists and folds their changes
+    in; :meth:`compact` folds the oldest rows into the stored profiles and deletes them, a
+    sequential read and a range delete. So that reads stay cheap, each process compacts
+    after appending ``compact_after`` changes or 2,000 rows, or after ``compact_interval``
+    seconds if it appended anything. Any other update of a profile (merge, erase, identity)
+    takes its changes out of the log first.
 
     ``synchronous="NORMAL"`` (the default) survives application crashes; use ``"FULL"`` to
     also survive power loss, at some write cost.
@@ -96,6 +140,7 @@ class SQLiteStore(ProfileStore):
         timeout: float = 5.0,  # seconds to wait for another process's write lock
         synchronous: Literal["OFF", "NORMAL", "FULL"] = "NORMAL",
         compact_interval: float = 30.0,  # seconds between compactions of the change log
+        compact_after: int = 16_000,  # changes appended by this process before a compaction
     ) -> None:
         self.path = Path(path)
         if not self.path.parent.exists():
@@ -109,8 +154,13 @@ class SQLiteStore(ProfileStore):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
+        if compact_after < 1:
+            raise ConfigurationError("SQLiteStore: compact_after must be at least 1")
         self.compact_interval = compact_interval
+        self.compact_after = compact_after
         self._last_compact = time.monotonic()
+        # What this process appended to the log since its last compaction: changes, rows.
+        self._appended = self._appended_rows = 0
         self._last_prune = float("-inf")  # prune at the first batch
 
     def __repr__(self) -> str:
@@ -128,6 +178,7 @@ class SQLiteStore(ProfileStore):
                 # Erased profiles are overwritten on disk, not just unlinked from the tree.
                 conn.execute("PRAGMA secure_delete=ON")
                 conn.executescript(_SCHEMA)
+                _migrate_changes(conn)
             except BaseException:
                 conn.close()
                 raise
@@ -147,26 +198,60 @@ class SQLiteStore(ProfileStore):
     def _read(self, conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, Profile | None]:
         """The profiles of ``keys`` with their pending changes folded in."""
         stored: dict[str, bytes | str] = {}
-        pending: dict[str, list[Change]] = {}
         for marks, chunk in _chunks(keys):
-            stored.update(
-                conn.execute(f"SELECT key, data FROM profiles WHERE key IN ({marks})", chunk)
-            )
-            for k, data in conn.execute(
-                f"SELECT key, data FROM changes WHERE key IN ({marks}) ORDER BY id", chunk
-            ):
-                pending.setdefault(k, []).append(decode_change(data))
-        result: dict[str, Profile | None] = {}
-        for key in keys:
-            raw = stored.get(key)
-            profile = None if raw is None else Profile.from_json(raw)
-            changes = pending.get(key)
-            if changes:
-                profile = Profile(key=key) if profile is None else profile
-                kept, _ = split_forwarded(profile, sorted(changes, key=lambda c: c.ts))
-                fold_changes(profile, kept, session_timeout=self.session_timeout)
-            result[key] = profile
-        return result
+            query = f"SELECT key, data FROM profiles WHERE key IN ({marks})"
+            stored.update(conn.execute(query, chunk))
+        pending: dict[str, list[Change]] = {}
+        wanted = set(keys)
+        for _, batch in self._log_rows(conn, keys):
+            for key, values in batch.items():
+                if key in wanted:
+                    pending.setdefault(key, []).extend(map(change_from_value, values))
+        return {key: self._fold(key, stored.get(key), pending.get(key)) for key in keys}
+
+    def _log_rows(
+        self, conn: sqlite3.Connection, keys: Sequence[str]
+    ) -> list[tuple[int, dict[str, list[Any]]]]:
+        """(id, {key: [change, ...]}) of the log rows that may hold changes of ``keys``."""
+        if not keys:
+            return []
+        if len(keys) <= _INSTR_KEYS:
+            where = " OR ".join(["instr(keys, ?) > 0"] * len(keys))
+            query = f"SELECT id, data FROM log WHERE {where} ORDER BY id"
+            cursor = conn.execute(query, [f"\n{key}\n" for key in keys])
+        else:
+            cursor = conn.execute("SELECT id, data FROM log ORDER BY id")
+        return [(row_id, orjson.loads(data)) for row_id, data in cursor]
+
+    def _unlog(self, conn: sqlite3.Connection, keys: Sequence[str]) -> int:
+        """Delete the changes of ``keys`` from the log; returns how many there were."""
+        wanted = set(keys)
+        removed = 0
+        for row_id, batch in self._log_rows(conn, keys):
+            found = [key for key in batch if key in wanted]
+            if not found:
+                continue
+            for key in found:
+                removed += len(batch.pop(key))
+            if batch:
+                conn.execute(
+                    "UPDATE log SET keys = ?, data = ? WHERE id = ?",
+                    (_keys_text(batch), orjson.dumps(batch), row_id),
+                )
+            else:
+                conn.execute("DELETE FROM log WHERE id = ?", (row_id,))
+        return removed
+
+    def _fold(
+        self, key: str, raw: bytes | str | None, changes: list[Change] | None
+    ) -> Profile | None:
+        """A stored profile (JSON, or None) with changes of the log folded in."""
+        profile = None if raw is None else Profile.from_json(raw)
+        if changes:
+            profile = Profile(key=key) if profile is None else profile
+            kept, _ = split_forwarded(profile, sorted(changes, key=lambda c: c.ts))
+            fold_changes(profile, kept, session_timeout=self.session_timeout)
+        return profile
 
     async def get(self, key: str) -> Profile | None:
         def read(conn: sqlite3.Connection) -> Profile | None:
@@ -192,15 +277,9 @@ class SQLiteStore(ProfileStore):
                         merged = int(new.merged_into is not None)
                         upserts.append((key, new.to_json(), now, merged))
                     result[key] = new
-                for marks, chunk in _chunks(keys):  # folded into the profiles now
-                    conn.execute(f"DELETE FROM changes WHERE key IN ({marks})", chunk)
+                self._unlog(conn, keys)  # folded into the profiles now
                 if upserts:
-                    conn.executemany(
-                        "INSERT INTO profiles (key, data, updated, merged) VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT(key) DO UPDATE SET data = excluded.data, "
-                        "updated = excluded.updated, merged = excluded.merged",
-                        upserts,
-                    )
+                    conn.executemany(_UPSERT, upserts)
                 if deletes:
                     conn.executemany("DELETE FROM profiles WHERE key = ?", deletes)
             except BaseException:
@@ -219,7 +298,7 @@ class SQLiteStore(ProfileStore):
         Returns no profiles: callers that cache profiles fold the changes in themselves.
         """
 
-        def append(conn: sqlite3.Connection) -> None:
+        def append(conn: sqlite3.Connection) -> int:
             now = time.time()
             keys = [k for k, v in changes.items() if v]
             conn.execute("BEGIN IMMEDIATE")
@@ -230,14 +309,13 @@ class SQLiteStore(ProfileStore):
                     ).rowcount
                     if not inserted:  # this batch was written before
                         conn.execute("COMMIT")
-                        return
+                        return 0
                     if time.monotonic() - self._last_prune > _PRUNE_INTERVAL:
                         # A range on the ts index, once a minute: at 50 batches a second
                         # the table holds millions of ids, too many to scan per batch.
                         conn.execute("DELETE FROM batches WHERE ts < ?", (now - BATCH_MEMORY,))
                         self._last_prune = time.monotonic()
                 # Changes that reach a merged anonymous id go where the tombstone says.
-                rows: list[tuple[str, bytes, float]] = []
                 tombstones: dict[str, Profile] = {}
                 for marks, chunk in _chunks(keys):
                     # Through the partial index of tombstones, which holds only merged
@@ -255,43 +333,93 @@ class SQLiteStore(ProfileStore):
                         query = f"SELECT key, data FROM profiles WHERE key IN ({_marks(merged)})"
                         for key, data in conn.execute(query, merged):
                             tombstones[key] = Profile.from_json(data)
+                entry: dict[str, list[Any]] = {}
                 for key in keys:
-                    items = sorted(changes[key], key=lambda c: c.ts)
+                    items: Sequence[Change] = changes[key]
                     tomb = tombstones.get(key)
                     if tomb is not None:
-                        items, forwarded = split_forwarded(tomb, items)  # type: ignore[assignment]
+                        ordered = sorted(items, key=lambda c: c.ts)
+                        items, forwarded = split_forwarded(tomb, ordered)
                         assert tomb.merged_into is not None
-                        rows += [(tomb.merged_into, encode_change(c), c.ts) for c in forwarded]
-                    rows += [(key, encode_change(c), c.ts) for c in items]
-                conn.executemany("INSERT INTO changes (key, data, ts) VALUES (?, ?, ?)", rows)
+                        if forwarded:
+                            target = entry.setdefault(tomb.merged_into, [])
+                            target += map(change_value, forwarded)
+                    if items:
+                        entry.setdefault(key, []).extend(map(change_value, items))
+                if entry:  # the whole batch in one row
+                    conn.execute(
+                        "INSERT INTO log (keys, data) VALUES (?, ?)",
+                        (_keys_text(entry), orjson.dumps(entry)),
+                    )
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            return sum(map(len, entry.values()))
 
-        await self._run(append)
-        if time.monotonic() - self._last_compact > self.compact_interval:
+        appended = await self._run(append)
+        if appended:
+            self._appended += appended
+            self._appended_rows += 1
+        if (
+            self._appended >= self.compact_after
+            or self._appended_rows >= _MAX_LOG_ROWS
+            or (self._appended and time.monotonic() - self._last_compact > self.compact_interval)
+        ):
+            self._appended = self._appended_rows = 0
             self._last_compact = time.monotonic()
             await self.compact()
         return {}
 
-    async def compact(self, *, max_keys: int = 2000) -> int:
-        """Fold the change log into the stored profiles; returns how many were rewritten."""
+    async def compact(self, *, max_rows: int = 5000) -> int:
+        """Fold the oldest ``max_rows`` rows (write batches) of the log into their stored
+        profiles and delete them from the log, in one transaction; returns how many
+        profiles were rewritten. Reads the log in id order, the order it is written in."""
 
-        def pending_keys(conn: sqlite3.Connection) -> list[str]:
-            query = "SELECT DISTINCT key FROM changes LIMIT ?"
-            return [str(row[0]) for row in conn.execute(query, (max_keys,))]
+        def fold(conn: sqlite3.Connection) -> int:
+            now = time.time()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                query = "SELECT id, data FROM log ORDER BY id LIMIT ?"
+                rows = conn.execute(query, (max_rows,)).fetchall()
+                if not rows:
+                    conn.execute("COMMIT")
+                    return 0
+                pending: dict[str, list[Change]] = {}
+                for _, data in rows:
+                    for key, values in orjson.loads(data).items():
+                        pending.setdefault(key, []).extend(map(change_from_value, values))
+                keys = list(pending)
+                stored: dict[str, bytes | str] = {}
+                for marks, chunk in _chunks(keys):
+                    query = f"SELECT key, data FROM profiles WHERE key IN ({marks})"
+                    stored.update(conn.execute(query, chunk))
+                upserts: list[tuple[str, bytes, float, int]] = []
+                for key in keys:
+                    profile = self._fold(key, stored.get(key), pending[key])
+                    assert profile is not None  # changes were folded in
+                    merged = int(profile.merged_into is not None)
+                    upserts.append((key, profile.to_json(), now, merged))
+                conn.executemany(_UPSERT, upserts)
+                # Everything up to the last id read: a range of the table, no search.
+                conn.execute("DELETE FROM log WHERE id <= ?", (rows[-1][0],))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return len(upserts)
 
-        keys = await self._run(pending_keys)
-        if keys:
-            await self.update_many({k: _unchanged for k in keys})
-        return len(keys)
+        return await self._run(fold)
 
     async def delete(self, key: str) -> bool:
         def remove(conn: sqlite3.Connection) -> bool:
             conn.execute("BEGIN IMMEDIATE")
-            found = conn.execute("DELETE FROM profiles WHERE key = ?", (key,)).rowcount
-            found += conn.execute("DELETE FROM changes WHERE key = ?", (key,)).rowcount
+            try:
+                found = conn.execute("DELETE FROM profiles WHERE key = ?", (key,)).rowcount
+                found += self._unlog(conn, [key])
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
             conn.execute("COMMIT")
             return found > 0
 
@@ -312,8 +440,10 @@ class SQLiteStore(ProfileStore):
         """Every stored key (for maintenance and tests, not for the request path)."""
 
         def read(conn: sqlite3.Connection) -> list[str]:
-            query = "SELECT key FROM profiles UNION SELECT key FROM changes"
-            return [str(row[0]) for row in conn.execute(query)]
+            found = {str(row[0]) for row in conn.execute("SELECT key FROM profiles")}
+            for (data,) in conn.execute("SELECT data FROM log"):
+                found.update(orjson.loads(data))
+            return sorted(found)
 
         return await self._run(read)
 
@@ -332,7 +462,3 @@ class SQLiteStore(ProfileStore):
             await asyncio.get_running_loop().run_in_executor(self._executor, close_all)
         finally:
             self._executor.shutdown(wait=True)
-
-
-def _unchanged(profile: Profile | None) -> Profile | None:
-    return profile
