@@ -327,25 +327,53 @@ def test_sqlite_reads_files_of_the_earlier_change_log_format(tmp_path: Path) -> 
     assert "changes" not in tables and "changes_by_key" not in tables
 
 
-def test_sqlite_finds_tombstones_through_their_partial_index(tmp_path: Path) -> None:
-    """Each write batch looks its keys up among the tombstones (merged anonymous ids) in a
-    partial index that holds only those, instead of reading every profile's row."""
+def test_sqlite_processes_learn_of_merges_from_the_forwards_table(tmp_path: Path) -> None:
+    """Each write batch checks its keys against the merged anonymous ids in memory, after
+    reading the forwards rows added since its last batch, by any process."""
     import sqlite3
 
     path = tmp_path / "p.sqlite3"
 
     async def scenario() -> None:
-        store = SQLiteStore(path, compact_interval=3600)
-        await store.apply_changes({"v:a": [Hit(ts=1.0, path="/")], "v:b": [Hit(ts=1.0, path="/")]})
-        await store.compact()
-        await store.merge("v:a", "u:1", user_id="1", now=2.0)
+        merging = SQLiteStore(path, compact_interval=3600)
+        other = SQLiteStore(path, compact_interval=3600)  # another process on the same file
+        await other.apply_changes({"v:a": [Hit(ts=1.0, path="/")], "v:b": [Hit(ts=1.0, path="/")]})
+        await merging.merge("v:a", "u:1", user_id="1", now=2.0)
         with sqlite3.connect(path) as conn:
-            query = "SELECT key FROM profiles INDEXED BY tombstones WHERE merged = 1"
-            assert [k for (k,) in conn.execute(query)] == ["v:a"]
-        await store.apply_changes({"v:a": [Hit(ts=3.0, path="/")], "v:b": [Hit(ts=3.0, path="/")]})
-        known, b = await store.get("u:1"), await store.get("v:b")
+            assert [k for (k,) in conn.execute("SELECT key FROM forwards")] == ["v:a"]
+        await other.apply_changes({"v:a": [Hit(ts=3.0, path="/")], "v:b": [Hit(ts=3.0, path="/")]})
+        known, b = await other.get("u:1"), await other.get("v:b")
         assert known is not None and known.page_views == 2  # forwarded within the grace period
         assert b is not None and b.page_views == 2
+        await merging.delete("v:a")  # erased: nothing of it stays behind
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT count(*) FROM forwards").fetchone()[0] == 0
+        await merging.close()
+        await other.close()
+
+    run(scenario())
+
+
+def test_sqlite_lists_the_tombstones_of_a_file_without_forwards(tmp_path: Path) -> None:
+    import sqlite3
+    import time
+
+    path = tmp_path / "p.sqlite3"
+    now = time.time()
+    tomb = Profile(key="v:a", merged_into="u:1", merged_at=now - 10)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE profiles (key TEXT PRIMARY KEY, data BLOB NOT NULL, updated REAL "
+            "NOT NULL, merged INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+        )
+        conn.execute("INSERT INTO profiles VALUES ('v:a', ?, ?, 1)", (tomb.to_json(), now - 10))
+        conn.execute("INSERT INTO profiles VALUES ('u:1', ?, ?, 0)", (Profile("u:1").to_json(), 0))
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, compact_interval=3600)
+        await store.apply_changes({"v:a": [Hit(ts=now - 5, path="/")]})
+        known = await store.get("u:1")
+        assert known is not None and known.page_views == 1
         await store.close()
 
     run(scenario())

@@ -17,6 +17,7 @@ import orjson
 from personalize.exceptions import ConfigurationError, StoreError
 from personalize.profile import Profile
 from personalize.stores.base import (
+    FORWARD_GRACE,
     Change,
     Mutation,
     ProfileStore,
@@ -45,15 +46,26 @@ CREATE TABLE IF NOT EXISTS batches (
     ts       REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS batches_by_ts ON batches (ts);
-CREATE INDEX IF NOT EXISTS tombstones ON profiles (key) WHERE merged = 1;
+CREATE TABLE IF NOT EXISTS forwards (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    key      TEXT NOT NULL UNIQUE,
+    until    REAL NOT NULL
+);
+DROP INDEX IF EXISTS tombstones;
 """
+# ``forwards`` lists the anonymous ids merged into a known profile (tombstones) whose page
+# views may still arrive: each write batch reads the rows added since its process last
+# looked (ids only grow: AUTOINCREMENT), so the check of a batch's keys against the
+# tombstones is a set lookup in memory. A row is kept a day past the forwarding grace
+# period, as long as a batch id is remembered (a batch retried that late is forwarded too).
 # The change log: one row per write batch. ``keys`` lists the batch's profile keys between
 # newlines ("\nv:a\nv:b\n"), so a read finds the rows of a key with instr() and no index;
 # ``data`` is the JSON object {key: [change, ...]} (changes as :func:`change_value` gives
 # them). Files of earlier versions have a ``changes`` table (one row per change, indexed by
 # key): its rows are moved into the log when the file is opened.
 BATCH_MEMORY = 86_400.0  # seconds a write batch id is remembered (a retry comes far sooner)
-_PRUNE_INTERVAL = 60.0  # seconds between prunes of the remembered batch ids
+_PRUNE_INTERVAL = 60.0  # seconds between prunes of the remembered batch ids and forwards
+_FORWARD_ROW_LIFE = FORWARD_GRACE + BATCH_MEMORY  # seconds a forwards row is kept
 _IN_CHUNK = 500  # keys per IN (...) query
 _INSTR_KEYS = 16  # reads of up to this many keys search the log; more read all of it
 _MAX_LOG_ROWS = 2000  # a process compacts once it appended this many rows (batches)
@@ -90,6 +102,24 @@ def _migrate_changes(conn: sqlite3.Connection) -> None:
                     (_keys_text(batch), orjson.dumps(batch)),
                 )
             conn.execute("DROP TABLE changes")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _fill_forwards(conn: sqlite3.Connection) -> None:
+    """List the tombstones of a file written before ``forwards`` existed."""
+    # BEGIN IMMEDIATE: the write lock first (waiting for it), so no other writer can slip
+    # in between this statement's read and its write (SQLITE_BUSY without a wait).
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "INSERT OR IGNORE INTO forwards (key, until) SELECT key, "
+            "max(coalesce(json_extract(data, '$.merged_at'), 0), updated) + ? FROM profiles "
+            "WHERE merged = 1",
+            (_FORWARD_ROW_LIFE,),
+        )
     except BaseException:
         conn.execute("ROLLBACK")
         raise
@@ -162,6 +192,9 @@ class SQLiteStore(ProfileStore):
         # What this process appended to the log since its last compaction: changes, rows.
         self._appended = self._appended_rows = 0
         self._last_prune = float("-inf")  # prune at the first batch
+        # The forwards rows this process has read (key -> until), and the last id read.
+        self._forwards: dict[str, float] = {}
+        self._forwards_seen = 0
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -177,7 +210,11 @@ class SQLiteStore(ProfileStore):
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
                 # Erased profiles are overwritten on disk, not just unlinked from the tree.
                 conn.execute("PRAGMA secure_delete=ON")
+                query = "SELECT 1 FROM sqlite_master WHERE name = 'forwards'"
+                had_forwards = conn.execute(query).fetchone() is not None
                 conn.executescript(_SCHEMA)
+                if not had_forwards:
+                    _fill_forwards(conn)
                 _migrate_changes(conn)
             except BaseException:
                 conn.close()
@@ -268,6 +305,7 @@ class SQLiteStore(ProfileStore):
                 current = self._read(conn, keys)
                 upserts: list[tuple[str, bytes, float, int]] = []
                 deletes: list[tuple[str]] = []
+                forwards: list[tuple[str, float]] = []
                 result: dict[str, Profile | None] = {}
                 for key in keys:
                     new = mutations[key](current[key])
@@ -276,12 +314,19 @@ class SQLiteStore(ProfileStore):
                     else:
                         merged = int(new.merged_into is not None)
                         upserts.append((key, new.to_json(), now, merged))
+                        if merged:  # a tombstone: its page views in flight are forwarded
+                            until = max(new.merged_at or now, now) + _FORWARD_ROW_LIFE
+                            forwards.append((key, until))
                     result[key] = new
                 self._unlog(conn, keys)  # folded into the profiles now
                 if upserts:
                     conn.executemany(_UPSERT, upserts)
                 if deletes:
                     conn.executemany("DELETE FROM profiles WHERE key = ?", deletes)
+                    conn.executemany("DELETE FROM forwards WHERE key = ?", deletes)
+                if forwards:  # a new id: every process reads rows past the last id it saw
+                    query = "INSERT OR REPLACE INTO forwards (key, until) VALUES (?, ?)"
+                    conn.executemany(query, forwards)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -289,6 +334,22 @@ class SQLiteStore(ProfileStore):
             return result
 
         return await self._run(write)
+
+    def _read_forwards(self, conn: sqlite3.Connection) -> None:
+        """Take in the forwards rows other processes (or this one) added since last time."""
+        query = "SELECT id, key, until FROM forwards WHERE id > ? ORDER BY id"
+        for row_id, key, until in conn.execute(query, (self._forwards_seen,)):
+            self._forwards[str(key)] = float(until)
+            self._forwards_seen = int(row_id)
+
+    def _prune(self, conn: sqlite3.Connection, now: float) -> None:
+        """Forget batch ids and forwards older than they can matter (once a minute)."""
+        # A range on the ts index: at 50 batches a second the table holds millions of ids,
+        # too many to scan per batch.
+        conn.execute("DELETE FROM batches WHERE ts < ?", (now - BATCH_MEMORY,))
+        conn.execute("DELETE FROM forwards WHERE until < ?", (now,))
+        self._forwards = {k: u for k, u in self._forwards.items() if u >= now}
+        self._last_prune = time.monotonic()
 
     async def apply_changes(
         self, changes: Mapping[str, Sequence[Change]], *, batch_id: str | None = None
@@ -310,29 +371,18 @@ class SQLiteStore(ProfileStore):
                     if not inserted:  # this batch was written before
                         conn.execute("COMMIT")
                         return 0
-                    if time.monotonic() - self._last_prune > _PRUNE_INTERVAL:
-                        # A range on the ts index, once a minute: at 50 batches a second
-                        # the table holds millions of ids, too many to scan per batch.
-                        conn.execute("DELETE FROM batches WHERE ts < ?", (now - BATCH_MEMORY,))
-                        self._last_prune = time.monotonic()
+                if time.monotonic() - self._last_prune > _PRUNE_INTERVAL:
+                    self._prune(conn, now)
                 # Changes that reach a merged anonymous id go where the tombstone says.
+                self._read_forwards(conn)
+                merged = [key for key in keys if key in self._forwards]
                 tombstones: dict[str, Profile] = {}
-                for marks, chunk in _chunks(keys):
-                    # Through the partial index of tombstones, which holds only merged
-                    # profiles: a search of the profiles themselves reads each row's
-                    # overflow pages to get at ``merged`` (7x the time, every batch).
-                    merged = [
-                        str(k)
-                        for (k,) in conn.execute(
-                            "SELECT key FROM profiles INDEXED BY tombstones "
-                            f"WHERE merged = 1 AND key IN ({marks})",
-                            chunk,
-                        )
-                    ]
-                    if merged:
-                        query = f"SELECT key, data FROM profiles WHERE key IN ({_marks(merged)})"
-                        for key, data in conn.execute(query, merged):
-                            tombstones[key] = Profile.from_json(data)
+                for marks, chunk in _chunks(merged):
+                    query = f"SELECT key, data FROM profiles WHERE key IN ({marks})"
+                    for key, data in conn.execute(query, chunk):
+                        tombstone = Profile.from_json(data)
+                        if tombstone.merged_into is not None:
+                            tombstones[key] = tombstone
                 entry: dict[str, list[Any]] = {}
                 for key in keys:
                     items: Sequence[Change] = changes[key]
@@ -417,6 +467,7 @@ class SQLiteStore(ProfileStore):
             try:
                 found = conn.execute("DELETE FROM profiles WHERE key = ?", (key,)).rowcount
                 found += self._unlog(conn, [key])
+                conn.execute("DELETE FROM forwards WHERE key = ?", (key,))
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
