@@ -3,6 +3,7 @@
     uvicorn benchmarks.apps:bare                 # Starlette, one route, HTMLResponse("hello")
     uvicorn benchmarks.apps:trivial              # the same behind a pass-through ASGI middleware
     uvicorn benchmarks.apps:personalized         # behind PersonalizeMiddleware + SQLiteStore
+    uvicorn benchmarks.apps:personalized_same    # ... + SQLiteStore, bare's own page unchanged
     uvicorn benchmarks.apps:personalized_memory  # behind PersonalizeMiddleware + MemoryStore
     uvicorn benchmarks.apps:personalized_redis   # behind PersonalizeMiddleware + RedisStore
     uvicorn benchmarks.apps:personalized_nowrite # ... + a store that writes nothing
@@ -32,6 +33,7 @@ APP_NAMES = (
     "bare",
     "trivial",
     "personalized",
+    "personalized_same",
     "personalized_memory",
     "personalized_redis",
     "personalized_nowrite",
@@ -61,17 +63,18 @@ def make_trivial() -> ASGIApp:
     return PassThrough(make_bare())
 
 
-async def personalized_hello(request: Request) -> HTMLResponse:
-    from personalize import get_visitor
+def _make_personalized(store_factory: Callable[[], Any], *, reads_visitor: bool = True) -> ASGIApp:
+    """The page behind PersonalizeMiddleware: by default one that reads the visitor's
+    profile and device (so the profile view is built); ``reads_visitor=False`` keeps the
+    bare app's own page, which reads nothing of the visitor."""
+    # Imported here, not per request: the bare app's server never imports personalize.
+    from personalize import PersonalizeMiddleware, get_visitor
 
-    visitor = get_visitor(request)
-    visits = visitor.profile.visits
-    device = visitor.context.device.type
-    return HTMLResponse(f"hello {device} #{visits}")
-
-
-def _make_personalized(store_factory: Callable[[], Any]) -> ASGIApp:
-    from personalize import PersonalizeMiddleware
+    async def personalized_hello(request: Request) -> HTMLResponse:
+        visitor = get_visitor(request)
+        visits = visitor.profile.visits
+        device = visitor.context.device.type
+        return HTMLResponse(f"hello {device} #{visits}")
 
     holder: list[PersonalizeMiddleware] = []
 
@@ -81,7 +84,8 @@ def _make_personalized(store_factory: Callable[[], Any]) -> ASGIApp:
         for middleware in holder:  # write pending page views, close the store
             await middleware.aclose()
 
-    inner = Starlette(routes=[Route("/", personalized_hello)], lifespan=lifespan)
+    page = personalized_hello if reads_visitor else hello
+    inner = Starlette(routes=[Route("/", page)], lifespan=lifespan)
     middleware = PersonalizeMiddleware(
         inner,
         secret_key=os.environ.get("BENCH_SECRET", DEFAULT_SECRET),
@@ -102,6 +106,15 @@ def make_personalized() -> ASGIApp:
     from personalize import SQLiteStore
 
     return _make_personalized(lambda: SQLiteStore(bench_db_path()))
+
+
+def make_personalized_same() -> ASGIApp:
+    """The bare app's page, unchanged, behind PersonalizeMiddleware + SQLiteStore: what the
+    middleware costs a page that does not read the visitor (it still reads the cookie and
+    the profile, builds the context and records the page view)."""
+    from personalize import SQLiteStore
+
+    return _make_personalized(lambda: SQLiteStore(bench_db_path()), reads_visitor=False)
 
 
 def make_personalized_memory() -> ASGIApp:
@@ -136,6 +149,7 @@ def make_personalized_nowrite() -> ASGIApp:
 
 
 _FACTORIES: dict[str, Callable[[], ASGIApp]] = {
+    "personalized_same": make_personalized_same,
     "personalized_nowrite": make_personalized_nowrite,
     "personalized_redis": make_personalized_redis,
     "bare": make_bare,

@@ -49,6 +49,7 @@ MEANING = {
     "personalized_nowrite": "behind PersonalizeMiddleware, a store that writes nothing: "
     "the middleware's own work",
     "personalized": "behind PersonalizeMiddleware + SQLiteStore",
+    "personalized_same": "bare's own page behind PersonalizeMiddleware + SQLiteStore",
     "personalized_memory": "behind PersonalizeMiddleware + MemoryStore",
     "personalized_redis": "behind PersonalizeMiddleware + RedisStore (local Redis)",
 }

@@ -106,6 +106,13 @@ SCENARIOS = (
         "SQLiteStore, rotating across N returning visitors' signed cookies",
     ),
     Scenario(
+        "same_page_returning",
+        "personalized_same",
+        True,
+        "SQLiteStore, returning visitors, the bare app's own page unchanged behind the "
+        "middleware (it reads nothing of the visitor; the page view is still recorded)",
+    ),
+    Scenario(
         "memory_returning",
         "personalized_memory",
         True,
