@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from personalize import ConfigurationError, Hit, MemoryStore, Profile, SQLiteStore, StoreError
@@ -205,6 +206,34 @@ def test_sqlite_log_is_one_row_per_batch_without_an_index_by_key(tmp_path: Path)
         assert ab is not None and ab.page_views == 2
         assert a is not None and a.page_views == 1
         assert await store.keys() == ["v:a", "v:a\nv:b", "v:ab"]
+        await store.close()
+
+    run(scenario())
+
+
+def test_sqlite_splits_a_huge_batch_between_keys(tmp_path: Path) -> None:
+    """The buffer of an outage, written at once, becomes several log rows, so a read of one
+    key does not decode all of it; one key's changes stay together."""
+    import sqlite3
+
+    from personalize.stores.sqlite import _MAX_ROW_CHANGES
+
+    path = tmp_path / "p.sqlite3"
+    many = {f"v:{i}": [Hit(ts=1.0, path="/")] for i in range(2 * _MAX_ROW_CHANGES + 10)}
+    many["v:busy"] = [Hit(ts=float(t), path="/") for t in range(_MAX_ROW_CHANGES + 5)]
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, compact_interval=3600, compact_after=10**9)
+        await store.apply_changes(many, batch_id="outage")
+        with sqlite3.connect(path) as conn:
+            sizes = [
+                len(orjson.loads(data))
+                for (data,) in conn.execute("SELECT data FROM log ORDER BY id")
+            ]
+        assert len(sizes) == 4 and sum(sizes) == len(many)
+        busy, other = await store.get("v:busy"), await store.get("v:7")
+        assert busy is not None and busy.page_views == _MAX_ROW_CHANGES + 5
+        assert other is not None and other.page_views == 1
         await store.close()
 
     run(scenario())

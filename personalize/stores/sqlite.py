@@ -69,6 +69,7 @@ _FORWARD_ROW_LIFE = FORWARD_GRACE + BATCH_MEMORY  # seconds a forwards row is ke
 _IN_CHUNK = 500  # keys per IN (...) query
 _INSTR_KEYS = 16  # reads of up to this many keys search the log; more read all of it
 _MAX_LOG_ROWS = 2000  # a process compacts once it appended this many rows (batches)
+_MAX_ROW_CHANGES = 2000  # changes per log row (a larger batch is split between keys)
 _UPSERT = (
     "INSERT INTO profiles (key, data, updated, merged) VALUES (?, ?, ?, ?) "
     "ON CONFLICT(key) DO UPDATE SET data = excluded.data, "
@@ -85,6 +86,24 @@ def _keys_text(keys: Iterable[str]) -> str:
     return "\n" + "\n".join(keys) + "\n"
 
 
+def _log_rows_of(entry: dict[str, list[Any]]) -> list[tuple[str, bytes]]:
+    """The log rows of one write batch: usually one; a batch larger than
+    ``_MAX_ROW_CHANGES`` (the buffer of an outage, written at once) is split between keys,
+    so that a read of one key never decodes megabytes."""
+    rows: list[tuple[str, bytes]] = []
+    part: dict[str, list[Any]] = {}
+    size = 0
+    for key, values in entry.items():
+        if part and size + len(values) > _MAX_ROW_CHANGES:
+            rows.append((_keys_text(part), orjson.dumps(part)))
+            part, size = {}, 0
+        part[key] = values
+        size += len(values)
+    if part:
+        rows.append((_keys_text(part), orjson.dumps(part)))
+    return rows
+
+
 def _migrate_changes(conn: sqlite3.Connection) -> None:
     """Move the rows of an earlier version's ``changes`` table into the log, and drop it."""
     query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'changes'"
@@ -96,11 +115,8 @@ def _migrate_changes(conn: sqlite3.Connection) -> None:
             batch: dict[str, list[Any]] = {}
             for key, data in conn.execute("SELECT key, data FROM changes ORDER BY id"):
                 batch.setdefault(str(key), []).append(orjson.loads(data))
-            if batch:
-                conn.execute(
-                    "INSERT INTO log (keys, data) VALUES (?, ?)",
-                    (_keys_text(batch), orjson.dumps(batch)),
-                )
+            rows = _log_rows_of(batch)
+            conn.executemany("INSERT INTO log (keys, data) VALUES (?, ?)", rows)
             conn.execute("DROP TABLE changes")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -359,7 +375,7 @@ class SQLiteStore(ProfileStore):
         Returns no profiles: callers that cache profiles fold the changes in themselves.
         """
 
-        def append(conn: sqlite3.Connection) -> int:
+        def append(conn: sqlite3.Connection) -> tuple[int, int]:
             now = time.time()
             keys = [k for k, v in changes.items() if v]
             conn.execute("BEGIN IMMEDIATE")
@@ -370,7 +386,7 @@ class SQLiteStore(ProfileStore):
                     ).rowcount
                     if not inserted:  # this batch was written before
                         conn.execute("COMMIT")
-                        return 0
+                        return 0, 0
                 if time.monotonic() - self._last_prune > _PRUNE_INTERVAL:
                     self._prune(conn, now)
                 # Changes that reach a merged anonymous id go where the tombstone says.
@@ -396,21 +412,17 @@ class SQLiteStore(ProfileStore):
                             target += map(change_value, forwarded)
                     if items:
                         entry.setdefault(key, []).extend(map(change_value, items))
-                if entry:  # the whole batch in one row
-                    conn.execute(
-                        "INSERT INTO log (keys, data) VALUES (?, ?)",
-                        (_keys_text(entry), orjson.dumps(entry)),
-                    )
+                rows = _log_rows_of(entry)
+                conn.executemany("INSERT INTO log (keys, data) VALUES (?, ?)", rows)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            return sum(map(len, entry.values()))
+            return sum(map(len, entry.values())), len(rows)
 
-        appended = await self._run(append)
-        if appended:
-            self._appended += appended
-            self._appended_rows += 1
+        appended, rows = await self._run(append)
+        self._appended += appended
+        self._appended_rows += rows
         if (
             self._appended >= self.compact_after
             or self._appended_rows >= _MAX_LOG_ROWS
