@@ -109,37 +109,21 @@ def _migrate_changes(conn: sqlite3.Connection) -> None:
     query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'changes'"
     if conn.execute(query).fetchone() is None:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if conn.execute(query).fetchone() is not None:  # not moved by another process
-            batch: dict[str, list[Any]] = {}
-            for key, data in conn.execute("SELECT key, data FROM changes ORDER BY id"):
-                batch.setdefault(str(key), []).append(orjson.loads(data))
-            rows = _log_rows_of(batch)
-            conn.executemany("INSERT INTO log (keys, data) VALUES (?, ?)", rows)
-            conn.execute("DROP TABLE changes")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    batch: dict[str, list[Any]] = {}
+    for key, data in conn.execute("SELECT key, data FROM changes ORDER BY id"):
+        batch.setdefault(str(key), []).append(orjson.loads(data))
+    conn.executemany("INSERT INTO log (keys, data) VALUES (?, ?)", _log_rows_of(batch))
+    conn.execute("DROP TABLE changes")
 
 
 def _fill_forwards(conn: sqlite3.Connection) -> None:
     """List the tombstones of a file written before ``forwards`` existed."""
-    # BEGIN IMMEDIATE: the write lock first (waiting for it), so no other writer can slip
-    # in between this statement's read and its write (SQLITE_BUSY without a wait).
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            "INSERT OR IGNORE INTO forwards (key, until) SELECT key, "
-            "max(coalesce(json_extract(data, '$.merged_at'), 0), updated) + ? FROM profiles "
-            "WHERE merged = 1",
-            (_FORWARD_ROW_LIFE,),
-        )
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    conn.execute(
+        "INSERT OR IGNORE INTO forwards (key, until) SELECT key, "
+        "max(coalesce(json_extract(data, '$.merged_at'), 0), updated) + ? FROM profiles "
+        "WHERE merged = 1",
+        (_FORWARD_ROW_LIFE,),
+    )
 
 
 def _chunks(keys: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
@@ -226,12 +210,23 @@ class SQLiteStore(ProfileStore):
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
                 # Erased profiles are overwritten on disk, not just unlinked from the tree.
                 conn.execute("PRAGMA secure_delete=ON")
-                query = "SELECT 1 FROM sqlite_master WHERE name = 'forwards'"
-                had_forwards = conn.execute(query).fetchone() is not None
-                conn.executescript(_SCHEMA)
-                if not had_forwards:
-                    _fill_forwards(conn)
-                _migrate_changes(conn)
+                # Schema and migrations in one transaction that takes the write lock first
+                # (waiting for it): with several processes opening the file at once, a
+                # statement that read the schema and then writes would fail at once.
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    query = "SELECT 1 FROM sqlite_master WHERE name = 'forwards'"
+                    had_forwards = conn.execute(query).fetchone() is not None
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    if not had_forwards:
+                        _fill_forwards(conn)
+                    _migrate_changes(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
             except BaseException:
                 conn.close()
                 raise
@@ -308,7 +303,13 @@ class SQLiteStore(ProfileStore):
 
     async def get(self, key: str) -> Profile | None:
         def read(conn: sqlite3.Connection) -> Profile | None:
-            return self._read(conn, [key])[key]
+            # One read transaction, one snapshot: a compaction by another process cannot
+            # move changes from the log into the profile between the two reads.
+            conn.execute("BEGIN")
+            try:
+                return self._read(conn, [key])[key]
+            finally:
+                conn.execute("COMMIT")
 
         return await self._run(read)
 
