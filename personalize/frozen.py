@@ -4,10 +4,12 @@ A frozen dataclass's generated ``__init__`` sets each field with
 ``object.__setattr__(self, name, value)``: a global lookup, an attribute lookup and a generic
 attribute write per field, about twice the cost of a plain class. For the few records the
 middleware builds per request (a page view of 13 fields, the visitor context) that is a
-tenth of its own work. :func:`fast_init` replaces ``__init__`` with one of the same signature
-that writes each slot through its member descriptor, bound once. Everything else stays the
-dataclass's: fields, ``repr``, equality, hashing, and assignment raising
-``FrozenInstanceError``.
+tenth of its own work. :func:`fast_init` gives such a class a constructor of the same
+signature that is faster: for a few fields an ``__init__`` that writes each slot through its
+member descriptor, bound once; from :data:`BUILDER_MIN_FIELDS` fields on a ``__new__`` that
+fills an instance of a plain twin class (same slots) with ordinary attribute writes and then
+makes it an instance of the class. Everything else stays the dataclass's: fields, ``repr``,
+equality, hashing, copying and pickling, and assignment raising ``FrozenInstanceError``.
 
 >>> from dataclasses import FrozenInstanceError, dataclass, field
 >>> @fast_init
@@ -36,17 +38,18 @@ _FACTORY = object()  # "use the default factory" in a generated signature
 
 
 def fast_init(cls: type[T]) -> type[T]:
-    """Give the frozen, slotted dataclass ``cls`` a faster ``__init__`` (same signature)."""
+    """Give the frozen, slotted dataclass ``cls`` a faster constructor (same signature)."""
     params = getattr(cls, "__dataclass_params__", None)
     if params is None or not params.frozen or "__slots__" not in cls.__dict__:
         raise TypeError(f"fast_init needs a frozen dataclass with slots=True, not {cls!r}")
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"fast_init does not run __post_init__ ({cls.__name__} has one)")
-    namespace: dict[str, Any] = {"_FACTORY": _FACTORY}
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    namespace: dict[str, Any] = {"_FACTORY": _FACTORY, "_cls": cls, "_new": object.__new__}
     signature: list[str] = []
-    body: list[str] = []
+    values: list[str] = []
     keyword_only = False
-    for i, f in enumerate(dataclasses.fields(cls)):  # type: ignore[arg-type]
+    for i, f in enumerate(fields):
         if not f.init:
             raise TypeError(f"fast_init does not handle init=False fields ({f.name})")
         if f.kw_only and not keyword_only:
@@ -63,11 +66,85 @@ def fast_init(cls: type[T]) -> type[T]:
             value = f"_factory{i}() if {f.name} is _FACTORY else {f.name}"
         else:
             signature.append(f.name)
-        body.append(f"    _set{i}(self, {value})")
-    source = f"def __init__(self, {', '.join(signature)}):\n" + "\n".join(body or ["    pass"])
-    exec(source, namespace)
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__doc__ = cls.__init__.__doc__
-    type.__setattr__(cls, "__init__", init)
+        values.append(value)
+    params_text = ", ".join(signature)
+    through_slots = [f"    _set{i}(self, {v})" for i, v in enumerate(values)]
+    builder = _builder_for(cls, [f.name for f in fields])
+    if builder is None:
+        # Few fields: writing each slot through its descriptor is the cheapest.
+        lines = [f"def __init__(self, {params_text}):", *(through_slots or ["    pass"])]
+        exec("\n".join(lines), namespace)
+        init = namespace["__init__"]
+        init.__qualname__ = f"{cls.__qualname__}.__init__"
+        init.__doc__ = cls.__init__.__doc__
+        type.__setattr__(cls, "__init__", init)
+        return cls
+    # Many fields: fill an instance of a plain class with the same slots by ordinary
+    # attribute writes, then make it an instance of ``cls`` (the same memory layout, so
+    # Python allows the assignment of __class__). The instance is complete when __new__
+    # returns: __init__ is object's.
+    namespace["_builder"] = builder
+    lines = [
+        f"def __new__(cls, {params_text}):",
+        "    if cls is _cls:",
+        "        self = _new(_builder)",
+        *(f"        self.{f.name} = {v}" for f, v in zip(fields, values, strict=True)),
+        "        self.__class__ = cls",
+        "        return self",
+        "    self = _new(cls)",  # a subclass: through the slots' descriptors
+        *through_slots,
+        "    return self",
+    ]
+    exec("\n".join(lines), namespace)
+    new = namespace["__new__"]
+    new.__qualname__ = f"{cls.__qualname__}.__new__"
+    new.__doc__ = cls.__init__.__doc__
+    dataclass_init = cls.__dict__["__init__"]
+
+    def __init_subclass__(sub: type[Any], /, **kwargs: Any) -> None:
+        # A subclass constructs as a dataclass does: object's __new__, and the dataclass
+        # __init__ (its own when it is a dataclass with fields of its own).
+        super(cls, sub).__init_subclass__(**kwargs)
+        type.__setattr__(sub, "__new__", staticmethod(_plain_new))
+        if "__init__" not in sub.__dict__:
+            type.__setattr__(sub, "__init__", dataclass_init)
+
+    type.__setattr__(cls, "__new__", staticmethod(new))
+    type.__delattr__(cls, "__init__")
+    type.__setattr__(cls, "__reduce__", _reduce)
+    type.__setattr__(cls, "__init_subclass__", classmethod(__init_subclass__))
     return cls
+
+
+def _plain_new(cls: type[T], *args: Any, **kwargs: Any) -> T:
+    return object.__new__(cls)
+
+
+def _reduce(self: Any) -> tuple[Any, ...]:
+    """Copies and pickles go through the constructor: there is no empty instance."""
+    values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+    return (_rebuild, (type(self), values))
+
+
+def _rebuild(cls: type[T], values: dict[str, Any]) -> T:
+    """An instance of a :func:`fast_init` class from its field values (copy, unpickle)."""
+    return cls(**values)
+
+
+#: From this many fields on, building through a plain twin class is faster than writing
+#: each slot through its descriptor (measured: 13 fields 1.4 us against 2.4 us, 7 fields
+#: 1.1 against 1.5; 2 fields 0.9 against 0.7).
+BUILDER_MIN_FIELDS = 5
+
+
+def _builder_for(cls: type[Any], names: list[str]) -> type[Any] | None:
+    """A plain class whose instances can become instances of ``cls``, or None."""
+    if len(names) < BUILDER_MIN_FIELDS or cls.__bases__ != (object,):
+        return None
+    builder = type(f"_{cls.__name__}Builder", (), {"__slots__": tuple(names)})
+    probe: Any = object.__new__(builder)
+    try:
+        probe.__class__ = cls
+    except TypeError:  # another memory layout after all: keep the descriptors
+        return None
+    return builder

@@ -33,6 +33,27 @@ class Fast:  # the same fields as Plain
     d: int | None = field(default=None, kw_only=True)
 
 
+@dataclass(frozen=True, slots=True)
+class PlainWide:
+    a: int
+    b: str = "b"
+    c: list[int] = field(default_factory=list)
+    d: int | None = field(default=None, kw_only=True)
+    g: float = field(default=0.5, kw_only=True)
+    h: str | None = field(default=None, kw_only=True)
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class Wide:  # the same fields as PlainWide: enough for the twin-class constructor
+    a: int
+    b: str = "b"
+    c: list[int] = field(default_factory=list)
+    d: int | None = field(default=None, kw_only=True)
+    g: float = field(default=0.5, kw_only=True)
+    h: str | None = field(default=None, kw_only=True)
+
+
 def as_tuple(obj: Any) -> tuple[Any, ...]:
     return tuple(getattr(obj, f.name) for f in dataclasses.fields(obj))
 
@@ -46,6 +67,59 @@ def as_tuple(obj: Any) -> tuple[Any, ...]:
 def test_same_values_as_the_dataclass_constructor(a: int, rest: dict[str, Any]) -> None:
     assert as_tuple(Fast(a, **rest)) == as_tuple(Plain(a, **rest))
     assert as_tuple(Fast(a=a, **rest)) == as_tuple(Plain(a=a, **rest))
+
+
+@given(
+    a=st.integers(),
+    rest=st.fixed_dictionaries(
+        {},
+        optional={
+            "b": st.text(),
+            "c": st.lists(st.integers()),
+            "g": st.floats(allow_nan=False),
+            "h": st.none() | st.text(),
+            "d": st.integers(),
+        },
+    ),
+)
+def test_the_twin_class_constructor_gives_the_same_values(a: int, rest: dict[str, Any]) -> None:
+    wide = Wide(a, **rest)
+    assert type(wide) is Wide and "__init__" not in Wide.__dict__  # built by __new__
+    assert as_tuple(wide) == as_tuple(PlainWide(a, **rest))
+    assert as_tuple(Wide(a=a, **rest)) == as_tuple(PlainWide(a=a, **rest))
+
+
+def test_copies_and_pickles_go_through_the_constructor() -> None:
+    import copy
+    import pickle
+
+    for record in (Wide(1, c=[2], d=3), Fast(1, d=2), Hit(1.0, "/", device_id="d")):
+        assert copy.copy(record) == record and copy.deepcopy(record) == record
+        assert pickle.loads(pickle.dumps(record)) == record
+    context = VisitorContext(path="/x")
+    assert copy.deepcopy(context) == context and pickle.loads(pickle.dumps(context)) == context
+
+
+def test_subclasses_construct_like_dataclasses() -> None:
+    class Same(Wide):
+        pass
+
+    @dataclass(frozen=True, slots=True)
+    class More(Wide):
+        g: int = 7
+
+    same, more = Same(1, "x", d=4), More(1, g=8)
+    assert type(same) is Same and as_tuple(same) == (1, "x", [], 4, 0.5, None)
+    assert type(more) is More and (more.a, more.g, more.c) == (1, 8, [])
+    assert copy_of(more) == more
+    with pytest.raises(FrozenInstanceError):
+        more.g = 9  # type: ignore[misc]
+
+
+def copy_of(record: Any) -> Any:
+    import copy
+
+    return copy.copy(record)
 
 
 def test_default_factories_give_a_fresh_value_each_time() -> None:
@@ -63,10 +137,9 @@ def test_default_factories_give_a_fresh_value_each_time() -> None:
     ],
 )
 def test_the_same_calls_are_refused(call: Any) -> None:
-    with pytest.raises(TypeError):
-        call(Plain)
-    with pytest.raises(TypeError):
-        call(Fast)
+    for cls in (Plain, Fast, PlainWide, Wide):
+        with pytest.raises(TypeError):
+            call(cls)
 
 
 def test_the_request_records_stay_frozen_hashable_dataclasses() -> None:
