@@ -271,6 +271,62 @@ def test_sqlite_compacts_the_oldest_rows_and_after_enough_changes(tmp_path: Path
         SQLiteStore(path, compact_after=0)
 
 
+def test_sqlite_compacts_in_transactions_of_about_max_keys_profiles(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "p.sqlite3"
+
+    def log_rows() -> int:
+        with sqlite3.connect(path) as conn:
+            return int(conn.execute("SELECT count(*) FROM log").fetchone()[0])
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, compact_interval=3600)
+        for i in range(5):
+            await store.apply_changes({f"v:{i}": [Hit(ts=float(i), path="/")]})
+        transactions: list[int] = []
+        run_in_writer = store._run
+
+        async def counting(fn: Any, executor: Any = None) -> Any:
+            result = await run_in_writer(fn, executor)
+            transactions.append(result[1] if isinstance(result, tuple) else -1)
+            return result
+
+        store._run = counting  # type: ignore[method-assign]
+        assert await store.compact(max_rows=3, max_keys=2) == 3  # rows 1-2, then row 3
+        assert transactions == [2, 1] and log_rows() == 2
+        assert await store.compact(max_keys=2) == 2
+        assert log_rows() == 0
+        store._run = run_in_writer  # type: ignore[method-assign]
+        for i in range(5):
+            profile = await store.get(f"v:{i}")
+            assert profile is not None and profile.page_views == 1
+        await store.close()
+
+    run(scenario())
+
+
+def test_sqlite_reads_do_not_wait_for_the_writer(tmp_path: Path) -> None:
+    """A cache miss reads on its own thread and connection, not behind write batches or a
+    compaction."""
+
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "p.sqlite3", compact_interval=3600)
+        await store.apply_changes({"v:a": [Hit(ts=1.0, path="/")]})
+        release = threading.Event()
+        loop = asyncio.get_running_loop()
+        busy = loop.run_in_executor(store._executor, release.wait, 10.0)  # the writer, stuck
+        try:
+            profile = await asyncio.wait_for(store.get("v:a"), timeout=5.0)
+            assert profile is not None and profile.page_views == 1
+        finally:
+            release.set()
+            await busy
+        await store.close()
+
+    run(scenario())
+
+
 def test_sqlite_delete_takes_the_key_out_of_shared_log_rows(tmp_path: Path) -> None:
     import sqlite3
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 import threading
@@ -181,6 +182,9 @@ class SQLiteStore(ProfileStore):
         self._timeout = timeout
         self._synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="personalize-sqlite")
+        # Reads of single profiles (cache misses of the middleware) have a thread and a
+        # connection of their own: they never queue behind write batches or a compaction.
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="personalize-read")
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
@@ -234,12 +238,16 @@ class SQLiteStore(ProfileStore):
             self._connections.append(conn)
         return conn
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(
+        self, fn: Callable[[sqlite3.Connection], T], executor: ThreadPoolExecutor | None = None
+    ) -> T:
         if self._closed:
             raise StoreError(f"{self!r} is closed")
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
+            return await loop.run_in_executor(
+                executor or self._executor, lambda: fn(self._connection())
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"{self!r}: {exc}") from exc
 
@@ -311,7 +319,7 @@ class SQLiteStore(ProfileStore):
             finally:
                 conn.execute("COMMIT")
 
-        return await self._run(read)
+        return await self._run(read, self._reader)
 
     async def update_many(self, mutations: Mapping[str, Mutation]) -> dict[str, Profile | None]:
         def write(conn: sqlite3.Connection) -> dict[str, Profile | None]:
@@ -434,24 +442,29 @@ class SQLiteStore(ProfileStore):
             await self.compact()
         return {}
 
-    async def compact(self, *, max_rows: int = 5000) -> int:
-        """Fold the oldest ``max_rows`` rows (write batches) of the log into their stored
-        profiles and delete them from the log, in one transaction; returns how many
-        profiles were rewritten. Reads the log in id order, the order it is written in."""
+    async def compact(self, *, max_rows: int = 5000, max_keys: int = 2000) -> int:
+        """Fold the oldest rows (write batches) of the log, up to ``max_rows``, into their
+        stored profiles and delete them from the log; returns how many profiles were
+        rewritten. Reads the log in id order, the order it is written in. Each transaction
+        rewrites about ``max_keys`` profiles, so that other writers (and this process's
+        next batch) never wait long for the lock."""
 
-        def fold(conn: sqlite3.Connection) -> int:
+        def fold(conn: sqlite3.Connection, limit: int) -> tuple[int, int]:
             now = time.time()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 query = "SELECT id, data FROM log ORDER BY id LIMIT ?"
-                rows = conn.execute(query, (max_rows,)).fetchall()
-                if not rows:
-                    conn.execute("COMMIT")
-                    return 0
                 pending: dict[str, list[Change]] = {}
-                for _, data in rows:
+                last, taken = None, 0
+                for row_id, data in conn.execute(query, (limit,)).fetchall():
                     for key, values in orjson.loads(data).items():
                         pending.setdefault(key, []).extend(map(change_from_value, values))
+                    last, taken = row_id, taken + 1
+                    if len(pending) >= max_keys:
+                        break
+                if last is None:
+                    conn.execute("COMMIT")
+                    return 0, 0
                 keys = list(pending)
                 stored: dict[str, bytes | str] = {}
                 for marks, chunk in _chunks(keys):
@@ -465,14 +478,20 @@ class SQLiteStore(ProfileStore):
                     upserts.append((key, profile.to_json(), now, merged))
                 conn.executemany(_UPSERT, upserts)
                 # Everything up to the last id read: a range of the table, no search.
-                conn.execute("DELETE FROM log WHERE id <= ?", (rows[-1][0],))
+                conn.execute("DELETE FROM log WHERE id <= ?", (last,))
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            return len(upserts)
+            return len(upserts), taken
 
-        return await self._run(fold)
+        rewritten = rows = 0
+        while rows < max_rows:
+            profiles, taken = await self._run(functools.partial(fold, limit=max_rows - rows))
+            rewritten, rows = rewritten + profiles, rows + taken
+            if taken == 0:
+                break
+        return rewritten
 
     async def delete(self, key: str) -> bool:
         def remove(conn: sqlite3.Connection) -> bool:
@@ -522,7 +541,11 @@ class SQLiteStore(ProfileStore):
             self._local.conn = None
 
         self._closed = True
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, close_all)
+            await loop.run_in_executor(self._reader, lambda: None)  # reads in flight are done
+            self._reader.shutdown(wait=True)
+            await loop.run_in_executor(self._executor, close_all)
         finally:
+            self._reader.shutdown(wait=True)
             self._executor.shutdown(wait=True)
