@@ -136,9 +136,10 @@ def _chunks(keys: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
 class SQLiteStore(ProfileStore):
     """Profiles in one SQLite file; safe for several processes on one host.
 
-    All database work runs on one dedicated thread, so the event loop never blocks on disk.
-    Each write is one ``BEGIN IMMEDIATE`` transaction: atomic against other tasks, threads
-    and processes sharing the file.
+    Database work runs on two dedicated threads, so the event loop never blocks on disk:
+    one writes (and folds the change log), the other reads single profiles, so a cache miss
+    never waits behind a write. Each write is one ``BEGIN IMMEDIATE`` transaction: atomic
+    against other tasks, threads and processes sharing the file.
 
     Page views and events are appended to a change log rather than rewriting the profile
     each time: a profile rewrite (read, decode, fold, encode) costs ten times an append.
