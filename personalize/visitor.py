@@ -238,6 +238,17 @@ class Visitor:
             )
         return await engine.decide(self, slot)
 
+    def decide_sync(self, slot: str) -> Decision:
+        """:meth:`decide` without a coroutine, for synchronous template engines (Django's,
+        Jinja2 without ``enable_async``): deciding a slot does no I/O."""
+        self.used = True
+        engine = self._pz.decisions if self._pz is not None else None
+        if engine is None:
+            logger.error("personalize: decide_sync(%r) without content configured", slot)
+            why = Explanation("no content configured on PersonalizeMiddleware")
+            return Decision(slot, None, Markup(""), "", why)
+        return engine.decide_sync(self, slot)
+
     def _middleware(self) -> PersonalizeMiddleware:
         if self._pz is None or self.id is None:
             raise IdentityError("this visitor cannot be identified (a bot, or no middleware)")
