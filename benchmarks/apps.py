@@ -137,7 +137,7 @@ def make_personalized_nowrite() -> ASGIApp:
     work per request (context, cookie, profile view, headers), without any store's writes.
     For measurement only (``benchmarks.instructions``)."""
     from personalize import MemoryStore
-    from personalize.stores.base import Change
+    from personalize.profiles.changes import Change
 
     class NoWriteStore(MemoryStore):
         async def apply_changes(

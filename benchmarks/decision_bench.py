@@ -30,10 +30,11 @@ import timeit
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from personalize.content.decisions import DecisionEngine
 from personalize.context import Clock, Device, Geo, Source, VisitorContext
-from personalize.decisions import DecisionEngine
-from personalize.profile import Hit, Profile, SessionRecord
-from personalize.segments import SegmentLibrary
+from personalize.profiles.pageviews import Hit
+from personalize.profiles.profile import Profile, SessionRecord
+from personalize.rules.segments import SegmentLibrary
 from personalize.visitor import Visitor
 
 ROOT = Path(__file__).resolve().parent.parent

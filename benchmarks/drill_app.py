@@ -61,7 +61,7 @@ class StateEndpoint:
         self.pz = middleware
 
     def state(self) -> dict[str, Any]:
-        profiles = self.pz.profiles
+        profiles = self.pz.personalizer.profiles
         store = profiles.store
         down_until = getattr(store, "_down_until", 0.0)
         state: dict[str, Any] = {
@@ -72,8 +72,8 @@ class StateEndpoint:
             "circuit_open": time.monotonic() < down_until,
             "listening": bool(getattr(store, "_listening", False)),
         }
-        if self.pz.learning is not None:
-            state["learning"] = self.pz.learning.status()
+        if self.pz.personalizer.learning is not None:
+            state["learning"] = self.pz.personalizer.learning.status()
         return state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

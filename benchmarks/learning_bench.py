@@ -24,7 +24,7 @@ from pathlib import Path
 from personalize.context import Clock, Device, Geo, Source, VisitorContext
 from personalize.learning import PropensityModel, features_from_record, session_features, simulate
 from personalize.learning.metrics import BinnedAUC
-from personalize.profile import Profile, SessionRecord
+from personalize.profiles.profile import Profile, SessionRecord
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 START, END = "<!-- learning:start -->", "<!-- learning:end -->"

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from personalize import Hit, MemoryStore, SQLiteStore
-from personalize.events import validate_event
+from personalize.profiles.events import validate_event
 from personalize.stores.base import ProfileStore
 
 RESULTS = Path(__file__).with_name("RESULTS.md")

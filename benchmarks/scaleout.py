@@ -348,7 +348,7 @@ DEVICES = [
 def _hits(
     rng: random.Random, device_id: str, sessions: int, start: float, device: int
 ) -> list[Any]:
-    from personalize.profile import Hit
+    from personalize.profiles.pageviews import Hit
 
     hits = []
     ts = start
@@ -380,7 +380,7 @@ def _hits(
 
 
 def _events(rng: random.Random, ts: float, orders: int, tickets: int, custom: int) -> list[Any]:
-    from personalize.events import validate_event
+    from personalize.profiles.events import validate_event
 
     events = []
     for i in range(orders):
@@ -422,8 +422,8 @@ def _events(rng: random.Random, ts: float, orders: int, tickets: int, custom: in
 
 async def _build_profiles(prefix: str, samples: int, seed: int) -> dict[str, list[str]]:
     """Write realistic profiles through the real store API; returns profile keys by kind."""
-    from personalize.cookie import new_visitor_id
-    from personalize.events import validate_event
+    from personalize.profiles.cookie import new_visitor_id
+    from personalize.profiles.events import validate_event
     from personalize.stores.redis import RedisStore
 
     rng = random.Random(seed)

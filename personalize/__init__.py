@@ -7,13 +7,12 @@
 ...                    store=MemoryStore())
 """
 
-from personalize.content import ContentLibrary
-from personalize.context import Clock, Device, Geo, Signals, Source, VisitorContext
-from personalize.cookie import CookieState, VisitorCookie
-from personalize.decisions import Decision, DecisionEngine, Explanation
-from personalize.events import Event, EventError
+from personalize.content.decisions import Decision, DecisionEngine, Explanation
+from personalize.content.library import ContentLibrary
+from personalize.context.records import Clock, Device, Geo, Signals, Source, VisitorContext
 from personalize.exceptions import (
     ConfigurationError,
+    EventError,
     GeoDatabaseError,
     IdentityError,
     MiddlewareMissingError,
@@ -22,9 +21,15 @@ from personalize.exceptions import (
     StoreError,
     StoreUnavailableError,
 )
+from personalize.logs import configure_logging
 from personalize.middleware import PersonalizeMiddleware
-from personalize.profile import CategoryMap, Hit, Profile, SessionRecord
-from personalize.segments import Membership, Segment, SegmentLibrary
+from personalize.personalizer import Personalizer
+from personalize.profiles.cookie import CookieState, VisitorCookie
+from personalize.profiles.events import Event
+from personalize.profiles.pageviews import CategoryMap, Hit
+from personalize.profiles.profile import Profile, SessionRecord
+from personalize.rules.segments import Membership, Segment, SegmentLibrary
+from personalize.settings import Settings
 from personalize.stores import MemoryStore, ProfileStore, SQLiteStore
 from personalize.visitor import Visitor, get_visitor, identify
 
@@ -61,6 +66,7 @@ __all__ = [
     "MiddlewareMissingError",
     "PersonalizeError",
     "PersonalizeMiddleware",
+    "Personalizer",
     "Profile",
     "ProfileStore",
     "RedisStore",
@@ -69,6 +75,7 @@ __all__ = [
     "SegmentError",
     "SegmentLibrary",
     "SessionRecord",
+    "Settings",
     "Signals",
     "Source",
     "StoreError",
@@ -76,6 +83,7 @@ __all__ = [
     "Visitor",
     "VisitorContext",
     "VisitorCookie",
+    "configure_logging",
     "get_visitor",
     "identify",
 ]

@@ -17,8 +17,8 @@ CHECKED_FOLDERS = ("segments", "content")  # `personalize check --<name> DIR`, d
 
 def _check_validators() -> dict[str, Callable[[Path], list[str]]]:
     """Folder kind -> validator returning ``path:line: problem`` strings (empty when valid)."""
-    from personalize.content import validate_content
-    from personalize.segments import validate_segments
+    from personalize.content.loading import validate_content
+    from personalize.rules.segments import validate_segments
 
     return {
         "segments": validate_segments,
@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     for name in CHECKED_FOLDERS:
         check.add_argument(f"--{name}", metavar="DIR", help=f"{name} folder (default: ./{name})")
     _add_learning_commands(commands)
-    from personalize.passwords import add_command as add_hash_password
+    from personalize.web.admin.passwords import add_command as add_hash_password
 
     add_hash_password(commands)  # `personalize hash-password [--stdin]`
     return parser
@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         return _check(args)
     if args.command == "hash-password":
-        from personalize.passwords import hash_password_command
+        from personalize.web.admin.passwords import hash_password_command
 
         return hash_password_command(args)
     if args.command in ("simulate", "evaluate", "learner"):

@@ -1,7 +1,7 @@
 """The Jinja2 global ``personalize.slot("hero")`` for the application's own templates.
 
 Jinja2 renders synchronously while :meth:`Visitor.decide` is async; decisions do no I/O (the
-counters and caches are in memory, see :mod:`personalize.decisions`), so the global calls
+counters and caches are in memory, see :mod:`personalize.content.decisions`), so the global calls
 :meth:`DecisionEngine.decide_sync` directly. It finds the visitor through the ``request`` in
 the template context (Starlette's ``Jinja2Templates`` passes it), and the engine through the
 middleware unless one is given. Outside a request it renders nothing, never an error.
@@ -15,13 +15,13 @@ middleware unless one is given. Outside a request it renders nothing, never an e
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 from markupsafe import Markup
 
-if TYPE_CHECKING:
-    from personalize.decisions import Decision, DecisionEngine
+from personalize.content.decisions import Decision, DecisionEngine
+from personalize.visitor import STATE_KEY, Visitor
 
 
 class SlotHelper:
@@ -42,19 +42,15 @@ class SlotHelper:
         return self.decision(context, name)
 
     def decision(self, context: jinja2.runtime.Context, name: str) -> Decision | None:
-        from personalize.visitor import STATE_KEY, Visitor
-
         request: Any = context.get("request")
         scope = getattr(request, "scope", None)
         visitor = scope.get("state", {}).get(STATE_KEY) if isinstance(scope, dict) else None
         if not isinstance(visitor, Visitor):
             return None
-        engine = self.engine or getattr(getattr(visitor, "_pz", None), "decisions", None)
-        if engine is None:
-            return None
-        visitor.used = True
-        result: Decision = engine.decide_sync(visitor, name)
-        return result
+        if self.engine is not None:
+            visitor.used = True
+            return self.engine.decide_sync(visitor, name)
+        return visitor.decide_sync(name)
 
 
 def install(env: jinja2.Environment, engine: DecisionEngine | None = None) -> None:

@@ -19,35 +19,61 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from markupsafe import Markup
 
-from personalize.attributes import build_attributes
-from personalize.context import VisitorContext
-from personalize.cookie import OPTED_OUT, CookieState, new_visitor_id
-from personalize.decisions import Decision, Explanation
-from personalize.events import MAX_DEPTH, _depth, apply_event, validate_event
+from personalize.content.decisions import Decision, DecisionEngine, Explanation
+from personalize.context.records import VisitorContext
 from personalize.exceptions import IdentityError, MiddlewareMissingError
-from personalize.identity import check_user_id
-from personalize.profile import SESSION_TIMEOUT, Hit, Profile, apply_hit
-from personalize.segments import Membership
-from personalize.service import copy_profile, hit_view
+from personalize.profiles.cookie import OPTED_OUT, CookieState, new_visitor_id
+from personalize.profiles.events import apply_event, validate_event
+from personalize.profiles.identity import anonymous_key, known_key
+from personalize.profiles.pageviews import Hit, apply_hit
+from personalize.profiles.profile import Profile, copy_for_page_view, copy_profile
+from personalize.rules.attributes import build_attributes
+from personalize.rules.segments import Membership, SegmentLibrary
+from personalize.services.profiles import ProfileService
 
-if TYPE_CHECKING:
-    from personalize.middleware import PersonalizeMiddleware
+__all__ = ["STATE_KEY", "ContextOnly", "Site", "Visitor", "get_visitor", "identify"]
 
 logger = logging.getLogger("personalize.identity")
 _warned_unknown: set[str] = set()
 
 STATE_KEY = "visitor"
+ContextOnly = Literal["bot", "gpc", "opted_out", "no_consent"]
 _MISSING = (
     "PersonalizeMiddleware must be installed to use request.state.visitor: add "
     "`app.add_middleware(PersonalizeMiddleware, secret_key=...)`, and check that this path is "
     "not excluded"
 )
+
+
+class Site(Protocol):
+    """What a visitor asks of the site it visits; :class:`~personalize.Personalizer` is one."""
+
+    @property
+    def profiles(self) -> ProfileService: ...
+
+    @property
+    def segments(self) -> SegmentLibrary | None: ...
+
+    @property
+    def decisions(self) -> DecisionEngine | None: ...
+
+    def now(self) -> float:
+        """Seconds since the epoch, from the site's clock."""
+
+    def learned_scores(self, visitor: Visitor) -> Mapping[str, Any] | None:
+        """The learned models' outputs for segment rules (propensity, cluster, anomaly)."""
+
+    def converted(self, visitor: Visitor) -> None:
+        """The visitor's session converted (an order): tell learning."""
+
+    def page_view(self, context: VisitorContext, now: float, device_id: str) -> Hit:
+        """The page view of a request with ``context``, made by browser ``device_id``."""
 
 
 class Visitor:
@@ -60,13 +86,14 @@ class Visitor:
     __slots__ = (
         "_attrs",
         "_context",
+        "_current",
         "_hit",
         "_memberships",
         "_now",
-        "_pz",
+        "_site",
         "_stored",
-        "_view",
         "consent",
+        "context_only",
         "cookie_out",
         "id",
         "is_new",
@@ -84,7 +111,9 @@ class Visitor:
         is_new: bool,
         stored: Profile | None = None,
         hit: Hit | None = None,
-        middleware: PersonalizeMiddleware | None = None,
+        site: Site | None = None,
+        consent: bool = False,
+        context_only: ContextOnly | None = None,
     ) -> None:
         self.id = visitor_id  # None for bots: they get no id, no cookie and no profile
         self.user_id = user_id
@@ -92,16 +121,19 @@ class Visitor:
         self.used = False
         # The cookie the response sends (new visitor, rotation, login, logout, opt-out), if any.
         self.cookie_out: CookieState | None = None
-        self.consent = False  # the visitor explicitly agreed to be remembered
+        self.consent = consent  # the visitor explicitly agreed to be remembered
         # "full": profile and learning; "context": personalized from this request alone,
         # nothing remembered (opted out, Global Privacy Control, or no consent yet).
         self.mode: Literal["full", "context"] = "full" if visitor_id is not None else "context"
+        # Why nothing is remembered, for the visitor's own page: a bot, Global Privacy
+        # Control, an opt-out, or no consent yet (consent mode "required").
+        self.context_only = context_only
         self._context = context
         self._stored = stored
         self._hit = hit
-        self._view: Profile | None = None
-        self._pz = middleware
-        self._now = hit.ts if hit is not None else (middleware.now() if middleware else 0.0)
+        self._current: Profile | None = None  # the profile this request sees, once built
+        self._site = site
+        self._now = hit.ts if hit is not None else (site.now() if site is not None else 0.0)
         self._attrs: dict[str, Any] | None = None
         self._memberships: list[Membership] | None = None
 
@@ -123,7 +155,12 @@ class Visitor:
         """The key the profile is stored under: the user id when known, else the visitor id."""
         if self.id is None:
             return None
-        return f"u:{self.user_id}" if self.user_id is not None else f"v:{self.id}"
+        return known_key(self.user_id) if self.user_id is not None else anonymous_key(self.id)
+
+    @property
+    def remembers(self) -> bool:
+        """True when this visitor's profile is stored and learned from."""
+        return self.mode == "full" and self.id is not None
 
     @property
     def context(self) -> VisitorContext:
@@ -139,42 +176,50 @@ class Visitor:
         counters and sessions are this request's own; nested traits, facts and events are
         shared with the cache.)"""
         self.used = True
-        return self._profile_view()
+        return self._profile()
 
-    def _profile_view(self) -> Profile:
+    def _profile(self) -> Profile:
         """The profile this request sees (stored plus this page view), without marking the
         response personalized. A copy: the cached profile it comes from changes in place."""
-        if self._view is None:
-            if self._stored is None or self._stored.merged_into is not None:
-                view = Profile(key=self.profile_key or "", user_id=self.user_id)
+        current = self._current
+        if current is None:
+            stored = self._stored
+            if stored is None or stored.merged_into is not None:
+                current = Profile(key=self.profile_key or "", user_id=self.user_id)
             elif self._hit is not None:
-                view = hit_view(self._stored)
+                current = copy_for_page_view(stored)
             else:
-                view = copy_profile(self._stored)
+                current = copy_profile(stored)
             if self._hit is not None:
-                timeout = self._pz.profiles.store.session_timeout if self._pz else SESSION_TIMEOUT
-                apply_hit(view, self._hit, session_timeout=timeout)
-            self._view = view
-        return self._view
+                site = self._site
+                timeout = site.profiles.session_timeout if site is not None else 1800.0
+                apply_hit(current, self._hit, session_timeout=timeout)
+            self._current = current
+        return current
 
-    def _page_view_read(self) -> tuple[Profile, Profile] | None:
-        """(the stored profile, the view this request read of it) when the view is exactly
-        that profile with this page view folded in; the profile service then takes the
-        view as the new cached profile instead of folding the page view a second time."""
-        view, stored = self._view, self._stored
-        if view is None or stored is None or stored.merged_into is not None or self._hit is None:
+    def page_view(self) -> tuple[Hit, tuple[Profile, Profile] | None] | None:
+        """The page view to record after the response (None: nothing to record), with
+        (the stored profile, the profile this request saw) when the request built the latter
+        from the former: the profile service then caches it instead of folding the page
+        view a second time."""
+        hit = self._hit
+        if hit is None or not self.remembers:
             return None
-        return stored, view
+        current, stored = self._current, self._stored
+        if current is None or stored is None or stored.merged_into is not None:
+            return hit, None
+        return hit, (stored, current)
 
     @property
     def attributes(self) -> dict[str, Any]:
-        """The flat attributes segment rules read (see :mod:`personalize.attributes`)."""
+        """The flat attributes segment rules read (see :mod:`personalize.rules.attributes`)."""
         self.used = True
         if self._attrs is None:
-            learned = self._pz.learned_scores(self) if self._pz is not None else None
+            site = self._site
+            learned = site.learned_scores(self) if site is not None else None
             self._attrs = build_attributes(
                 self._context,
-                self.profile if self.id is not None else None,
+                self._profile() if self.id is not None else None,
                 is_known=self.is_known,
                 now=self._now,
                 learned=learned,
@@ -186,12 +231,18 @@ class Visitor:
         """The live segments this visitor belongs to, each with the reasons it matched."""
         self.used = True
         if self._memberships is None:
-            library = self._pz.segments if self._pz is not None else None
+            library = self._site.segments if self._site is not None else None
             if library is None:
                 self._memberships = []
             else:
                 library.reload_if_changed()
                 self._memberships = library.evaluate(self.attributes)
+        return self._memberships
+
+    @property
+    def evaluated_segments(self) -> Sequence[Membership] | None:
+        """:attr:`segments` if this request evaluated them already, else None (for the
+        decision engine, which then evaluates only the segments its mapping needs)."""
         return self._memberships
 
     @property
@@ -204,7 +255,7 @@ class Visitor:
         An unknown name is logged (once per name) and answers False: a typo in a template
         must not cost the visitor their page.
         """
-        library = self._pz.segments if self._pz is not None else None
+        library = self._site.segments if self._site is not None else None
         if library is None or name not in library:
             if name not in _warned_unknown:
                 _warned_unknown.add(name)
@@ -218,9 +269,14 @@ class Visitor:
 
     async def decide(self, slot: str) -> Decision:
         """What slot ``slot`` shows this visitor, with the reasons (see
-        :mod:`personalize.decisions`)."""
+        :mod:`personalize.content.decisions`)."""
+        return self.decide_sync(slot)
+
+    def decide_sync(self, slot: str) -> Decision:
+        """:meth:`decide` without a coroutine, for synchronous template engines (Django's,
+        Jinja2 without ``enable_async``): deciding a slot does no I/O."""
         self.used = True
-        engine = self._pz.decisions if self._pz is not None else None
+        engine = self._site.decisions if self._site is not None else None
         if engine is None:
             # A configuration mistake must not cost the visitor their page: say it in the log
             # and in the decision's explanation, and render nothing.
@@ -229,47 +285,30 @@ class Visitor:
                 "PersonalizeMiddleware",
                 slot,
             )
-            return Decision(
-                slot,
-                None,
-                Markup(""),
-                "",
-                Explanation("no content configured on PersonalizeMiddleware"),
-            )
-        return await engine.decide(self, slot)
-
-    def decide_sync(self, slot: str) -> Decision:
-        """:meth:`decide` without a coroutine, for synchronous template engines (Django's,
-        Jinja2 without ``enable_async``): deciding a slot does no I/O."""
-        self.used = True
-        engine = self._pz.decisions if self._pz is not None else None
-        if engine is None:
-            logger.error("personalize: decide_sync(%r) without content configured", slot)
             why = Explanation("no content configured on PersonalizeMiddleware")
             return Decision(slot, None, Markup(""), "", why)
         return engine.decide_sync(self, slot)
 
-    def _middleware(self) -> PersonalizeMiddleware:
-        if self._pz is None or self.id is None:
-            raise IdentityError("this visitor cannot be identified (a bot, or no middleware)")
-        return self._pz
+    # -- identity -------------------------------------------------------------------------
 
-    @property
-    def remembers(self) -> bool:
-        """True when this visitor's profile is stored and learned from."""
-        return self.mode == "full" and self.id is not None
+    def _identifiable(self) -> Site:
+        if self._site is None or self.id is None:
+            raise IdentityError("this visitor cannot be identified (a bot, or no middleware)")
+        return self._site
 
     def _rebind(self, state: CookieState, stored: Profile | None) -> None:
         self.id = state.visitor_id or None
         self.user_id = state.user_id
         self.mode = "full" if self.id is not None else "context"
         self._stored = stored
-        self._view = None
-        self._attrs = None
-        self._memberships = None
+        self._current = self._attrs = self._memberships = None
         self.cookie_out = state
         if self._hit is not None:
             self._hit = replace(self._hit, device_id=state.visitor_id) if self.id else None
+
+    def _changed(self, stored: Profile | None) -> None:
+        self._stored = stored
+        self._current = self._attrs = self._memberships = None
 
     async def identify(self, user_id: str, traits: Mapping[str, Any] | None = None) -> Profile:
         """Log the visitor in as ``user_id``: merge their anonymous history into the known
@@ -279,57 +318,32 @@ class Visitor:
         another user is switched to this one without merging the two known profiles.
         Raises :class:`IdentityError` for junk ids ("", "null", "guest", ...).
         """
-        if self.mode == "context" and self._pz is not None and not self.is_bot:
+        if self.mode == "context" and self._site is not None and not self.is_bot:
             # Opted out, GPC or no consent: the login works, personalize remembers nothing.
-            check_user_id(user_id, self._pz.junk_user_ids)
+            self._site.profiles.check_user_id(user_id)
             return self.profile
-        pz = self._middleware()
-        uid = check_user_id(user_id, pz.junk_user_ids)
+        site = self._identifiable()
+        profiles = site.profiles
+        uid = profiles.check_user_id(user_id)
         if traits is not None and not isinstance(traits, Mapping):
             raise IdentityError("traits must be a mapping")
-        if traits and _depth(dict(traits)) > MAX_DEPTH:
-            raise IdentityError(f"traits are nested deeper than {MAX_DEPTH} levels")
-        known_key = f"u:{uid}"
+        now = site.now()
         if self.user_id == uid:
             if traits:
-                await pz.profiles.flush()
-                stored = await pz.profiles.store.update(
-                    known_key, _set_traits(known_key, uid, traits, pz.now())
-                )
-                pz.profiles.remember(known_key, stored)
-                self._stored, self._view, self._attrs, self._memberships = stored, None, None, None
+                self._changed(await profiles.set_traits(uid, traits, now=now))
             return self.profile
-        new_state = CookieState(visitor_id=new_visitor_id(), user_id=uid)
+        state = CookieState(visitor_id=new_visitor_id(), user_id=uid, consent=self.consent)
         if self.user_id is not None:
             # Never merge two known profiles implicitly: just switch users.
-            await pz.profiles.flush()
             if traits:
-                await pz.profiles.store.update(
-                    known_key, _set_traits(known_key, uid, traits, pz.now())
-                )
-            self._rebind(new_state, await pz.profiles.store.get(known_key))
+                await profiles.set_traits(uid, traits, now=now)
+            self._rebind(state, await profiles.read(known_key(uid)))
             return self.profile
-        anonymous_key = f"v:{self.id}"
-        await pz.profiles.flush()  # the merge must include every page view so far
-        merged, absorbed = await pz.profiles.store.merge(
-            anonymous_key,
-            known_key,
-            user_id=uid,
-            device_id=new_state.visitor_id,
-            traits=traits,
-            now=pz.now(),
-            max_aliases=pz.max_aliases,
+        assert self.id is not None
+        merged = await profiles.merge(
+            anonymous_key(self.id), uid, device_id=state.visitor_id, traits=traits, now=now
         )
-        if not absorbed and self._stored is not None and self._stored.page_views:
-            logger.warning(
-                "personalize: anonymous profile not merged into %s (alias cap %d "
-                "reached or already merged)",
-                known_key,
-                pz.max_aliases,
-            )
-        pz.profiles.remember(known_key, merged)
-        pz.profiles.remember(anonymous_key, None)
-        self._rebind(new_state, merged)
+        self._rebind(state, merged)
         return self.profile
 
     def logout(self) -> None:
@@ -339,8 +353,8 @@ class Visitor:
         """
         if self.mode == "context":
             return
-        pz = self._middleware()
-        self._rebind(CookieState(visitor_id=new_visitor_id(), consent=pz.consent_given(self)), None)
+        self._identifiable()
+        self._rebind(CookieState(visitor_id=new_visitor_id(), consent=self.consent), None)
 
     async def forget(self) -> list[str]:
         """Erase everything stored about this visitor (and the anonymous ids merged into
@@ -348,18 +362,10 @@ class Visitor:
         Returns the keys that were removed."""
         if self.mode == "context":
             return []
-        pz = self._middleware()
-        removed = await self._erase(pz)
-        self._rebind(CookieState(visitor_id=new_visitor_id(), consent=pz.consent_given(self)), None)
+        site = self._identifiable()
+        removed = await site.profiles.erase(self.profile_key or "")
+        self._rebind(CookieState(visitor_id=new_visitor_id(), consent=self.consent), None)
         self._hit = None  # this very page view is not recorded either
-        return removed
-
-    async def _erase(self, pz: PersonalizeMiddleware) -> list[str]:
-        key = self.profile_key or ""
-        await pz.profiles.flush()
-        removed = await pz.profiles.store.erase(key)
-        for k in {key, *removed}:
-            pz.profiles.forget(k)
         return removed
 
     async def opt_out(self) -> list[str]:
@@ -367,24 +373,29 @@ class Visitor:
         replace the cookie with an opt-out marker that holds no id. Pages are still
         personalized from the request itself (country, device, time...). Returns the erased
         keys."""
-        if self._pz is None:
+        if self._site is None:
             raise MiddlewareMissingError(_MISSING)
-        removed = await self._erase(self._pz) if self.remembers else []
+        if self.is_bot:
+            return []  # bots are never remembered: nothing to erase, no cookie to set
+        removed = await self._site.profiles.erase(self.profile_key or "") if self.remembers else []
         self._rebind(OPTED_OUT, None)
+        self.context_only = "opted_out"
         return removed
 
     def opt_in(self) -> None:
         """Undo :meth:`opt_out` (or give consent in consent mode "required"): a fresh
         anonymous id that is remembered from now on."""
         if self.is_bot:
-            return  # bots are never remembered (and carry no middleware)
-        if self._pz is None:
+            return  # bots are never remembered (and carry no site)
+        if self._site is None:
             raise MiddlewareMissingError(_MISSING)
         if self.remembers:
             return
         self.consent = True
-        self._rebind(CookieState(visitor_id=new_visitor_id(), consent=True), None)
-        self._hit = self._pz.hit_for(self) if self.id else None
+        self.context_only = None
+        visitor_id = new_visitor_id()
+        self._rebind(CookieState(visitor_id=visitor_id, consent=True), None)
+        self._hit = self._site.page_view(self._context, self._site.now(), visitor_id)
 
     give_consent = opt_in
 
@@ -392,38 +403,24 @@ class Visitor:
         """Record an event for this visitor: ``order``, ``return``, ``ticket`` (with the
         properties the events API documents) or any custom name.
 
-        Raises :class:`~personalize.events.EventError` for invalid events.
+        Raises :class:`~personalize.exceptions.EventError` for invalid events.
         """
         if self.mode == "context":
             return
-        pz = self._middleware()
+        site = self._identifiable()
         kind = name if name in ("order", "return", "ticket") else "custom"
-        event = validate_event(kind, dict(properties or {}), name=name, ts=pz.now())
+        event = validate_event(kind, dict(properties or {}), name=name, ts=site.now())
         key = self.profile_key or ""
-        if self._stored is None or self._stored.merged_into is not None:
-            self._stored = Profile(key=key, user_id=self.user_id)
+        stored = self._stored
+        if stored is None or stored.merged_into is not None:
+            stored = Profile(key=key, user_id=self.user_id)
         else:
-            self._stored = copy_profile(self._stored)
-        apply_event(self._stored, event)
-        if kind == "order" and pz.learning is not None:
-            pz.learning.convert(self)
-        self._view = None
-        self._attrs = None
-        self._memberships = None
-        await pz.profiles.record(key, event)
-
-
-def _set_traits(
-    key: str, user_id: str, traits: Mapping[str, Any], now: float
-) -> Callable[[Profile | None], Profile]:
-    def mutate(profile: Profile | None) -> Profile:
-        profile = Profile(key=key, user_id=user_id) if profile is None else profile
-        for name, value in traits.items():
-            profile.traits[str(name)] = value
-            profile.trait_times[str(name)] = now
-        return profile
-
-    return mutate
+            stored = copy_profile(stored)
+        apply_event(stored, event)
+        if kind == "order":
+            site.converted(self)
+        self._changed(stored)
+        await site.profiles.record(key, event)
 
 
 def get_visitor(request: Any) -> Visitor:

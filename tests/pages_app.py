@@ -13,7 +13,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from personalize import MemoryStore, PersonalizeMiddleware, get_visitor, identify
-from personalize.passwords import hash_password
+from personalize.web.admin.passwords import hash_password
 
 SECRET = "test-secret-key-of-at-least-32-chars"
 UA = {

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
-from personalize import attributes
-from personalize.attributes import ATTRIBUTES, FAMILIES, build_attributes, lookup
 from personalize.context import Clock, Device, Geo, Signals, Source, VisitorContext
-from personalize.profile import Hit, Profile, apply_hit
+from personalize.profiles.pageviews import Hit, apply_hit
+from personalize.profiles.profile import Profile
+from personalize.rules import attributes
+from personalize.rules.attributes import ATTRIBUTES, FAMILIES, build_attributes, lookup
 
 CASES: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).parent / "data" / "attributes.yaml").read_text(encoding="utf-8")

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 import yaml
 
-from personalize.clientip import MAX_HEADER_LENGTH, MAX_HOPS, ClientIPResolver
+from personalize.context.clientip import MAX_HEADER_LENGTH, MAX_HOPS, ClientIPResolver
 from personalize.exceptions import ConfigurationError
 
 CASES: list[dict[str, Any]] = yaml.safe_load(

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from personalize.clock import local_clock, validate_time_zone
 from personalize.context import Clock
+from personalize.context.clock import local_clock, validate_time_zone
 from personalize.exceptions import ConfigurationError
 
 CASES: list[dict[str, Any]] = yaml.safe_load(

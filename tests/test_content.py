@@ -10,11 +10,12 @@ import pytest
 import yaml
 
 from personalize.cli import main
-from personalize.content import ContentError, ContentLibrary, validate_content
+from personalize.content.library import ContentLibrary
+from personalize.content.loading import validate_content
+from personalize.content.schedule import parse_schedule
 from personalize.context import Clock
-from personalize.exceptions import ConfigurationError
-from personalize.schedule import parse_schedule
-from personalize.segments import SegmentLibrary
+from personalize.exceptions import ConfigurationError, ContentError
+from personalize.rules.segments import SegmentLibrary
 
 DATA = Path(__file__).parent / "data"
 CASES: list[dict[str, Any]] = yaml.safe_load((DATA / "content_errors.yaml").read_text())

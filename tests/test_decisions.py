@@ -6,11 +6,12 @@ import random
 from pathlib import Path
 from typing import Any
 
-from personalize.content import ContentLibrary
+from personalize.content.decisions import DecisionEngine
+from personalize.content.library import ContentLibrary
 from personalize.context import Clock, Device, Source, VisitorContext
-from personalize.decisions import DecisionEngine
-from personalize.profile import Hit, Profile
-from personalize.segments import SegmentLibrary
+from personalize.profiles.pageviews import Hit
+from personalize.profiles.profile import Profile
+from personalize.rules.segments import SegmentLibrary
 from personalize.visitor import Visitor
 
 NOW = 1_800_000_000.0
@@ -69,7 +70,7 @@ def visitor(
     )
     profile = Profile(key=f"v:{vid}", facts=facts or {})
     if started != ts:
-        from personalize.profile import apply_hit
+        from personalize.profiles.pageviews import apply_hit
 
         apply_hit(profile, Hit(ts=started, path="/"))
     hit = Hit(ts=ts, path="/", device_type=device)

@@ -13,7 +13,7 @@ import yaml
 from conftest import shared_data_path
 
 from personalize.context import Device
-from personalize.device import (
+from personalize.context.device import (
     MAX_USER_AGENT_LENGTH,
     PATTERN_FIXES,
     CrawlerMatcher,

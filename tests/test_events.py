@@ -23,8 +23,8 @@ from personalize import (
     SQLiteStore,
     get_visitor,
 )
-from personalize.events import apply_event, parse_event, validate_event
-from personalize.profile import merge_profiles
+from personalize.profiles.events import apply_event, parse_event, validate_event
+from personalize.profiles.merge import merge_profiles
 from personalize.stores.base import ProfileStore
 from tests.apps import SECRET
 from tests.conftest import REDIS_URL

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from personalize.context import Device, Source, VisitorContext
-from personalize.cookie import CookieState, LoadedCookie
-from personalize.frozen import fast_init
-from personalize.profile import Hit
+from personalize.profiles.cookie import CookieState, LoadedCookie
+from personalize.profiles.pageviews import Hit
+from personalize.util.frozen import fast_init
 
 
 @dataclass(frozen=True, slots=True)

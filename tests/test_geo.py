@@ -13,10 +13,10 @@ import pytest
 import yaml
 from conftest import shared_data_path
 
-from personalize import geo as geo_module
 from personalize.context import Geo
+from personalize.context import geo as geo_module
+from personalize.context.geo import GeoLocator
 from personalize.exceptions import ConfigurationError, GeoDatabaseError
-from personalize.geo import GeoLocator
 
 TEST_DATA = ("maxmind-test-db", "test-data")
 SOURCE_DATA = ("maxmind-test-db", "source-data")
@@ -185,7 +185,7 @@ def test_corrupt_record_at_request_time_is_none_and_warns_once(
 ) -> None:
     # Without the start-up probe the broken database opens, and its records fail per request.
     monkeypatch.setattr(geo_module, "_PROBE_RECORDS", 0)
-    caplog.set_level(logging.WARNING, logger="personalize.geo")
+    caplog.set_level(logging.WARNING, logger="personalize.context.geo")
     with GeoLocator(db_path("GeoIP2-City-Test-Broken-Double-Format.mmdb")) as locator:
         assert locator.lookup("81.2.69.142") is None
         assert locator.lookup("2.125.160.216") is None

@@ -33,10 +33,11 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from personalize.cli import main as cli_main
-from personalize.content import ContentError, ContentLibrary, validate_content
-from personalize.exceptions import ConfigurationError, SegmentError
-from personalize.rules import RuleError
-from personalize.segments import SegmentLibrary
+from personalize.content.library import ContentLibrary
+from personalize.content.loading import validate_content
+from personalize.exceptions import ConfigurationError, ContentError, SegmentError
+from personalize.rules.rule import RuleError
+from personalize.rules.segments import SegmentLibrary
 from tests.hostile import harness as harness_module
 from tests.hostile import strategies as hs
 from tests.hostile.harness import API_KEY, EDITOR, PREFIXES, STATS, Harness, Req, where

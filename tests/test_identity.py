@@ -165,7 +165,7 @@ def test_two_devices_converge_on_one_known_profile(make_store: StoreFactory) -> 
         assert sorted(d["type"] for d in known.devices.values()) == ["desktop", "mobile"]
         # Merging the same anonymous id again adds nothing (idempotent).
         again, absorbed = await store.merge(
-            f"v:{known.aliases[0]}", "u:ann", user_id="ann", now=pz.now()
+            f"v:{known.aliases[0]}", "u:ann", user_id="ann", now=pz.personalizer.now()
         )
         assert not absorbed and again.page_views == 7
         await phone.aclose()
@@ -322,7 +322,7 @@ def test_two_hundred_concurrent_requests_with_login_in_the_middle(
             desktop.get("/login?user=u1"),
         )
         await asyncio.gather(burst(phone, 50), burst(desktop, 48))
-        await pz.profiles.flush()
+        await pz.personalizer.profiles.flush()
         known = await store.get("u:u1")
         assert known is not None
         assert known.page_views == 200

@@ -22,7 +22,7 @@ from personalize.learning import (
     simulate,
 )
 from personalize.learning.metrics import BinnedAUC
-from personalize.profile import Profile, SessionRecord
+from personalize.profiles.profile import Profile, SessionRecord
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ def pz(tmp_path: Path) -> PersonalizeMiddleware:
 
 
 def keys(pz: PersonalizeMiddleware) -> list[str]:
-    return sorted(asyncio.run(pz.profiles.store.keys()))
+    return sorted(asyncio.run(pz.personalizer.profiles.store.keys()))
 
 
 def shopper(pz: PersonalizeMiddleware, path: str, **headers: str) -> tuple[TestClient, str]:
@@ -51,15 +51,15 @@ def test_me_shows_what_is_stored_and_where_it_came_from(pz: PersonalizeMiddlewar
 
 
 def test_me_does_not_count_as_a_view_nor_teach_the_model(pz: PersonalizeMiddleware) -> None:
-    assert pz.decisions is not None
+    assert pz.personalizer.decisions is not None
     c, vid = shopper(pz, "/")
-    before = pz.decisions.policy.store.snapshot()  # type: ignore[attr-defined]
-    stored = asyncio.run(pz.profiles.store.get(f"v:{vid}"))
+    before = pz.personalizer.decisions.policy.store.snapshot()  # type: ignore[attr-defined]
+    stored = asyncio.run(pz.personalizer.profiles.store.get(f"v:{vid}"))
     assert stored is not None
     c.get("/_personalize/me")
     c.get("/_personalize/me/export")
-    assert pz.decisions.policy.store.snapshot() == before  # type: ignore[attr-defined]
-    after = asyncio.run(pz.profiles.store.get(f"v:{vid}"))
+    assert pz.personalizer.decisions.policy.store.snapshot() == before  # type: ignore[attr-defined]
+    after = asyncio.run(pz.personalizer.profiles.store.get(f"v:{vid}"))
     assert after is not None and after.page_views == stored.page_views
 
 

@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from personalize import MemoryStore
-from personalize.metrics import JsonFormatter, configure_logging
+from personalize.logs import JsonFormatter, configure_logging
 from tests.apps import make_app
 
 KEY = "metrics-api-key-0123456789abcdef"

@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse
 from starlette.testclient import TestClient
 
 from personalize import MemoryStore, MiddlewareMissingError, PersonalizeMiddleware, get_visitor
-from personalize.cookie import CookieState, VisitorCookie
+from personalize.profiles.cookie import CookieState, VisitorCookie
 from tests.apps import SECRET, make_app
 
 IPHONE = (
@@ -369,4 +369,4 @@ def test_the_visitor_cookie_is_found_as_a_full_parse_finds_it(header: str) -> No
         PlainTextResponse("x"), secret_key=SECRET, store=MemoryStore()
     )
     for text in (header, "pz_visitor=v1; " + header, header + "; pz_visitor=v2"):
-        assert middleware._read_cookie(text) == (by_splitting(text) if text else None)
+        assert middleware.personalizer.cookies.find(text) == (by_splitting(text) if text else None)

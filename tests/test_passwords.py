@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from personalize.cli import main
-from personalize.passwords import hash_password, is_password_hash, verify_password
+from personalize.web.admin.passwords import hash_password, is_password_hash, verify_password
 
 FAST = 2**10  # scrypt cost for tests; the default is 2**15
 

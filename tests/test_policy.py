@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from personalize.content import ContentLibrary
-from personalize.decisions import DecisionEngine
-from personalize.policy import MemoryPolicyStore, ThompsonPolicy
-from personalize.segments import SegmentLibrary
+from personalize.content.decisions import DecisionEngine
+from personalize.content.library import ContentLibrary
+from personalize.content.policy import MemoryPolicyStore, ThompsonPolicy
+from personalize.rules.segments import SegmentLibrary
 from tests.test_decisions import NOW, visitor
 
 # A has the bigger margin, B the better expected value: 0.30 x 10 = 3.0 = 1.5 x (0.10 x 20).

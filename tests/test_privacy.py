@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from personalize import MemoryStore, PersonalizeMiddleware, SQLiteStore, get_visitor
-from personalize.cookie import VisitorCookie
+from personalize.profiles.cookie import VisitorCookie
 from personalize.stores.base import ProfileStore
 from tests.apps import SECRET
 from tests.conftest import REDIS_URL, shared_data_path
@@ -181,7 +181,7 @@ def test_no_ip_address_is_stored_anywhere(
             await c.get("/login")
             c.headers["x-forwarded-for"] = "2.125.160.216, 203.0.113.9"
             await c.get("/")
-        await pz.profiles.flush()
+        await pz.personalizer.profiles.flush()
         dump = b""
         for key in await store.keys():
             profile = await store.get(key)
@@ -221,7 +221,7 @@ def test_erasure_leaves_no_trace_in_sqlite_or_redis(
             ids.add(fields(await c.get("/login"))[0])
             await c.get("/")
             await c.get("/forget")
-        await pz.profiles.flush()
+        await pz.personalizer.profiles.flush()
         await pz.aclose()
         return ids
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from personalize import CategoryMap, Hit, Profile
-from personalize.profile import MAX_SESSIONS, apply_hit
+from personalize.profiles.pageviews import apply_hit
+from personalize.profiles.profile import MAX_SESSIONS
 
 
 def test_first_hit_opens_a_session_with_its_entry_source() -> None:

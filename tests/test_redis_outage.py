@@ -90,7 +90,7 @@ def test_redis_outage_gives_normal_pages_loses_nothing_and_recovers(redis_prefix
         pz = PersonalizeMiddleware(
             Starlette(routes=[Route("/", page)]), secret_key=SECRET, store=store, flush_interval=0
         )
-        pz.profiles._retry_backoff = 0.2
+        pz.personalizer.profiles._retry_backoff = 0.2
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=pz),
             base_url="http://shop.test",
@@ -107,7 +107,7 @@ def test_redis_outage_gives_normal_pages_loses_nothing_and_recovers(redis_prefix
         statuses += [r.status_code for r in during]
         # Same visitor, default content (no stored profile), never an error.
         assert all(r.text.removeprefix("<p>").split("|")[0] == visitor_id for r in during)
-        assert pz.profiles.pending > 0
+        assert pz.personalizer.profiles.pending > 0
 
         await proxy.restore()
         loop = asyncio.get_running_loop()
@@ -116,12 +116,15 @@ def test_redis_outage_gives_normal_pages_loses_nothing_and_recovers(redis_prefix
         while loop.time() < deadline:
             r = await client.get("/")
             statuses.append(r.status_code)
-            if pz.profiles.pending == 0 and int(r.text.split("|")[1].rstrip("</p>")) > 1:
+            if (
+                pz.personalizer.profiles.pending == 0
+                and int(r.text.split("|")[1].rstrip("</p>")) > 1
+            ):
                 recovered_after = loop.time()
                 break
             await asyncio.sleep(0.1)
         assert recovered_after is not None, "the store did not reconnect within 10 s"
-        await pz.profiles.flush()
+        await pz.personalizer.profiles.flush()
         assert set(statuses) == {200}
         stored = await store.get(f"v:{visitor_id}")
         assert stored is not None

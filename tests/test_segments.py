@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from personalize.exceptions import ConfigurationError
-from personalize.segments import (
+from personalize.rules.segments import (
     Membership,
     Segment,
     SegmentError,

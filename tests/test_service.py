@@ -1,4 +1,4 @@
-"""The near-cache and write-behind buffer in front of every store (personalize.service)."""
+"""The near-cache and write-behind buffer in front of every store (personalize.services)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import asyncio
 from pathlib import Path
 
 from personalize import Hit, MemoryStore, Profile, SQLiteStore
-from personalize.events import validate_event
-from personalize.profile import apply_hit
-from personalize.service import MISSING, ProfileService, hit_view
-from personalize.stores.base import Change
+from personalize.profiles.changes import Change
+from personalize.profiles.events import validate_event
+from personalize.profiles.pageviews import apply_hit
+from personalize.profiles.profile import copy_for_page_view
+from personalize.services.profiles import MISSING, ProfileService
 
 
 def hit(ts: float, path: str = "/", category: str | None = None) -> Hit:
@@ -27,7 +28,7 @@ def test_page_views_fold_into_the_cached_profile_and_views_stay_as_they_were(
         cached = await service.load("v:a")
         assert cached is not None and cached.page_views == 1
         # A request's view: a copy with its own page view folded in.
-        view = hit_view(cached)
+        view = copy_for_page_view(cached)
         apply_hit(view, hit(1010.0, "/shoes", "shoes"))
         await service.record("v:a", hit(1010.0, "/shoes", "shoes"))
         await service.record("v:a", hit(4000.0, "/bags", "bags"))  # a new session
@@ -61,7 +62,7 @@ def test_a_view_handed_over_becomes_the_cached_profile_and_is_never_changed_afte
         base = await service.load("v:a")
         assert base is not None
         second = hit(1010.0, "/shoes", "shoes")
-        view = hit_view(base)
+        view = copy_for_page_view(base)
         apply_hit(view, second)
         await service.record("v:a", second, read=(base, view))
         assert await service.load("v:a") is view and view.page_views == 2  # once, not twice
@@ -72,7 +73,7 @@ def test_a_view_handed_over_becomes_the_cached_profile_and_is_never_changed_afte
         await service.record("v:a", hit(1030.0))  # now the cache's own object: in place
         assert await service.load("v:a") is cached and cached.page_views == 4
         # A view of a profile the cache no longer holds is not taken: it would lose a view.
-        stale = hit_view(base)
+        stale = copy_for_page_view(base)
         apply_hit(stale, hit(1040.0))
         await service.record("v:a", hit(1040.0), read=(base, stale))
         latest = await service.load("v:a")
@@ -107,7 +108,7 @@ def test_events_fold_into_a_copy_so_views_sharing_facts_do_not_change(tmp_path: 
         await service.record("u:a", hit(1.7e9), new=True)
         cached = await service.load("u:a")
         assert cached is not None
-        view = hit_view(cached)  # shares facts with the cached profile
+        view = copy_for_page_view(cached)  # shares facts with the cached profile
         order: Change = validate_event(
             "order", {"order_id": "o1", "value": 10.0, "products": ["p1"]}, ts=1.7e9 + 1
         )
@@ -173,6 +174,6 @@ def test_hit_view_copies_every_field() -> None:
         else:
             values[f.name] = f"value{i}"
     profile = Profile(**values)  # type: ignore[arg-type]
-    view = hit_view(profile)
+    view = copy_for_page_view(profile)
     assert view == profile
     assert view.devices is not profile.devices and view.affinities is not profile.affinities

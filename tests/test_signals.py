@@ -6,9 +6,8 @@ from typing import Any
 import pytest
 import yaml
 
-from personalize import signals
-from personalize.context import Signals
-from personalize.signals import MAX_HEADER_LENGTH, MAX_LANGUAGES, parse_signals
+from personalize.context import Signals, signals
+from personalize.context.signals import MAX_HEADER_LENGTH, MAX_LANGUAGES, parse_signals
 
 CASES: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).parent / "data" / "signals.yaml").read_text(encoding="utf-8")

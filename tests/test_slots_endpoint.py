@@ -15,8 +15,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from personalize import MemoryStore, PersonalizeMiddleware, get_visitor
-from personalize.decisions import DecisionEngine
-from personalize.segments import SegmentLibrary
+from personalize.content.decisions import DecisionEngine
+from personalize.rules.segments import SegmentLibrary
 from personalize.templating import install
 from tests.apps import SECRET
 
@@ -103,7 +103,7 @@ def test_slots_endpoint_answers_json_with_reasons(client: TestClient) -> None:
 
 def test_collect_attributes_rewards(client: TestClient) -> None:
     hero, banner = client.get("/_personalize/slots?slot=hero&slot=banner").json()["decisions"]
-    engine = client.app.middleware_stack.app.decisions  # type: ignore[union-attr]
+    engine = client.app.middleware_stack.app.personalizer.decisions  # type: ignore[union-attr]
     assert isinstance(engine, DecisionEngine)
     r = client.post("/_personalize/collect", content=json.dumps(
         {"decision_id": hero["id"], "type": "click"}))  # fmt: skip

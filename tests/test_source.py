@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from personalize.context import Channel
-from personalize.source import MAX_LENGTH, SourceClassifier
+from personalize.context.source import MAX_LENGTH, SourceClassifier
 
 CASES: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).parent / "data" / "source_cases.yaml").read_text("utf-8")

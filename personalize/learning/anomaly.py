@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from personalize.learning._river import river
 from personalize.learning.encoding import split
+from personalize.learning.extras import river
 
 __all__ = ["AnomalyScorer"]
 

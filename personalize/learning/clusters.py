@@ -27,8 +27,8 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from personalize.learning._river import river
 from personalize.learning.encoding import split
+from personalize.learning.extras import river
 
 __all__ = ["SessionClusterer"]
 

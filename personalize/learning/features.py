@@ -3,8 +3,8 @@
 Numbers are already tamed (hour on the unit circle, counts and durations through ``log1p``);
 strings are categories the models one-hot encode.
 
->>> from personalize.context import Clock, Device, Source, VisitorContext
->>> from personalize.profile import Profile
+>>> from personalize.context.records import Clock, Device, Source, VisitorContext
+>>> from personalize.profiles.profile import Profile
 >>> ctx = VisitorContext(device=Device(type="mobile", os="iOS"),
 ...                      source=Source(channel="paid_search"),
 ...                      clock=Clock(hour=19, daypart="evening"))
@@ -22,8 +22,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from personalize.context import VisitorContext
-from personalize.profile import Profile
+from personalize.context.records import VisitorContext
+from personalize.profiles.profile import Profile
 
 __all__ = [
     "CATEGORICAL_FEATURES",

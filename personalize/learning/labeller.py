@@ -29,6 +29,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from personalize.profiles.pageviews import SESSION_TIMEOUT
+
 __all__ = ["SessionLabeller", "Supervised"]
 
 
@@ -45,7 +47,7 @@ class SessionLabeller:
         self,
         model: Supervised,
         *,
-        timeout: float = 1800.0,  # seconds of inactivity that end a session
+        timeout: float = SESSION_TIMEOUT,  # seconds of inactivity that end a session
         max_open: int = 100_000,
         clock: Callable[[], float] = time.time,
     ) -> None:

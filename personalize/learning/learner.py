@@ -23,6 +23,7 @@ from typing import Any
 
 from personalize.learning.labeller import SessionLabeller
 from personalize.learning.snapshots import ModelSet, Snapshot
+from personalize.profiles.pageviews import SESSION_TIMEOUT
 
 __all__ = ["EVENT_KINDS", "Learner"]
 
@@ -36,7 +37,7 @@ class Learner:
         self,
         models: ModelSet | None = None,
         *,
-        timeout: float = 1800.0,  # seconds of inactivity that end a session
+        timeout: float = SESSION_TIMEOUT,  # seconds of inactivity that end a session
         max_open: int = 100_000,
         version: int = 0,  # the last published version, when resuming
         clock: Callable[[], float] = time.time,

@@ -21,8 +21,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from personalize.learning._river import river
 from personalize.learning.encoding import split
+from personalize.learning.extras import river
 from personalize.learning.metrics import BinnedAUC
 
 __all__ = ["DEFAULT_CROSSES", "PropensityModel", "Quality"]

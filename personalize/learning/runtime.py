@@ -23,21 +23,36 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from personalize.learning.features import session_features
 from personalize.learning.learner import Learner
 from personalize.learning.snapshots import ModelSet
 
 if TYPE_CHECKING:
-    from personalize.visitor import Visitor
+    from personalize.context.records import VisitorContext
+    from personalize.profiles.profile import Profile
+
+
+class Visit(Protocol):
+    """What learning reads of a visitor (a :class:`~personalize.Visitor` is one)."""
+
+    @property
+    def profile_key(self) -> str | None: ...
+
+    @property
+    def profile(self) -> Profile: ...
+
+    @property
+    def context(self) -> VisitorContext: ...
+
 
 logger = logging.getLogger("personalize.learning")
 
 Event = dict[str, Any]
 
 
-def _session_id(visitor: Visitor) -> str | None:
+def _session_id(visitor: Visit) -> str | None:
     session = visitor.profile.current_session
     if visitor.profile_key is None or session is None:
         return None
@@ -65,7 +80,7 @@ class _Runtime:
                 logger.warning("personalize: learning queue full, %d events dropped", self.dropped)
         self._queue.append(event)
 
-    def observe(self, visitor: Visitor) -> None:
+    def observe(self, visitor: Visit) -> None:
         """A page view of a remembered visitor (called after the response)."""
         session = _session_id(visitor)
         if session is None:
@@ -73,13 +88,13 @@ class _Runtime:
         x = session_features(visitor.context, visitor.profile, now=self._clock())
         self._enqueue({"kind": "session", "session": session, "x": x, "ts": self._clock()})
 
-    def convert(self, visitor: Visitor) -> None:
+    def convert(self, visitor: Visit) -> None:
         """The visitor's session converted (an order)."""
         session = _session_id(visitor)
         if session is not None:
             self._enqueue({"kind": "convert", "session": session})
 
-    def scores(self, visitor: Visitor) -> dict[str, Any]:
+    def scores(self, visitor: Visit) -> dict[str, Any]:
         """``propensity`` (behind the quality gate), ``cluster`` and ``anomaly`` for rules."""
         models = self.models()
         if models is None or visitor.profile_key is None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from personalize.learning._river import redis_module
+from personalize.learning.extras import redis_module
 from personalize.learning.learner import Learner
 from personalize.learning.snapshots import ModelSet, Snapshot
 

@@ -1,7 +1,7 @@
 """Profile stores: one async interface, several backends.
 
 >>> import asyncio
->>> from personalize.profile import Hit
+>>> from personalize.profiles.pageviews import Hit
 >>> store = MemoryStore()
 >>> profile = asyncio.run(store.apply_hits({"v1": [Hit(ts=1.0, path="/")]}))["v1"]
 >>> profile.page_views

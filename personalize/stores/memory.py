@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from personalize.profile import Profile
+from personalize.profiles.profile import Profile
 from personalize.stores.base import Mutation, ProfileStore
 
 

@@ -21,9 +21,9 @@ compare-and-set, which forwards them to the known profile. Keys that lost a race
 and retried. Anonymous profiles (hash and log) expire after ``anonymous_ttl`` seconds
 without a write; known profiles (``u:`` keys) never expire.
 
-Reads avoid the network: the :class:`~personalize.service.ProfileService` keeps a near-cache,
-and every write publishes the changed keys on ``<prefix>invalidate``; each process listens
-and drops those keys from its cache. While that listener is not connected, cached entries
+Reads avoid the network: the :class:`~personalize.services.profiles.ProfileService` keeps a
+near-cache, and every write publishes the changed keys on ``<prefix>invalidate``; each process
+listens and drops those keys from its cache. While that listener is not connected, cached entries
 are trusted for one second only.
 
 A Redis that is down or slow never blocks a page: every call has a timeout, and after a
@@ -45,16 +45,16 @@ from typing import Any
 import orjson
 
 from personalize.exceptions import StoreError, StoreUnavailableError
-from personalize.profile import Profile
-from personalize.stores.base import (
+from personalize.profiles.changes import (
     MAX_BATCH_IDS,
     Change,
-    Mutation,
-    ProfileStore,
     change_from_value,
     encode_change,
     fold_changes,
 )
+from personalize.profiles.identity import is_anonymous_key
+from personalize.profiles.profile import Profile
+from personalize.stores.base import Mutation, ProfileStore
 
 try:
     import redis.asyncio as aioredis
@@ -275,7 +275,7 @@ class RedisStore(ProfileStore):
             raise StoreError(f"{self!r}: {exc}") from exc
 
     def _ttl_for(self, key: str) -> int:
-        return self.anonymous_ttl if key.startswith("v:") else 0
+        return self.anonymous_ttl if is_anonymous_key(key) else 0
 
     # -- the interface --------------------------------------------------------------------
 

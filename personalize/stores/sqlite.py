@@ -16,17 +16,16 @@ from typing import Any, Literal, TypeVar
 import orjson
 
 from personalize.exceptions import ConfigurationError, StoreError
-from personalize.profile import Profile
-from personalize.stores.base import (
+from personalize.profiles.changes import (
     FORWARD_GRACE,
     Change,
-    Mutation,
-    ProfileStore,
     change_from_value,
     change_value,
     fold_changes,
     split_forwarded,
 )
+from personalize.profiles.profile import Profile
+from personalize.stores.base import Mutation, ProfileStore
 
 T = TypeVar("T")
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from personalize.passwords import hash_password
+from personalize.web.admin.passwords import hash_password
 from tests.browser.support import (
     CHROMIUM,
     CHROMIUM_ARGS,

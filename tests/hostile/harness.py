@@ -30,8 +30,8 @@ from personalize import (
     PersonalizeMiddleware,
     get_visitor,
 )
-from personalize.admin.auth import state_of
-from personalize.passwords import hash_password
+from personalize.web.admin.passwords import hash_password
+from personalize.web.csrf import CsrfSigner
 
 SECRET = "hostile-secret-key-of-at-least-32-chars"
 OLD_SECRET = "hostile-previous-secret-0123456789abc"
@@ -300,7 +300,7 @@ class Harness:
 
     @property
     def admin_csrf(self) -> str:
-        return state_of(self.apps["full"]).csrf.token(f"editor:{EDITOR[0]}")
+        return CsrfSigner(SECRET, purpose="admin").token(f"editor:{EDITOR[0]}")
 
     @staticmethod
     def basic(user: str, password: str) -> bytes:
@@ -345,7 +345,7 @@ class Harness:
 
         try:
             self.runner.run(app(scope, receive, send))
-            self.runner.run(app.profiles.flush())
+            self.runner.run(app.personalizer.profiles.flush())
         except Exception as exc:
             STATS.exceptions += 1
             STATS.fail("exception", f"{type(exc).__name__} at {where(exc)}", repr(req))

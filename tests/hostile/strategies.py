@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from personalize.cookie import CookieState, VisitorCookie
+from personalize.profiles.cookie import CookieState, VisitorCookie
 from tests.hostile.harness import API_KEY, COOKIES, EDITOR, OLD_SECRET, PREFIXES, SECRET, Harness
 
 MAX_HEADER = 8192

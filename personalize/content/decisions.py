@@ -1,0 +1,321 @@
+"""The decision engine: what each slot shows this visitor, and why.
+
+For one slot: the first mapping rule the visitor matches (segment and/or condition) names the
+allowed variants, else the slot's default; :mod:`~personalize.content.suppression` removes
+those the context forbids; a pin wins if it survived; otherwise
+:class:`~personalize.content.policy.ThompsonPolicy` picks by expected value (probability of the
+reward x value) in the visitor's context bucket (device type / entry channel). The decision is
+cached per (visitor, session, slot): the page does not flicker, and a visitor counts as one
+exposure per session. The Thompson draw is seeded with a hash of (visitor id, session start,
+slot), so even a restarted worker decides the same.
+
+Nothing here does I/O: counters and caches are in memory, so :meth:`DecisionEngine.decide_sync`
+can be called from a synchronous Jinja2 template (see :func:`personalize.templating.install`);
+``await visitor.decide("hero")`` and ``decide_all`` are the async faces of the same call. An
+unknown slot or a failing template gives an empty :class:`Decision` with the reason, logged.
+The engine decides for a :class:`Subject`: a :class:`~personalize.Visitor`, or a
+:class:`Preview` (an editor's simulated visitor, the /me page's explanations), for which
+nothing is recorded.
+
+A decision id is ``slot.variant.bucket.nonce.signature``: any worker that shares ``secret``
+can attribute a click or conversion to the (variant, bucket) without shared state.
+
+>>> from personalize.content.library import ContentLibrary
+>>> from personalize.context.records import VisitorContext
+>>> from personalize.content.subject import Preview
+>>> from personalize.profiles.profile import Profile
+>>> engine = DecisionEngine(ContentLibrary.from_data({"hero": {
+...     "variants": [{"id": "a", "html": "<b>A</b>"}], "default": ["a"]}}))
+>>> d = engine.decide_sync(Preview({}, Profile(key="preview"), VisitorContext()), "hero")
+>>> d.variant, d.content, d.explanation.lines()[0]
+('a', Markup('<b>A</b>'), 'no rule matched: the default variants')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import random
+import secrets as _secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from markupsafe import Markup
+
+from personalize.content.library import ContentLibrary
+from personalize.content.mapping import LazyNames, Members, match_rule, render_variant
+from personalize.content.policy import Score, ThompsonPolicy
+from personalize.content.slots import Slot, Variant
+from personalize.content.subject import Subject
+from personalize.content.suppression import ExposureLog, why_suppressed
+
+if TYPE_CHECKING:
+    from personalize.rules.segments import SegmentLibrary
+
+logger = logging.getLogger("personalize.decisions")
+_local = threading.local()
+_WRAP = Markup('<div data-pz-slot="{}" data-pz-decision="{}">{}</div>')
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a decision came out as it did."""
+
+    rule: str  # which mapping entry allowed the variants (or "default")
+    reasons: tuple[str, ...] = ()  # why the visitor matched it (segment reasons, conditions)
+    suppressed: tuple[tuple[str, str], ...] = ()  # (variant, why) removed by the context
+    scores: tuple[Score, ...] = ()  # the expected values compared, best first
+    pinned: str | None = None
+    note: str = ""
+
+    def lines(self) -> list[str]:
+        out = [self.rule + (f" ({'; '.join(self.reasons)})" if self.reasons else "")]
+        out += [f"suppressed {variant}: {why}" for variant, why in self.suppressed]
+        if self.pinned:
+            out.append(f"pinned by the editors: {self.pinned}")
+        out += [s.describe() for s in self.scores]
+        return out + ([self.note] if self.note else [])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "reasons": list(self.reasons),
+            "suppressed": dict(self.suppressed),
+            "pinned": self.pinned,
+            "scores": [_score(s) for s in self.scores],
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a slot shows: ``html`` (wrapped for the beacon) renders it in a template."""
+
+    slot: str
+    variant: str | None
+    content: Markup
+    decision_id: str
+    explanation: Explanation = field(default_factory=lambda: Explanation("nothing decided"))
+
+    @property
+    def html(self) -> Markup:
+        if self.variant is None:
+            return Markup("")
+        return _WRAP.format(self.slot, self.decision_id, self.content)
+
+    def __html__(self) -> str:
+        return str(self.html)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"slot": self.slot, "id": self.decision_id, "variant": self.variant,
+                "html": str(self.html), "why": self.explanation.to_dict()}  # fmt: skip
+
+
+class DecisionEngine:
+    """Decides slots for visitors from a content folder (or :class:`ContentLibrary`).
+
+    ``long_term_weight`` and ``suppress_purchased_days`` apply where a slot does not set its
+    own. ``rng`` seeds the engine's salt for the per-visitor draws (so tests reproduce);
+    ``secret`` signs decision ids (give every worker the same one; default: per process).
+    """
+
+    def __init__(
+        self,
+        content: ContentLibrary | str | Path,
+        *,
+        segments: SegmentLibrary | None = None,
+        policy: ThompsonPolicy | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+        secret: str | None = None,
+        long_term_weight: float = 0.0,
+        suppress_purchased_days: float = 30.0,
+        cache_size: int = 100_000,
+    ) -> None:
+        if not isinstance(content, ContentLibrary):
+            content = ContentLibrary(content, segments=segments)
+        self.library = content
+        self.segments = segments
+        self.policy = policy or ThompsonPolicy(long_term_weight=long_term_weight)
+        self.long_term_weight = long_term_weight
+        self.suppress_purchased_days = suppress_purchased_days
+        self.exposures = ExposureLog()
+        self._salt = (rng or random.Random(0)).getrandbits(64).to_bytes(8, "big")
+        self._secret = hashlib.blake2b((secret or _secrets.token_urlsafe(32)).encode()).digest()
+        self.counts = {"decisions": 0, "errors": 0}  # for the metrics endpoint
+        self._clock = clock
+        self._cache: OrderedDict[tuple[str, float, str, int], Decision] = OrderedDict()
+        self._cache_size = cache_size
+        self._counted: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def use_segments(self, segments: SegmentLibrary) -> None:
+        """Check the mapping's segment names against ``segments`` and evaluate with them
+        (for an engine built before the site's segments were loaded)."""
+        self.segments = segments
+        self.library.segments = segments
+        self.library.reload_if_changed(force=True)
+
+    async def decide(self, visitor: Subject, slot: str) -> Decision:
+        """The decision for ``slot``; never raises (see :meth:`decide_sync`)."""
+        return self.decide_sync(visitor, slot)
+
+    async def decide_all(self, visitor: Subject, slots: Iterable[str]) -> dict[str, Decision]:
+        """Several slots at once, e.g. before rendering a page."""
+        return {name: self.decide_sync(visitor, name) for name in slots}
+
+    def decide_sync(self, visitor: Subject, name: str) -> Decision:
+        """The decision for slot ``name``; an error gives an empty decision with the reason."""
+        self.counts["decisions"] += 1
+        try:
+            return self._decide(visitor, name)
+        except Exception as exc:  # never cost the visitor their page
+            self.counts["errors"] += 1
+            logger.exception("personalize: slot %r could not be decided", name)
+            return _empty(name, f"error: {type(exc).__name__}: {exc}")
+
+    def _decide(self, visitor: Subject, name: str) -> Decision:
+        self.library.reload_if_changed()
+        slot = self.library.slots.get(name)
+        if slot is None:
+            logger.warning("personalize: unknown slot %r", name)
+            return _empty(name, f"unknown slot {name!r} (slots: {', '.join(self.library.slots)})")
+        attrs = visitor.attributes
+        members = Members(visitor.evaluated_segments, self.segments, attrs)
+        entry, rule, reasons, candidates = match_rule(slot, attrs, members)
+        session = visitor.profile.current_session if visitor.id is not None else None
+        started = session.started if session is not None else 0.0
+        key = (visitor.profile_key or "", started, name, self.library.version)
+        now = self._clock()
+        clock = visitor.context.clock
+        days = slot.suppress_purchased_days
+        days = self.suppress_purchased_days if days is None else days
+        allowed: list[Variant] = []
+        removed: list[tuple[str, str]] = []
+        for vid in candidates:
+            variant = slot.variants[vid]
+            rest = None
+            if variant.cap is not None or slot.cap is not None:
+                rest = self.exposures.resting_until(key[0], f"{name}/{vid}", now)
+            why = why_suppressed(variant, attrs, clock, purchased_days=days, resting_until=rest)
+            if why is None:
+                allowed.append(variant)
+            else:
+                removed.append((vid, why))
+        explanation = Explanation(rule, reasons, tuple(removed))
+        if not allowed:
+            return _empty(name, "every allowed variant was suppressed", explanation)
+        bucket = f"{attrs.get('device_type', 'other')}/{attrs.get('entry_channel', 'direct')}"
+        cached = self._cache.get(key) if visitor.id is not None else None
+        if (
+            cached is not None
+            and cached.explanation.rule == rule
+            and any(v.id == cached.variant for v in allowed)
+        ):
+            self._seen(visitor, key[0], slot, slot.variants[cached.variant or ""], now)
+            return cached
+        pin = (entry.pin if entry is not None and entry.pin else slot.pin) or ""
+        if any(v.id == pin for v in allowed):
+            chosen = pin
+            explanation = Explanation(rule, reasons, explanation.suppressed, pinned=pin)
+        else:
+            arms = {f"{name}/{v.id}": v.value for v in allowed}
+            rng = self._rng(visitor.id, started, name) if visitor.id is not None else None
+            weight = slot.long_term_weight
+            weight = self.long_term_weight if weight is None else weight
+            scores = self.policy.scores(arms, context=bucket, rng=rng, long_term_weight=weight)
+            chosen = scores[0].arm.split("/", 1)[1]
+            note = f"pin {pin} was suppressed" if pin else ""
+            explanation = Explanation(
+                rule, reasons, explanation.suppressed, tuple(scores), None, note
+            )
+        variant = slot.variants[chosen]
+        content = variant.html
+        if variant.template is not None:
+            content = render_variant(variant, visitor, LazyNames(members.names))
+        decision = Decision(name, chosen, content or Markup(""), "", explanation)
+        if visitor.id is None:
+            return decision  # bots: no id, no learning
+        decision = Decision(name, chosen, decision.content, self._sign(name, chosen, bucket, key),
+                            explanation)  # fmt: skip
+        self.policy.expose(f"{name}/{chosen}", bucket)
+        self._seen(visitor, key[0], slot, variant, now)
+        self._cache[key] = decision
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return decision
+
+    def _seen(self, visitor: Subject, who: str, slot: Slot, variant: Variant, now: float) -> None:
+        cap = variant.cap or slot.cap
+        if cap is not None and visitor.id is not None:
+            page = visitor.profile.last_seen or now
+            self.exposures.seen(who, f"{slot.name}/{variant.id}", cap, now=now, request=page)
+
+    def _rng(self, visitor_id: str, started: float, slot: str) -> random.Random:
+        digest = hashlib.blake2b(
+            f"{visitor_id}|{started!r}|{slot}".encode(), digest_size=8, key=self._salt
+        ).digest()
+        rng: random.Random | None = getattr(_local, "rng", None)
+        if rng is None:  # one generator per thread, reseeded per decision (cheaper than a new one)
+            rng = _local.rng = random.Random()
+        rng.seed(int.from_bytes(digest, "big"))
+        return rng
+
+    def _sign(self, slot: str, variant: str, bucket: str, key: tuple[str, float, str, int]) -> str:
+        nonce = hashlib.blake2b(f"{key[0]}|{key[1]!r}".encode(), digest_size=6).hexdigest()
+        payload = f"{slot}.{variant}.{bucket}.{nonce}"
+        signature = self._mac(payload)
+        return f"{payload}.{signature}"
+
+    def _mac(self, payload: str) -> str:
+        return hashlib.blake2b(payload.encode(), digest_size=8, key=self._secret).hexdigest()
+
+    def record(
+        self, decision_id: str, kind: str, *, visitor_key: str = "", value: float = 0.0
+    ) -> str:
+        """Attribute a ``click`` or ``conversion`` to its decision; returns what was done.
+
+        Raises ValueError for an id this engine did not sign. Each (decision, kind) counts once.
+        """
+        parts = decision_id.split(".")
+        if len(parts) != 5:
+            raise ValueError("not a decision id")
+        payload, signature = ".".join(parts[:4]), parts[4]
+        expected = self._mac(payload)
+        if not hmac.compare_digest(signature, expected):
+            raise ValueError("unknown decision id (not signed by this site)")
+        slot_name, variant, bucket, _ = parts[:4]
+        if (decision_id, kind) in self._counted:
+            return "already counted"
+        self._counted[(decision_id, kind)] = None
+        while len(self._counted) > self._cache_size:
+            self._counted.popitem(last=False)
+        arm = f"{slot_name}/{variant}"
+        if kind == "click" and visitor_key:
+            self.exposures.clicked(visitor_key, arm)
+        slot = self.library.slots.get(slot_name)
+        if kind == (slot.reward if slot is not None else "click"):
+            self.policy.update(arm, 1.0, context=bucket, value=value)
+            return f"rewarded {arm} in {bucket}"
+        self.policy.store.add(f"{arm}|{kind}", rewards=1.0, value=value)  # for reports only
+        return f"counted {kind} for {arm}"
+
+
+def _score(s: Score) -> dict[str, Any]:
+    variant = s.arm.split("/", 1)[1]
+    return {"variant": variant, "p": round(s.mean, 4), "draw": round(s.draw, 4),
+            "value": s.value, "score": round(s.score, 4)}  # fmt: skip
+
+
+def _replace(explanation: Explanation, **changes: Any) -> Explanation:
+    return replace(explanation, **changes)
+
+
+def _empty(slot: str, note: str, explanation: Explanation | None = None) -> Decision:
+    base = explanation or Explanation("nothing shown")
+    return Decision(slot, None, Markup(""), "", _replace(base, note=note))

@@ -1,0 +1,347 @@
+"""Parsing and validating content YAML into :mod:`personalize.content.slots` records, with lines.
+
+Each problem is collected as ``(file, line, message)``; nothing is installed unless there are
+none. Lines come from the composed YAML nodes (:mod:`personalize.util.yamlfile`).
+
+>>> load_content("no/such/folder")
+Traceback (most recent call last):
+...
+personalize.exceptions.ContentError: 1 problem in content:
+no/such/folder: no such folder
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from markupsafe import Markup
+
+from personalize.content.render import make_environment, render_markdown
+from personalize.content.schedule import parse_schedule
+from personalize.content.slots import NAME, Cap, MappingRule, Slot, Variant
+from personalize.exceptions import ConfigurationError, ContentError, RuleError, ScheduleError
+from personalize.rules.rule import compile_rule
+from personalize.rules.segments import SegmentLibrary
+from personalize.util.yamlfile import Located, child_node, duplicate_keys, parse_yaml, yaml_files
+
+_SLOT_KEYS = frozenset(
+    {"description", "variants", "rules", "default", "pin", "reward", "long_term_weight"}
+    | {"suppress_purchased_days", "cap"}
+)
+_VARIANT_KEYS = frozenset({"id", "description", "html", "template", "markdown", "value"})
+_VARIANT_KEYS |= {"tags", "schedule", "cap"}
+_RULE_KEYS = frozenset({"segment", "when", "variants", "pin", "description"})
+_BODIES = ("html", "template", "markdown")
+Problems = list[tuple[str, int, str]]
+
+
+def load_content(directory: str | Path, segments: SegmentLibrary | None = None) -> dict[str, Slot]:
+    """Load and validate a content folder; raises :class:`ContentError`."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise ContentError([f"{folder}: no such folder"])
+    env = make_environment(folder)
+    slots: dict[str, Slot] = {}
+    origins: dict[str, str] = {}
+    problems: Problems = []
+    for path in yaml_files(folder):
+        _load_file(path, env, folder, slots, origins, problems, segments)
+    if problems:
+        problems.sort(key=lambda p: (p[0], p[1]))
+        raise ContentError([f"{file}:{line}: {msg}" for file, line, msg in problems])
+    return slots
+
+
+def parse_slots(
+    data: Mapping[str, Any], *, segments: SegmentLibrary | None = None, where: str = "<data>"
+) -> dict[str, Slot]:
+    """Slots from plain data ``{"slots": {...}}`` (lines refer to its YAML dump); no templates."""
+    slots: dict[str, Slot] = {}
+    problems: Problems = []
+    text = yaml.safe_dump(dict(data), sort_keys=False)
+    _parse(text, where, make_environment(None), None, slots, {}, problems, segments)
+    if problems:
+        raise ContentError([f"{file}:{line}: {msg}" for file, line, msg in problems])
+    return slots
+
+
+def _load_file(
+    path: Path,
+    env: jinja2.Environment,
+    folder: Path,
+    slots: dict[str, Slot],
+    origins: dict[str, str],
+    problems: Problems,
+    segments: SegmentLibrary | None,
+) -> None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append((str(path), 1, f"cannot read: {exc}"))
+        return
+    _parse(text, str(path), env, folder, slots, origins, problems, segments)
+
+
+def _parse(
+    text: str,
+    shown: str,
+    env: jinja2.Environment,
+    folder: Path | None,
+    slots: dict[str, Slot],
+    origins: dict[str, str],
+    problems: Problems,
+    segments: SegmentLibrary | None,
+) -> None:
+    root, data, errors = parse_yaml(text)
+    problems.extend((shown, line, message) for line, message in errors)
+    if root is None:
+        return
+    problems.extend((shown, line, msg) for line, msg in duplicate_keys(root))
+    if (
+        not isinstance(data, Mapping)
+        or set(data) != {"slots"}
+        or not isinstance(data["slots"], dict)
+    ):
+        problems.append((shown, 1, "a content file is a mapping with one key, slots: {name: slot}"))
+        return
+    for name, item in data["slots"].items():
+        at = Located(root, ("slots", name))
+        node = child_node(root, "slots", key=False)
+        found = child_node(node, name, key=True) if node is not None else None
+        line = found.start_mark.line + 1 if found is not None else 1
+        if name in origins:
+            message = f"duplicate slot {name!r} (first defined at {origins[name]})"
+            problems.append((shown, line, message))
+            continue
+        origins[name] = f"{shown}:{line}"
+        try:
+            slot = _Parser(shown, at, env, folder, problems, segments).slot(str(name), item)
+        except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+            # A shape the checks above did not foresee: a problem for the editor, not a crash.
+            problems.append((shown, line, f"slot {name!r} is not valid: {exc}"))
+            continue
+        if slot is not None:
+            slots[slot.name] = slot
+
+
+@dataclass(slots=True)
+class _Parser:
+    shown: str
+    at: Located
+    env: jinja2.Environment
+    folder: Path | None
+    problems: Problems
+    segments: SegmentLibrary | None
+
+    def fail(self, path: tuple[str | int, ...], message: str, *, key: bool = False) -> None:
+        line = self.at.line(path)
+        if key and path:  # the line of the key itself (the value may sit lines below)
+            parent = self.at.root
+            for step in (*self.at.base, *path[:-1]):
+                parent = child_node(parent, step, key=False) or parent
+            found = child_node(parent, path[-1], key=True)
+            line = found.start_mark.line + 1 if found is not None else line
+        self.problems.append((self.shown, line, message))
+
+    def slot(self, name: str, item: Any) -> Slot | None:
+        before = len(self.problems)
+        if not NAME.match(name):
+            self.fail((), f"slot name {name[:40]!r} is not lower_snake_case (e.g. hero)")
+        if not isinstance(item, Mapping):
+            self.fail((), f"slot {name!r} is a mapping with variants, rules and default")
+            return None
+        self.unknown(item, _SLOT_KEYS, (), f"slot {name!r}")
+        raw = item.get("variants")
+        if not isinstance(raw, list) or not raw:
+            self.fail(("variants",), f"slot {name!r} needs a list of variants")
+            raw = []
+        variants: dict[str, Variant] = {}
+        for i, data in enumerate(raw):
+            variant = self.variant(data, ("variants", i))
+            if variant is not None and variant.id in variants:
+                self.fail(("variants", i, "id"), f"duplicate variant id {variant.id!r}")
+            elif variant is not None:
+                variants[variant.id] = variant
+        ids = {d["id"] for d in raw if isinstance(d, Mapping) and isinstance(d.get("id"), str)}
+        rules = []
+        for i, data in enumerate(item.get("rules") or ()):
+            rule = self.rule(data, ("rules", i), ids)
+            if rule is not None:
+                rules.append(rule)
+        if "rules" in item and not isinstance(item["rules"], list | None):
+            self.fail(("rules",), "rules is a list of {segment or when, variants}")
+        default = self.ids(item.get("default"), ("default",), ids)
+        pin = self.pin(item.get("pin"), ("pin",), ids)
+        reward = item.get("reward", "click")
+        if reward not in ("click", "conversion"):
+            self.fail(("reward",), "reward is click or conversion")
+        weight = self.number(item, "long_term_weight", 0.0, 1.0)
+        days = self.number(item, "suppress_purchased_days", 0.0, 3650.0)
+        cap = self.cap(item.get("cap"), ("cap",))
+        if len(self.problems) > before:
+            return None
+        return Slot(
+            name, variants, tuple(rules), tuple(default), pin, reward, weight, days, cap,
+            f"{self.shown}:{self.at.line()}",
+        )  # fmt: skip
+
+    def variant(self, data: Any, path: tuple[str | int, ...]) -> Variant | None:
+        if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
+            self.fail(path, "a variant is a mapping with an id and html, template or markdown")
+            return None
+        vid = data["id"]
+        if not NAME.match(vid):
+            self.fail((*path, "id"), f"variant id {vid[:40]!r} is not lower_snake_case")
+        self.unknown(data, _VARIANT_KEYS, path, f"variant {vid!r}")
+        bodies = [b for b in _BODIES if b in data]
+        if len(bodies) != 1 or not isinstance(data[bodies[0]], str):
+            self.fail(path, f"variant {vid!r} needs exactly one of html, template, markdown (text)")
+            return None
+        html, template = None, None
+        body = data[bodies[0]]
+        if bodies[0] == "html":
+            html = Markup(body)
+        elif bodies[0] == "markdown":
+            try:
+                html = render_markdown(body)
+            except ImportError as exc:
+                self.fail((*path, "markdown"), str(exc))
+        else:
+            template = self.template(body, (*path, "template"))
+        value = data.get("value", 1.0)
+        if not _number(value) or value < 0:
+            self.fail((*path, "value"), f"variant {vid!r}: value is a number >= 0 (the margin)")
+            value = 1.0
+        tags = data.get("tags") or {}
+        products: tuple[str, ...] = ()
+        if not isinstance(tags, Mapping) or set(tags) - {"products", "campaign"}:
+            self.fail((*path, "tags"), "tags are products: [ids] and campaign: true|false")
+        else:
+            raw = tags.get("products", [])
+            if not isinstance(raw, list) or not all(isinstance(p, str | int) for p in raw):
+                self.fail((*path, "tags", "products"), "tags.products is a list of product ids")
+            else:
+                products = tuple(str(p) for p in raw)
+            if not isinstance(tags.get("campaign", False), bool):
+                self.fail((*path, "tags", "campaign"), "tags.campaign is true or false")
+        schedule = None
+        if "schedule" in data:
+            try:
+                schedule = parse_schedule(data["schedule"])
+            except ScheduleError as exc:
+                spath = (*path, "schedule", exc.key) if exc.key else (*path, "schedule")
+                self.fail(spath, f"variant {vid!r}: {exc}")
+        cap = self.cap(data.get("cap"), (*path, "cap"))
+        campaign = isinstance(tags, Mapping) and tags.get("campaign") is True
+        origin = f"{self.shown}:{self.at.line(path)}"
+        return Variant(vid, html, template, float(value), products, campaign, schedule, cap, origin)
+
+    def template(self, name: str, path: tuple[str | int, ...]) -> jinja2.Template | None:
+        try:
+            return self.env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            file = str(self.folder / name) if self.folder else name
+            self.problems.append((file, exc.lineno, f"template error: {exc.message}"))
+        except jinja2.TemplateNotFound:
+            self.fail(path, f"template {name!r} not found in the content folder")
+        except (jinja2.TemplateError, OSError, TypeError, ValueError) as exc:
+            self.fail(path, f"template {name!r} cannot be loaded: {exc}")
+        return None
+
+    def rule(
+        self, data: Any, path: tuple[str | int, ...], ids: set[str] | None
+    ) -> MappingRule | None:
+        if not isinstance(data, Mapping) or not ({"segment", "when"} & set(data)):
+            self.fail(path, "a rule has segment and/or when, and variants")
+            return None
+        self.unknown(data, _RULE_KEYS, path, "rule")
+        segment = data.get("segment")
+        if segment is not None and not isinstance(segment, str):
+            self.fail((*path, "segment"), "segment is a segment name")
+        elif segment is not None and self.segments is not None and segment not in self.segments:
+            known = ", ".join(self.segments.names) or "none"
+            self.fail((*path, "segment"), f"unknown segment {segment!r} (known: {known})")
+        when = None
+        if "when" in data:
+            try:
+                when = compile_rule(data["when"], where=self.shown)
+            except RuleError as exc:
+                for problem in exc.problems:
+                    self.fail((*path, "when", *problem.path), problem.message)
+        variants = self.ids(data.get("variants"), (*path, "variants"), ids)
+        pin = self.pin(data.get("pin"), (*path, "pin"), set(variants) if ids is not None else None)
+        origin = f"{self.shown}:{self.at.line(path)}"
+        return MappingRule(tuple(variants), segment, when, pin, origin)
+
+    def ids(self, data: Any, path: tuple[str | int, ...], ids: set[str] | None) -> list[str]:
+        if not isinstance(data, list) or not data or not all(isinstance(v, str) for v in data):
+            self.fail(path, f"{path[-1]} is a non-empty list of variant ids")
+            return []
+        for i, vid in enumerate(data):
+            if ids is not None and vid not in ids:
+                self.fail((*path, i), f"unknown variant {vid!r} (variants: {', '.join(ids)})")
+        return list(data)
+
+    def pin(self, data: Any, path: tuple[str | int, ...], ids: set[str] | None) -> str | None:
+        if data is None:
+            return None
+        if not isinstance(data, str) or (ids is not None and data not in ids):
+            self.fail(path, f"pin {str(data)[:40]!r} is not one of the variants it may choose")
+            return None
+        return data
+
+    def cap(self, data: Any, path: tuple[str | int, ...]) -> Cap | None:
+        if data is None:
+            return None
+        if not isinstance(data, dict) or set(data) != {"views", "rest_hours"}:
+            self.fail(path, "cap is {views: N, rest_hours: H}")
+            return None
+        views: Any = data["views"]
+        rest: Any = data["rest_hours"]
+        if not (isinstance(views, int) and views >= 1 and _number(rest) and rest > 0):
+            self.fail(path, "cap views is a whole number >= 1 and rest_hours a number > 0")
+            return None
+        return Cap(views, float(rest))
+
+    def number(self, item: Mapping[str, Any], key: str, low: float, high: float) -> float | None:
+        value = item.get(key)
+        if value is not None and not (_number(value) and low <= value <= high):
+            self.fail((key,), f"{key} is a number from {low:g} to {high:g}")
+            return None
+        return None if value is None else float(value)
+
+    def unknown(self, item: Mapping[Any, Any], keys: frozenset[str], path: Any, what: str) -> None:
+        for key in item:
+            if key not in keys:
+                self.fail((*path, key), f"{what}: unknown key {str(key)[:40]!r}", key=True)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate_content(directory: str | Path, segments: SegmentLibrary | None = None) -> list[str]:
+    """Every problem in a content folder as ``path:line: problem`` (empty when all is well).
+
+    Without ``segments``, a ``segments`` folder next to ``directory`` is used when it exists.
+
+    >>> validate_content("no/such/folder")
+    ['no/such/folder: no such folder']
+    """
+    folder = Path(directory)
+    if segments is None and (folder.parent / "segments").is_dir():
+        try:
+            segments = SegmentLibrary(folder.parent / "segments")
+        except ConfigurationError:
+            segments = None  # the segments validator reports those problems
+    try:
+        load_content(folder, segments)
+    except ContentError as exc:
+        return list(exc.problems)
+    return []

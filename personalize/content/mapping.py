@@ -1,0 +1,124 @@
+"""A slot's editor mapping, evaluated for one visitor: which rule allows which variants, why.
+
+Segments are evaluated lazily, only as far as the ordered rules need them, unless the request
+already evaluated them all (then those memberships are reused). Template variants render with
+``variant``, ``attributes``, ``profile``, ``segments`` (computed only if used) and ``known``.
+
+>>> from personalize.content.library import ContentLibrary
+>>> slot = ContentLibrary.from_data({"hero": {"variants": [{"id": "a", "html": "A"}],
+...     "rules": [{"when": {"attribute": "country", "operator": "eq", "value": "GB"},
+...                "variants": ["a"]}], "default": ["a"]}}).slots["hero"]
+>>> rule, label, reasons, allowed = match_rule(slot, {"country": "GB"}, Members(None, None, {}))
+>>> label.endswith("condition"), reasons, allowed
+(True, ('country is GB',), ('a',))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from markupsafe import Markup
+
+from personalize.content.slots import MappingRule, Slot, Variant
+
+if TYPE_CHECKING:
+    from personalize.content.subject import Subject
+    from personalize.rules.segments import Membership, SegmentLibrary
+
+
+class Members:
+    """The visitor's segments, evaluated only as far as the mapping needs them.
+
+    ``done`` are the memberships when the request already evaluated every segment.
+    """
+
+    __slots__ = ("_attrs", "_done", "_library")
+
+    def __init__(
+        self, done: Sequence[Membership] | None, library: SegmentLibrary | None, attrs: Any
+    ) -> None:
+        self._done: dict[str, tuple[str, ...]] | None = None
+        if done is not None:
+            self._done = {m.segment: m.reasons for m in done}
+        self._library, self._attrs = library, attrs
+
+    def __contains__(self, name: str) -> bool:
+        if self._done is not None:
+            return name in self._done
+        library = self._library
+        return (
+            library is not None and name in library and library.get(name).rule.evaluate(self._attrs)
+        )
+
+    def reasons(self, name: str) -> tuple[str, ...]:
+        if self._done is not None:
+            return self._done.get(name, ())
+        assert self._library is not None
+        return tuple(self._library.get(name).rule.explain(self._attrs))
+
+    def names(self) -> list[str]:
+        if self._done is not None:
+            return sorted(self._done)
+        if self._library is not None:
+            return [m.segment for m in self._library.evaluate(self._attrs)]
+        return []
+
+
+def match_rule(
+    slot: Slot, attrs: dict[str, Any], members: Members
+) -> tuple[MappingRule | None, str, tuple[str, ...], tuple[str, ...]]:
+    """The first entry of the slot's mapping the visitor matches, with the reasons."""
+    for rule in slot.rules:
+        if rule.segment is not None and rule.segment not in members:
+            continue
+        if rule.when is not None and not rule.when.evaluate(attrs):
+            continue
+        reasons = members.reasons(rule.segment) if rule.segment is not None else ()
+        if rule.when is not None:
+            reasons = (*reasons, *rule.when.explain(attrs))
+        who = f"segment {rule.segment}" if rule.segment else "condition"
+        # Only the file name: explanations reach visitors, who need not see server paths.
+        path, _, line = rule.origin.rpartition(":")
+        return rule, f"rule at {Path(path).name}:{line}: {who}", reasons, rule.variants
+    return None, "no rule matched: the default variants", (), slot.default
+
+
+class LazyNames:
+    """The visitor's segment names for a template, evaluated only if the template uses them."""
+
+    __slots__ = ("_get", "_names")
+
+    def __init__(self, get: Callable[[], list[str]]) -> None:
+        self._get = get
+        self._names: list[str] | None = None
+
+    def _all(self) -> list[str]:
+        if self._names is None:
+            self._names = names = self._get()
+            return names
+        return self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._all()
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+def render_variant(variant: Variant, visitor: Subject, segments: LazyNames) -> Markup:
+    assert variant.template is not None
+    # The sandboxed, autoescaping environment rendered it: it is safe to mark up.
+    return Markup(
+        variant.template.render(
+            variant=variant.id,
+            attributes=visitor.attributes,
+            profile=visitor.profile,
+            segments=segments,
+            known=visitor.is_known,
+        )
+    )

@@ -1,0 +1,113 @@
+"""Context beats blind next best offer: which variants a visitor must not see, and why.
+
+Four checks, in order, each with a sentence for the explanation:
+
+- **schedule**: outside the variant's window in the visitor's local time;
+- **recent purchase**: the variant promotes a product (``tags.products``) the visitor bought
+  within ``suppress_purchased_days`` (per slot, else the engine's setting);
+- **open ticket**: a campaign (``tags.campaign: true``) and the visitor has an open support
+  ticket;
+- **frequency cap**: seen ``cap.views`` times without a click, it rests ``cap.rest_hours``.
+
+Frequency-cap state (views since the last click, rest until) is kept in memory per visitor in a
+bounded LRU (:class:`ExposureLog`), not in the profile: counting every view of every slot in the
+store would cost a write per slot per page. A restart forgets it (at worst a variant shows again
+before its rest is over), and with several workers each counts its own views, so a cap of N may
+allow up to N per worker unless sessions are sticky. Rewards for learning do not depend on it.
+
+>>> from personalize.content.slots import Variant
+>>> v = Variant("boots", products=("boots-42",))
+>>> why_suppressed(v, {"now": 10 * DAY, "purchased_at.boots-42": 8 * DAY}, Clock(),
+...                purchased_days=30, resting_until=None)
+'promotes boots-42, bought 2 days ago (within 30 days)'
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from personalize.content.slots import Cap, Variant
+from personalize.context.records import Clock
+
+DAY = 86_400.0  # seconds
+
+
+def why_suppressed(
+    variant: Variant,
+    attrs: Mapping[str, Any],
+    clock: Clock,
+    *,
+    purchased_days: float,
+    resting_until: float | None,
+) -> str | None:
+    """Why ``variant`` must not be shown to this visitor, or None when it may."""
+    if variant.schedule is not None and not variant.schedule.active(clock):
+        day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[clock.weekday]
+        local = f"{day} {clock.hour:02d}:{clock.minute:02d} {clock.time_zone}"
+        return f"outside its schedule ({variant.schedule.describe()}; local time {local})"
+    now = attrs.get("now")
+    if variant.products and isinstance(now, int | float):
+        for product in variant.products:
+            bought = attrs.get(f"purchased_at.{product}")
+            if isinstance(bought, int | float) and now - bought <= purchased_days * DAY:
+                ago = (now - bought) / DAY
+                within = f"within {purchased_days:g} days"
+                return f"promotes {product}, bought {ago:.0f} days ago ({within})"
+    if variant.campaign:
+        tickets = attrs.get("open_tickets")
+        if isinstance(tickets, int | float) and tickets > 0:
+            return "a campaign, and the visitor has an open support ticket"
+    if resting_until is not None:
+        until = datetime.fromtimestamp(resting_until, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return f"frequency cap: seen without a click, resting until {until}"
+    return None
+
+
+class ExposureLog:
+    """Views since the last click per (visitor, variant), in memory, for frequency caps."""
+
+    def __init__(self, max_visitors: int = 100_000) -> None:
+        self.max_visitors = max_visitors
+        # visitor key -> arm -> [views since click, last counted view (request ts), rest until]
+        self._log: OrderedDict[str, dict[str, list[float]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def resting_until(self, visitor: str, arm: str, now: float) -> float | None:
+        """When the arm's rest ends, if it is resting now."""
+        entry = self._log.get(visitor, {}).get(arm)
+        if entry is None or entry[2] <= now:
+            return None
+        return entry[2]
+
+    def seen(self, visitor: str, arm: str, cap: Cap | None, *, now: float, request: float) -> None:
+        """Count a view; ``request`` (the page view's time) counts one view per page."""
+        if cap is None:
+            return
+        with self._lock:
+            arms = self._log.get(visitor)
+            if arms is None:
+                arms = self._log[visitor] = {}
+                while len(self._log) > self.max_visitors:
+                    self._log.popitem(last=False)
+            else:
+                self._log.move_to_end(visitor)
+            entry = arms.setdefault(arm, [0.0, -1.0, 0.0])
+            if entry[1] == request:
+                return  # the same page asked twice
+            if entry[2] and entry[2] <= now:
+                entry[0], entry[2] = 0.0, 0.0  # the rest is over: start counting again
+            entry[0] += 1
+            entry[1] = request
+            if entry[0] >= cap.views:
+                entry[2] = now + cap.rest_hours * 3600.0
+
+    def clicked(self, visitor: str, arm: str) -> None:
+        """A click resets the count: the visitor wants it."""
+        with self._lock:
+            entry = self._log.get(visitor, {}).get(arm)
+            if entry is not None:
+                entry[0], entry[2] = 0.0, 0.0

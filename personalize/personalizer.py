@@ -1,0 +1,303 @@
+"""The application object: one site's personalization, built from its :class:`Settings`.
+
+A :class:`Personalizer` owns the parts and wires them together: the visitor cookie, the
+context builder, the profile service in front of the store, the segments, the decision
+engine, learning, and the router of the built-in endpoints. It turns an ASGI scope into a
+:class:`~personalize.Visitor` and records the page view after the response; everything
+HTTP (headers, routing requests to endpoints) is the middleware's
+(:class:`~personalize.PersonalizeMiddleware`), which builds or receives one.
+
+>>> personalizer = Personalizer(secret_key="change-me-to-32-random-characters",
+...                             store=__import__("personalize").MemoryStore())
+>>> personalizer.excluded("/static/app.css"), personalizer.excluded("/")
+(True, False)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from fnmatch import translate
+from pathlib import Path
+from typing import Any
+
+from starlette.types import Scope
+
+from personalize.content.decisions import DecisionEngine
+from personalize.context.builder import ContextBuilder, read_headers
+from personalize.context.records import VisitorContext
+from personalize.profiles.changes import FORWARD_GRACE
+from personalize.profiles.cookie import OPTED_OUT, CookieState, VisitorCookie, new_visitor_id
+from personalize.profiles.identity import anonymous_key, known_key
+from personalize.profiles.pageviews import CategoryMap, Hit
+from personalize.profiles.profile import Profile
+from personalize.routing import Router
+from personalize.rules.segments import SegmentLibrary
+from personalize.services.nearcache import MISSING
+from personalize.services.profiles import ProfileService
+from personalize.settings import Settings
+from personalize.visitor import Visitor
+
+__all__ = ["Personalizer"]
+
+logger = logging.getLogger("personalize")
+
+
+class Personalizer:
+    """One site's personalization; ``Personalizer(settings)`` or ``Personalizer(**options)``
+    with the fields of :class:`Settings`."""
+
+    def __init__(self, settings: Settings | None = None, /, **options: Any) -> None:
+        if settings is None:
+            settings = Settings(**options)
+        elif options:
+            raise TypeError("give Settings or keyword options, not both")
+        self.settings = settings
+        self._clock = settings.clock
+        self.cookies = VisitorCookie(
+            settings.secret_key,
+            max_age=settings.cookie_max_age,
+            name=settings.cookie_name,
+            path=settings.cookie_path,
+            domain=settings.cookie_domain,
+            same_site=settings.cookie_same_site,
+            secure=settings.cookie_secure,
+            clock=settings.clock,
+        )
+        store = settings.store
+        if store is None:
+            from personalize.stores.sqlite import SQLiteStore
+
+            store = SQLiteStore("personalize.sqlite3")
+        store.session_timeout = settings.session_timeout
+        self.profiles = ProfileService(
+            store,
+            junk_user_ids=settings.junk_user_ids,
+            max_aliases=settings.max_aliases,
+            cache_size=settings.profile_cache_size,
+            flush_interval=settings.flush_interval,
+        )
+        self.context = ContextBuilder(
+            geoip_db=settings.geoip_db,
+            trusted_proxies=settings.trusted_proxies,
+            internal_hosts=settings.internal_hosts,
+            site_time_zone=settings.site_time_zone,
+        )
+        self.categories = CategoryMap(settings.categories or {})
+        segments = settings.segments
+        if segments is not None and not isinstance(segments, SegmentLibrary):
+            segments = SegmentLibrary(Path(segments))
+        self._segments: SegmentLibrary | None = segments
+        content = settings.content
+        if content is not None and not isinstance(content, DecisionEngine):
+            # Decision ids are signed with a key derived from the cookie secret, so every
+            # worker of the site accepts the clicks of every other.
+            content = DecisionEngine(
+                Path(content),
+                segments=segments,
+                secret=f"decisions:{self.cookies.signing_secret}",
+                clock=settings.clock,
+            )
+        elif content is not None and content.segments is None and segments is not None:
+            content.use_segments(segments)
+        self._decisions: DecisionEngine | None = content
+        self.learning = settings.learning
+        patterns = list(settings.exclude)
+        self._exclude = re.compile("|".join(translate(p) for p in patterns)) if patterns else None
+        self.router = Router(settings.path_prefix)
+        self.counts = {"remembered": 0, "context": 0, "bot": 0, "error": 0}
+
+    def __repr__(self) -> str:
+        return f"<Personalizer {self.profiles.store!r} prefix={self.router.prefix!r}>"
+
+    # -- what a Visitor asks of its site ---------------------------------------------------
+
+    @property
+    def segments(self) -> SegmentLibrary | None:
+        return self._segments
+
+    @property
+    def decisions(self) -> DecisionEngine | None:
+        return self._decisions
+
+    def now(self) -> float:
+        """The current time in seconds, from the configured clock."""
+        return self._clock()
+
+    def learned_scores(self, visitor: Visitor) -> Mapping[str, Any] | None:
+        """Scores from the learned models (propensity, cluster, anomaly) for segment rules."""
+        if self.learning is None or not visitor.remembers:
+            return None
+        return self.learning.scores(visitor)
+
+    def converted(self, visitor: Visitor) -> None:
+        """The visitor's session converted: learning labels it."""
+        if self.learning is not None:
+            self.learning.convert(visitor)
+
+    def page_view(self, context: VisitorContext, now: float, device_id: str) -> Hit:
+        """The page view of a request with ``context``, made by browser ``device_id``."""
+        device = context.device
+        source = context.source
+        path = context.path
+        # Positional, in field order (ts, path, channel, source, medium, campaign, term,
+        # category, device_type, country, device_id, os, browser): this runs for every request.
+        return Hit(
+            now,
+            path,
+            source.channel,
+            source.source,
+            source.medium,
+            source.campaign,
+            source.term,
+            self.categories.category(path),
+            device.type,
+            context.geo.country if context.geo else None,
+            device_id,
+            device.os,
+            device.browser,
+        )
+
+    # -- the request path ------------------------------------------------------------------
+
+    def excluded(self, path: str) -> bool:
+        """True when ``path`` skips personalization (static files, health checks...)."""
+        return self._exclude is not None and self._exclude.match(path) is not None
+
+    def fallback(self) -> Visitor:
+        """The visitor of a request whose own could not be built: defaults, nothing stored."""
+        self.counts["error"] += 1
+        return Visitor(
+            visitor_id=None, user_id=None, context=VisitorContext(), is_new=False, site=self
+        )
+
+    async def visitor_for(self, scope: Scope) -> Visitor:
+        """The visitor of an HTTP request: identity from the cookie, context, stored profile.
+
+        Never raises for what the request carries (a bad cookie is a new visitor); an
+        unreachable store serves the page without the stored profile."""
+        now = self._clock()
+        headers = read_headers(scope)
+        context = self.context.build(scope, headers, now)
+        if context.device.is_bot:
+            # Bots get no id, no cookie, no profile, and never feed learning.
+            self.counts["bot"] += 1
+            return Visitor(
+                visitor_id=None,
+                user_id=None,
+                context=context,
+                is_new=False,
+                site=self,
+                context_only="bot",
+            )
+        loaded = self.cookies.load(self.cookies.find(headers.get(b"cookie")))
+        state = loaded.state
+        if (state is not None and state.opted_out) or context.signals.gpc:
+            # Context-only for good: no id, no profile; the cookie only says "opted out".
+            self.counts["context"] += 1
+            visitor = Visitor(
+                visitor_id=None,
+                user_id=None,
+                context=context,
+                is_new=False,
+                site=self,
+                context_only="gpc" if context.signals.gpc else "opted_out",
+            )
+            if state is None or not state.opted_out or loaded.reissue:
+                visitor.cookie_out = OPTED_OUT
+            return visitor
+        if self.settings.consent == "required" and (state is None or not state.consent):
+            # Until the visitor consents: personalize from the request, persist nothing.
+            self.counts["context"] += 1
+            return Visitor(
+                visitor_id=None,
+                user_id=None,
+                context=context,
+                is_new=state is None,
+                site=self,
+                context_only="no_consent",
+            )
+        self.counts["remembered"] += 1
+        if state is None:
+            return self._new_visitor(context, now, consent=False)
+        user_id = state.user_id
+        key = known_key(user_id) if user_id is not None else anonymous_key(state.visitor_id)
+        stored = self.profiles.cached(key)
+        if stored is MISSING:
+            try:
+                stored = await self.profiles.load(key)
+            except Exception as exc:  # an outage: keep the identity, show default content
+                logger.warning(
+                    "personalize: profile store unavailable (%s); serving this "
+                    "page without the stored profile",
+                    exc,
+                )
+                stored = None
+        if stored is not None and stored.merged_into is not None:
+            # This anonymous id was merged at a login: it never reads the known profile.
+            # Requests in flight during the login still count (they are forwarded);
+            # after that the browser starts over as a new anonymous visitor.
+            if now > (stored.merged_at or 0.0) + FORWARD_GRACE:
+                return self._new_visitor(context, now, consent=state.consent)
+            stored = None
+        visitor = Visitor(
+            visitor_id=state.visitor_id,
+            user_id=user_id,
+            context=context,
+            is_new=False,
+            stored=stored,
+            hit=self.page_view(context, now, state.visitor_id),
+            site=self,
+            consent=state.consent,
+        )
+        if loaded.reissue:
+            visitor.cookie_out = state
+        return visitor
+
+    def _new_visitor(self, context: VisitorContext, now: float, *, consent: bool) -> Visitor:
+        state = CookieState(visitor_id=new_visitor_id(), consent=consent)
+        visitor = Visitor(
+            visitor_id=state.visitor_id,
+            user_id=None,
+            context=context,
+            is_new=True,
+            hit=self.page_view(context, now, state.visitor_id),
+            site=self,
+            consent=consent,
+        )
+        visitor.cookie_out = state
+        return visitor
+
+    async def record(self, visitor: Visitor) -> None:
+        """After a page's response: record its page view and let learning see it."""
+        recorded = visitor.page_view()
+        key = visitor.profile_key
+        if recorded is None or key is None:
+            return
+        hit, read = recorded
+        try:
+            await self.profiles.record(key, hit, new=visitor.is_new, read=read)
+        except Exception:
+            logger.exception("personalize: could not record a page view")
+        if self.learning is not None:
+            try:
+                self.learning.observe(visitor)
+                await self.learning.drain()
+            except Exception:
+                logger.exception("personalize: learning failed for a page view")
+
+    async def stored_profile(self, visitor: Visitor) -> Profile | None:
+        """What the store holds for ``visitor`` (with changes not written yet), or None."""
+        key = visitor.profile_key
+        if key is None or not visitor.remembers:
+            return None
+        profile = await self.profiles.load(key)
+        if profile is None or profile.merged_into is not None:
+            return None
+        return profile
+
+    async def aclose(self) -> None:
+        """Write pending profile updates and release the store and the GeoIP reader."""
+        await self.profiles.aclose()
+        self.context.close()

@@ -1,0 +1,139 @@
+"""What the request path writes to a profile: page views and events, and how stores log them.
+
+A :data:`Change` is a page view (:class:`~personalize.profiles.pageviews.Hit`) or an event
+(:class:`~personalize.profiles.events.Event`). Stores append changes to a log and fold them in
+later (:func:`fold_changes`); the log keeps them in the compact form :func:`encode_change`
+gives.
+
+>>> from personalize.profiles.pageviews import Hit
+>>> decode_change(encode_change(Hit(ts=1.5, path="/"))) == Hit(ts=1.5, path="/")
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import orjson
+
+from personalize.profiles.events import Event, apply_event
+from personalize.profiles.identity import visitor_id_of
+from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, apply_hit
+from personalize.profiles.profile import Profile
+
+#: What the request path writes: page views and events.
+Change = Hit | Event
+
+#: After a merge, changes that reach the old anonymous id and happened up to this many seconds
+#: after the merge (requests that were in flight during the login) are forwarded to the known
+#: profile. Later ones stay on the tombstone: the old id never again reaches the known profile.
+FORWARD_GRACE = 120.0  # seconds
+MAX_BATCH_IDS = 8  # write batches remembered per profile, so a retried batch applies once
+
+
+def _renamed(change: Change, key: str, device_id: str | None) -> Change:
+    """A page view forwarded from a merged anonymous id carries the device's new id."""
+    if isinstance(change, Hit) and device_id and change.device_id == visitor_id_of(key):
+        return replace(change, device_id=device_id)
+    return change
+
+
+def fold_changes(
+    profile: Profile, changes: Sequence[Change], *, session_timeout: float = SESSION_TIMEOUT
+) -> None:
+    """Apply page views and events to ``profile`` in place, in the order given."""
+    for change in changes:
+        if isinstance(change, Hit):
+            apply_hit(profile, change, session_timeout=session_timeout)
+        else:
+            apply_event(profile, change)
+
+
+def split_forwarded(
+    profile: Profile, ordered: Sequence[Change]
+) -> tuple[Sequence[Change], list[Change]]:
+    """For a tombstone: (changes it keeps, changes forwarded to the known profile)."""
+    if profile.merged_into is None:
+        return ordered, []
+    grace_end = (profile.merged_at or 0.0) + FORWARD_GRACE
+    forwarded = [_renamed(c, profile.key, profile.merged_device) for c in ordered
+                 if c.ts <= grace_end]  # fmt: skip
+    return [c for c in ordered if c.ts > grace_end], forwarded
+
+
+#: The fields of a page view in the change log's compact form ``["h1", ts, path, ...]``, in
+#: this order. A new field of :class:`Hit` needs a new tag ("h2"); "h1" rows keep decoding.
+HIT_V1_FIELDS = (
+    "ts",
+    "path",
+    "channel",
+    "source",
+    "medium",
+    "campaign",
+    "term",
+    "category",
+    "device_type",
+    "country",
+    "device_id",
+    "os",
+    "browser",
+)
+
+
+def change_value(change: Change) -> tuple[Any, ...] | dict[str, Any]:
+    """A change as JSON-able data, in the form change logs keep (see :func:`encode_change`).
+
+    >>> change_from_value(change_value(Hit(ts=1.5, path="/"))) == Hit(ts=1.5, path="/")
+    True
+    """
+    if isinstance(change, Hit):
+        return (
+            "h1",
+            change.ts,
+            change.path,
+            change.channel,
+            change.source,
+            change.medium,
+            change.campaign,
+            change.term,
+            change.category,
+            change.device_type,
+            change.country,
+            change.device_id,
+            change.os,
+            change.browser,
+        )
+    return {"e": change.to_dict()}
+
+
+def encode_change(change: Change) -> bytes:
+    """A change as stores keep it in a change log.
+
+    Page views, written for every request, take a compact positional form (half the
+    bytes of a JSON object, a third of the encoding time); events keep an object.
+
+    >>> encode_change(Hit(ts=1.5, path="/"))
+    b'["h1",1.5,"/","direct",null,null,null,null,null,null,null,null,null,null]'
+    >>> decode_change(encode_change(Hit(ts=1.5, path="/"))) == Hit(ts=1.5, path="/")
+    True
+    """
+    return orjson.dumps(change_value(change))
+
+
+def decode_change(data: bytes | str) -> Change:
+    """What :func:`encode_change` wrote, in this version or an earlier one (``{"h": {...}}``)."""
+    return change_from_value(orjson.loads(data))
+
+
+def change_from_value(d: Any) -> Change:
+    """A change from the parsed JSON of :func:`encode_change` (for logs that hold several)."""
+    if isinstance(d, list | tuple):
+        if d[0] == "h1" and len(d) == len(HIT_V1_FIELDS) + 1:
+            return Hit(*d[1:])
+        raise ValueError(f"unknown change log record {d[0]!r}")
+    if "h" in d:
+        return Hit.from_dict(d["h"])
+    e = d["e"]
+    return Event(e["kind"], e["name"], e["ts"], e.get("properties") or {})

@@ -1,0 +1,245 @@
+"""The signed, persistent visitor cookie.
+
+The cookie carries a random visitor id and, after login, the user id it is bound to. It is
+signed with itsdangerous; several secrets may be given for key rotation: the first signs, all
+verify, and a cookie that only an older secret verifies is re-issued with the first.
+
+>>> jar = VisitorCookie(["a-new-secret-of-32-characters..", "the-old-secret-still-verifies.."])
+>>> value = jar.dump(CookieState(visitor_id="abc"))
+>>> jar.load(value).state
+CookieState(visitor_id='abc', user_id=None, consent=False, opted_out=False)
+>>> jar.load("tampered" + value).state is None
+True
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from personalize.exceptions import ConfigurationError
+from personalize.util.frozen import fast_init
+
+SameSite = Literal["lax", "strict", "none"]
+
+_MAX_COOKIE_LENGTH = 1024  # a valid cookie is ~120 characters; longer ones are not ours
+_MAX_COOKIE_HEADER = 8192  # characters of a Cookie header searched for ours
+_ID_LENGTH = 16  # bytes of randomness in a visitor id (22 URL-safe characters)
+
+
+def new_visitor_id() -> str:
+    """A fresh random visitor id: 128 bits, URL-safe."""
+    return secrets.token_urlsafe(_ID_LENGTH)
+
+
+@dataclass(frozen=True, slots=True)
+class CookieState:
+    """What the cookie says: the visitor id and, after login, the bound user id.
+
+    ``consent`` records that the visitor agreed to be remembered (consent mode "required");
+    ``opted_out`` is the whole cookie of a visitor who opted out: no id at all.
+    """
+
+    visitor_id: str
+    user_id: str | None = None
+    consent: bool = False
+    opted_out: bool = False
+
+
+OPTED_OUT = CookieState(visitor_id="", opted_out=True)
+
+
+@fast_init  # built on every request
+@dataclass(frozen=True, slots=True)
+class LoadedCookie:
+    """The result of reading a cookie value.
+
+    ``state`` is None for a missing, expired, malformed or tampered cookie. ``reissue`` is
+    True when the cookie is valid but should be sent again: signed with an older secret, or
+    older than half its lifetime (so returning visitors never expire).
+    """
+
+    state: CookieState | None
+    reissue: bool = False
+
+
+class _Secret(str):
+    """A secret string whose repr never shows its value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'********'"
+
+
+class VisitorCookie:
+    """Signs and verifies visitor cookies, with key rotation and a bounded verification cache.
+
+    ``secret_key`` is one secret or a list of them, newest first. ``max_age`` is in seconds.
+    The cookie's attributes (``name``, ``path``, ``domain``, ``same_site``, ``secure``) are
+    used by :meth:`find` and :meth:`set_cookie`; ``secure=None`` sets Secure on https only.
+    """
+
+    def __init__(
+        self,
+        secret_key: str | Sequence[str],
+        *,
+        max_age: int = 365 * 24 * 3600,  # seconds
+        name: str = "pz_visitor",
+        path: str = "/",
+        domain: str | None = None,
+        same_site: SameSite = "lax",
+        secure: bool | None = None,
+        salt: str = "personalize.visitor",
+        cache_size: int = 65536,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        keys = [secret_key] if isinstance(secret_key, str) else list(secret_key)
+        if not keys or any(not isinstance(k, str) or len(k) < 16 for k in keys):
+            raise ConfigurationError(
+                "secret_key must be a string of at least 16 characters, or a non-empty list "
+                "of them (newest first); generate one with: "
+                'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+            )
+        if max_age <= 0:
+            raise ConfigurationError(f"cookie max_age must be positive seconds, got {max_age!r}")
+        self._keys = [_Secret(k) for k in keys]
+        self.max_age = max_age
+        self._clock = clock
+        # itsdangerous signs with the *last* key of the list and verifies with all of them.
+        self._current = URLSafeTimedSerializer(self._keys[0], salt=salt)
+        self._all = URLSafeTimedSerializer(list(reversed(self._keys)), salt=salt)
+        self._cache: OrderedDict[str, tuple[CookieState, float, bool]] = OrderedDict()
+        self._cache_size = cache_size
+        if same_site not in ("lax", "strict", "none"):
+            raise ConfigurationError(f"cookie same_site is lax, strict or none, not {same_site!r}")
+        if same_site == "none" and secure is False:
+            raise ConfigurationError(
+                "cookie_same_site='none' needs cookie_secure (browsers demand it)"
+            )
+        self.name = name
+        self._prefix = name + "="
+        attributes = f"; Path={path}; Max-Age={max_age}; HttpOnly"
+        if domain:
+            attributes += f"; Domain={domain}"
+        self._attributes = attributes + f"; SameSite={same_site.capitalize()}"
+        self._secure = secure
+
+    def __repr__(self) -> str:
+        return f"VisitorCookie(secret_key=[{len(self._keys)} secrets], max_age={self.max_age})"
+
+    @property
+    def signing_secret(self) -> str:
+        """The newest secret, the one that signs new cookies. Other signers of the site (CSRF
+        tokens of the editor UI and of /me) derive their keys from it with a purpose of their
+        own, so every worker accepts what every other signed.
+
+        >>> cookies = VisitorCookie(["new-secret-0123456789abcdef", "old-secret-0123456789abcdef"])
+        >>> cookies.signing_secret
+        'new-secret-0123456789abcdef'
+        """
+        return str(self._keys[0])
+
+    def find(self, header: str | None) -> str | None:
+        """The value of this cookie in a ``Cookie`` header (the first, if repeated).
+
+        >>> jar = VisitorCookie("s" * 32)
+        >>> jar.find('a=1; xpz_visitor=no; b pz_visitor=no;\tpz_visitor="v1" ; pz_visitor=v2')
+        'v1'
+        >>> jar.find("pz_visitor =v1; pz_visitor"), jar.find("pz_visitor=")
+        (None, '')
+        """
+        if not header or len(header) > _MAX_COOKIE_HEADER:
+            return None
+        # Find our cookie by name without splitting every cookie of the site.
+        prefix = self._prefix
+        start = header.find(prefix)
+        while start != -1:
+            # A name, not the end of another one: only whitespace since the last ";".
+            before = header[header.rfind(";", 0, start) + 1 : start]
+            if not before or before.isspace():
+                end = header.find(";", start)
+                value = header[start + len(prefix) : end if end != -1 else len(header)]
+                return value.strip().strip('"')
+            start = header.find(prefix, start + 1)
+        return None
+
+    def set_cookie(self, state: CookieState, *, https: bool) -> bytes:
+        """The ``Set-Cookie`` header value that gives the browser ``state``.
+
+        >>> VisitorCookie("s" * 32).set_cookie(OPTED_OUT, https=True).endswith(b"; Secure")
+        True
+        """
+        secure = https if self._secure is None else self._secure
+        header = f"{self.name}={self.dump(state)}{self._attributes}"
+        return (header + "; Secure" if secure else header).encode("latin-1")
+
+    def dump(self, state: CookieState) -> str:
+        """Sign ``state`` into a cookie value with the newest secret."""
+        if state.opted_out:
+            return self._current.dumps({"o": 1})
+        payload: dict[str, Any] = {"v": state.visitor_id}
+        if state.user_id is not None:
+            payload["u"] = state.user_id
+        if state.consent:
+            payload["c"] = 1
+        return self._current.dumps(payload)
+
+    def load(self, value: str | None) -> LoadedCookie:
+        """Verify a cookie value; anything wrong with it gives ``LoadedCookie(None)``."""
+        if not value or len(value) > _MAX_COOKIE_LENGTH:
+            return LoadedCookie(None)
+        now = self._clock()
+        cached = self._cache.get(value)
+        if cached is None:
+            cached = self._verify(value)
+            if cached is None:
+                return LoadedCookie(None)
+            self._cache[value] = cached
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        state, signed_at, old_key = cached
+        age = now - signed_at
+        if age > self.max_age or age < -300:  # expired, or signed in the future (clock skew)
+            self._cache.pop(value, None)
+            return LoadedCookie(None)
+        return LoadedCookie(state, reissue=old_key or age > self.max_age / 2)
+
+    def _verify(self, value: str) -> tuple[CookieState, float, bool] | None:
+        old_key = False
+        try:
+            payload, signed_at = self._current.loads(value, return_timestamp=True)
+        except BadSignature:
+            if len(self._keys) == 1:
+                return None
+            try:
+                payload, signed_at = self._all.loads(value, return_timestamp=True)
+            except BadSignature:
+                return None
+            old_key = True
+        except Exception:  # malformed payloads can raise beyond BadSignature
+            return None
+        state = _state_from_payload(payload)
+        if state is None:
+            return None
+        return state, signed_at.timestamp(), old_key
+
+
+def _state_from_payload(payload: object) -> CookieState | None:
+    if not isinstance(payload, dict):
+        return None
+    if payload.get("o") == 1:
+        return OPTED_OUT
+    visitor_id = payload.get("v")
+    user_id = payload.get("u")
+    if not isinstance(visitor_id, str) or not 0 < len(visitor_id) <= 64:
+        return None
+    if user_id is not None and (not isinstance(user_id, str) or not 0 < len(user_id) <= 256):
+        return None
+    return CookieState(visitor_id=visitor_id, user_id=user_id, consent=payload.get("c") == 1)

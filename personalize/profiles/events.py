@@ -1,0 +1,227 @@
+"""Events from other channels (orders, returns, support tickets, custom) and the facts they leave.
+
+Events arrive in-app through ``visitor.track(...)`` or server to server through
+``POST /_personalize/events``. Each is validated here, then folded into the profile's
+``facts``, which segments and suppression rules read.
+
+>>> from personalize.profiles.profile import Profile
+>>> key, event = parse_event({"type": "order", "user_id": "ann", "ts": 1.7e9,
+...                           "properties": {"order_id": "o1", "products": ["p1"], "value": 20}})
+>>> key
+'u:ann'
+>>> p = Profile(key=key)
+>>> apply_event(p, event); apply_event(p, event)  # the same order twice counts once
+>>> p.facts["purchases"], p.facts["revenue"], p.facts["purchased"]
+(1, 20.0, {'p1': 1700000000.0})
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from personalize.exceptions import EventError
+from personalize.profiles.profile import MAX_EVENTS, Profile
+
+MAX_TRACKED_IDS = 200  # order ids / products / tickets remembered per profile
+MAX_PROPERTIES_BYTES = 4096
+MAX_DEPTH = 8  # levels of nesting in properties (stores serialise with bounded recursion)
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
+_ID_MAX = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One validated event. ``kind`` is order, return, ticket or custom."""
+
+    kind: str
+    name: str  # "order", "return", "ticket", or the custom event's own name
+    ts: float
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "ts": self.ts, "properties": self.properties}
+
+
+def _identifier(value: object, name: str) -> str:
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise EventError(f"{name} must be a string")
+    text = str(value).strip()
+    if not text or len(text) > _ID_MAX or any(ord(c) < 32 for c in text):
+        raise EventError(f"{name} must be 1 to {_ID_MAX} printable characters")
+    return text
+
+
+def _timestamp(value: object) -> float:
+    if value is None:
+        return time.time()
+    if isinstance(value, bool):
+        raise EventError("ts must be seconds since the epoch or an ISO 8601 timestamp")
+    if isinstance(value, int | float):
+        ts = float(value)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise EventError(f"ts {value[:40]!r} is not an ISO 8601 timestamp") from None
+        if parsed.tzinfo is None:
+            raise EventError("ts needs a time zone offset (e.g. 2026-11-26T10:00:00+00:00)")
+        ts = parsed.timestamp()
+    else:
+        raise EventError("ts must be seconds since the epoch or an ISO 8601 timestamp")
+    if not math.isfinite(ts) or not 946_684_800 <= ts <= time.time() + 86_400:
+        raise EventError("ts must be between 2000-01-01 and tomorrow")
+    return ts
+
+
+def _products(props: Mapping[str, Any]) -> list[str]:
+    products = props.get("products")
+    if not isinstance(products, list) or not products or len(products) > 100:
+        raise EventError("properties.products must be a list of 1 to 100 product ids")
+    return [_identifier(p, "properties.products[]") for p in products]
+
+
+def nesting_depth(value: object, level: int = 0) -> int:
+    """How deeply ``value`` nests (stops counting past MAX_DEPTH + 1)."""
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((nesting_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((nesting_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def validate_event(
+    kind: str, properties: object, *, name: str | None = None, ts: object = None
+) -> Event:
+    """Check one event's fields and return it normalised; raises :class:`EventError`."""
+    if properties is None:
+        properties = {}
+    if not isinstance(properties, dict):
+        raise EventError("properties must be an object")
+    if nesting_depth(properties) > MAX_DEPTH:
+        raise EventError(f"properties are nested deeper than {MAX_DEPTH} levels")
+    import json
+
+    try:
+        size = len(json.dumps(properties))
+    except (TypeError, ValueError):
+        raise EventError("properties must be plain JSON") from None
+    if size > MAX_PROPERTIES_BYTES:
+        raise EventError(f"properties exceed {MAX_PROPERTIES_BYTES} bytes")
+    props = dict(properties)
+    when = _timestamp(ts)
+    if kind == "order":
+        props["order_id"] = _identifier(props.get("order_id"), "properties.order_id")
+        props["products"] = _products(props)
+        value = props.get("value", 0)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (math.isfinite(value) and value >= 0)
+        ):
+            raise EventError("properties.value must be a non-negative number")
+        props["value"] = float(value)
+        return Event("order", "order", when, props)
+    if kind == "return":
+        props["order_id"] = _identifier(props.get("order_id"), "properties.order_id")
+        props["products"] = _products(props)
+        return Event("return", "return", when, props)
+    if kind == "ticket":
+        props["ticket_id"] = _identifier(props.get("ticket_id"), "properties.ticket_id")
+        status = props.get("status")
+        if status not in ("open", "closed"):
+            raise EventError("properties.status must be 'open' or 'closed'")
+        return Event("ticket", "ticket", when, props)
+    if kind == "custom":
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise EventError(
+                "name must start with a letter and hold at most 64 letters, digits or _.:-"
+            )
+        return Event("custom", name, when, props)
+    raise EventError(f"type must be one of order, return, ticket, custom (got {kind!r:.40})")
+
+
+def parse_event(payload: object) -> tuple[str, Event]:
+    """Validate one API payload; returns the profile key it targets and the event.
+
+    A payload names ``user_id`` (a known customer) or ``visitor_id`` (an anonymous browser).
+    """
+    if not isinstance(payload, dict):
+        raise EventError("each event must be a JSON object")
+    user_id, visitor_id = payload.get("user_id"), payload.get("visitor_id")
+    if (user_id is None) == (visitor_id is None):
+        raise EventError("give exactly one of user_id or visitor_id")
+    if user_id is not None:
+        key = "u:" + _identifier(user_id, "user_id")
+    else:
+        key = "v:" + _identifier(visitor_id, "visitor_id")
+    unknown = set(payload) - {"type", "name", "user_id", "visitor_id", "ts", "properties"}
+    if unknown:
+        raise EventError(f"unknown fields: {', '.join(sorted(map(str, unknown)))[:200]}")
+    kind = payload.get("type")
+    if not isinstance(kind, str):
+        raise EventError("type is required: order, return, ticket or custom")
+    event = validate_event(
+        kind, payload.get("properties"), name=payload.get("name"), ts=payload.get("ts")
+    )
+    return key, event
+
+
+def bounded(d: dict[str, Any], limit: int = MAX_TRACKED_IDS) -> None:
+    # Insertion order: the oldest entries go first.
+    while len(d) > limit:
+        del d[next(iter(d))]
+
+
+def apply_event(profile: Profile, event: Event) -> None:
+    """Fold ``event`` into ``profile.facts`` (idempotent for orders, returns and tickets)."""
+    facts = profile.facts
+    props = event.properties
+    if event.kind == "order":
+        orders = facts.setdefault("orders", {})
+        if props["order_id"] in orders:
+            return
+        orders[props["order_id"]] = {"ts": event.ts, "value": props["value"]}
+        bounded(orders)
+        facts["purchases"] = facts.get("purchases", 0) + 1
+        facts["revenue"] = float(facts.get("revenue", 0.0)) + props["value"]
+        facts["last_purchase_at"] = max(facts.get("last_purchase_at", 0.0), event.ts)
+        purchased = facts.setdefault("purchased", {})
+        for product in props["products"]:
+            purchased[product] = max(purchased.get(product, 0.0), event.ts)
+        bounded(purchased)
+    elif event.kind == "return":
+        returned = facts.setdefault("returned_orders", {})
+        if props["order_id"] in returned:
+            return
+        returned[props["order_id"]] = event.ts
+        bounded(returned)
+        facts["returns"] = facts.get("returns", 0) + 1
+        facts["last_return_at"] = max(facts.get("last_return_at", 0.0), event.ts)
+    elif event.kind == "ticket":
+        tickets = facts.setdefault("tickets", {})
+        old = tickets.get(props["ticket_id"])
+        if old is not None and old["ts"] > event.ts:
+            return  # an older status update arriving late
+        tickets[props["ticket_id"]] = {"status": props["status"], "ts": event.ts}
+        bounded(tickets)
+        facts["open_tickets"] = sum(1 for t in tickets.values() if t["status"] == "open")
+        facts["last_ticket_at"] = max(facts.get("last_ticket_at", 0.0), event.ts)
+    else:
+        custom = facts.setdefault("custom", {})
+        entry = custom.get(event.name, {"count": 0, "last": 0.0})
+        # A new entry rather than an update in place: views share nested values.
+        custom[event.name] = {"count": entry["count"] + 1, "last": max(entry["last"], event.ts)}
+        bounded(custom)
+    profile.events.append(event.to_dict())
+    del profile.events[:-MAX_EVENTS]
+    profile.last_seen = max(profile.last_seen or event.ts, event.ts)
+    if profile.first_seen is None:
+        profile.first_seen = event.ts

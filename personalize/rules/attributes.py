@@ -1,0 +1,389 @@
+"""The flat attribute vocabulary that segment rules read, built once per request.
+
+:func:`build_attributes` turns the request context, the profile and (optionally) the learned
+scores into one ``dict``. A value that is not known is simply a missing key, so a rule about it
+does not match. Timestamps are seconds since the epoch; ``now`` is the evaluation time.
+
+=========================  =========  ======================================================
+attribute                  type       what
+=========================  =========  ======================================================
+country                    text       ISO 3166-1 alpha-2 country code, upper case ("GB")
+region                     text       ISO 3166-2 subdivision without the country ("ENG")
+city                       text       city name from the GeoIP database
+continent                  text       two-letter continent code ("EU")
+time_zone                  text       IANA time zone from geo ("Europe/London")
+device_type                text       mobile, tablet, desktop, bot or other
+os                         text       operating system family ("iOS")
+browser                    text       browser family ("Mobile Safari")
+touch                      bool       the device has a touch screen
+channel                    text       this request's channel (direct, paid_search, email...)
+source                     text       this request's source ("google", "newsletter")
+medium                     text       utm_medium or the inferred one ("cpc", "organic")
+campaign                   text       utm_campaign
+term                       text       search term or utm_term
+referrer_host              text       host of the Referer header
+path                       text       the page being requested ("/shoes/red")
+hour                       number     visitor's local hour, 0-23 (windows may wrap midnight)
+minute                     number     visitor's local minute, 0-59
+daypart                    text       night (0-5), morning (6-11), afternoon, evening (18-23)
+weekday                    number     0 = Monday ... 6 = Sunday; rules may say "saturday"
+weekend                    bool       Saturday or Sunday, local time
+language                   text       primary language of Accept-Language ("en")
+languages                  set        all Accept-Language tags, lower case ("en-gb", "en")
+gpc                        bool       the browser sends Global Privacy Control
+dnt                        bool       the browser sends Do Not Track
+known                      bool       logged in (bound to a user id)
+anonymous                  bool       not logged in
+visits                     number     sessions ever, this one included
+sessions_count             number     same as visits (the analytics name)
+sessions_30d               number     sessions started in the last 30 days (of the 20 kept)
+page_views                 number     page views ever, this one included
+session_page_views         number     page views in the current session
+entry_channel              text       channel that opened the current session
+entry_source               text       source that opened the current session
+entry_campaign             text       campaign that opened the current session
+landing_page               text       first page of the current session
+first_seen                 timestamp  first visit or event
+last_seen                  timestamp  latest visit or event (this request included)
+days_since_first_seen      number     days since first_seen (fractional)
+days_since_last_visit      number     days between the previous session and now
+top_category               text       the category with the most page views
+affinity.<category>        number     page views in that category ("affinity.shoes")
+traits.<name>              any        a trait given at identify ("traits.plan")
+purchases                  number     orders ever
+revenue                    number     order value ever
+last_purchase_at           timestamp  latest order
+days_since_last_purchase   number     days since the latest order (fractional)
+purchased                  set        product ids ever ordered (of the newest 200)
+purchased_at.<product>     timestamp  latest order of that product ("purchased_at.sku-1")
+returns                    number     returned orders ever
+last_return_at             timestamp  latest return
+open_tickets               number     support tickets currently open
+last_ticket_at             timestamp  latest support ticket update
+events.<name>.count        number     how often a custom event happened
+events.<name>.last         timestamp  when a custom event last happened
+propensity                 number     learned probability that this session converts, 0-1
+cluster                    any        the learned cluster this visit belongs to
+anomaly                    number     learned anomaly score; higher is further from the norm
+now                        timestamp  the evaluation time
+=========================  =========  ======================================================
+
+>>> from personalize.context.records import Geo, VisitorContext
+>>> attrs = build_attributes(VisitorContext(geo=Geo(country="GB")), None, is_known=False,
+...                          now=1_700_000_000.0)
+>>> attrs["country"], attrs["anonymous"], "city" in attrs, "visits" in attrs
+('GB', True, False, False)
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from personalize.context.records import Channel, Daypart, DeviceType, VisitorContext
+from personalize.profiles.profile import Profile
+
+AttributeType = Literal["text", "number", "bool", "set", "timestamp", "any"]
+DAY = 86_400.0  # seconds
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """What a rule may say about one attribute: its type, words for explanations, and limits."""
+
+    type: AttributeType
+    description: str
+    label: str = ""  # how explanations name it; the attribute name when empty
+    choices: tuple[str, ...] = ()  # the only text values that exist, when known
+    bounds: tuple[int, int] | None = None  # inclusive range of a bounded number
+    cyclic: bool = False  # `between` with low > high wraps around (hour windows over midnight)
+
+
+def _a(
+    type_: AttributeType,
+    description: str,
+    label: str = "",
+    *,
+    choices: tuple[str, ...] = (),
+    bounds: tuple[int, int] | None = None,
+    cyclic: bool = False,
+) -> Attribute:
+    return Attribute(type_, description, label, choices, bounds, cyclic)
+
+
+ATTRIBUTES: Mapping[str, Attribute] = {
+    "country": _a("text", "ISO 3166-1 alpha-2 country code, upper case"),
+    "region": _a("text", "ISO 3166-2 subdivision code without the country"),
+    "city": _a("text", "city name"),
+    "continent": _a("text", "two-letter continent code"),
+    "time_zone": _a("text", "IANA time zone from geo", "time zone"),
+    "device_type": _a("text", "device type", "device", choices=get_args(DeviceType)),
+    "os": _a("text", "operating system family", "operating system"),
+    "browser": _a("text", "browser family"),
+    "touch": _a("bool", "touch screen", "touch screen"),
+    "channel": _a("text", "this request's channel", choices=get_args(Channel)),
+    "source": _a("text", "this request's source"),
+    "medium": _a("text", "utm_medium or the inferred one"),
+    "campaign": _a("text", "utm_campaign"),
+    "term": _a("text", "search term", "search term"),
+    "referrer_host": _a("text", "host of the referrer", "referrer"),
+    "path": _a("text", "the requested page", "page"),
+    "hour": _a("number", "local hour", "local hour", bounds=(0, 23), cyclic=True),
+    "minute": _a("number", "local minute", "local minute", bounds=(0, 59), cyclic=True),
+    "daypart": _a("text", "part of the local day", "time of day", choices=get_args(Daypart)),
+    "weekday": _a("number", "0 = Monday ... 6 = Sunday", bounds=(0, 6), cyclic=True),
+    "weekend": _a("bool", "Saturday or Sunday, local time"),
+    "language": _a("text", "primary language"),
+    "languages": _a("set", "Accept-Language tags"),
+    "gpc": _a("bool", "Global Privacy Control", "Global Privacy Control"),
+    "dnt": _a("bool", "Do Not Track", "Do Not Track"),
+    "known": _a("bool", "logged in", "logged in"),
+    "anonymous": _a("bool", "not logged in"),
+    "visits": _a("number", "sessions ever"),
+    "sessions_count": _a("number", "sessions ever (same as visits)", "sessions"),
+    "sessions_30d": _a("number", "sessions in the last 30 days", "sessions in 30 days"),
+    "page_views": _a("number", "page views ever", "page views"),
+    "session_page_views": _a("number", "page views this session", "page views this session"),
+    "entry_channel": _a(
+        "text", "channel of this session", "entry channel", choices=get_args(Channel)
+    ),
+    "entry_source": _a("text", "source of this session", "entry source"),
+    "entry_campaign": _a("text", "campaign of this session", "entry campaign"),
+    "landing_page": _a("text", "first page of this session", "landing page"),
+    "first_seen": _a("timestamp", "first visit or event", "first visit"),
+    "last_seen": _a("timestamp", "latest visit or event", "latest visit"),
+    "days_since_first_seen": _a("number", "days since the first visit", "days since first visit"),
+    "days_since_last_visit": _a("number", "days since the previous visit", "days since last visit"),
+    "top_category": _a("text", "most viewed category", "top category"),
+    "purchases": _a("number", "orders ever"),
+    "revenue": _a("number", "order value ever"),
+    "last_purchase_at": _a("timestamp", "latest order", "last purchase"),
+    "days_since_last_purchase": _a("number", "days since the latest order", "days since purchase"),
+    "purchased": _a("set", "product ids ordered", "purchased products"),
+    "returns": _a("number", "returned orders ever"),
+    "last_return_at": _a("timestamp", "latest return", "last return"),
+    "open_tickets": _a("number", "open support tickets", "open support tickets"),
+    "last_ticket_at": _a("timestamp", "latest support ticket update", "last support ticket"),
+    "propensity": _a("number", "learned conversion probability, 0-1", "p(convert)"),
+    "cluster": _a("any", "learned cluster"),
+    "anomaly": _a("number", "learned anomaly score", "anomaly score"),
+    "now": _a("timestamp", "the evaluation time"),
+}
+
+# Open families: any name after the prefix is allowed (traits and categories are the site's own).
+FAMILIES: Mapping[str, Attribute] = {
+    "traits.": _a("any", "a trait given at identify"),
+    "affinity.": _a("number", "page views in a category"),
+    "purchased_at.": _a("timestamp", "latest order of a product"),
+    "events.": _a("any", "a custom event: events.<name>.count or events.<name>.last"),
+}
+_EVENT_FIELDS: Mapping[str, Attribute] = {
+    "count": _a("number", "how often a custom event happened"),
+    "last": _a("timestamp", "when a custom event last happened"),
+}
+
+
+def lookup(name: str) -> Attribute | None:
+    """The :class:`Attribute` for ``name``, including the open families; None when unknown.
+
+    >>> lookup("hour").label, lookup("affinity.shoes").type, lookup("events.signup.last").type
+    ('local hour', 'number', 'timestamp')
+    >>> lookup("events.signup") is None, lookup("colour") is None
+    (True, True)
+    """
+    found = ATTRIBUTES.get(name)
+    if found is not None:
+        return found
+    for prefix, family in FAMILIES.items():
+        if name.startswith(prefix) and len(name) > len(prefix):
+            if prefix != "events.":
+                return family
+            event, _, field = name[len(prefix) :].rpartition(".")
+            return _EVENT_FIELDS.get(field) if event else None
+    return None
+
+
+def unknown_attribute_message(name: str) -> str:
+    """Why ``name`` is not an attribute, with the nearest known name when one is close.
+
+    >>> unknown_attribute_message("contry")
+    "unknown attribute 'contry' (did you mean 'country'?)"
+    """
+    close = difflib.get_close_matches(name, list(ATTRIBUTES), n=1, cutoff=0.7)
+    head, dot, rest = name.partition(".")
+    if not close and dot:  # "affinities.shoes" -> "affinity.shoes"
+        families = [prefix.rstrip(".") for prefix in FAMILIES]
+        close = [f"{f}.{rest}" for f in difflib.get_close_matches(head, families, n=1)]
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown attribute {name!r:.80}{hint}"
+
+
+def label(name: str) -> str:
+    """How explanations name an attribute.
+
+    >>> label("hour"), label("affinity.shoes"), label("traits.plan"), label("events.signup.count")
+    ('local hour', 'shoes page views', 'plan', 'signup events')
+    """
+    found = ATTRIBUTES.get(name)
+    if found is not None:
+        return found.label or name.replace("_", " ")
+    prefix, _, rest = name.partition(".")
+    if prefix == "affinity":
+        return f"{rest} page views"
+    if prefix == "purchased_at":
+        return f"last purchase of {rest}"
+    if prefix == "events":
+        event, _, field = rest.rpartition(".")
+        return f"{event} events" if field == "count" else f"last {event} event"
+    return rest or name
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+_FACT_NUMBERS = (
+    "purchases",
+    "revenue",
+    "returns",
+    "open_tickets",
+    "last_purchase_at",
+    "last_return_at",
+    "last_ticket_at",
+)
+
+
+def _put(attrs: dict[str, Any], name: str, value: object) -> None:
+    if value is not None:
+        attrs[name] = value
+
+
+def build_attributes(
+    context: VisitorContext,
+    profile: Profile | None,
+    *,
+    is_known: bool,
+    now: float,
+    learned: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The attributes rules read for one request; unknown values are missing keys.
+
+    ``now`` is seconds since the epoch; ``learned`` holds the model outputs (``propensity``,
+    ``cluster``, ``anomaly``) when the models ran.
+
+    >>> from personalize.profiles.pageviews import Hit, apply_hit
+    >>> p = Profile(key="v:1", facts={"purchased": {"sku-1": 1_000.0}, "open_tickets": 1})
+    >>> apply_hit(p, Hit(ts=1_000.0, path="/shoes/x", category="shoes", channel="email"))
+    >>> a = build_attributes(VisitorContext(), p, is_known=True, now=1_000.0 + 2 * DAY)
+    >>> a["visits"], a["affinity.shoes"], a["entry_channel"], a["purchased"], a["open_tickets"]
+    (1, 1.0, 'email', frozenset({'sku-1'}), 1)
+    >>> a["days_since_first_seen"], a["known"], "propensity" in a
+    (2.0, True, False)
+    """
+    attrs: dict[str, Any] = {"now": now, "known": is_known, "anonymous": not is_known}
+    geo = context.geo
+    if geo is not None:
+        _put(attrs, "country", geo.country)
+        _put(attrs, "region", geo.region)
+        _put(attrs, "city", geo.city)
+        _put(attrs, "continent", geo.continent)
+        _put(attrs, "time_zone", geo.time_zone)
+    device, source, clock, signals = context.device, context.source, context.clock, context.signals
+    attrs["device_type"] = device.type
+    _put(attrs, "os", device.os)
+    _put(attrs, "browser", device.browser)
+    attrs["touch"] = device.is_touch
+    attrs["channel"] = source.channel
+    _put(attrs, "source", source.source)
+    _put(attrs, "medium", source.medium)
+    _put(attrs, "campaign", source.campaign)
+    _put(attrs, "term", source.term)
+    _put(attrs, "referrer_host", source.referrer_host)
+    attrs["path"] = context.path
+    attrs["hour"] = clock.hour
+    attrs["minute"] = clock.minute
+    attrs["daypart"] = clock.daypart
+    attrs["weekday"] = clock.weekday
+    attrs["weekend"] = clock.weekend
+    _put(attrs, "language", signals.language)
+    attrs["languages"] = frozenset(signals.languages)
+    attrs["gpc"] = signals.gpc
+    attrs["dnt"] = signals.dnt
+    if profile is not None:
+        _profile_attributes(attrs, profile, now)
+    if learned:
+        for name in ("propensity", "cluster", "anomaly"):
+            _put(attrs, name, learned.get(name))
+    return attrs
+
+
+def _profile_attributes(attrs: dict[str, Any], profile: Profile, now: float) -> None:
+    attrs["visits"] = profile.visits
+    attrs["sessions_count"] = profile.visits
+    attrs["sessions_30d"] = sum(1 for s in profile.sessions if now - s.started <= 30 * DAY)
+    attrs["page_views"] = profile.page_views
+    session = profile.current_session
+    if session is not None:
+        attrs["session_page_views"] = session.page_views
+        attrs["entry_channel"] = session.channel
+        _put(attrs, "entry_source", session.source)
+        _put(attrs, "entry_campaign", session.campaign)
+        attrs["landing_page"] = session.landing_page
+    if len(profile.sessions) > 1:
+        attrs["days_since_last_visit"] = (now - profile.sessions[-2].last_seen) / DAY
+    if profile.first_seen is not None:
+        attrs["first_seen"] = profile.first_seen
+        attrs["days_since_first_seen"] = (now - profile.first_seen) / DAY
+    _put(attrs, "last_seen", profile.last_seen)
+    for trait, value in profile.traits.items():
+        _put(attrs, f"traits.{trait}", value)
+    for category, views in profile.affinities.items():
+        attrs[f"affinity.{category}"] = views
+    top = profile.top_affinities(1)
+    if top:
+        attrs["top_category"] = top[0][0]
+    facts = profile.facts
+    for name in _FACT_NUMBERS:
+        value = facts.get(name)
+        if _number(value) is not None:
+            attrs[name] = value
+    if "last_purchase_at" in attrs:
+        attrs["days_since_last_purchase"] = (now - attrs["last_purchase_at"]) / DAY
+    purchased = facts.get("purchased")
+    if isinstance(purchased, Mapping):
+        attrs["purchased"] = frozenset(str(p) for p in purchased)
+        for product, ts in purchased.items():
+            _put(attrs, f"purchased_at.{product}", _number(ts))
+    custom = facts.get("custom")
+    if isinstance(custom, Mapping):
+        for event, entry in custom.items():
+            if isinstance(entry, Mapping):
+                _put(attrs, f"events.{event}.count", _number(entry.get("count")))
+                _put(attrs, f"events.{event}.last", _number(entry.get("last")))
+
+
+def weekday_number(value: object) -> int | None:
+    """A weekday name ("saturday", "Sat") as its number (Monday is 0); None if it is not one.
+
+    >>> weekday_number("Saturday"), weekday_number("sun"), weekday_number("someday")
+    (5, 6, None)
+    """
+    if not isinstance(value, str) or len(value) < 3:
+        return None
+    text = value.strip().lower()
+    for number, day in enumerate(WEEKDAYS):
+        if day == text or (len(text) >= 3 and day.startswith(text)):
+            return number
+    return None
+
+
+def suggest(value: str, choices: tuple[str, ...]) -> str:
+    """`` (did you mean 'x'?)`` when ``value`` is close to one of ``choices``, else ``""``."""
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,291 @@
+"""Editor-defined segments: YAML files of named rules, validated on load and reloaded on change.
+
+A segments folder holds ``*.yaml`` / ``*.yml`` files (sub-folders too; dot-files are skipped).
+Each file is a list of segments, or a mapping with a ``segments:`` list::
+
+    - name: uk_visitors               # lower_snake_case, unique across all files
+      description: Visitors from the United Kingdom
+      rule: {attribute: country, operator: eq, value: GB}
+
+Every problem is reported as ``path:line: problem``; a library only ever holds files that
+passed validation, so a broken edit keeps the previous segments (see :meth:`reload_if_changed`).
+
+>>> library = SegmentLibrary.from_data([
+...     {"name": "uk_visitors", "description": "From the UK",
+...      "rule": {"attribute": "country", "operator": "eq", "value": "GB"}}])
+>>> library.evaluate({"country": "GB"})
+[Membership(segment='uk_visitors', reasons=('country is GB',))]
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from personalize.exceptions import RuleError, SegmentError
+from personalize.rules.rule import Rule, compile_rule
+from personalize.util.reloading import FolderWatch
+from personalize.util.yamlfile import Located, duplicate_keys, parse_yaml, yaml_files
+
+logger = logging.getLogger("personalize.segments")
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_KEYS = ("name", "description", "rule")
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One named rule, with where it was defined (``path:line``) for messages and the editor UI."""
+
+    name: str
+    description: str
+    rule: Rule
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """A visitor is in ``segment`` for these ``reasons`` (sentences a person can read)."""
+
+    segment: str
+    reasons: tuple[str, ...]
+
+
+def validate_segments(directory: str | Path) -> list[str]:
+    """Every problem in a segments folder as ``path:line: problem`` (empty when all is well).
+
+    >>> validate_segments("no/such/folder")
+    ['no/such/folder: no such folder']
+    """
+    try:
+        load_segments(directory)
+    except SegmentError as exc:
+        return list(exc.problems)
+    return []
+
+
+def load_segments(directory: str | Path) -> tuple[Segment, ...]:
+    """Load and validate every segment file under ``directory``; raises :class:`SegmentError`."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise SegmentError([f"{folder}: no such folder"])
+    found: list[_Found] = []
+    problems: list[tuple[str, int, str]] = []
+    for path in yaml_files(folder):
+        _load_file(path, str(path), found, problems)
+    _check_unique(found, problems)
+    if problems:
+        problems.sort(key=lambda p: (p[0], p[1]))
+        raise SegmentError([f"{file}:{line}: {msg}" for file, line, msg in problems])
+    return tuple(f.segment for f in found)
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    segment: Segment
+    file: str
+    line: int
+
+
+def _load_file(
+    path: Path, shown: str, found: list[_Found], problems: list[tuple[str, int, str]]
+) -> None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append((shown, 1, f"cannot read: {exc}"))
+        return
+    root, data, errors = parse_yaml(text)
+    problems.extend((shown, line, message) for line, message in errors)
+    if root is None:
+        return  # unreadable, or an empty file that holds no segments
+    for line, message in duplicate_keys(root):
+        problems.append((shown, line, message))
+    for item, where in _items(data, root, problems, shown):
+        line = where.line()
+        segment = _segment(item, where, shown, problems, origin=f"{shown}:{line}")
+        if segment is not None:
+            found.append(_Found(segment, shown, line))
+
+
+def _items(
+    data: Any, root: yaml.Node, problems: list[tuple[str, int, str]], shown: str
+) -> Iterator[tuple[Any, Located]]:
+    path: tuple[str | int, ...] = ()
+    if isinstance(data, Mapping) and "segments" in data:
+        for key in data:
+            if key != "segments":
+                line = Located(root, ()).line((key,), key=True)
+                problems.append((shown, line, f"unknown key {str(key)[:40]!r}; expected segments"))
+        data, path = data["segments"], ("segments",)
+    if data is None:
+        return
+    if not isinstance(data, list):
+        line = Located(root, ()).line(path)
+        problems.append((shown, line, "expected a list of segments (name, description, rule)"))
+        return
+    for i, item in enumerate(data):
+        yield item, Located(root, (*path, i))
+
+
+def _segment(
+    item: Any, where: Located, shown: str, problems: list[tuple[str, int, str]], *, origin: str
+) -> Segment | None:
+    start = where.line()
+    if not isinstance(item, Mapping):
+        problems.append((shown, start, "a segment is a mapping with name, description and rule"))
+        return None
+    name = item.get("name")
+    label = f"segment {name!r}: " if isinstance(name, str) else ""
+    before = len(problems)
+    for key in item:
+        if key not in _KEYS:
+            close = difflib.get_close_matches(str(key), _KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            line = where.line((key,), key=True)
+            problems.append((shown, line, f"{label}unknown key {str(key)[:40]!r}{hint}"))
+    if not isinstance(name, str) or not _NAME.match(name):
+        what = "has no name" if name is None else f"name {str(name)[:40]!r} is not lower_snake_case"
+        problems.append((shown, where.line(("name",)), f"segment {what} (e.g. uk_visitors)"))
+    description = item.get("description")
+    if not isinstance(description, str) or not description.strip():
+        problems.append((shown, where.line(("description",)), f"{label}needs a description"))
+    if "rule" not in item:
+        problems.append((shown, start, f"{label}has no rule"))
+        return None
+    try:
+        rule = compile_rule(item["rule"], where=shown)
+    except RuleError as exc:
+        for problem in exc.problems:
+            line = where.line(("rule", *problem.path))
+            problems.append((shown, line, f"{label}{problem.message}"))
+        return None
+    if len(problems) > before:
+        return None
+    assert isinstance(name, str) and isinstance(description, str)
+    return Segment(name, description.strip(), rule, origin)
+
+
+def _check_unique(found: list[_Found], problems: list[tuple[str, int, str]]) -> None:
+    first: dict[str, Segment] = {}
+    for entry in found:
+        name = entry.segment.name
+        if name in first:
+            message = f"duplicate segment name {name!r} (first defined at {first[name].origin})"
+            problems.append((entry.file, entry.line, message))
+        else:
+            first[name] = entry.segment
+
+
+class SegmentLibrary:
+    """The segments of a folder, hot-reloaded: evaluate them against a visitor's attributes.
+
+    Loading at start-up raises :class:`SegmentError` on any problem. Afterwards,
+    :meth:`reload_if_changed` (cheap: it stats the files at most every ``reload_interval``
+    seconds) swaps in a new version only if it is valid; otherwise the previous one stays and
+    :attr:`errors` says why. It does blocking file I/O: call it from a thread in async code, or
+    accept a few ``stat`` calls per interval on the event loop.
+    """
+
+    def __init__(self, directory: str | Path | None, *, reload_interval: float = 1.0) -> None:
+        self.directory = Path(directory) if directory is not None else None
+        self.errors: tuple[str, ...] = ()  # problems of the last reload that was refused
+        self._segments: tuple[Segment, ...] = ()
+        self._index: dict[str, Segment] = {}
+        self._watch: FolderWatch | None = None
+        if self.directory is not None:
+            self._watch = FolderWatch(self.directory, yaml_files, interval=reload_interval)
+            self._install(load_segments(self.directory))
+
+    @classmethod
+    def from_data(
+        cls, data: Sequence[Mapping[str, Any]], *, where: str = "<data>"
+    ) -> SegmentLibrary:
+        """A library from plain data (tests, programmatic use); it never reloads."""
+        problems: list[tuple[str, int, str]] = []
+        found: list[_Found] = []
+        root = yaml.compose("[]", Loader=yaml.SafeLoader)  # plain data has no lines
+        assert root is not None
+        for i, item in enumerate(data):
+            shown = f"{where}[{i}]"
+            segment = _segment(item, Located(root, (i,)), shown, problems, origin=shown)
+            if segment is not None:
+                found.append(_Found(segment, shown, 0))
+        _check_unique(found, problems)
+        if problems:
+            raise SegmentError([f"{file}: {msg}" for file, _, msg in problems])
+        library = cls(None)
+        library._install(tuple(f.segment for f in found))
+        return library
+
+    def _install(self, segments: tuple[Segment, ...]) -> None:
+        index = {s.name: s for s in segments}
+        self._segments, self._index = segments, index  # readers see the old or the new, whole
+
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        return self._segments
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self._segments)
+
+    def get(self, name: str) -> Segment:
+        """The segment called ``name``; a KeyError says which names exist."""
+        try:
+            return self._index[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._index, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            known = ", ".join(self._index) or "none"
+            raise KeyError(f"unknown segment {name!r}; {hint}known segments: {known}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def __iter__(self) -> Iterator[Segment]:
+        return iter(self._segments)
+
+    def __len__(self) -> int:
+        return len(self._segments)
+
+    def __repr__(self) -> str:
+        return f"<SegmentLibrary {self.directory or '(data)'} segments={len(self)}>"
+
+    def evaluate(self, attrs: Mapping[str, Any]) -> list[Membership]:
+        """The segments these attributes belong to, each with its reasons; never raises."""
+        return [
+            Membership(s.name, tuple(s.rule.explain(attrs)))
+            for s in self._segments
+            if s.rule.evaluate(attrs)
+        ]
+
+    def reload_if_changed(self, *, force: bool = False) -> bool:
+        """Reload when a file changed (checked at most every ``reload_interval`` seconds).
+
+        Returns True when a new version was installed. A version with problems is refused:
+        the previous segments stay, :attr:`errors` lists the problems, and they are logged.
+        """
+        if self._watch is None:
+            return False
+        return self._watch.poll(self._reload, force=force)
+
+    def _reload(self) -> bool:
+        assert self.directory is not None
+        try:
+            segments = load_segments(self.directory)
+        except SegmentError as exc:
+            self.errors = exc.problems
+            logger.error("segments not reloaded, keeping the previous version:\n%s", exc)
+            return False
+        self._install(segments)
+        self.errors = ()
+        logger.info("segments reloaded from %s: %d segments", self.directory, len(segments))
+        return True

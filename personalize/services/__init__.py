@@ -1,0 +1,12 @@
+"""In-process services in front of the stores: caches kept coherent, writes batched after the
+response.
+
+=================  ==================================================================
+module             what lives there
+=================  ==================================================================
+``nearcache``      the profile near-cache and write-behind buffer
+``profiles``       ProfileService: the only way to the profile store (login merges,
+                   traits, erasure, events from other channels)
+``latency``        a cheap histogram of store latency, for the metrics endpoint
+=================  ==================================================================
+"""

@@ -1,0 +1,381 @@
+"""Profiles on the request path: a bounded near-cache in front of the store, and write-behind.
+
+:class:`CachedProfiles` is the base of :class:`~personalize.services.profiles.CachedProfiles`.
+
+The cache holds each profile as this process knows it: what the store returned plus the
+changes recorded since, written or not. A request reads its visitor's profile from it (no
+I/O), folds its page view in for the page, and hands that result back with the page view,
+so the cache moves on without folding anything twice. A miss reads the store and folds in
+what is still pending.
+
+Page views are written after the response, batched: the first request task that finds no
+flush running waits ``flush_interval`` seconds, then writes everything pending in one
+``store.apply_changes`` call, and loops while more arrived. No background task outlives a
+request, so nothing is left pending when an event loop closes.
+
+If the store fails, the batch is kept, with its id, and sent again by the next request after
+a back-off; the store applies a batch id once, so a write whose outcome was unknown (a
+timeout) never counts twice. The buffer is bounded (``max_pending`` changes); when it
+overflows the oldest changes are dropped, counted in ``stats["dropped"]`` and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+
+from personalize.exceptions import StoreError
+from personalize.profiles.changes import Change, fold_changes
+from personalize.profiles.events import apply_event
+from personalize.profiles.pageviews import Hit, apply_hit
+from personalize.profiles.profile import Profile, copy_for_page_view, copy_profile
+from personalize.services.latency import LatencyHistogram
+from personalize.stores.base import ProfileStore
+
+logger = logging.getLogger("personalize.profiles")
+
+
+_ABSENT = Profile(key="")  # cached "the store has no profile for this key"
+
+
+class Missing(enum.Enum):
+    """The type of :data:`MISSING`."""
+
+    MISSING = "not in the cache"
+
+
+#: :meth:`CachedProfiles.cached` found nothing: ask :meth:`CachedProfiles.load`.
+MISSING = Missing.MISSING
+
+
+class CachedProfiles:
+    """Near-cache and write-behind buffer in front of a :class:`ProfileStore`."""
+
+    def __init__(
+        self,
+        store: ProfileStore,
+        *,
+        cache_size: int = 10_000,  # profiles
+        flush_interval: float = 0.02,  # seconds
+        max_pending: int = 100_000,  # changes buffered while the store is slow or down
+        retry_backoff: float = 1.0,  # seconds before retrying after a failed write
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        # key -> (profile, when it was read, whether a page's app holds it and it must not
+        # change in place)
+        self._cache: OrderedDict[str, tuple[Profile, float, bool]] = OrderedDict()
+        self._cache_size = cache_size
+        self._flush_interval = flush_interval
+        self._max_pending = max_pending
+        self._retry_backoff = retry_backoff
+        self._clock = clock
+        self._pending: dict[str, list[Change]] = {}
+        # Batches whose write failed or whose outcome is unknown; they are sent again with
+        # the same id, and the store applies each id once.
+        self._retry: list[tuple[str, dict[str, list[Change]]]] = []
+        self._pending_count = 0
+        self._lock = threading.Lock()
+        self._flushing = False
+        self._epoch = 0  # bumped by remember/forget/invalidate: an overlapping read is not cached
+        # A read that overlaps a write of the same key may miss it: such reads are not cached.
+        self._inflight: Mapping[str, list[Change]] = {}
+        self._written_seq = 0
+        self._key_seq: OrderedDict[str, int] = OrderedDict()
+        self._retry_at = 0.0
+        self.stats = {"cache_hits": 0, "cache_misses": 0, "written": 0, "failed": 0, "dropped": 0}
+        self.latency = LatencyHistogram()  # store calls, for the metrics endpoint
+        register = getattr(store, "on_invalidate", None)
+        if register is not None:
+            register(self._invalidate)
+
+    def _invalidate(self, keys: list[str] | None) -> None:
+        """Another process changed ``keys`` (None: anything): drop them from the cache."""
+        with self._lock:
+            self._epoch += 1
+            if keys is None:
+                self._cache.clear()
+            else:
+                for key in keys:
+                    self._cache.pop(key, None)
+
+    def _cached(self, key: str) -> Profile | None:
+        entry = self._cache.get(key)
+        if entry is None:
+            return None
+        profile, stored_at, _ = entry
+        ttl = self.store.trusted_cache_ttl
+        if ttl is not None and self._clock() - stored_at > ttl:
+            return None  # stale: kept only as a fallback while the store is unreachable
+        self._cache.move_to_end(key)
+        return profile
+
+    @property
+    def pending(self) -> int:
+        """Changes accepted but not yet written to the store."""
+        return self._pending_count
+
+    def _pending_for(self, key: str) -> list[Change]:
+        items = [c for _, batch in self._retry for c in batch.get(key, ())]
+        items += self._pending.get(key, ())
+        return items
+
+    def cached(self, key: str) -> Profile | Missing | None:
+        """The profile from the cache alone, without a coroutine (this runs for every
+        request): the profile, None when the store is known to hold none, or
+        :data:`MISSING` when only :meth:`load` can tell. Do not change what it returns.
+        """
+        profile = self._cached(key)
+        if profile is None:
+            return MISSING
+        self.stats["cache_hits"] += 1
+        return None if profile is _ABSENT else profile
+
+    async def load(self, key: str) -> Profile | None:
+        """The profile as stored plus changes not written yet, or None for a new key.
+
+        The result may be the cached object: do not change it (use :func:`hit_view` or
+        :func:`copy_profile` for a copy to change).
+        """
+        profile = self._cached(key)
+        if profile is not None:
+            self.stats["cache_hits"] += 1
+            if profile is _ABSENT:
+                profile = None
+        else:
+            self.stats["cache_misses"] += 1
+            epoch, seq = self._epoch, self._written_seq
+            started = time.perf_counter()
+            try:
+                profile = await self.store.get(key)
+            except Exception:
+                stale = self._cache.get(key)
+                if stale is None:
+                    raise
+                # The store is unreachable: a profile that may be a little old beats
+                # default content for a visitor we know. (The cached profile already
+                # holds what is pending here.)
+                return None if stale[0] is _ABSENT else stale[0]
+            self.latency.observe(time.perf_counter() - started)
+            profile = self._with_pending(key, profile)
+            if (
+                epoch == self._epoch
+                and key not in self._inflight
+                and self._key_seq.get(key, -1) <= seq
+            ):
+                # "No profile" is remembered too: returning cookies without a profile
+                # (erased, or nothing recorded yet) must not cost a store read each time.
+                self._remember(key, _ABSENT if profile is None else profile)
+        return profile
+
+    def _with_pending(self, key: str, profile: Profile | None) -> Profile | None:
+        pending = self._pending_for(key) if (self._pending or self._retry) else []
+        if pending:
+            profile = Profile(key=key) if profile is None else copy_profile(profile)
+            if profile.merged_into is None:
+                for change in sorted(pending, key=lambda c: c.ts):
+                    if isinstance(change, Hit):
+                        apply_hit(profile, change, session_timeout=self.store.session_timeout)
+                    else:
+                        apply_event(profile, change)
+        return profile
+
+    def remember(self, key: str, profile: Profile | None) -> None:
+        """Put a profile the caller just wrote into the cache (or drop the key for None)."""
+        with self._lock:
+            self._epoch += 1
+            if profile is None:
+                self._cache.pop(key, None)
+            else:
+                self._remember(key, profile)
+
+    def forget(self, key: str) -> None:
+        """Drop ``key`` from the cache and from every buffer (after an erase)."""
+        with self._lock:
+            self._epoch += 1
+            self._cache.pop(key, None)
+            items = self._pending.pop(key, None)
+            if items:
+                self._pending_count -= len(items)
+            for _, batch in self._retry:
+                items = batch.pop(key, None)
+                if items:
+                    self._pending_count -= len(items)
+            self._retry = [(bid, batch) for bid, batch in self._retry if batch]
+
+    async def record(
+        self,
+        key: str,
+        change: Change,
+        *,
+        new: bool = False,
+        read: tuple[Profile, Profile] | None = None,
+    ) -> None:
+        """Accept one change; the calling task may become the one that writes the batch.
+
+        ``new`` says the key was just created (a new visitor id), so no store read is
+        needed to know it held nothing before: the cache starts its profile. ``read`` is
+        (a profile :meth:`load` returned, that profile with ``change`` folded in, built by
+        :func:`hit_view`): when the cache still holds the first, the second replaces it,
+        so the page view is not folded twice.
+        """
+        with self._lock:
+            self._pending.setdefault(key, []).append(change)
+            self._pending_count += 1
+            self._fold_into_cache(key, change, new, read)
+            if self._pending_count > self._max_pending:
+                self._drop_oldest()
+            if self._flushing or self._clock() < self._retry_at:
+                return
+            self._flushing = True
+        try:
+            await asyncio.sleep(self._flush_interval)
+            while (self._pending or self._retry) and self._clock() >= self._retry_at:
+                await self._flush_once()
+        finally:
+            self._flushing = False
+
+    async def flush(self) -> None:
+        """Write everything pending now (at shutdown, before a merge, in tests).
+
+        Raises :class:`StoreError` when the store cannot take it; the changes stay buffered.
+        """
+        while self._pending or self._retry:
+            if not await self._flush_once():
+                raise StoreError(f"could not write {self._pending_count} pending changes")
+
+    async def aclose(self) -> None:
+        """Flush what is pending (logging what cannot be written) and close the store."""
+        try:
+            await self.flush()
+        except Exception:
+            logger.exception(
+                "personalize: %d profile changes could not be written at shutdown",
+                self._pending_count,
+            )
+        await self.store.close()
+
+    async def _flush_once(self) -> bool:
+        with self._lock:
+            if self._retry:
+                batch_id, batch = self._retry.pop(0)
+            else:
+                batch_id, batch = secrets.token_hex(6), self._pending
+                self._pending = {}
+            count = sum(len(v) for v in batch.values())
+        if not batch:
+            return True
+        self._inflight = batch
+        started = time.perf_counter()
+        try:
+            written = await self.store.apply_changes(batch, batch_id=batch_id)
+            self.latency.observe(time.perf_counter() - started)
+        except Exception as exc:
+            with self._lock:
+                self._written(batch)  # the outcome is unknown: reads since may be stale
+                self._retry.insert(0, (batch_id, batch))
+                self.stats["failed"] += 1
+                self._retry_at = self._clock() + self._retry_backoff
+            logger.warning(
+                "personalize: writing %d profile changes failed (%s); will retry, %d buffered",
+                count,
+                exc,
+                self._pending_count,
+            )
+            return False
+        with self._lock:
+            # The cache already holds this batch (record folded it in). A profile the store
+            # computed also holds what other processes wrote: take it where nothing newer
+            # is pending here.
+            for key, profile in written.items():
+                if key not in self._pending and not any(key in b for _, b in self._retry):
+                    self._remember(key, profile)
+            self._pending_count -= count
+            self.stats["written"] += count
+            self._written(batch)
+        return True
+
+    def _written(self, keys: Iterable[str]) -> None:
+        self._inflight = {}
+        self._written_seq += 1
+        for key in keys:
+            self._key_seq[key] = self._written_seq
+            self._key_seq.move_to_end(key)
+        while len(self._key_seq) > 2 * self._cache_size:
+            self._key_seq.popitem(last=False)
+
+    def _fold_into_cache(
+        self, key: str, change: Change, new: bool, read: tuple[Profile, Profile] | None = None
+    ) -> None:
+        """Keep the cached profile equal to the stored one plus what is pending.
+
+        A page view is folded into the cached profile in place: requests read views of it
+        (:func:`hit_view` copies everything :func:`~personalize.profiles.profile.apply_hit`
+        changes), never the object itself, so a view the app still holds never changes
+        under it, and a page that does not read its profile builds no copy at all. A page
+        that did read it hands its view over (``read``): the view becomes the cached
+        profile, marked as held by the app, so the next page view folds into a copy of it.
+        Events change nested values that views share, so they fold into a copy.
+        """
+        entry = self._cache.get(key)
+        if entry is None and not new:
+            return  # not cached: the next load reads the store and folds in what is pending
+        timeout = self.store.session_timeout
+        if entry is None or entry[0] is _ABSENT:
+            profile = Profile(key=key)
+            fold_changes(profile, [change], session_timeout=timeout)
+            if entry is None:
+                self._remember(key, profile)
+            else:
+                self._cache[key] = (profile, entry[1], False)
+            return
+        current, stored_at, held = entry
+        if current.merged_into is not None:
+            return  # a tombstone: where its changes go is the store's business
+        if isinstance(change, Hit):
+            if read is not None and read[0] is current:
+                self._cache[key] = (read[1], stored_at, True)
+            elif held:
+                profile = copy_for_page_view(current)
+                apply_hit(profile, change, session_timeout=timeout)
+                self._cache[key] = (profile, stored_at, False)
+            else:
+                apply_hit(current, change, session_timeout=timeout)
+        else:
+            profile = copy_profile(current)
+            apply_event(profile, change)
+            self._cache[key] = (profile, stored_at, False)
+
+    def _remember(self, key: str, profile: Profile) -> None:
+        self._cache[key] = (profile, self._clock(), False)
+        self._cache.move_to_end(key)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _drop_oldest(self) -> None:
+        excess = self._pending_count - self._max_pending
+        dropped = 0
+        buffers = [batch for _, batch in self._retry] + [self._pending]
+        for buffer in buffers:
+            for items in buffer.values():
+                while items and dropped < excess:
+                    items.pop(0)
+                    dropped += 1
+            for key in [k for k, v in buffer.items() if not v]:
+                del buffer[key]
+            if dropped >= excess:
+                break
+        self._retry = [(bid, batch) for bid, batch in self._retry if batch]
+        self._pending_count -= dropped
+        self.stats["dropped"] += dropped
+        logger.error(
+            "personalize: write buffer full (%d changes); dropped the %d oldest",
+            self._max_pending,
+            dropped,
+        )

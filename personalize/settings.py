@@ -1,0 +1,96 @@
+"""The configuration of a site's personalization: one typed record, checked once at start-up.
+
+``PersonalizeMiddleware(app, **options)`` and ``Personalizer(**options)`` take these fields
+as keyword arguments; an unknown option is a :class:`TypeError` naming it.
+
+>>> settings = Settings(secret_key="change-me-to-32-random-characters", consent="required")
+>>> settings.path_prefix, settings.cookie_name, settings.consent
+('/_personalize', 'pz_visitor', 'required')
+>>> Settings(secret_key="change-me-to-32-random-characters", consent="maybe")
+Traceback (most recent call last):
+...
+personalize.exceptions.ConfigurationError: consent must be 'implied' or 'required', not 'maybe'
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from personalize.exceptions import ConfigurationError
+from personalize.profiles.identity import DEFAULT_JUNK_IDS
+from personalize.profiles.merge import MAX_ALIASES
+from personalize.profiles.pageviews import SESSION_TIMEOUT
+
+if TYPE_CHECKING:
+    from personalize.content.decisions import DecisionEngine
+    from personalize.learning.runtime import LocalLearning, StreamLearning
+    from personalize.rules.segments import SegmentLibrary
+    from personalize.stores.base import ProfileStore
+
+__all__ = ["DEFAULT_EXCLUDE", "Settings"]
+
+DEFAULT_EXCLUDE = ("/static/*", "/favicon.ico", "/robots.txt", "/health", "/healthz")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Settings:
+    """Everything a site configures, with the defaults; see each field's comment.
+
+    ``secret_key`` signs the visitor cookie; a list rotates keys (newest first, all verify).
+    ``store`` keeps profiles (default: an SQLite file ``personalize.sqlite3`` in the working
+    directory). ``segments`` and ``content`` are folders (or a loaded library / engine),
+    reloaded on change. ``learning`` is ``LocalLearning()`` (in-process) or
+    ``StreamLearning(redis_url)`` (several workers), or None. ``consent="required"``
+    personalizes from the request alone and stores nothing until the app calls
+    ``visitor.give_consent()``; either way ``Sec-GPC: 1`` or an opt-out makes the visitor
+    context-only for good. ``admin_users`` (name -> ``personalize hash-password`` output)
+    enables the editor UI; there is no default password.
+    """
+
+    secret_key: str | Sequence[str]
+    store: ProfileStore | None = None
+    geoip_db: str | os.PathLike[str] | None = None  # a GeoIP2/GeoLite2 City or Country .mmdb
+    trusted_proxies: Iterable[str] = ()  # IPs or CIDRs whose X-Forwarded-For is believed
+    internal_hosts: Iterable[str] = ()  # other hosts of the site (".example.com": subdomains)
+    categories: Mapping[str, str] | None = None  # shell-style path pattern -> interest category
+    segments: SegmentLibrary | str | os.PathLike[str] | None = None
+    content: DecisionEngine | str | os.PathLike[str] | None = None
+    site_time_zone: str = "UTC"  # IANA zone for visitors without geo
+    exclude: Iterable[str] = DEFAULT_EXCLUDE  # shell-style paths that skip all work
+    cookie_name: str = "pz_visitor"
+    cookie_max_age: int = 365 * 24 * 3600  # seconds
+    cookie_path: str = "/"
+    cookie_domain: str | None = None
+    cookie_same_site: Literal["lax", "strict", "none"] = "lax"
+    cookie_secure: bool | None = None  # None: Secure on https requests only
+    session_timeout: float = SESSION_TIMEOUT  # seconds of inactivity that end a session
+    api_keys: Iterable[str] = ()  # Bearer keys of the events API and metrics
+    path_prefix: str = "/_personalize"  # where the built-in endpoints live
+    junk_user_ids: Iterable[str] = DEFAULT_JUNK_IDS  # user ids identify() refuses
+    max_aliases: int = MAX_ALIASES  # anonymous profiles merged into one known profile, at most
+    consent: Literal["implied", "required"] = "implied"
+    admin_users: Mapping[str, str] | None = None  # editor name -> password hash
+    learning: LocalLearning | StreamLearning | None = None
+    metrics_public: bool = False  # serve <prefix>/metrics without an API key
+    profile_cache_size: int = 10_000  # profiles kept in the near-cache
+    flush_interval: float = 0.02  # seconds page views wait to be written in one batch
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        if self.consent not in ("implied", "required"):
+            raise ConfigurationError(
+                f"consent must be 'implied' or 'required', not {self.consent!r}"
+            )
+        for key in self.api_keys:
+            if not isinstance(key, str) or len(key) < 16:
+                raise ConfigurationError("api_keys must be strings of at least 16 characters")
+        if self.max_aliases < 1:
+            raise ConfigurationError("max_aliases must be at least 1")
+        if not 0 <= self.flush_interval <= 60:
+            raise ConfigurationError("flush_interval is 0 to 60 seconds")
+        if self.session_timeout <= 0:
+            raise ConfigurationError("session_timeout must be positive seconds")

@@ -1,0 +1,95 @@
+"""``POST /_personalize/events``: events from other channels, server to server.
+
+Authenticated with ``Authorization: Bearer <api key>`` (keys from the middleware's
+``api_keys``). The body is one event or a list of up to 1,000::
+
+    {"type": "order", "user_id": "ann", "ts": "2026-11-26T10:00:00+00:00",
+     "properties": {"order_id": "o-17", "products": ["boots-42"], "value": 89.0}}
+
+``type`` is ``order`` (order_id, products, value), ``return`` (order_id, products),
+``ticket`` (ticket_id, status: open | closed) or ``custom`` (with a ``name``). Each event
+names ``user_id`` or ``visitor_id``. Invalid input gets a 4xx with every problem listed and
+nothing is stored; valid events are stored atomically per profile before the 202 answer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from personalize.exceptions import EventError
+from personalize.profiles.events import Event, parse_event
+from personalize.services.profiles import ProfileService
+from personalize.web.apikeys import ApiKeys
+
+if TYPE_CHECKING:
+    from personalize.visitor import Visitor
+
+__all__ = ["EventsApi"]
+
+MAX_BODY = 1024 * 1024  # bytes
+MAX_EVENTS_PER_REQUEST = 1000
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+class EventsApi:
+    """``POST <prefix>/events`` for the events of one site's profile service."""
+
+    def __init__(self, profiles: ProfileService, keys: ApiKeys) -> None:
+        self.profiles = profiles
+        self.keys = keys
+
+    async def post(self, request: Request, visitor: Visitor) -> Response:
+        """Validate every event, then store them all; see the module docstring."""
+        if not self.keys:
+            return _error(403, "the events API is disabled: configure api_keys on the middleware")
+        if not self.keys.allow(request.headers):
+            return JSONResponse(
+                {"error": "missing or wrong API key (Authorization: Bearer <key>)"},
+                status_code=401,
+                headers={"www-authenticate": "Bearer"},
+            )
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            return _error(415, "send the events as application/json")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return _error(413, f"body larger than {MAX_BODY} bytes")
+        try:
+            payload = json.loads(body)
+        except RecursionError:
+            return _error(400, "body is nested too deeply")
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error(400, f"body is not valid JSON: {exc}")
+        items = payload if isinstance(payload, list) else [payload]
+        if not items:
+            return _error(422, "no events given")
+        if len(items) > MAX_EVENTS_PER_REQUEST:
+            return _error(413, f"at most {MAX_EVENTS_PER_REQUEST} events per request")
+        problems = []
+        by_key: dict[str, list[Event]] = {}
+        for index, item in enumerate(items):
+            try:
+                key, event = parse_event(item)
+            except EventError as exc:
+                problems.append({"index": index, "error": str(exc)})
+                continue
+            by_key.setdefault(key, []).append(event)
+        if problems:
+            return _error(422, "invalid events; nothing was stored", problems=problems)
+        try:
+            await self.profiles.ingest(by_key)
+        except Exception as exc:  # the store is down: the sender keeps the events and retries
+            return JSONResponse(
+                {"error": f"profile store unavailable ({type(exc).__name__}); retry later"},
+                status_code=503,
+                headers={"retry-after": "5"},
+            )
+        return JSONResponse({"accepted": len(items)}, status_code=202)
