@@ -70,7 +70,7 @@ class StateEndpoint:
             "pending": profiles.pending,
             "stats": dict(profiles.stats),
             "circuit_open": time.monotonic() < down_until,
-            "listening": bool(getattr(store, "_listening", False)),
+            "listening": bool(getattr(getattr(store, "_bus", None), "listening", False)),
         }
         if self.pz.personalizer.learning is not None:
             state["learning"] = self.pz.personalizer.learning.status()

@@ -72,7 +72,7 @@ def run(sessions: int, repeats: int) -> dict[str, float]:
             latencies.append((clock() - t0) / 1000)
     auc = BinnedAUC()
     for x, r in zip(test, holdout, strict=True):
-        auc.update(bool(r["converted"]), predict(x))
+        auc.update(bool(r["converted"]), predict(x)[True])
     return {
         "learn_per_s": statistics.median(rates),
         "learn_per_s_min": min(rates),

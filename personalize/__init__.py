@@ -29,9 +29,10 @@ from personalize.profiles.events import Event
 from personalize.profiles.pageviews import CategoryMap, Hit
 from personalize.profiles.profile import Profile, SessionRecord
 from personalize.rules.segments import Membership, Segment, SegmentLibrary
+from personalize.scope import get_visitor, identify
 from personalize.settings import Settings
 from personalize.stores import MemoryStore, ProfileStore, SQLiteStore
-from personalize.visitor import Visitor, get_visitor, identify
+from personalize.visitor import Visitor
 
 __version__ = "0.1.0"
 

@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from personalize.personalizer import Personalizer
-from personalize.visitor import STATE_KEY, Visitor
+from personalize.scope import STATE_KEY
+from personalize.visitor import Visitor
 from personalize.web import install
 
 __all__ = ["PersonalizeMiddleware"]
@@ -92,6 +93,9 @@ class PersonalizeMiddleware:
         await self.personalizer.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._flush_on_shutdown(send))
+            return
         if scope["type"] != "http" or self._excluded(scope["path"]):
             await self.app(scope, receive, send)
             return
@@ -119,6 +123,20 @@ class PersonalizeMiddleware:
         if page and page[0] and scope["method"] == "GET":
             # After the response: the visitor is not waiting for this write.
             await personalizer.record(visitor)
+
+    def _flush_on_shutdown(self, send: Send) -> Send:
+        """``send`` for the lifespan: before the app reports its shutdown complete, the page
+        views still buffered are written and the store closed (the server exits after it)."""
+
+        async def lifespan_send(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                try:
+                    await self.personalizer.aclose()
+                except Exception:
+                    logger.exception("personalize: could not close the store at shutdown")
+            await send(message)
+
+        return lifespan_send
 
     def _finish_headers(self, scope: Scope, message: Message, visitor: Visitor) -> bool:
         """Add Set-Cookie, Cache-Control: private and Vary: Cookie where they belong;

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from fnmatch import translate
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import Scope
 
@@ -38,6 +38,9 @@ from personalize.services.nearcache import MISSING
 from personalize.services.profiles import ProfileService
 from personalize.settings import Settings
 from personalize.visitor import Visitor
+
+if TYPE_CHECKING:
+    from personalize.learning.runtime import Visit
 
 __all__ = ["Personalizer"]
 
@@ -107,6 +110,7 @@ class Personalizer:
         self._exclude = re.compile("|".join(translate(p) for p in patterns)) if patterns else None
         self.router = Router(settings.path_prefix)
         self.counts = {"remembered": 0, "context": 0, "bot": 0, "error": 0}
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"<Personalizer {self.profiles.store!r} prefix={self.router.prefix!r}>"
@@ -125,13 +129,13 @@ class Personalizer:
         """The current time in seconds, from the configured clock."""
         return self._clock()
 
-    def learned_scores(self, visitor: Visitor) -> Mapping[str, Any] | None:
+    def learned_scores(self, visitor: Visit) -> Mapping[str, Any] | None:
         """Scores from the learned models (propensity, cluster, anomaly) for segment rules."""
         if self.learning is None or not visitor.remembers:
             return None
         return self.learning.scores(visitor)
 
-    def converted(self, visitor: Visitor) -> None:
+    def converted(self, visitor: Visit) -> None:
         """The visitor's session converted: learning labels it."""
         if self.learning is not None:
             self.learning.convert(visitor)
@@ -298,6 +302,12 @@ class Personalizer:
         return profile
 
     async def aclose(self) -> None:
-        """Write pending profile updates and release the store and the GeoIP reader."""
+        """Write pending profile updates and release the store and the GeoIP reader.
+
+        Once is enough: the middleware calls it at the lifespan's shutdown, and a second call
+        (an app that closes it itself too) does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         await self.profiles.aclose()
         self.context.close()

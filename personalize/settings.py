@@ -90,7 +90,7 @@ class Settings:
                 raise ConfigurationError("api_keys must be strings of at least 16 characters")
         if self.max_aliases < 1:
             raise ConfigurationError("max_aliases must be at least 1")
-        if not 0 <= self.flush_interval <= 60:
-            raise ConfigurationError("flush_interval is 0 to 60 seconds")
+        if not 0 <= self.flush_interval <= 3600:
+            raise ConfigurationError("flush_interval is 0 to 3600 seconds")
         if self.session_timeout <= 0:
             raise ConfigurationError("session_timeout must be positive seconds")

@@ -21,7 +21,8 @@ import jinja2
 from markupsafe import Markup
 
 from personalize.content.decisions import Decision, DecisionEngine
-from personalize.visitor import STATE_KEY, Visitor
+from personalize.scope import STATE_KEY
+from personalize.visitor import Visitor
 
 
 class SlotHelper:

@@ -19,13 +19,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from markupsafe import Markup
 
-from personalize.content.decisions import Decision, DecisionEngine, Explanation
+from personalize.content.decisions import Decision, Explanation
 from personalize.context.records import VisitorContext
 from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.profiles.cookie import OPTED_OUT, CookieState, new_visitor_id
@@ -34,46 +34,16 @@ from personalize.profiles.identity import anonymous_key, known_key
 from personalize.profiles.pageviews import Hit, apply_hit
 from personalize.profiles.profile import Profile, copy_for_page_view, copy_profile
 from personalize.rules.attributes import build_attributes
-from personalize.rules.segments import Membership, SegmentLibrary
-from personalize.services.profiles import ProfileService
+from personalize.rules.segments import Membership
+from personalize.site import Site
 
-__all__ = ["STATE_KEY", "ContextOnly", "Site", "Visitor", "get_visitor", "identify"]
+__all__ = ["ContextOnly", "Visitor"]
 
 logger = logging.getLogger("personalize.identity")
 _warned_unknown: set[str] = set()
 
-STATE_KEY = "visitor"
 ContextOnly = Literal["bot", "gpc", "opted_out", "no_consent"]
-_MISSING = (
-    "PersonalizeMiddleware must be installed to use request.state.visitor: add "
-    "`app.add_middleware(PersonalizeMiddleware, secret_key=...)`, and check that this path is "
-    "not excluded"
-)
-
-
-class Site(Protocol):
-    """What a visitor asks of the site it visits; :class:`~personalize.Personalizer` is one."""
-
-    @property
-    def profiles(self) -> ProfileService: ...
-
-    @property
-    def segments(self) -> SegmentLibrary | None: ...
-
-    @property
-    def decisions(self) -> DecisionEngine | None: ...
-
-    def now(self) -> float:
-        """Seconds since the epoch, from the site's clock."""
-
-    def learned_scores(self, visitor: Visitor) -> Mapping[str, Any] | None:
-        """The learned models' outputs for segment rules (propensity, cluster, anomaly)."""
-
-    def converted(self, visitor: Visitor) -> None:
-        """The visitor's session converted (an order): tell learning."""
-
-    def page_view(self, context: VisitorContext, now: float, device_id: str) -> Hit:
-        """The page view of a request with ``context``, made by browser ``device_id``."""
+_NO_SITE = "this visitor was not built by PersonalizeMiddleware: nothing to opt out of or into"
 
 
 class Visitor:
@@ -374,7 +344,7 @@ class Visitor:
         personalized from the request itself (country, device, time...). Returns the erased
         keys."""
         if self._site is None:
-            raise MiddlewareMissingError(_MISSING)
+            raise MiddlewareMissingError(_NO_SITE)
         if self.is_bot:
             return []  # bots are never remembered: nothing to erase, no cookie to set
         removed = await self._site.profiles.erase(self.profile_key or "") if self.remembers else []
@@ -388,7 +358,7 @@ class Visitor:
         if self.is_bot:
             return  # bots are never remembered (and carry no site)
         if self._site is None:
-            raise MiddlewareMissingError(_MISSING)
+            raise MiddlewareMissingError(_NO_SITE)
         if self.remembers:
             return
         self.consent = True
@@ -421,22 +391,3 @@ class Visitor:
             site.converted(self)
         self._changed(stored)
         await site.profiles.record(key, event)
-
-
-def get_visitor(request: Any) -> Visitor:
-    """The :class:`Visitor` of a Starlette ``Request`` (or an ASGI ``scope``).
-
-    Raises :class:`MiddlewareMissingError` with a clear message when PersonalizeMiddleware did
-    not see this request.
-    """
-    scope: MutableMapping[str, Any] = request if isinstance(request, dict) else request.scope
-    visitor = scope.get("state", {}).get(STATE_KEY)
-    if not isinstance(visitor, Visitor):
-        raise MiddlewareMissingError(_MISSING)
-    return visitor
-
-
-async def identify(request: Any, user_id: str, traits: Mapping[str, Any] | None = None) -> Profile:
-    """Log in the visitor of ``request`` (a Starlette ``Request`` or an ASGI scope) as
-    ``user_id``; see :meth:`Visitor.identify`."""
-    return await get_visitor(request).identify(user_id, traits)

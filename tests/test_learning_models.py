@@ -31,7 +31,7 @@ def trained() -> tuple[PropensityModel, list[dict[str, Any]], list[float]]:
     for record in simulate(20_000, seed=1):
         model.learn_one(features_from_record(record), record["converted"])
     holdout = list(simulate(5_000, seed=2))
-    return model, holdout, [model.predict_proba_one(features_from_record(r)) for r in holdout]
+    return model, holdout, [model.predict_proba_one(features_from_record(r))[True] for r in holdout]
 
 
 def test_features_from_context_and_profile_match_the_record_path() -> None:
@@ -110,7 +110,7 @@ def test_pickle_round_trip_keeps_predictions(trained: Any) -> None:
     back = Snapshot.loads(snap.dumps())
     assert (back.version, back.created_at) == (7, 123.0)
     xs = [features_from_record(r) for r in holdout[:200]]
-    assert [back.models.propensity.predict_proba_one(x) for x in xs] == ps[:200]
+    assert [back.models.propensity.predict_proba_one(x)[True] for x in xs] == ps[:200]
     assert [back.models.clusterer.predict_one(x) for x in xs] == [
         clusterer.predict_one(x) for x in xs
     ]
@@ -192,9 +192,46 @@ def test_learner_handles_events_and_rejects_garbage() -> None:
     assert learner.snapshot().version == 1 and learner.snapshot().version == 2
 
 
-def test_missing_river_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_river_says_what_to_install() -> None:
+    import subprocess
     import sys
 
-    monkeypatch.setitem(sys.modules, "river", None)
-    with pytest.raises(ImportError, match=r"pip install 'personalize\[learn\]'"):
-        PropensityModel()
+    script = "import sys; sys.modules['river'] = None; import personalize.learning"
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode != 0
+    assert "pip install 'personalize[learn]'" in run.stderr
+
+
+def test_personalize_itself_does_not_import_river() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['river'] = None; import personalize, personalize.middleware; "
+        "print(sorted(m for m in sys.modules if m.startswith('personalize.learning')))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
+def test_the_models_follow_rivers_contracts() -> None:
+    """river's own tools apply: clone() gives a fresh model with the same parameters."""
+    from river import base
+
+    from personalize.learning import AnomalyScorer, PropensityModel, SessionClusterer
+
+    model = PropensityModel(learning_rate=0.05, min_labelled=5)
+    model.learn_one({"channel": "email"}, True)
+    fresh = model.clone()
+    assert isinstance(model, base.Classifier)
+    assert fresh.learning_rate == 0.05 and fresh.min_labelled == 5
+    assert fresh.quality.n_labelled == 0 and model.quality.n_labelled == 1
+    proba = fresh.predict_proba_one({"channel": "email"})
+    assert set(proba) == {True, False} and abs(sum(proba.values()) - 1.0) < 1e-9
+    clusterer = SessionClusterer(n_clusters=3, seed=4)
+    assert isinstance(clusterer, base.Clusterer)
+    assert clusterer.clone().n_clusters == 3 and clusterer.clone().seed == 4
+    scorer = AnomalyScorer(window_size=50, q=0.9)
+    assert isinstance(scorer, base.AnomalyDetector)
+    assert scorer.clone().window_size == 50 and scorer.clone().q == 0.9

@@ -13,6 +13,7 @@ from starlette.responses import PlainTextResponse
 from starlette.testclient import TestClient
 
 from personalize import MemoryStore, MiddlewareMissingError, PersonalizeMiddleware, get_visitor
+from personalize.exceptions import StoreUnavailableError
 from personalize.profiles.cookie import CookieState, VisitorCookie
 from tests.apps import SECRET, make_app
 
@@ -370,3 +371,30 @@ def test_the_visitor_cookie_is_found_as_a_full_parse_finds_it(header: str) -> No
     )
     for text in (header, "pz_visitor=v1; " + header, header + "; pz_visitor=v2"):
         assert middleware.personalizer.cookies.find(text) == (by_splitting(text) if text else None)
+
+
+def test_the_lifespan_shutdown_writes_what_is_buffered_and_closes_the_store() -> None:
+    closed: list[bool] = []
+
+    class FlakyStore(MemoryStore):
+        """Refuses the first write (it stays buffered, to be retried) and records closing."""
+
+        failures = 1
+
+        async def update_many(self, mutations: Any) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise StoreUnavailableError("briefly down")
+            return await super().update_many(mutations)
+
+        async def close(self) -> None:
+            closed.append(True)
+
+    store = FlakyStore()
+    with TestClient(make_app(store)) as client:
+        r = client.get("/", headers={"user-agent": IPHONE})
+        visitor = r.text.split("|")[0].removeprefix("<p>")
+        assert asyncio.run(store.get(f"v:{visitor}")) is None  # still buffered
+    assert closed == [True]
+    stored = asyncio.run(store.get(f"v:{visitor}"))
+    assert stored is not None and stored.page_views == 1

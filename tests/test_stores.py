@@ -216,11 +216,11 @@ def test_sqlite_splits_a_huge_batch_between_keys(tmp_path: Path) -> None:
     key does not decode all of it; one key's changes stay together."""
     import sqlite3
 
-    from personalize.stores.sqlite import _MAX_ROW_CHANGES
+    from personalize.stores.sqlite_schema import MAX_ROW_CHANGES
 
     path = tmp_path / "p.sqlite3"
-    many = {f"v:{i}": [Hit(ts=1.0, path="/")] for i in range(2 * _MAX_ROW_CHANGES + 10)}
-    many["v:busy"] = [Hit(ts=float(t), path="/") for t in range(_MAX_ROW_CHANGES + 5)]
+    many = {f"v:{i}": [Hit(ts=1.0, path="/")] for i in range(2 * MAX_ROW_CHANGES + 10)}
+    many["v:busy"] = [Hit(ts=float(t), path="/") for t in range(MAX_ROW_CHANGES + 5)]
 
     async def scenario() -> None:
         store = SQLiteStore(path, compact_interval=3600, compact_after=10**9)
@@ -232,7 +232,7 @@ def test_sqlite_splits_a_huge_batch_between_keys(tmp_path: Path) -> None:
             ]
         assert len(sizes) == 4 and sum(sizes) == len(many)
         busy, other = await store.get("v:busy"), await store.get("v:7")
-        assert busy is not None and busy.page_views == _MAX_ROW_CHANGES + 5
+        assert busy is not None and busy.page_views == MAX_ROW_CHANGES + 5
         assert other is not None and other.page_views == 1
         await store.close()
 
@@ -353,7 +353,7 @@ def test_sqlite_forgets_old_batch_ids_through_the_ts_index(tmp_path: Path) -> No
     import sqlite3
     import time
 
-    from personalize.stores.sqlite import BATCH_MEMORY
+    from personalize.stores.sqlite_schema import BATCH_MEMORY
 
     path = tmp_path / "p.sqlite3"
 

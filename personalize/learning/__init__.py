@@ -1,11 +1,13 @@
 """Learned segments (river, the ``personalize[learn]`` extra): propensity, clusters, anomalies.
 
-Importing this package does not import river; building a model does, and says what to
-``pip install`` when it is missing.
+The models are river estimators (``base.Classifier``, ``base.Clusterer``,
+``base.AnomalyDetector``), so importing them imports river; without the ``learn`` extra the
+import says what to ``pip install``. The rest of personalize never imports this package unless
+learning is switched on.
 
 >>> from personalize.learning import PropensityModel, session_features
 >>> PropensityModel().predict_proba_one({"channel": "email"})
-0.5
+{True: 0.5, False: 0.5}
 """
 
 from __future__ import annotations

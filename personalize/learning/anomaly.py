@@ -24,14 +24,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from personalize.learning.encoding import split
-from personalize.learning.extras import river
+from personalize.learning.extras import river, river_base
 
 __all__ = ["AnomalyScorer"]
 
 FeatureDict = Mapping[str, float | str | bool | int | None]
 
 
-class AnomalyScorer:
+class AnomalyScorer(river_base.AnomalyDetector):  # type: ignore[misc]  # river is untyped
     """Half-space trees on ``[0, 1]``-scaled numbers and categorical rarities."""
 
     def __init__(
@@ -45,7 +45,6 @@ class AnomalyScorer:
         max_categories: int = 1000,  # distinct values counted per categorical feature
         seed: int = 0,
     ) -> None:
-        rv = river()
         self.n_trees = n_trees
         self.height = height
         self.window_size = window_size
@@ -53,11 +52,11 @@ class AnomalyScorer:
         self.q = q
         self.max_categories = max_categories
         self.seed = seed
-        self._scaler: Any = rv.preprocessing.MinMaxScaler()
-        self._hst: Any = rv.anomaly.HalfSpaceTrees(
+        self._scaler: Any = river.preprocessing.MinMaxScaler()
+        self._hst: Any = river.anomaly.HalfSpaceTrees(
             n_trees=n_trees, height=height, window_size=window_size, seed=seed
         )
-        self._quantile: Any = rv.stats.Quantile(q)
+        self._quantile: Any = river.stats.Quantile(q)
         self._counts: dict[str, dict[str, int]] = {}
         self._n = 0
 

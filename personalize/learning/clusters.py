@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from personalize.learning.encoding import split
-from personalize.learning.extras import river
+from personalize.learning.extras import river, river_base
 
 __all__ = ["SessionClusterer"]
 
@@ -38,7 +38,7 @@ _Dist = Callable[[Mapping[str, float], Mapping[str, float]], float]
 _DESCRIBED = ("device_type", "daypart", "channel", "category", "country")
 
 
-class SessionClusterer:
+class SessionClusterer(river_base.Clusterer):  # type: ignore[misc]  # river is untyped
     """Online k-means segments of sessions, with ``describe(cluster_id)`` for editors."""
 
     def __init__(
@@ -53,7 +53,6 @@ class SessionClusterer:
         describe_fields: Sequence[str] = _DESCRIBED,
         seed: int = 0,
     ) -> None:
-        rv = river()
         self.n_clusters = n_clusters
         self.halflife = halflife
         self.numeric_weight = numeric_weight
@@ -62,8 +61,8 @@ class SessionClusterer:
         self.max_categories = max_categories
         self.describe_fields = tuple(describe_fields)
         self.seed = seed
-        self._scaler: Any = rv.preprocessing.StandardScaler()
-        self._kmeans: Any = rv.cluster.KMeans(
+        self._scaler: Any = river.preprocessing.StandardScaler()
+        self._kmeans: Any = river.cluster.KMeans(
             n_clusters=n_clusters, halflife=halflife, sigma=0.1, seed=seed
         )
         self._vocab: dict[str, float] = {}  # one-hot keys seen, all 0.0: the dense template

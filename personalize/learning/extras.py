@@ -1,30 +1,32 @@
-"""Lazy access to river, the optional ``personalize[learn]`` extra."""
+"""The optional packages learning needs, imported with an error that says what to install.
+
+``river`` is the ``personalize[learn]`` extra; ``redis`` the ``personalize[redis]`` extra.
+
+>>> river.__name__, river_base.Classifier.__name__
+('river', 'Classifier')
+"""
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
+from typing import Any
+
+__all__ = ["INSTALL_HINT", "redis_module", "river", "river_base"]
 
 INSTALL_HINT = "pip install 'personalize[learn]'"
 
+_SUBMODULES = ("anomaly", "base", "cluster", "linear_model", "metrics", "optim", "preprocessing")
+try:
+    _river = importlib.import_module("river")
+    for _name in (*_SUBMODULES, "stats"):
+        importlib.import_module(f"river.{_name}")
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(f"personalize's learned segments need river: {INSTALL_HINT}") from exc
 
-def river() -> ModuleType:
-    """The ``river`` package with the submodules the models use; a clear error when missing.
-
-    >>> river().__name__
-    'river'
-    """
-    try:
-        import river
-        import river.anomaly
-        import river.cluster
-        import river.linear_model
-        import river.metrics
-        import river.optim
-        import river.preprocessing
-        import river.stats
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(f"personalize's learned segments need river: {INSTALL_HINT}") from exc
-    return river
+#: river and its base classes, which the models subclass (Any: river's hints are partial).
+river: Any = _river
+river_base: Any = _river.base
 
 
 def redis_module() -> ModuleType:

@@ -4,13 +4,16 @@ A lean river pipeline: one-hot categoricals (and pairwise crosses of them), ``lo
 skewed numbers, ``preprocessing.StandardScaler`` on the numbers (clipped, so one extreme
 visit cannot swing the weights), then ``linear_model.LogisticRegression``. Every
 ``learn_one`` first predicts, so ``quality`` is the prequential (test-then-train) ROC AUC and
-log loss; decisions should only use the model once ``ready``.
+log loss; decisions should only use the model once ``ready``. It is a river
+``base.Classifier``: ``predict_proba_one`` gives ``{True: p, False: 1 - p}`` and ``clone()``
+gives a fresh model with the same parameters.
 
 >>> model = PropensityModel(min_labelled=20, min_auc=0.6)
 >>> for i in range(200):
 ...     model.learn_one({"channel": "email" if i % 2 else "direct"}, y=i % 2 == 1 and i % 4 != 3)
->>> model.predict_proba_one({"channel": "email"}) > model.predict_proba_one({"channel": "direct"})
-True
+>>> email, direct = (model.predict_proba_one({"channel": c})[True] for c in ("email", "direct"))
+>>> email > direct, model.clone().quality.n_labelled
+(True, 0)
 >>> model.quality.n_labelled, model.quality.auc > 0.7, model.ready
 (200, True, True)
 """
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from personalize.learning.encoding import split
-from personalize.learning.extras import river
+from personalize.learning.extras import river, river_base
 from personalize.learning.metrics import BinnedAUC
 
 __all__ = ["DEFAULT_CROSSES", "PropensityModel", "Quality"]
@@ -47,7 +50,7 @@ class Quality:
     logloss: float
 
 
-class PropensityModel:
+class PropensityModel(river_base.Classifier):  # type: ignore[misc]  # river is untyped
     """Online logistic regression on mixed numeric and categorical feature dicts.
 
     ``log1p`` names numeric features that arrive raw and skewed (counts, durations);
@@ -68,7 +71,6 @@ class PropensityModel:
         min_labelled: int = 1000,
         min_auc: float = 0.6,
     ) -> None:
-        rv = river()
         self.learning_rate = learning_rate
         self.l2 = l2
         self.log1p = frozenset(log1p)
@@ -77,12 +79,12 @@ class PropensityModel:
         self.threshold = threshold
         self.min_labelled = min_labelled
         self.min_auc = min_auc
-        self._scaler: Any = rv.preprocessing.StandardScaler()
-        self._lr: Any = rv.linear_model.LogisticRegression(
-            optimizer=rv.optim.SGD(learning_rate), l2=l2
+        self._scaler: Any = river.preprocessing.StandardScaler()
+        self._lr: Any = river.linear_model.LogisticRegression(
+            optimizer=river.optim.SGD(learning_rate), l2=l2
         )
         self._auc = BinnedAUC()
-        self._logloss: Any = rv.metrics.LogLoss()
+        self._logloss: Any = river.metrics.LogLoss()
         self._n = 0
         self._n_pos = 0
 
@@ -92,15 +94,15 @@ class PropensityModel:
             cat[key] = -clip if value < -clip else clip if value > clip else value
         return cat
 
-    def predict_proba_one(self, x: FeatureDict) -> float:
-        """The probability that the session converts."""
+    def predict_proba_one(self, x: FeatureDict) -> dict[bool, float]:
+        """``{True: p, False: 1 - p}``: the probability that the session converts, or not."""
         num, cat = split(x, log1p=self.log1p, crosses=self.crosses)
         p: float = self._lr.predict_proba_one(self._transform(num, cat))[True]
-        return p
+        return {True: p, False: 1.0 - p}
 
     def predict_one(self, x: FeatureDict) -> bool:
         """Whether the session is predicted to convert (probability >= ``threshold``)."""
-        return self.predict_proba_one(x) >= self.threshold
+        return self.predict_proba_one(x)[True] >= self.threshold
 
     def learn_one(self, x: FeatureDict, y: bool) -> None:
         """Learn one labelled session, after scoring it for the prequential metrics."""

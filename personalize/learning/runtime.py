@@ -46,6 +46,9 @@ class Visit(Protocol):
     @property
     def context(self) -> VisitorContext: ...
 
+    @property
+    def remembers(self) -> bool: ...  # stored and learned from (not a bot, not opted out)
+
 
 logger = logging.getLogger("personalize.learning")
 
@@ -103,7 +106,7 @@ class _Runtime:
         out: dict[str, Any] = {}
         try:
             if models.propensity.ready:
-                out["propensity"] = models.propensity.predict_proba_one(x)
+                out["propensity"] = models.propensity.predict_proba_one(x)[True]
             if models.clusterer.ready:
                 out["cluster"] = models.clusterer.predict_one(x)
             out["anomaly"] = models.anomaly.score_one(x)

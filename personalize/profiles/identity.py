@@ -57,12 +57,12 @@ def user_id_of(key: str) -> str | None:
     return key[len(KNOWN_PREFIX) :] if key.startswith(KNOWN_PREFIX) else None
 
 
+# Not "1": it is the first user of every auto-increment users table (Django's pk).
 DEFAULT_JUNK_IDS = frozenset(
     {
         "",
         "0",
         "-1",
-        "1",
         "null",
         "nil",
         "none",

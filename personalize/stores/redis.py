@@ -34,10 +34,8 @@ failure the store answers :class:`~personalize.exceptions.StoreUnavailableError`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -58,120 +56,14 @@ from personalize.stores.base import Mutation, ProfileStore
 
 try:
     import redis.asyncio as aioredis
-    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("RedisStore needs the redis extra: pip install 'personalize[redis]'") from exc
-hiredis: Any
-try:
-    import hiredis
-except ImportError:  # pragma: no cover - hiredis comes with the redis extra
-    hiredis = None
+
+from personalize.stores.redis_invalidation import InvalidationBus
+from personalize.stores.redis_support import APPEND, CAS, CONNECTION_ERRORS, make_pool
 
 logger = logging.getLogger("personalize.redis")
-
-# KEYS[1] profile hash, KEYS[2] its change log. ARGV: expected version ("" = absent), new
-# JSON ("" = delete both), ttl (s), how many log entries the new JSON folded in (a prefix of
-# the log: entries appended since stay), "1" when the new profile is a tombstone. A tombstone
-# is only written over the whole log, so no change ever waits on one unforwarded.
-_CAS = """
-local v = redis.call('HGET', KEYS[1], 'n')
-if (v or '') ~= ARGV[1] then return -1 end
-local folded = tonumber(ARGV[4])
-if ARGV[5] == '1' and redis.call('LLEN', KEYS[2]) ~= folded then return -1 end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return 0
-end
-if folded > 0 then redis.call('LTRIM', KEYS[2], folded, -1) end
-local n = tonumber(v or '0') + 1
-redis.call('HSET', KEYS[1], 'd', ARGV[2], 'n', n)
-if ARGV[5] == '1' then
-  redis.call('HSET', KEYS[1], 'm', '1')
-else
-  redis.call('HDEL', KEYS[1], 'm')
-end
-local ttl = tonumber(ARGV[3])
-if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
-else
-  redis.call('PERSIST', KEYS[1])
-  redis.call('PERSIST', KEYS[2])
-end
-return n
-"""
-
-# KEYS[1] profile hash, KEYS[2] its change log. ARGV: one log entry, ttl (s). Returns the
-# log's new length, or -1 for a tombstone (a merged anonymous id), whose changes must go
-# through the compare-and-set, which forwards them to the known profile.
-_APPEND = """
-if redis.call('HEXISTS', KEYS[1], 'm') == 1 then return -1 end
-local n = redis.call('RPUSH', KEYS[2], ARGV[1])
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
-end
-return n
-"""
-
-
-def hiredis_packing(connection_class: type[Any]) -> type[Any]:
-    """``connection_class`` packing commands with hiredis (C) instead of Python.
-
-    redis-py's asyncio connections always pack commands in Python, even with hiredis
-    installed (its blocking connections use hiredis); for a pipelined write of a few hundred
-    commands that is most of the client's work. Arguments hiredis does not take
-    (``bytearray``, or the ``None`` and ``bool`` redis-py rejects) and multi-word command
-    names go through redis-py's own packer, so errors stay redis-py's.
-
-    >>> from redis.asyncio.connection import Connection
-    >>> hiredis_packing(Connection)().pack_command("SET", "k", 1.5)
-    [b'*3\\r\\n$3\\r\\nSET\\r\\n$1\\r\\nk\\r\\n$3\\r\\n1.5\\r\\n']
-    """
-    if hiredis is None:  # pragma: no cover - hiredis comes with the redis extra
-        return connection_class
-    pack = hiredis.pack_command
-
-    class Packed(connection_class):  # type: ignore[misc]
-        def pack_command(self, *args: Any) -> list[bytes]:
-            first = args[0]
-            if isinstance(first, str) and " " not in first:
-                try:
-                    return [pack(args)]
-                except TypeError:
-                    pass
-            result: list[bytes] = super().pack_command(*args)
-            return result
-
-    Packed.__name__ = Packed.__qualname__ = f"Hiredis{connection_class.__name__}"
-    return Packed
-
-
-def _pool(
-    url: str, max_connections: int, timeout: float, *, socket_timeout: float | None
-) -> aioredis.BlockingConnectionPool:
-    # A blocking pool: under a burst, callers queue for a connection (up to the timeout)
-    # instead of failing with "Too many connections".
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=timeout * 4,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=timeout,
-        health_check_interval=30,
-    )
-    kwargs = pool.connection_kwargs
-    if kwargs.get("encoding", "utf-8").lower().replace("-", "") == "utf8" and (
-        kwargs.get("encoding_errors", "strict") == "strict"
-    ):  # what hiredis encodes text with
-        pool.connection_class = hiredis_packing(pool.connection_class)
-    return pool
-
-
-_CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
 
 
 class RedisStore(ProfileStore):
@@ -208,26 +100,23 @@ class RedisStore(ProfileStore):
             writes = client
         else:
             client = aioredis.Redis(
-                connection_pool=_pool(url, max_connections, timeout, socket_timeout=timeout)
+                connection_pool=make_pool(url, max_connections, timeout, socket_timeout=timeout)
             )
             # Batched writes get connections of their own without a per-read socket
             # timeout: redis-py arms a timer for every reply, 80 of them for a batch of 80
             # page views. Their calls are bounded as a whole instead (``_call``), and a
             # call cut short drops its connection. The write-behind buffer sends one batch
             # at a time, so a few connections do.
-            writes = aioredis.Redis(connection_pool=_pool(url, 4, timeout, socket_timeout=None))
+            writes = aioredis.Redis(connection_pool=make_pool(url, 4, timeout, socket_timeout=None))
         self._client = client
         self._writes = writes
-        self._cas = self._client.register_script(_CAS)
+        self._cas = self._client.register_script(CAS)
         self._down_until = 0.0
-        self._instance = secrets.token_hex(6)
-        self._channel = f"{prefix}invalidate"
-        self._invalidation = invalidation
-        self._listener: asyncio.Task[None] | None = None
-        self._listening = False
-        self._on_invalidate: list[Callable[[list[str] | None], None]] = []
+        self._bus = InvalidationBus(
+            self._client, f"{prefix}invalidate", timeout=timeout, enabled=invalidation
+        )
         self._write_lock = asyncio.Lock()
-        self._append = self._client.register_script(_APPEND)
+        self._append = self._client.register_script(APPEND)
         self.log_limit = log_limit
         self._write_lock_loop: asyncio.AbstractEventLoop | None = None
 
@@ -244,12 +133,12 @@ class RedisStore(ProfileStore):
 
     def on_invalidate(self, callback: Callable[[list[str] | None], None]) -> None:
         """Call ``callback(keys)`` when another process changed ``keys`` (None: everything)."""
-        self._on_invalidate.append(callback)
+        self._bus.subscribe(callback)
 
     @property
     def trusted_cache_ttl(self) -> float | None:
         """How long a cached profile may be used: long while invalidations arrive."""
-        return 300.0 if self._listening else 1.0
+        return 300.0 if self._bus.listening else 1.0
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -265,10 +154,10 @@ class RedisStore(ProfileStore):
         except StoreUnavailableError:
             coro.close()  # never started: close it so it is not reported as never awaited
             raise
-        self._ensure_listener()
+        self._bus.ensure_listener()
         try:
             return await asyncio.wait_for(coro, self.timeout * 4)
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             self._down_until = time.monotonic() + self.retry_after
             raise StoreUnavailableError(f"{self!r}: {type(exc).__name__}: {exc}") from exc
         except RedisError as exc:
@@ -369,7 +258,7 @@ class RedisStore(ProfileStore):
                 changed.append(key)
                 del todo[key]
             if changed:
-                await self._publish(changed)
+                await self._bus.publish(changed)
         if todo:
             raise StoreError(f"{self!r}: gave up on {len(todo)} keys after constant contention")
         return result
@@ -410,7 +299,7 @@ class RedisStore(ProfileStore):
             elif length > self.log_limit:
                 long.append(key)
         if len(refused) < len(keys):
-            await self._publish([k for k in keys if k not in refused])
+            await self._bus.publish([k for k in keys if k not in refused])
         written: dict[str, Profile] = {}
         if refused:
             written.update(await super().apply_changes(refused, batch_id=batch_id))
@@ -425,7 +314,7 @@ class RedisStore(ProfileStore):
 
     async def delete(self, key: str) -> bool:
         removed = await self._call(self._client.delete(self.redis_key(key), self.log_key(key)))
-        await self._publish([key])
+        await self._bus.publish([key])
         return bool(removed)
 
     async def keys(self) -> list[str]:
@@ -443,68 +332,10 @@ class RedisStore(ProfileStore):
                 return list(found)
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
-            self._listener = None
+        await self._bus.close()
         await self._client.aclose(close_connection_pool=True)
         if self._writes is not self._client:
             await self._writes.aclose(close_connection_pool=True)
-
-    # -- near-cache invalidation ----------------------------------------------------------
-
-    async def _publish(self, keys: list[str]) -> None:
-        if not self._invalidation:
-            return
-        message = self._instance + "\n" + "\n".join(keys)
-        try:
-            await asyncio.wait_for(self._client.publish(self._channel, message), self.timeout)
-        except Exception as exc:  # the write itself succeeded; caches expire on their own
-            logger.warning("personalize: could not publish invalidation: %s", exc)
-
-    def _ensure_listener(self) -> None:
-        if not self._invalidation or not self._on_invalidate:
-            return
-        if self._listener is not None and not self._listener.done():
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        self._listener = loop.create_task(self._listen(), name="personalize-redis-invalidation")
-
-    def _notify(self, keys: list[str] | None) -> None:
-        for callback in self._on_invalidate:
-            callback(keys)
-
-    async def _listen(self) -> None:
-        backoff = 0.1
-        while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await asyncio.wait_for(pubsub.subscribe(self._channel), self.timeout * 4)
-                self._listening = True
-                self._notify(None)  # invalidations may have been missed while disconnected
-                backoff = 0.1
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is None:
-                        continue
-                    sender, _, body = message["data"].decode().partition("\n")
-                    if sender != self._instance:
-                        self._notify(body.split("\n"))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._listening:
-                    logger.warning("personalize: invalidation listener lost Redis: %s", exc)
-            finally:
-                self._listening = False
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
 
 
 def _ts(change: Change) -> float:

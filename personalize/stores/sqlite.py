@@ -8,7 +8,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -17,7 +17,6 @@ import orjson
 
 from personalize.exceptions import ConfigurationError, StoreError
 from personalize.profiles.changes import (
-    FORWARD_GRACE,
     Change,
     change_from_value,
     change_value,
@@ -26,110 +25,20 @@ from personalize.profiles.changes import (
 )
 from personalize.profiles.profile import Profile
 from personalize.stores.base import Mutation, ProfileStore
-
-T = TypeVar("T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS profiles (
-    key      TEXT PRIMARY KEY,
-    data     BLOB NOT NULL,
-    updated  REAL NOT NULL,
-    merged   INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS log (
-    id       INTEGER PRIMARY KEY,
-    keys     TEXT NOT NULL,
-    data     BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS batches (
-    id       TEXT PRIMARY KEY,
-    ts       REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS batches_by_ts ON batches (ts);
-CREATE TABLE IF NOT EXISTS forwards (
-    id       INTEGER PRIMARY KEY AUTOINCREMENT,
-    key      TEXT NOT NULL UNIQUE,
-    until    REAL NOT NULL
-);
-DROP INDEX IF EXISTS tombstones;
-"""
-# ``forwards`` lists the anonymous ids merged into a known profile (tombstones) whose page
-# views may still arrive: each write batch reads the rows added since its process last
-# looked (ids only grow: AUTOINCREMENT), so the check of a batch's keys against the
-# tombstones is a set lookup in memory. A row is kept a day past the forwarding grace
-# period, as long as a batch id is remembered (a batch retried that late is forwarded too).
-# The change log: one row per write batch. ``keys`` lists the batch's profile keys between
-# newlines ("\nv:a\nv:b\n"), so a read finds the rows of a key with instr() and no index;
-# ``data`` is the JSON object {key: [change, ...]} (changes as :func:`change_value` gives
-# them). Files of earlier versions have a ``changes`` table (one row per change, indexed by
-# key): its rows are moved into the log when the file is opened.
-BATCH_MEMORY = 86_400.0  # seconds a write batch id is remembered (a retry comes far sooner)
-_PRUNE_INTERVAL = 60.0  # seconds between prunes of the remembered batch ids and forwards
-_FORWARD_ROW_LIFE = FORWARD_GRACE + BATCH_MEMORY  # seconds a forwards row is kept
-_IN_CHUNK = 500  # keys per IN (...) query
-_INSTR_KEYS = 16  # reads of up to this many keys search the log; more read all of it
-_MAX_LOG_ROWS = 2000  # a process compacts once it appended this many rows (batches)
-_MAX_ROW_CHANGES = 2000  # changes per log row (a larger batch is split between keys)
-_UPSERT = (
-    "INSERT INTO profiles (key, data, updated, merged) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT(key) DO UPDATE SET data = excluded.data, "
-    "updated = excluded.updated, merged = excluded.merged"
+from personalize.stores.sqlite_schema import (
+    BATCH_MEMORY,
+    FORWARD_ROW_LIFE,
+    INSTR_KEYS,
+    MAX_LOG_ROWS,
+    PRUNE_INTERVAL,
+    UPSERT,
+    chunks,
+    keys_text,
+    log_rows_of,
+    open_connection,
 )
 
-
-def _marks(values: Sequence[object]) -> str:
-    return ",".join("?" * len(values))
-
-
-def _keys_text(keys: Iterable[str]) -> str:
-    """The ``keys`` column of a log row: each key between newlines, for instr()."""
-    return "\n" + "\n".join(keys) + "\n"
-
-
-def _log_rows_of(entry: dict[str, list[Any]]) -> list[tuple[str, bytes]]:
-    """The log rows of one write batch: usually one; a batch larger than
-    ``_MAX_ROW_CHANGES`` (the buffer of an outage, written at once) is split between keys,
-    so that a read of one key never decodes megabytes."""
-    rows: list[tuple[str, bytes]] = []
-    part: dict[str, list[Any]] = {}
-    size = 0
-    for key, values in entry.items():
-        if part and size + len(values) > _MAX_ROW_CHANGES:
-            rows.append((_keys_text(part), orjson.dumps(part)))
-            part, size = {}, 0
-        part[key] = values
-        size += len(values)
-    if part:
-        rows.append((_keys_text(part), orjson.dumps(part)))
-    return rows
-
-
-def _migrate_changes(conn: sqlite3.Connection) -> None:
-    """Move the rows of an earlier version's ``changes`` table into the log, and drop it."""
-    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'changes'"
-    if conn.execute(query).fetchone() is None:
-        return
-    batch: dict[str, list[Any]] = {}
-    for key, data in conn.execute("SELECT key, data FROM changes ORDER BY id"):
-        batch.setdefault(str(key), []).append(orjson.loads(data))
-    conn.executemany("INSERT INTO log (keys, data) VALUES (?, ?)", _log_rows_of(batch))
-    conn.execute("DROP TABLE changes")
-
-
-def _fill_forwards(conn: sqlite3.Connection) -> None:
-    """List the tombstones of a file written before ``forwards`` existed."""
-    conn.execute(
-        "INSERT OR IGNORE INTO forwards (key, until) SELECT key, "
-        "max(coalesce(json_extract(data, '$.merged_at'), 0), updated) + ? FROM profiles "
-        "WHERE merged = 1",
-        (_FORWARD_ROW_LIFE,),
-    )
-
-
-def _chunks(keys: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
-    for start in range(0, len(keys), _IN_CHUNK):
-        chunk = list(keys[start : start + _IN_CHUNK])
-        yield _marks(chunk), chunk
+T = TypeVar("T")
 
 
 class SQLiteStore(ProfileStore):
@@ -206,34 +115,7 @@ class SQLiteStore(ProfileStore):
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA synchronous={self._synchronous}")
-                # Erased profiles are overwritten on disk, not just unlinked from the tree.
-                conn.execute("PRAGMA secure_delete=ON")
-                # Schema and migrations in one transaction that takes the write lock first
-                # (waiting for it): with several processes opening the file at once, a
-                # statement that read the schema and then writes would fail at once.
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    query = "SELECT 1 FROM sqlite_master WHERE name = 'forwards'"
-                    had_forwards = conn.execute(query).fetchone() is not None
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    if not had_forwards:
-                        _fill_forwards(conn)
-                    _migrate_changes(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.close()
-                raise
+            conn = open_connection(self.path, timeout=self._timeout, synchronous=self._synchronous)
             self._local.conn = conn
             self._connections.append(conn)
         return conn
@@ -254,7 +136,7 @@ class SQLiteStore(ProfileStore):
     def _read(self, conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, Profile | None]:
         """The profiles of ``keys`` with their pending changes folded in."""
         stored: dict[str, bytes | str] = {}
-        for marks, chunk in _chunks(keys):
+        for marks, chunk in chunks(keys):
             query = f"SELECT key, data FROM profiles WHERE key IN ({marks})"
             stored.update(conn.execute(query, chunk))
         pending: dict[str, list[Change]] = {}
@@ -271,7 +153,7 @@ class SQLiteStore(ProfileStore):
         """(id, {key: [change, ...]}) of the log rows that may hold changes of ``keys``."""
         if not keys:
             return []
-        if len(keys) <= _INSTR_KEYS:
+        if len(keys) <= INSTR_KEYS:
             where = " OR ".join(["instr(keys, ?) > 0"] * len(keys))
             query = f"SELECT id, data FROM log WHERE {where} ORDER BY id"
             cursor = conn.execute(query, [f"\n{key}\n" for key in keys])
@@ -292,7 +174,7 @@ class SQLiteStore(ProfileStore):
             if batch:
                 conn.execute(
                     "UPDATE log SET keys = ?, data = ? WHERE id = ?",
-                    (_keys_text(batch), orjson.dumps(batch), row_id),
+                    (keys_text(batch), orjson.dumps(batch), row_id),
                 )
             else:
                 conn.execute("DELETE FROM log WHERE id = ?", (row_id,))
@@ -340,12 +222,12 @@ class SQLiteStore(ProfileStore):
                         merged = int(new.merged_into is not None)
                         upserts.append((key, new.to_json(), now, merged))
                         if merged:  # a tombstone: its page views in flight are forwarded
-                            until = max(new.merged_at or now, now) + _FORWARD_ROW_LIFE
+                            until = max(new.merged_at or now, now) + FORWARD_ROW_LIFE
                             forwards.append((key, until))
                     result[key] = new
                 self._unlog(conn, keys)  # folded into the profiles now
                 if upserts:
-                    conn.executemany(_UPSERT, upserts)
+                    conn.executemany(UPSERT, upserts)
                 if deletes:
                     conn.executemany("DELETE FROM profiles WHERE key = ?", deletes)
                     conn.executemany("DELETE FROM forwards WHERE key = ?", deletes)
@@ -396,13 +278,13 @@ class SQLiteStore(ProfileStore):
                     if not inserted:  # this batch was written before
                         conn.execute("COMMIT")
                         return 0, 0
-                if time.monotonic() - self._last_prune > _PRUNE_INTERVAL:
+                if time.monotonic() - self._last_prune > PRUNE_INTERVAL:
                     self._prune(conn, now)
                 # Changes that reach a merged anonymous id go where the tombstone says.
                 self._read_forwards(conn)
                 merged = [key for key in keys if key in self._forwards]
                 tombstones: dict[str, Profile] = {}
-                for marks, chunk in _chunks(merged):
+                for marks, chunk in chunks(merged):
                     query = f"SELECT key, data FROM profiles WHERE key IN ({marks})"
                     for key, data in conn.execute(query, chunk):
                         tombstone = Profile.from_json(data)
@@ -421,7 +303,7 @@ class SQLiteStore(ProfileStore):
                             target += map(change_value, forwarded)
                     if items:
                         entry.setdefault(key, []).extend(map(change_value, items))
-                rows = _log_rows_of(entry)
+                rows = log_rows_of(entry)
                 conn.executemany("INSERT INTO log (keys, data) VALUES (?, ?)", rows)
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -434,7 +316,7 @@ class SQLiteStore(ProfileStore):
         self._appended_rows += rows
         if (
             self._appended >= self.compact_after
-            or self._appended_rows >= _MAX_LOG_ROWS
+            or self._appended_rows >= MAX_LOG_ROWS
             or (self._appended and time.monotonic() - self._last_compact > self.compact_interval)
         ):
             self._appended = self._appended_rows = 0
@@ -467,7 +349,7 @@ class SQLiteStore(ProfileStore):
                     return 0, 0
                 keys = list(pending)
                 stored: dict[str, bytes | str] = {}
-                for marks, chunk in _chunks(keys):
+                for marks, chunk in chunks(keys):
                     query = f"SELECT key, data FROM profiles WHERE key IN ({marks})"
                     stored.update(conn.execute(query, chunk))
                 upserts: list[tuple[str, bytes, float, int]] = []
@@ -476,7 +358,7 @@ class SQLiteStore(ProfileStore):
                     assert profile is not None  # changes were folded in
                     merged = int(profile.merged_into is not None)
                     upserts.append((key, profile.to_json(), now, merged))
-                conn.executemany(_UPSERT, upserts)
+                conn.executemany(UPSERT, upserts)
                 # Everything up to the last id read: a range of the table, no search.
                 conn.execute("DELETE FROM log WHERE id <= ?", (last,))
             except BaseException:

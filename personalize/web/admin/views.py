@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -32,12 +31,12 @@ from personalize.web.admin.insights import (
     profile_segments,
 )
 from personalize.web.admin.mapping_edit import (
-    digest,
     raw_slot,
     read_form_edit,
     save_mapping,
     slot_file,
 )
+from personalize.web.admin.slot_views import flow, slot_views
 from personalize.web.csrf import FIELD
 from personalize.web.pages import NO_STORE, render
 
@@ -73,10 +72,6 @@ def _page(template: str, pz: Personalizer, editor: Editor, **context: Any) -> Re
         csrf_token=editor.csrf,
         **context,
     )
-
-
-def _flow(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True, width=10_000, sort_keys=False).strip()
 
 
 async def _members(state: AdminState) -> MemberCounts:
@@ -130,7 +125,7 @@ async def segments_page(request: Request, state: AdminState, editor: Editor) -> 
             "name": s.name,
             "description": s.description,
             "text": s.rule.text,
-            "yaml": _flow(s.rule.data),
+            "yaml": flow(s.rule.data),
             "origin": s.origin,
             "count": members.counts.get(s.name, 0),
             "share": (
@@ -149,73 +144,6 @@ async def segments_page(request: Request, state: AdminState, editor: Editor) -> 
         errors=library.errors,
         age=max(0, int(pz.now() - members.computed_at)),
     )
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _slot_views(pz: Personalizer) -> list[dict[str, Any]]:
-    engine = pz.decisions
-    assert engine is not None
-    views: list[dict[str, Any]] = []
-    for slot in engine.library.slots.values():
-        path = slot_file(slot)
-        try:
-            text = path.read_text(encoding="utf-8")
-            raw = raw_slot(text, slot.name)
-        except Exception as exc:  # the file moved or broke since the last reload
-            views.append({"name": slot.name, "file": str(path), "error": str(exc)})
-            continue
-        raw_rules = _list(raw.get("rules"))
-        raw_variants = _list(raw.get("variants"))
-        bodies: dict[str, tuple[str, str]] = {}
-        for item in raw_variants:
-            if isinstance(item, dict) and isinstance(item.get("id"), str):
-                kind = next((k for k in ("html", "markdown", "template") if k in item), "")
-                bodies[item["id"]] = (kind, str(item.get(kind, "")))
-        variants = [
-            {
-                "id": v.id,
-                "value": v.value,
-                "campaign": v.campaign,
-                "products": v.products,
-                "schedule": v.schedule is not None,
-                "cap": v.cap,
-                "origin": v.origin,
-                "kind": bodies.get(v.id, ("", ""))[0],
-                "body": bodies.get(v.id, ("", ""))[1],
-            }
-            for v in slot.variants.values()
-        ]
-        rules = []
-        for i, rule in enumerate(raw_rules):
-            rule = rule if isinstance(rule, dict) else {}
-            rules.append(
-                {
-                    "index": i,
-                    "segment": rule.get("segment") or "",
-                    "when": _flow(rule["when"]) if "when" in rule else "",
-                    "variants": list(rule.get("variants") or []),
-                    "pin": rule.get("pin") or "",
-                    "description": rule.get("description") or "",
-                }
-            )
-        views.append(
-            {
-                "name": slot.name,
-                "description": raw.get("description") or "",
-                "file": str(path),
-                "origin": slot.origin,
-                "digest": digest(text),
-                "variants": variants,
-                "rules": rules,
-                "default": list(raw.get("default") or []),
-                "pin": raw.get("pin") or "",
-                "reward": slot.reward,
-            }
-        )
-    return views
 
 
 async def _slots_page(
@@ -242,7 +170,7 @@ async def _slots_page(
         csrf_field=FIELD,
         csrf_token=editor.csrf,
         nav="slots",
-        slots=await run_in_threadpool(_slot_views, pz),
+        slots=await run_in_threadpool(slot_views, pz),
         segment_names=library.names if library is not None else (),
         errors=engine.library.errors,
         editable=engine.library.directory is not None,

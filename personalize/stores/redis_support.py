@@ -1,0 +1,127 @@
+"""What the Redis store runs on: its Lua scripts, and connection pools that pack with hiredis.
+
+>>> "RPUSH" in APPEND and "HGET" in CAS
+True
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+try:
+    import redis.asyncio as aioredis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError("RedisStore needs the redis extra: pip install 'personalize[redis]'") from exc
+hiredis: Any
+try:
+    import hiredis
+except ImportError:  # pragma: no cover - hiredis comes with the redis extra
+    hiredis = None
+
+__all__ = ["APPEND", "CAS", "CONNECTION_ERRORS", "hiredis_packing", "make_pool"]
+
+
+# KEYS[1] profile hash, KEYS[2] its change log. ARGV: expected version ("" = absent), new
+# JSON ("" = delete both), ttl (s), how many log entries the new JSON folded in (a prefix of
+# the log: entries appended since stay), "1" when the new profile is a tombstone. A tombstone
+# is only written over the whole log, so no change ever waits on one unforwarded.
+CAS = """
+local v = redis.call('HGET', KEYS[1], 'n')
+if (v or '') ~= ARGV[1] then return -1 end
+local folded = tonumber(ARGV[4])
+if ARGV[5] == '1' and redis.call('LLEN', KEYS[2]) ~= folded then return -1 end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 0
+end
+if folded > 0 then redis.call('LTRIM', KEYS[2], folded, -1) end
+local n = tonumber(v or '0') + 1
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'n', n)
+if ARGV[5] == '1' then
+  redis.call('HSET', KEYS[1], 'm', '1')
+else
+  redis.call('HDEL', KEYS[1], 'm')
+end
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+else
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
+end
+return n
+"""
+
+# KEYS[1] profile hash, KEYS[2] its change log. ARGV: one log entry, ttl (s). Returns the
+# log's new length, or -1 for a tombstone (a merged anonymous id), whose changes must go
+# through the compare-and-set, which forwards them to the known profile.
+APPEND = """
+if redis.call('HEXISTS', KEYS[1], 'm') == 1 then return -1 end
+local n = redis.call('RPUSH', KEYS[2], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+return n
+"""
+
+
+def hiredis_packing(connection_class: type[Any]) -> type[Any]:
+    """``connection_class`` packing commands with hiredis (C) instead of Python.
+
+    redis-py's asyncio connections always pack commands in Python, even with hiredis
+    installed (its blocking connections use hiredis); for a pipelined write of a few hundred
+    commands that is most of the client's work. Arguments hiredis does not take
+    (``bytearray``, or the ``None`` and ``bool`` redis-py rejects) and multi-word command
+    names go through redis-py's own packer, so errors stay redis-py's.
+
+    >>> from redis.asyncio.connection import Connection
+    >>> hiredis_packing(Connection)().pack_command("SET", "k", 1.5)
+    [b'*3\\r\\n$3\\r\\nSET\\r\\n$1\\r\\nk\\r\\n$3\\r\\n1.5\\r\\n']
+    """
+    if hiredis is None:  # pragma: no cover - hiredis comes with the redis extra
+        return connection_class
+    pack = hiredis.pack_command
+
+    class Packed(connection_class):  # type: ignore[misc]
+        def pack_command(self, *args: Any) -> list[bytes]:
+            first = args[0]
+            if isinstance(first, str) and " " not in first:
+                try:
+                    return [pack(args)]
+                except TypeError:
+                    pass
+            result: list[bytes] = super().pack_command(*args)
+            return result
+
+    Packed.__name__ = Packed.__qualname__ = f"Hiredis{connection_class.__name__}"
+    return Packed
+
+
+def make_pool(
+    url: str, max_connections: int, timeout: float, *, socket_timeout: float | None
+) -> aioredis.BlockingConnectionPool:
+    # A blocking pool: under a burst, callers queue for a connection (up to the timeout)
+    # instead of failing with "Too many connections".
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout * 4,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+    )
+    kwargs = pool.connection_kwargs
+    if kwargs.get("encoding", "utf-8").lower().replace("-", "") == "utf8" and (
+        kwargs.get("encoding_errors", "strict") == "strict"
+    ):  # what hiredis encodes text with
+        pool.connection_class = hiredis_packing(pool.connection_class)
+    return pool
+
+
+CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
