@@ -59,7 +59,9 @@ _WSGI = (
 _NOT_SEEN = (
     "PersonalizeMiddleware did not see this request: wrap the application in asgi.py "
     "(application = PersonalizeMiddleware(get_asgi_application(), secret_key=...)), and check "
-    "that this path is not excluded"
+    "that this path is not excluded. Django's test Client and AsyncClient call Django "
+    "directly, without asgi.py: test through an ASGI client on asgi.application instead "
+    "(such as starlette.testclient.TestClient(application))"
 )
 
 

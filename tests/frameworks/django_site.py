@@ -100,9 +100,15 @@ def sync_login(request: HttpRequest) -> HttpResponse:
 
 
 def sync_login_without_async_to_sync(request: HttpRequest) -> HttpResponse:
-    # The mistake: a coroutine that is never awaited. Nothing is logged in.
+    # The mistake: a coroutine that is never awaited. Nobody is logged in.
     request.visitor.identify(request.POST["username"])
     return render(request, "page.html")
+
+
+async def async_to_sync_in_an_async_view(request: HttpRequest) -> HttpResponse:
+    # The other mistake: an async view must simply await.
+    profile = async_to_sync(request.visitor.identify)(request.POST["username"])
+    return HttpResponse(f"{profile.page_views} page views")
 
 
 @cache_control(public=True, max_age=600, s_maxage=600)
@@ -124,6 +130,7 @@ urlpatterns = [
     path("sync", sync_page),
     path("sync/login", sync_login),
     path("sync/login-forgot", sync_login_without_async_to_sync),
+    path("async/login-async-to-sync", async_to_sync_in_an_async_view),
     path("offer", offer),
     path("health", health),
 ]

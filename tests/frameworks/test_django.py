@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.db import connections
 from django.http import HttpResponse
 from django.test import AsyncClient, Client
+from starlette.testclient import TestClient
 
 from personalize import (
     MemoryStore,
@@ -219,6 +220,14 @@ def test_a_sync_view_that_calls_identify_without_async_to_sync_logs_nobody_in(
         gc.collect()
 
 
+def test_async_to_sync_in_an_async_view_is_refused_by_asgiref(site: ASGIApp) -> None:
+    async def scenario(client: AsyncClient) -> None:
+        with pytest.raises(RuntimeError, match="You cannot use AsyncToSync in the same thread"):
+            await client.post("/async/login-async-to-sync", {"username": "ann"})
+
+    run(site, scenario)
+
+
 def test_the_middleware_endpoints_are_reachable(site: ASGIApp, ann: User) -> None:
     async def scenario(client: AsyncClient) -> None:
         assert (await client.get("/_personalize/ping")).content == b"ok"
@@ -312,3 +321,23 @@ def test_shutdown_writes_the_page_views_still_buffered(tmp_path: Path, ann: User
         assert stored is not None and stored.page_views == 1
 
     asyncio.run(scenario())
+
+
+def test_djangos_own_test_clients_skip_asgi_py_and_request_visitor_says_so(ann: User) -> None:
+    async def scenario() -> None:
+        with pytest.raises(MiddlewareMissingError, match="test Client and AsyncClient call"):
+            await AsyncClient().get("/sync")
+
+    asyncio.run(scenario())
+
+
+def test_an_asgi_test_client_on_the_asgi_application_sees_the_visitor(
+    site: ASGIApp, ann: User
+) -> None:
+    """What the README recommends for a Django project's tests."""
+    with TestClient(site, headers={"user-agent": FIREFOX}) as client:  # lifespan included
+        client.get("/")
+        r = client.post("/login", data={"username": "ann", "password": "trail-ann"})
+        page = read_page(r.text)
+        assert (page.user_id, page.page_views) == (f"user-{ann.pk}", 2)
+        assert client.cookies["sessionid"] and client.cookies["pz_visitor"]
