@@ -20,7 +20,8 @@ instead. Handlers then ask for ``visitor: Visitor``:
 'ok'
 """
 
-# No "from __future__ import annotations": the example above must hand Litestar real types.
+# No "from __future__ import annotations": doctests compile with this module's future flags,
+# and the example's handler must hand Litestar real types, not strings.
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol
 

@@ -16,7 +16,7 @@ from litestar.template.config import TemplateConfig
 from litestar.testing import TestClient
 from starlette.types import ASGIApp
 
-from personalize import PersonalizeMiddleware, Visitor
+from personalize import MemoryStore, PersonalizeMiddleware, Visitor
 from personalize.integrations.litestar import provide_visitor
 from personalize.templating import install
 from tests.frameworks.common import (
@@ -149,3 +149,17 @@ def test_a_public_response_becomes_private_once_it_reads_the_visitor(
     assert r.json() == {"variant": "welcome"}
     assert r.headers["cache-control"] == "private, max-age=600"
     assert_private(r.headers.get("cache-control"), r.headers.get_list("vary"))
+
+
+def test_shutdown_closes_the_store(tmp_path: Path) -> None:
+    closed: list[bool] = []
+
+    class Store(MemoryStore):
+        async def close(self) -> None:
+            closed.append(True)
+            await super().close()
+
+    with TestClient(make_app({**write_site(tmp_path), "store": Store()})) as client:
+        client.get("/")
+        assert closed == []
+    assert closed == [True]
