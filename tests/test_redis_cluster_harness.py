@@ -180,7 +180,7 @@ class Writer(threading.Thread):
 
     def __init__(self, cluster: LocalRedisCluster, keys: list[str]) -> None:
         super().__init__(daemon=True)
-        self.client = cluster.client(socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.client = cluster.client(socket_timeout=1.0, socket_connect_timeout=1.0)
         self.keys = keys
         self.acked: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
@@ -239,8 +239,8 @@ def drill(cluster: LocalRedisCluster, take_down: str) -> None:
     assert writer.failed[keys[0]] > 0 or take_down == "pause"  # (a paused node: clients wait)
     with cluster.client(decode_responses=True) as client:
         assert int(client.get(keys[0])) >= 1000  # the replicated value survived
-        for key in others:  # the other primaries lost nothing and counted nothing twice
-            assert int(client.get(key)) == writer.acked[key], (key, writer.failed[key])
+        for key in others:  # the other primaries lost nothing (a timed-out INCR may count too)
+            assert int(client.get(key)) >= writer.acked[key] > 0, (key, writer.failed[key])
         client.set(keys[0], "after")
 
     if take_down == "kill":
