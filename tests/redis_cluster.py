@@ -76,8 +76,9 @@ class NodeView:
     >>> view = parse_cluster_nodes(line)[0]
     >>> view.port, view.is_primary, view.failed, view.slots
     (7000, True, False, ((0, 5460), (5462, 5462)))
-    >>> parse_cluster_nodes("cd34 127.0.0.1:7003@17003 slave,fail ab12 0 0 1 connected")[0]
-    NodeView(id='cd34', port=7003, flags=frozenset({'fail', 'slave'}), primary_id='ab12', slots=())
+    >>> replica = parse_cluster_nodes("cd34 127.0.0.1:7003@17003 slave,fail ab12 0 0 1 connected")
+    >>> sorted(replica[0].flags), replica[0].primary_id, replica[0].failed, replica[0].slots
+    (['fail', 'slave'], 'ab12', True, ())
     """
 
     id: str
