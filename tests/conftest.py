@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.redis_cluster import LocalRedisCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -61,3 +65,29 @@ def redis_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+def require_redis_cluster_binaries() -> None:
+    """Skip (or fail in CI) when redis-server or redis-cli is not on PATH."""
+    from tests.redis_cluster import missing_binaries
+
+    missing = missing_binaries()
+    if missing:
+        if IN_CI:
+            pytest.fail(f"{', '.join(missing)} not on PATH; CI must run the Redis Cluster tests")
+        pytest.skip(f"{', '.join(missing)} not on PATH (apt-get install redis-server)")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalRedisCluster]:
+    """A local Redis Cluster (3 primaries, 3 replicas) for the whole session; stopped at the
+    end, also on failure or interrupt. A test that kills or pauses nodes puts them back
+    (``redis_cluster.ensure_healthy()``) before it ends."""
+    from tests.redis_cluster import LocalRedisCluster
+
+    require_redis_cluster_binaries()
+    cluster = LocalRedisCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
