@@ -18,10 +18,10 @@ Beyond GA4 (our own lists, in ``personalize/data/sources-own.yaml``):
 
 - Webmail is Email: mail.google.com, outlook.live.com, GMX's deref-gmx.net... with the
   provider as source ("gmail", "outlook") and medium "email"; so is any host whose first label
-  is mail, webmail or email (a mailbox's own links; source: the host). Outlook's Safe Links
-  (``*.safelinks.protection.outlook.com``) count as email from "outlook": Microsoft rewrites the
-  links of mail delivered to its mailboxes, whichever program shows them. Links Gmail sends
-  through google.com/url arrive as Google search: that cannot be told apart.
+  is mail, webmail or email, maybe numbered (webmail1m.orange.fr; source: the host). Outlook's
+  Safe Links (``*.safelinks.protection.outlook.com``) count as email from "outlook": Microsoft
+  rewrites the links of mail delivered to its mailboxes, whichever program shows them. Links
+  Gmail sends through google.com/url arrive as Google search: that cannot be told apart.
 - Chat assistants (chatgpt.com, claude.ai, gemini.google.com, copilot, perplexity.ai...) are
   ``ai_assistant``, a channel GA4 lacks, with the assistant as source and medium "ai"; so is
   any visit tagged utm_medium=ai or with an assistant as utm_source (chatgpt.com tags its links
@@ -32,9 +32,9 @@ Beyond GA4 (our own lists, in ``personalize/data/sources-own.yaml``):
 - Search front-ends count from a bare origin. Browsers send only the origin cross-site
   (Referrer-Policy strict-origin-when-cross-origin), so https://search.brave.com/ is the common
   case. A host that serves nothing but a search engine (listed: duckduckgo.com, kagi.com,
-  www.ecosia.org...; or a Matomo engine host with a "search" label of its own:
-  search.brave.com, images.search.yahoo.com, search.aol.com) is organic search whatever its
-  path. A host that also serves other pages (brave.com, www.aol.com, www.cnn.com) still needs
+  www.ecosia.org...; or a Matomo engine host with "search" in a name of its own:
+  search.brave.com, images.search.yahoo.com, aolsearch.aol.co.uk) is organic search whatever
+  its path. A host that also serves other pages (brave.com, www.aol.com, www.cnn.com) still needs
   the evidence Matomo's rule asks for.
 - Our lists win over GA4's where they disagree (GA4 calls mail.yandex.ru search and Amazon's
   ad servers shopping). Host patterns may be "host/path" (x.com/i/grok is Grok, x.com is
@@ -116,7 +116,10 @@ _LOSSY_FIRST = re.compile(r"w+\d*|search")
 _COMBINED_TLD = frozenset({"com", "org", "net", "co", "it", "edu"})
 
 _FORMAT = 2  # of sources.json, as scripts/build_sources.py writes it
-_WEBMAIL_LABELS = frozenset({"mail", "webmail", "email"})
+# A name of a search front-end's own ("search", "isearch", "aolsearch", "search-results").
+_SEARCH_LABEL = re.compile(r"[a-z0-9]*search[a-z0-9-]*")
+# First labels of a mailbox's own host: mail., webmail., email., webmail1m., mail2...
+_WEBMAIL_LABEL = re.compile(r"(?:web|e)?mail\d*[a-z]?")
 # The medium of an untagged visit, by the category of its referrer.
 _REFERRER_MEDIUM = {"search": "organic", "email": "email", "ai": "ai", "display": "display"}
 _GOOGLE_CLICK_IDS = frozenset({"gclid", "gbraid", "wbraid"})
@@ -273,18 +276,20 @@ class _Tables:
         """What the lists say a host is: own lists first, then GA4 and Matomo, then webmail."""
         found = self.own_site(host, path) or self.site(host)
         labels = host.split(".")
-        if found is None and len(labels) > 2 and labels[0] in _WEBMAIL_LABELS:
+        if found is None and len(labels) > 2 and _WEBMAIL_LABEL.fullmatch(labels[0]):
             return _Entry("email", host)  # webmail.example.com: a mailbox's own links
         return found
 
     def frontend(self, host: str, engine: _Entry | None) -> _Entry | None:
         """The search engine of a host that serves nothing but search (any path counts).
 
-        That is a search front-end of sources-own.yaml, or a host of a Matomo engine with a
-        "search" label of its own: search.brave.com, images.search.yahoo.com, but not brave.com.
+        That is a search front-end of sources-own.yaml, or a host of a Matomo engine with
+        "search" in a name of its own: search.brave.com, images.search.yahoo.com,
+        aolsearch.aol.co.uk, uk.search-results.com; not brave.com.
         """
         found = self.frontends.get(host)
-        if found is None and engine is not None and "search" in host.split(".")[:-2]:
+        labels = host.split(".")[:-1]
+        if found is None and engine and any(_SEARCH_LABEL.fullmatch(x) for x in labels):
             found = engine
         return found
 
@@ -303,6 +308,8 @@ class _Tables:
         found = self.engines.get(lossy)
         if found is None and not lossy.endswith("{}"):
             found = self.engines.get(lossy.rsplit(".", 1)[0] + ".{}")
+        if found is None and lossy.startswith("{}.") and lossy.count(".") > 2:
+            found = self.engine(lossy[3:])  # it.images.search.yahoo.com: a country's edition
         return found
 
     def category(self, source: str) -> str:
