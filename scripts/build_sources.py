@@ -1,8 +1,9 @@
 """Build personalize/data/sources.json from the shared lists (run from the project root).
 
 Reads ../shared/data (Matomo's searchengine-and-social-list and GA4's source categories, as
-restated by Velir/dbt-ga4) and writes a compact, deterministic JSON that the package ships, so
-users never need ../shared/data:
+restated by Velir/dbt-ga4) and the project's own lists in personalize/data/sources-own.yaml
+(webmail, AI assistants, ad frames, search front-ends), and writes a compact, deterministic JSON
+that the package ships, so users never need ../shared/data:
 
     .venv/bin/python scripts/build_sources.py [--data ../shared/data] [--check]
 
@@ -15,6 +16,10 @@ Output keys (see personalize/source.py for how they are matched):
             country placeholders and are matched Matomo's lossy way.
 - "names":  category of a source *name* (utm_source values such as "google", "igshopping").
 - "country_codes": two-letter labels that the lossy match treats as country codes.
+- "own":    sources-own.yaml's email / ai / display hosts, matched on the host or any parent
+            domain (a "{}" last label stands for any country-code TLD); checked first.
+- "own_paths": the same for "host/path" entries: host -> [[path prefix, category, name]].
+- "frontends": sources-own.yaml's search front-ends: exact host -> [name, term parameters].
 
 A network's category comes from GA4 when GA4 lists its name (Matomo's "YouTube" social is GA4
 VIDEO; Matomo's "Facebook" search engine is GA4 SOCIAL), else from the Matomo list it is in.
@@ -36,6 +41,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "personalize" / "data" / "sources.json"
+OWN = ROOT / "personalize" / "data" / "sources-own.yaml"
+FORMAT = 2  # personalize/source.py refuses any other
+OWN_CATEGORIES = ("email", "ai", "display")
+# A host, an Android application id, "{}" for a country-code TLD, an optional "/path".
+OWN_PATTERN = re.compile(r"^[a-z0-9-]+(?:\.[a-z0-9-]+)+(?:\.\{\})?(?:/[a-z0-9._~-]+)*$")
 GA4_CATEGORY = {
     "SOURCE_CATEGORY_SEARCH": "search",
     "SOURCE_CATEGORY_SOCIAL": "social",
@@ -89,7 +99,60 @@ def derived_name(host: str) -> str:
     return labels[-2] if len(labels) > 1 else labels[0]
 
 
-def build(data: Path) -> dict[str, Any]:
+class OwnListError(ValueError):
+    """sources-own.yaml breaks a rule; the message says which entry."""
+
+
+def own_lists(path: Path, names: dict[str, str]) -> dict[str, Any]:
+    """The "own", "own_paths" and "frontends" tables from sources-own.yaml, checked.
+
+    Adds the email, ai and search names to ``names`` (a name GA4 or Matomo gives another
+    category is an error: ``utm_source=<name>`` would then mean two things). Display names
+    ("google", "amazon") are not added: as utm_source they keep GA4's meaning.
+    """
+    raw = yaml.safe_load(path.read_text("utf-8"))
+    if not isinstance(raw, dict) or set(raw) != {*OWN_CATEGORIES, "search"}:
+        raise OwnListError(f"{path}: expected the sections {[*OWN_CATEGORIES, 'search']}")
+    own: dict[str, list[str]] = {}
+    own_paths: dict[str, list[list[str]]] = {}
+    frontends: dict[str, list[Any]] = {}
+    seen: set[str] = set()
+
+    def claim(name: str, category: str, pattern: str) -> None:
+        if slug(name) != name:
+            raise OwnListError(f"{category}.{name}: names are lower case, no spaces or punctuation")
+        if category != "display" and names.setdefault(name, category) != category:
+            raise OwnListError(f"{category}.{name}: GA4 or Matomo call {name!r} {names[name]}")
+        if not OWN_PATTERN.match(pattern):
+            raise OwnListError(f"{category}.{name}: {pattern!r} is not a host or host/path")
+        if pattern in seen:
+            raise OwnListError(f"{category}.{name}: {pattern!r} is listed twice")
+        seen.add(pattern)
+
+    for category in OWN_CATEGORIES:
+        for name, patterns in raw[category].items():
+            for pattern in patterns:
+                claim(str(name), category, str(pattern))
+                host, _, path = str(pattern).partition("/")
+                if path:
+                    own_paths.setdefault(host, []).append([f"/{path}", category, str(name)])
+                else:
+                    own[host] = [category, str(name)]
+    for name, entry in raw["search"].items():
+        params = [str(p) for p in entry["params"]]
+        for host in entry["hosts"]:
+            claim(str(name), "search", str(host))
+            if "/" in host or "{" in host:
+                raise OwnListError(f"search.{name}: {host!r}: front-ends are exact hosts")
+            frontends[str(host)] = [str(name), params]
+    return {
+        "own": dict(sorted(own.items())),
+        "own_paths": dict(sorted(own_paths.items())),
+        "frontends": dict(sorted(frontends.items())),
+    }
+
+
+def build(data: Path, own: Path = OWN) -> dict[str, Any]:
     matomo = data / "matomo-searchengine-social"
     engines = yaml.safe_load((matomo / "SearchEngines.yml").read_text("utf-8"))
     socials = yaml.safe_load((matomo / "Socials.yml").read_text("utf-8"))
@@ -149,13 +212,16 @@ def build(data: Path) -> dict[str, Any]:
         else:
             names[source] = cat  # GA4 wins over Matomo for a name in both; GA4 is exact
 
+    own_tables = own_lists(own, names)
     return {
-        "version": 1,
+        "version": FORMAT,
+        "generated_by": "scripts/build_sources.py (do not edit; see SOURCES-LICENSES.md)",
         "country_codes": COUNTRY_CODES,
         "names": dict(sorted(names.items())),
         "exact": dict(sorted(exact.items())),
         "walk": dict(sorted(walk.items())),
         "search": search,
+        **own_tables,
     }
 
 

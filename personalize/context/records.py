@@ -32,6 +32,7 @@ Channel = Literal[
     "display",
     "affiliate",
     "paid_other",
+    "ai_assistant",
     "internal",
 ]
 Daypart = Literal["night", "morning", "afternoon", "evening"]

@@ -14,16 +14,42 @@ in ../shared/data/ga4-channel-group). Where the published versions disagree:
   Notifications and Unassigned -> ``referral`` when a source or medium is known, else ``direct``.
 - Video has no campaign regex in either version; only Shopping does.
 
+Beyond GA4 (our own lists, in ``personalize/data/sources-own.yaml``):
+
+- Webmail is Email: mail.google.com, outlook.live.com, GMX's deref-gmx.net... with the
+  provider as source ("gmail", "outlook") and medium "email"; so is any host whose first label
+  is mail, webmail or email, maybe numbered (webmail1m.orange.fr; source: the host). Outlook's
+  Safe Links (``*.safelinks.protection.outlook.com``) count as email from "outlook": Microsoft
+  rewrites the links of mail delivered to its mailboxes, whichever program shows them. Links
+  Gmail sends through google.com/url arrive as Google search: that cannot be told apart.
+- Chat assistants (chatgpt.com, claude.ai, gemini.google.com, copilot, perplexity.ai...) are
+  ``ai_assistant``, a channel GA4 lacks, with the assistant as source and medium "ai"; so is
+  any visit tagged utm_medium=ai or with an assistant as utm_source (chatgpt.com tags its links
+  ``utm_source=chatgpt.com``: the source is then "chatgpt"). Ranked after the paid rules.
+- Ad frames (googleads.g.doubleclick.net, tpc.googlesyndication.com, adservice.google.*,
+  other ad servers) are Display, source the ad network, medium "display"; a Google click id
+  with an ad frame as referrer is Google's Display Network, not Paid Search.
+- Search front-ends count from a bare origin. Browsers send only the origin cross-site
+  (Referrer-Policy strict-origin-when-cross-origin), so https://search.brave.com/ is the common
+  case. A host that serves nothing but a search engine (listed: duckduckgo.com, kagi.com,
+  www.ecosia.org...; or a Matomo engine host with "search" in a name of its own:
+  search.brave.com, images.search.yahoo.com, aolsearch.aol.co.uk) is organic search whatever
+  its path. A host that also serves other pages (brave.com, www.aol.com, www.cnn.com) still needs
+  the evidence Matomo's rule asks for.
+- Our lists win over GA4's where they disagree (GA4 calls mail.yandex.ru search and Amazon's
+  ad servers shopping). Host patterns may be "host/path" (x.com/i/grok is Grok, x.com is
+  Twitter's) and Android app ids (android-app://com.google.android.gm/ is Gmail).
+
 Untagged visits take source and medium from the referrer as Universal Analytics did: a search
-engine gives medium "organic", anything else "referral" with the referring host as source
-(known networks use their name: "google", "facebook"). A referrer's category comes from GA4's
-list (exact hosts; beyond GA4, also on other TLDs: amazon.de like amazon.com), then Matomo's
-socials and AI assistants (the host or a parent domain), then Matomo's search engines, matched
-Matomo's lossy way ("www.google.co.uk" is "google.{}") and, as in Matomo, only when the
-referrer carries the search term or a path the engine lists as hiding it ("/" for Google; so a
-link from www.cnn.com, whose site search Google powers, is a referral). A network GA4 names
-takes GA4's category (Matomo's YouTube social is VIDEO). AI assistants (chatgpt.com, claude.ai,
-perplexity.ai) are ``referral`` with the assistant as source, as GA4 reports them.
+engine gives medium "organic", webmail "email", an assistant "ai", an ad frame "display",
+anything else "referral" with the referring host as source (known networks use their name:
+"google", "facebook"). A referrer's category comes from our lists, then GA4's list (exact
+hosts; beyond GA4, also on other TLDs: amazon.de like amazon.com), then Matomo's socials and AI
+assistants (the host or a parent domain), then the webmail rule, then search front-ends, then
+Matomo's search engines, matched Matomo's lossy way ("www.google.co.uk" is "google.{}") and, as
+in Matomo, only when the referrer carries the search term or a path the engine lists as hiding
+it ("/" for Google; so a link from www.cnn.com, whose site search Google powers, is a
+referral). A network GA4 names takes GA4's category (Matomo's YouTube social is VIDEO).
 
 Tags always win over the referrer, an internal one included. A visit tagged with neither
 utm_source nor utm_medium (only utm_campaign, say) keeps the referrer as its source.
@@ -35,6 +61,16 @@ too, so alone they mean facebook / instagram with medium "referral" (Organic Soc
 utm_medium makes them Paid Social. utm values win over the click id's implied ones.
 
 The lists are embedded in ``personalize/data/sources.json``, built by scripts/build_sources.py.
+
+>>> c = SourceClassifier()
+>>> s = c.classify(host="a.test", referer="https://search.brave.com/", query_string="")
+>>> s.channel, s.source
+('organic_search', 'brave')
+>>> s = c.classify(host="a.test", referer="https://outlook.live.com/", query_string="")
+>>> s.channel, s.source, s.medium
+('email', 'outlook', 'email')
+>>> c.classify(host="a.test", referer=None, query_string="utm_source=chatgpt.com").source
+'chatgpt'
 """
 
 from __future__ import annotations
@@ -79,6 +115,15 @@ _BARE_HOST = re.compile(r"[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}(?:[:/?#]|$)", re.IGNORE
 _LOSSY_FIRST = re.compile(r"w+\d*|search")
 _COMBINED_TLD = frozenset({"com", "org", "net", "co", "it", "edu"})
 
+_FORMAT = 2  # of sources.json, as scripts/build_sources.py writes it
+# A name of a search front-end's own ("search", "isearch", "aolsearch", "search-results").
+_SEARCH_LABEL = re.compile(r"[a-z0-9]*search[a-z0-9-]*")
+# First labels of a mailbox's own host: mail., webmail., email., webmail1m., mail2...
+_WEBMAIL_LABEL = re.compile(r"(?:web|e)?mail\d*[a-z]?")
+# The medium of an untagged visit, by the category of its referrer.
+_REFERRER_MEDIUM = {"search": "organic", "email": "email", "ai": "ai", "display": "display"}
+_GOOGLE_CLICK_IDS = frozenset({"gclid", "gbraid", "wbraid"})
+
 _PAID = re.compile(r"^(.*cp.*|ppc|retargeting|paid.*)$")
 _SHOP_CAMPAIGN = re.compile(r"^(.*(([^a-df-z]|^)shop|shopping).*)$")
 _DISPLAY = frozenset({"display", "banner", "expandable", "interstitial", "cpm"})
@@ -118,14 +163,15 @@ _RULES: tuple[tuple[Channel, Callable[[_Facts], bool]], ...] = (
     ("paid_search", lambda f: f.category == "search" and _paid(f)),
     ("paid_social", lambda f: f.category == "social" and _paid(f)),
     ("paid_video", lambda f: f.category == "video" and _paid(f)),
-    ("display", lambda f: f.medium in _DISPLAY),
+    ("display", lambda f: f.medium in _DISPLAY or f.category == "display"),
     ("paid_other", _paid),
+    ("ai_assistant", lambda f: f.category == "ai" or f.medium == "ai"),
     ("organic_shopping", _shop),
     ("organic_social", lambda f: f.category == "social" or f.medium in _SOCIAL),
     ("organic_video", lambda f: f.category == "video" or "video" in f.medium),
     ("organic_search", lambda f: f.category == "search" or f.medium == "organic"),
     ("referral", lambda f: f.medium in _REFERRAL),
-    ("email", lambda f: f.source in _EMAIL or f.medium in _EMAIL),
+    ("email", lambda f: f.source in _EMAIL or f.medium in _EMAIL or f.category == "email"),
     ("affiliate", lambda f: f.medium in {"affiliate", "affiliates"}),
     ("paid_other", lambda f: f.medium == "audio"),
     ("sms", lambda f: f.source == "sms" or f.medium == "sms"),
@@ -141,7 +187,7 @@ def _channel(facts: _Facts) -> Channel:
 
 
 class _Entry(NamedTuple):
-    category: str  # search, social, video, shopping or ai
+    category: str  # search, social, video, shopping, ai, email or display
     name: str
     params: tuple[str, ...] = ()  # query parameters holding a search engine's term
     hidden: tuple[re.Pattern[str], ...] = ()  # referrer paths where the engine hides the term
@@ -151,7 +197,18 @@ class _Tables:
     """The embedded lists, indexed for lookups by host and by source name."""
 
     def __init__(self, raw: dict[str, Any]) -> None:
+        if raw.get("version") != _FORMAT:
+            raise ValueError(f"sources.json is format {raw.get('version')!r}, not {_FORMAT}")
         self.countries = frozenset(raw["country_codes"].split())
+        self.own = {host: _Entry(cat, name) for host, (cat, name) in raw["own"].items()}
+        self.own_paths = {
+            host: tuple((prefix, _Entry(cat, name)) for prefix, cat, name in paths)
+            for host, paths in raw["own_paths"].items()
+        }
+        self.frontends = {
+            host: _Entry("search", name, tuple(p.lower() for p in params))
+            for host, (name, params) in raw["frontends"].items()
+        }
         self.names: dict[str, str] = raw["names"]
         self.exact = {host: _Entry(cat, name) for host, (cat, name) in raw["exact"].items()}
         self.walk = {host: _Entry(cat, name) for host, (cat, name) in raw["walk"].items()}
@@ -197,6 +254,45 @@ class _Tables:
             return None
         return labels[0] + ".{}"
 
+    def own_site(self, host: str, path: str) -> _Entry | None:
+        """The webmail, AI assistant or ad frame of sources-own.yaml a host (and path) is."""
+        for prefix, entry in self.own_paths.get(host, ()):
+            if path == prefix or path.startswith((prefix + "/", prefix + "?")):
+                return entry
+        labels = host.split(".")
+        for i in range(len(labels) - 1):
+            if found := self.own.get(".".join(labels[i:])):
+                return found
+        if len(labels) > 2 and labels[-1] in self.countries:  # "{}" for a country-code TLD
+            del labels[-1]
+            if len(labels) > 2 and labels[-1] in _COMBINED_TLD:
+                del labels[-1]
+            for i in range(len(labels) - 1):
+                if found := self.own.get(".".join(labels[i:]) + ".{}"):
+                    return found
+        return None
+
+    def known(self, host: str, path: str = "") -> _Entry | None:
+        """What the lists say a host is: own lists first, then GA4 and Matomo, then webmail."""
+        found = self.own_site(host, path) or self.site(host)
+        labels = host.split(".")
+        if found is None and len(labels) > 2 and _WEBMAIL_LABEL.fullmatch(labels[0]):
+            return _Entry("email", host)  # webmail.example.com: a mailbox's own links
+        return found
+
+    def frontend(self, host: str, engine: _Entry | None) -> _Entry | None:
+        """The search engine of a host that serves nothing but search (any path counts).
+
+        That is a search front-end of sources-own.yaml, or a host of a Matomo engine with
+        "search" in a name of its own: search.brave.com, images.search.yahoo.com,
+        aolsearch.aol.co.uk, uk.search-results.com; not brave.com.
+        """
+        found = self.frontends.get(host)
+        labels = host.split(".")[:-1]
+        if found is None and engine and any(_SEARCH_LABEL.fullmatch(x) for x in labels):
+            found = engine
+        return found
+
     def site(self, host: str) -> _Entry | None:
         """The GA4-listed site, Matomo social or AI assistant a host belongs to."""
         found = self.exact.get(host) or self.exact.get(host.removeprefix("www."))
@@ -212,6 +308,8 @@ class _Tables:
         found = self.engines.get(lossy)
         if found is None and not lossy.endswith("{}"):
             found = self.engines.get(lossy.rsplit(".", 1)[0] + ".{}")
+        if found is None and lossy.startswith("{}.") and lossy.count(".") > 2:
+            found = self.engine(lossy[3:])  # it.images.search.yahoo.com: a country's edition
         return found
 
     def category(self, source: str) -> str:
@@ -220,7 +318,7 @@ class _Tables:
             return self.names[source]
         if "." not in source or not _HOST.fullmatch(source):
             return ""
-        entry = self.site(source) or self.engine(source)
+        entry = self.known(source) or self.frontends.get(source) or self.engine(source)
         return entry.category if entry else ""
 
 
@@ -319,17 +417,20 @@ class SourceClassifier:
     def _referrer_site(self, referrer: tuple[str, SplitResult]) -> tuple[_Entry | None, str | None]:
         """The known site of a referrer and the search term it carries."""
         host, parts = referrer
-        site, engine = self._tables.site(host), self._tables.engine(host)
-        if engine is None:
+        tables = self._tables
+        site, engine = tables.known(host, parts.path), tables.engine(host)
+        frontend = None if site else tables.frontend(host, engine)
+        searched = frontend or engine
+        if searched is None:
             return site, None
         found = _query(parts.query)
-        term = next((t for p in engine.params if (t := _clean(found.get(p)))), None)
-        if site is None and term is None:
+        term = next((t for p in searched.params if (t := _clean(found.get(p)))), None)
+        if site is None and frontend is None and term is None:
             # Matomo's rule: without the term, only the paths the engine lists count as search.
             path = parts.path + (f"?{parts.query}" if parts.query else "")
             path += f"#{parts.fragment}" if parts.fragment else ""
-            return (engine if any(h.search(path) for h in engine.hidden) else None), None
-        return site or engine, term
+            return (engine if any(h.search(path) for h in searched.hidden) else None), None
+        return site or searched, term
 
     def _classify(self, host: str | None, referer: str, query_string: str) -> Source:
         params = _query(query_string)
@@ -342,15 +443,18 @@ class SourceClassifier:
 
         source, medium = utm["source"], utm["medium"]
         if click_id:
-            source = source or _CLICK_IDS[click_id][0]
-            medium = medium or _CLICK_IDS[click_id][1]
+            implied_source, implied_medium = _CLICK_IDS[click_id]
+            if click_id in _GOOGLE_CLICK_IDS and entry and entry.category == "display":
+                implied_medium = "display"  # a click inside a Google ad frame: Display Network
+            source = source or implied_source
+            medium = medium or implied_medium
         tagged = click_id is not None or any(utm.values())
         category = None
         if not (source or medium) and referrer_host and not internal:
             # Untagged (or only campaign-tagged): the referrer is the source.
             category = entry.category if entry else ""
             source = entry.name if entry else referrer_host.removeprefix("www.")
-            medium = "organic" if category == "search" else "referral"
+            medium = _REFERRER_MEDIUM.get(category, "referral")
         elif not tagged:
             channel: Channel = "internal" if internal else "direct"
             return Source(channel=channel, referrer_host=referrer_host)
@@ -358,6 +462,10 @@ class SourceClassifier:
         medium = medium.lower() if medium else None
         if category is None:
             category = self._tables.category(source) if source else ""
+            if category == "ai" and source and "." in source:
+                # ChatGPT tags its links utm_source=chatgpt.com: name the assistant.
+                known = self._tables.known(source)
+                source = known.name if known else source
         campaign = utm["campaign"]
         facts = _Facts(category, source or "", medium or "", (campaign or "").lower())
         return Source(
