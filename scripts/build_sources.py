@@ -1,7 +1,7 @@
 """Build personalize/data/sources.json from the shared lists (run from the project root).
 
 Reads ../shared/data (Matomo's searchengine-and-social-list and GA4's source categories, as
-restated by Velir/dbt-ga4) and the project's own lists in personalize/data/sources-own.yaml
+restated by Velir/dbt-ga4) and the project's own lists in scripts/data/sources-own.yaml
 (webmail, AI assistants, ad frames, search front-ends), and writes a compact, deterministic JSON
 that the package ships, so users never need ../shared/data:
 
@@ -41,7 +41,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "personalize" / "data" / "sources.json"
-OWN = ROOT / "personalize" / "data" / "sources-own.yaml"
+OWN = ROOT / "scripts" / "data" / "sources-own.yaml"
 FORMAT = 2  # personalize/source.py refuses any other
 OWN_CATEGORIES = ("email", "ai", "display")
 # A host, an Android application id, "{}" for a country-code TLD, an optional "/path".

@@ -12,9 +12,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from personalize.cdn_geo import HEADER_NAMES, CDNGeoReader, Provider, merge_geo
-from personalize.clock import validate_time_zone
 from personalize.context import Geo
+from personalize.context.cdn_geo import HEADER_NAMES, CDNGeoReader, Provider, merge_geo
+from personalize.context.clock import validate_time_zone
 from personalize.exceptions import ConfigurationError
 
 CASES: list[dict[str, Any]] = yaml.safe_load(

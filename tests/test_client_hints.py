@@ -11,7 +11,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from personalize.client_hints import (
+from personalize.context import Device, DeviceType
+from personalize.context.client_hints import (
     ACCEPT_CH,
     HIGH_ENTROPY_HINTS,
     LOW_ENTROPY_HINTS,
@@ -23,8 +24,7 @@ from personalize.client_hints import (
     ClientHintsParser,
     apply_client_hints,
 )
-from personalize.context import Device, DeviceType
-from personalize.device import DeviceDetector
+from personalize.context.device import DeviceDetector
 from personalize.exceptions import ConfigurationError
 
 DATA = Path(__file__).parent / "data"

@@ -196,7 +196,9 @@ def test_missing_river_says_what_to_install() -> None:
     import subprocess
     import sys
 
-    script = "import sys; sys.modules['river'] = None; import personalize.learning"
+    script = (
+        "import sys; sys.modules['river'] = None; from personalize.learning import PropensityModel"
+    )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert run.returncode != 0
     assert "pip install 'personalize[learn]'" in run.stderr

@@ -26,7 +26,7 @@ CASES: list[dict[str, Any]] = [
     for case in yaml.safe_load((DATA / name).read_text("utf-8"))
 ]
 OWN_LISTS: dict[str, Any] = yaml.safe_load(
-    (ROOT / "personalize" / "data" / "sources-own.yaml").read_text("utf-8")
+    (ROOT / "scripts" / "data" / "sources-own.yaml").read_text("utf-8")
 )
 INTERNAL_HOSTS = ["shop.example.org", ".example.net"]
 # GA4's list has these hosts in another category; sources-own.yaml says what they are.
@@ -345,7 +345,7 @@ def test_build_script_refuses_a_bad_own_list(tmp_path: Path, section: str, messa
 
 def test_build_script_accepts_the_shipped_own_list() -> None:
     names: dict[str, str] = {"google": "search", "amazon": "shopping"}
-    tables = _build_script().own_lists(ROOT / "personalize" / "data" / "sources-own.yaml", names)
+    tables = _build_script().own_lists(ROOT / "scripts" / "data" / "sources-own.yaml", names)
     assert tables["own"]["mail.google.com"] == ["email", "gmail"]
     assert tables["own_paths"]["x.com"] == [["/i/grok", "ai", "grok"]]
     assert tables["frontends"]["search.brave.com"] == ["brave", ["q"]]

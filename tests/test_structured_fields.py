@@ -11,7 +11,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from personalize.structured_fields import Token, parse_item, parse_list
+from personalize.context.structured_fields import Token, parse_item, parse_list
 
 CASES: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).parent / "data" / "structured_fields.yaml").read_text("utf-8")

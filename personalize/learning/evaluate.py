@@ -14,10 +14,12 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from personalize.learning.features import features_from_record
-from personalize.learning.propensity import PropensityModel
+
+if TYPE_CHECKING:
+    from personalize.learning.propensity import PropensityModel
 
 __all__ = ["EvalPoint", "Progress", "evaluate", "read_jsonl"]
 
@@ -80,7 +82,10 @@ def evaluate(
     progress: Progress | None = None,
 ) -> list[EvalPoint]:
     """Replay ``records`` (with a boolean ``label`` key) through ``model``; a point every N."""
-    model = model if model is not None else PropensityModel()
+    if model is None:
+        from personalize.learning.propensity import PropensityModel  # needs river
+
+        model = PropensityModel()
     points: list[EvalPoint] = []
     n = 0
     for record in records:

@@ -5,8 +5,8 @@ sends the truth in ``Sec-CH-UA-*`` request headers instead: ``Sec-CH-UA`` (brand
 ``Sec-CH-UA-Mobile`` and ``Sec-CH-UA-Platform`` on every request to a secure origin, and the
 high-entropy hints (``Sec-CH-UA-Platform-Version``, ``-Model``, ``-Form-Factors``,
 ``-Full-Version-List``) once a response asked for them with ``Accept-CH`` (`ACCEPT_CH`). They
-are Structured Fields (RFC 8941, `personalize.structured_fields`); a field that does not parse,
-or is longer than ``MAX_FIELD_LENGTH``, is ignored, as the RFC says.
+are Structured Fields (RFC 8941, :mod:`~personalize.context.structured_fields`); a field that
+does not parse, or is longer than ``MAX_FIELD_LENGTH``, is ignored, as the RFC says.
 
 `apply_client_hints` lets hints, when present, take precedence over the User-Agent: the device
 type (mobile flag; tablet from the form factor or an Android that asks for the desktop site),
@@ -44,9 +44,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from personalize.context import Device, DeviceType
+from personalize.context.records import Device, DeviceType
+from personalize.context.structured_fields import BareItem, Token, parse_item, parse_list
 from personalize.exceptions import ConfigurationError
-from personalize.structured_fields import BareItem, Token, parse_item, parse_list
 
 __all__ = [
     "ACCEPT_CH",

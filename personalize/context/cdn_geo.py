@@ -65,8 +65,8 @@ from dataclasses import replace
 from typing import Any, Literal, get_args
 from urllib.parse import unquote
 
-from personalize.clock import validate_time_zone
-from personalize.context import Geo
+from personalize.context.clock import validate_time_zone
+from personalize.context.records import Geo
 from personalize.exceptions import ConfigurationError
 
 __all__ = ["HEADER_NAMES", "MAX_NAME_LENGTH", "CDNGeoReader", "Provider", "merge_geo"]
