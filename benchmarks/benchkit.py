@@ -5,7 +5,7 @@
 - Redis control for the local test Redis: ping, stop (``SHUTDOWN``) / pause (``SIGSTOP``),
   start again with the documented command, and an always-run :func:`ensure_redis_up`.
 - :func:`write_section`: replace one marked section of ``RESULTS.md``, keep the rest.
-- :data:`WRK_STATUS_SCRIPT`: a wrk Lua script that rotates cookies and counts responses per
+- :func:`wrk_script`: the wrk Lua script that rotates cookies and (optionally) counts responses per
   wall-clock second, status code and "default content" (``x-bench-page-views`` <= 1).
 """
 
@@ -17,14 +17,14 @@ import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
-
-from benchmarks.run import HOST, REPO, HarnessError, _pin, free_port
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_PORT = 6379
@@ -50,6 +50,31 @@ REDIS_DIR = Path("/var/lib/redis")
 
 
 # -- uvicorn --------------------------------------------------------------------------------
+
+
+HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parent.parent
+
+
+class HarnessError(RuntimeError):
+    """A harness could not do its job (a server did not start, a tool is missing)."""
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """A SIGTERM handler that exits through ``finally`` blocks (servers get stopped)."""
+    raise SystemExit(128 + signum)
+
+
+def pin(cpus: str | None) -> list[str]:
+    """The command prefix that pins a process to ``cpus`` (``taskset``), or nothing."""
+    return ["taskset", "-c", cpus] if cpus else []
 
 
 def _descendants(pid: int) -> list[int]:
@@ -103,7 +128,7 @@ class BenchServer:
 
     def command(self) -> list[str]:
         return [
-            *_pin(self.cpus),
+            *pin(self.cpus),
             sys.executable,
             "-m",
             "uvicorn",
@@ -344,9 +369,8 @@ def command_line(module: str) -> str:
 
 # -- wrk ------------------------------------------------------------------------------------
 
-WRK_STATUS_SCRIPT = r"""
--- Rotates the Cookie header across the lines of the file given after `--`, and counts
--- responses per wall-clock second, status and "default content" (x-bench-page-views <= 1).
+_WRK_ROTATE = r"""
+-- Rotates the Cookie header across the lines of the file given after `--`.
 local cookies = {}
 local index = 0
 local threads = {}
@@ -373,7 +397,10 @@ function request()
   index = (index % #cookies) + 1
   return wrk.format("GET", "/", { ["Cookie"] = cookies[index] })
 end
-
+"""
+# wrk parses every response's headers for the script once a `response` function exists: only
+# the drills that count statuses per second define it, never the throughput runs.
+_WRK_COUNT = r"""
 function response(status, headers, body)
   local degraded = 0
   local pv = headers["x-bench-page-views"]
@@ -381,7 +408,8 @@ function response(status, headers, body)
   local key = os.time() .. ":" .. status .. ":" .. degraded
   counts[key] = (counts[key] or 0) + 1
 end
-
+"""
+_WRK_DONE = r"""
 function done(summary, latency, requests)
   for _, thread in ipairs(threads) do
     local c = thread:get("counts")
@@ -391,12 +419,22 @@ function done(summary, latency, requests)
   end
   local e = summary.errors
   io.write(string.format(
-    'BENCH_JSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,' ..
-    '"timeout":%d,"status_errors":%d,"p50_us":%d,"p99_us":%d,"max_us":%d}\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.timeout, e.status,
-    latency:percentile(50), latency:percentile(99), latency.max))
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"errors":%d,"connect":%d,"read":%d,' ..
+    '"write":%d,"timeout":%d,"status_errors":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
+    '"max_us":%d}\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.connect,
+    e.read, e.write, e.timeout, e.status, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max))
 end
 """
+
+
+def wrk_script(*, count_responses: bool) -> str:
+    """The wrk Lua script of every harness: it rotates the Cookie header across the lines of
+    the file given after ``--`` and prints a ``BENCH_JSON`` summary line; with
+    ``count_responses`` it also counts responses per wall-clock second, status and "default
+    content" (``x-bench-page-views <= 1``) as ``BUCKET`` lines."""
+    return _WRK_ROTATE + (_WRK_COUNT if count_responses else "") + _WRK_DONE
 
 
 def wrk_command(
@@ -412,7 +450,7 @@ def wrk_command(
     timeout: str = "5s",
 ) -> list[str]:
     cmd = [
-        *_pin(cpus),
+        *pin(cpus),
         "wrk",
         "-t",
         str(threads),

@@ -22,7 +22,6 @@ import datetime as dt
 import os
 import platform
 import random
-import re
 import statistics
 import sys
 import time
@@ -30,6 +29,7 @@ import timeit
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from benchmarks.benchkit import write_section
 from personalize.content.decisions import DecisionEngine
 from personalize.context import Clock, Device, Geo, Source, VisitorContext
 from personalize.profiles.pageviews import Hit
@@ -158,17 +158,6 @@ def _section(f: dict[str, float], command: str, visitors: int, repeats: int) -> 
     )
 
 
-def write_results(section: str, path: Path = RESULTS) -> None:
-    """Replace our marked section of RESULTS.md (or append it), keeping the others."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.decision_bench")
     parser.add_argument("--visitors", type=int, default=5000)
@@ -184,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     section = _section(figures, command, args.visitors, args.repeats)
     print(section)
     if not args.no_write:
-        write_results(section)
+        write_section(RESULTS, START, END, section)
     return 0
 
 

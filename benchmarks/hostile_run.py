@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.benchkit import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 START, END = "<!-- hostile:start -->", "<!-- hostile:end -->"
@@ -126,17 +128,6 @@ def _section(total: dict[str, object], command: str, seconds: float, rcs: list[i
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{START}\n{section}{END}"
-    if START in text and END in text:
-        start, end = text.index(START), text.index(END) + len(END)
-        text = text[:start] + block + text[end:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=105_000, help="generated cases to aim for")
@@ -170,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     for problem, example in dict(total["examples"]).items():  # type: ignore[call-overload]
         print(f"first input for {problem}:\n  {example[:600]}\n")
     if not args.no_write:
-        write_section(section)
+        write_section(RESULTS, START, END, section)
         print(f"wrote the hostile section of {RESULTS}")
     return 0 if all(rc == 0 for rc in rcs) else 1
 

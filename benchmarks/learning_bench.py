@@ -15,12 +15,12 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import statistics
 import sys
 import time
 from pathlib import Path
 
+from benchmarks.benchkit import write_section
 from personalize.context import Clock, Device, Geo, Source, VisitorContext
 from personalize.learning import PropensityModel, features_from_record, session_features, simulate
 from personalize.learning.metrics import BinnedAUC
@@ -120,17 +120,6 @@ def _section(figures: dict[str, float], command: str, sessions: int, repeats: in
     )
 
 
-def write_results(section: str, path: Path = RESULTS) -> None:
-    """Replace our marked section of RESULTS.md (or append it), keeping the others."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.learning_bench")
     parser.add_argument("--sessions", type=int, default=50_000)
@@ -146,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     section = _section(figures, command, args.sessions, args.repeats)
     print(section)
     if not args.no_write:
-        write_results(section)
+        write_section(RESULTS, START, END, section)
     return 0
 
 

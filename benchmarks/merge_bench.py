@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.benchkit import write_section
 from personalize import Hit, MemoryStore, SQLiteStore
 from personalize.profiles.events import validate_event
 from personalize.stores.base import ProfileStore
@@ -127,15 +128,7 @@ def main() -> None:
         END,
     ]
     if not args.no_write:
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        s, e = text.find(START), text.find(END)
-        block = "\n".join(section)
-        text = (
-            text[:s] + block + text[e + len(END) :]
-            if s != -1 and e != -1
-            else (text.rstrip("\n") + "\n\n" + block + "\n")
-        )
-        RESULTS.write_text(text)
+        write_section(RESULTS, START, END, "\n".join(section))
 
 
 if __name__ == "__main__":

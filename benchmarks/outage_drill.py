@@ -46,11 +46,7 @@ from typing import Any
 
 from benchmarks import benchkit
 from benchmarks.run import (
-    HOST,
-    REPO,
     RESULTS,
-    HarnessError,
-    _on_sigterm,
     base_headers,
     collect_cookies,
     cpu_model,
@@ -125,7 +121,7 @@ class Poller(threading.Thread):
             self.stop_event.wait(0.1)
 
     def probe(self, cookie: str) -> tuple[int | None, int | None]:
-        conn = http.client.HTTPConnection(HOST, self.port, timeout=5)
+        conn = http.client.HTTPConnection(benchkit.HOST, self.port, timeout=5)
         try:
             conn.request("GET", "/", headers={**self.headers, "Cookie": cookie})
             response = conn.getresponse()
@@ -147,17 +143,17 @@ def stop_redis(mode: str) -> int | None:
     if mode == "pause":
         pid = benchkit.redis_pid()
         if pid is None:
-            raise HarnessError("could not find the redis-server pid")
+            raise benchkit.HarnessError("could not find the redis-server pid")
         os.kill(pid, signal.SIGSTOP)
         return pid
     subprocess.run(
-        ["redis-cli", "-h", HOST, "-p", str(benchkit.REDIS_PORT), "shutdown", "save"],
+        ["redis-cli", "-h", benchkit.HOST, "-p", str(benchkit.REDIS_PORT), "shutdown", "save"],
         capture_output=True,
         timeout=10,
         check=False,
     )
     if not benchkit.wait_redis(False, 5.0):
-        raise HarnessError("Redis did not stop")
+        raise benchkit.HarnessError("Redis did not stop")
     return None
 
 
@@ -189,7 +185,7 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> Drill:
         cookie_file = workdir / f"{mode}.cookies"
         cookie_file.write_text("\n".join(load_cookies))
         script = workdir / "status.lua"
-        script.write_text(benchkit.WRK_STATUS_SCRIPT)
+        script.write_text(benchkit.wrk_script(count_responses=True))
         headers = base_headers(server.port)
 
         def wrk(duration: float) -> subprocess.Popen[str]:
@@ -203,13 +199,13 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> Drill:
                 headers=headers,
                 cpus=args.load_cpus,
             )
-            return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
+            return subprocess.Popen(cmd, cwd=benchkit.REPO, stdout=subprocess.PIPE, text=True)
 
         print(f"[{mode}] warming up for {args.warmup}s ...", flush=True)
         warm = wrk(args.warmup)
         warm.communicate(timeout=args.warmup + 60)
         if benchkit.wait_drained(server.port, timeout=30) is None:
-            raise HarnessError("the write buffer did not drain after the warm-up")
+            raise benchkit.HarnessError("the write buffer did not drain after the warm-up")
         drill.baseline = benchkit.profile_page_views(prefix)
         if drill.baseline[0] != args.visitors + 20:
             drill.notes.append(
@@ -232,7 +228,7 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> Drill:
             print(f"[{mode}] t={drill.stopped_at:.1f}s Redis {mode}d away", flush=True)
             time.sleep(max(0.0, drill.t0 + args.start_at - time.time()))
             if not start_redis(mode, paused):
-                raise HarnessError("Redis did not come back")
+                raise benchkit.HarnessError("Redis did not come back")
             paused = None
             drill.back_at = time.time() - drill.t0
             print(f"[{mode}] t={drill.back_at:.1f}s Redis answers PING again", flush=True)
@@ -249,7 +245,7 @@ def run_mode(args: argparse.Namespace, mode: str, workdir: Path) -> Drill:
         drill.drained_after = None if state is None else time.monotonic() - end
         drill.final_state = state or {}
         if not server.alive():
-            raise HarnessError(f"server died; log:\n{server.log_tail()}")
+            raise benchkit.HarnessError(f"server died; log:\n{server.log_tail()}")
         drill.final = benchkit.profile_page_views(prefix)
         return drill
     finally:
@@ -492,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     args.server_cpus = args.load_cpus = None
     if not args.no_pin and ncpu >= 2 and shutil.which("taskset"):
         args.server_cpus, args.load_cpus = "0", ("1" if ncpu == 2 else f"1-{ncpu - 1}")
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, benchkit.exit_on_sigterm)
     started = dt.datetime.now(dt.UTC)
     drills: list[Drill] = []
     try:
@@ -500,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
             for mode in modes:
                 drills.append(run_mode(args, mode, Path(tmp)))
                 time.sleep(2)  # let the next mode start from a settled Redis
-    except HarnessError as exc:
+    except benchkit.HarnessError as exc:
         print(f"outage drill failed: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -22,7 +22,6 @@ import resource
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,10 +30,18 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
-HOST = "127.0.0.1"
-REPO = Path(__file__).resolve().parent.parent
+from benchmarks.benchkit import (
+    HOST,
+    REPO,
+    HarnessError,
+    exit_on_sigterm,
+    free_port,
+    pin,
+    write_section,
+    wrk_script,
+)
+
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 START_MARK = "<!-- throughput:start -->"
 END_MARK = "<!-- throughput:end -->"
@@ -46,39 +53,6 @@ USER_AGENT = (
     "Chrome/124.0.0.0 Safari/537.36"
 )
 ACCEPT_LANGUAGE = "en-GB,en;q=0.9,de;q=0.8"
-
-WRK_SCRIPT = r"""
--- Rotates the Cookie header across the lines of the file given after `--`.
-local cookies = {}
-local index = 0
-
-function init(args)
-  local path = args[1]
-  if path ~= nil then
-    for line in io.lines(path) do
-      if #line > 0 then cookies[#cookies + 1] = line end
-    end
-  end
-  if #cookies > 0 then index = math.random(0, #cookies - 1) end
-end
-
-function request()
-  if #cookies == 0 then
-    return wrk.format("GET", "/")
-  end
-  index = (index % #cookies) + 1
-  return wrk.format("GET", "/", { ["Cookie"] = cookies[index] })
-end
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests":%d,"duration_us":%d,"errors":%d,"status_errors":%d,' ..
-    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}\n',
-    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
-end
-"""
 
 
 @dataclass(frozen=True)
@@ -158,20 +132,6 @@ class Plan:
     results: dict[str, list[Run]] = field(default_factory=dict)
 
 
-class HarnessError(RuntimeError):
-    pass
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def _proc_cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -183,10 +143,6 @@ def _proc_cpu_seconds(pid: int) -> float:
 def _children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def _pin(cpus: str | None) -> list[str]:
-    return ["taskset", "-c", cpus] if cpus else []
 
 
 class Server:
@@ -208,7 +164,7 @@ class Server:
         for _attempt in range(3):  # a free port can be taken between probe and bind
             self.port = free_port()
             cmd = [
-                *_pin(self.cpus),
+                *pin(self.cpus),
                 sys.executable,
                 "-m",
                 "uvicorn",
@@ -372,9 +328,9 @@ def load(
     if plan.generator == "wrk":
         script = workdir / "rotate.lua"
         if not script.exists():
-            script.write_text(WRK_SCRIPT)
+            script.write_text(wrk_script(count_responses=False))
         cmd = [
-            *_pin(plan.load_cpus),
+            *pin(plan.load_cpus),
             "wrk",
             "-t",
             str(plan.wrk_threads),
@@ -394,7 +350,7 @@ def load(
             cmd += ["--", str(cookie_file)]
     else:
         cmd = [
-            *_pin(plan.load_cpus),
+            *pin(plan.load_cpus),
             sys.executable,
             "-m",
             "benchmarks.loadgen",
@@ -590,19 +546,6 @@ def render(plan: Plan, rows: list[dict[str, float | str]], started: dt.datetime)
     return "\n".join(lines) + "\n"
 
 
-def write_results(section: str, path: Path) -> None:
-    """Replace only the throughput section of ``path``; keep everything else."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    start, end = text.find(START_MARK), text.find(END_MARK)
-    if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(END_MARK) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text if text.endswith("\n") else text + "\n")
-    tmp.replace(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Throughput/latency harness for personalize.")
     parser.add_argument("--duration", type=int, default=10, help="seconds per run")
@@ -654,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
         load_cpus=load_cpus,
         scenarios=[s for s in SCENARIOS if s.name in wanted],
     )
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     started = dt.datetime.now(dt.UTC)
     print(
         f"generator: {plan.generator}; server CPUs: {server_cpus or 'any'}, "
@@ -672,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(section)
     if not args.no_write:
-        write_results(section, args.results)
+        write_section(args.results, START_MARK, END_MARK, section)
         print(f"updated {args.results}")
     return 0
 

@@ -42,10 +42,7 @@ from typing import Any
 
 from benchmarks import benchkit
 from benchmarks.run import (
-    REPO,
     RESULTS,
-    HarnessError,
-    _on_sigterm,
     base_headers,
     collect_cookies,
     cpu_model,
@@ -171,14 +168,14 @@ def measure(
     states_before = worker_stats(server.port, config.workers)
     redis_before, calls_before = _redis_counters()
     done = subprocess.run(
-        cmd, cwd=REPO, capture_output=True, text=True, timeout=duration + 60, check=False
+        cmd, cwd=benchkit.REPO, capture_output=True, text=True, timeout=duration + 60, check=False
     )
     summary, _buckets = benchkit.parse_wrk(done.stdout)
     seconds = summary["duration_us"] / 1e6 or 1.0
     redis_after, calls_after = _redis_counters()
     misses = _misses(states_before, worker_stats(server.port, config.workers))
     if not server.alive():
-        raise HarnessError(f"{config.name}: server died; log:\n{server.log_tail()}")
+        raise benchkit.HarnessError(f"{config.name}: server died; log:\n{server.log_tail()}")
     requests = max(1, int(summary["requests"]))
     commands = {
         name: (calls_after[name] - calls_before.get(name, 0)) / requests
@@ -240,7 +237,7 @@ def throughput(args: argparse.Namespace, workdir: Path, result: Result, base: st
                     "--prefix",
                     models,
                 ],
-                cwd=REPO,
+                cwd=benchkit.REPO,
                 stdout=learner_log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -251,7 +248,7 @@ def throughput(args: argparse.Namespace, workdir: Path, result: Result, base: st
         cookie_file = workdir / "visitors.cookies"
         cookie_file.write_text("\n".join(collect_cookies(first.port, args.visitors)))
         script = workdir / "status.lua"
-        script.write_text(benchkit.WRK_STATUS_SCRIPT)
+        script.write_text(benchkit.wrk_script(count_responses=True))
         print(f"warming up each server for {args.warmup}s ...", flush=True)
         for config in configs:
             measure(args, config, servers[config.name], None, script, cookie_file, args.warmup)
@@ -804,7 +801,7 @@ def main(argv: list[str] | None = None) -> int:
     args.server_cpus = args.load_cpus = None
     if not args.no_pin and ncpu >= 2 and shutil.which("taskset"):
         args.server_cpus, args.load_cpus = "0", ("1" if ncpu == 2 else f"1-{ncpu - 1}")
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, benchkit.exit_on_sigterm)
     started = dt.datetime.now(dt.UTC)
     base = f"pzscale:{os.getpid()}:"
     result = Result()
@@ -815,7 +812,7 @@ def main(argv: list[str] | None = None) -> int:
             result.load_average.append(os.getloadavg()[0])
             throughput(args, Path(tmp), result, base)
             result.load_average.append(os.getloadavg()[0])
-    except HarnessError as exc:
+    except benchkit.HarnessError as exc:
         print(f"scale-out benchmark failed: {exc}", file=sys.stderr)
         return 1
     finally:
