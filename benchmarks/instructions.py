@@ -98,7 +98,10 @@ async def _child(app_name: str, visitors: int, requests: int, batch: int) -> Non
     from benchmarks import apps
 
     app = getattr(apps, app_name)
-    service = getattr(app, "profiles", None)
+    personalizer = getattr(app, "personalizer", None)
+    service = personalizer.profiles if personalizer is not None else None
+    if service is None and app_name.startswith("personalized"):
+        raise RuntimeError(f"{app_name}: no PersonalizeMiddleware with a personalizer found")
     if service is not None:
         service._flushing = True  # this loop writes the batches itself, without timers
         if hasattr(service.store, "compact_interval"):
