@@ -2,7 +2,8 @@
 
 Events arrive in-app through ``visitor.track(...)`` or server to server through
 ``POST /_personalize/events``. Each is validated here, then folded into the profile's
-``facts``, which segments and suppression rules read.
+``facts``, which segments and suppression rules read; a ``preference`` (what the visitor
+said, :mod:`personalize.profiles.preferences`) goes to ``stated`` instead.
 
 >>> from personalize.profiles.profile import Profile
 >>> key, event = parse_event({"type": "order", "user_id": "ann", "ts": 1.7e9,
@@ -20,12 +21,13 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from personalize.exceptions import EventError
+from personalize.profiles.preferences import check_preferences, state
 from personalize.profiles.profile import MAX_EVENTS, Profile
 
 MAX_TRACKED_IDS = 200  # order ids / products / tickets remembered per profile
@@ -37,7 +39,7 @@ _ID_MAX = 256
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One validated event. ``kind`` is order, return, ticket or custom."""
+    """One validated event. ``kind`` is order, return, ticket, preference or custom."""
 
     kind: str
     name: str  # "order", "return", "ticket", or the custom event's own name
@@ -98,9 +100,16 @@ def nesting_depth(value: object, level: int = 0) -> int:
 
 
 def validate_event(
-    kind: str, properties: object, *, name: str | None = None, ts: object = None
+    kind: str,
+    properties: object,
+    *,
+    name: str | None = None,
+    ts: object = None,
+    categories: Collection[str] = (),
 ) -> Event:
-    """Check one event's fields and return it normalised; raises :class:`EventError`."""
+    """Check one event's fields and return it normalised; raises :class:`EventError`.
+
+    ``categories`` are the site's interest categories, which a ``preference`` may name."""
     if properties is None:
         properties = {}
     if not isinstance(properties, dict):
@@ -139,19 +148,25 @@ def validate_event(
         if status not in ("open", "closed"):
             raise EventError("properties.status must be 'open' or 'closed'")
         return Event("ticket", "ticket", when, props)
+    if kind == "preference":
+        statements = check_preferences(props, categories=categories)
+        return Event("preference", "preference", when, statements)
     if kind == "custom":
         if not isinstance(name, str) or not _NAME.match(name):
             raise EventError(
                 "name must start with a letter and hold at most 64 letters, digits or _.:-"
             )
         return Event("custom", name, when, props)
-    raise EventError(f"type must be one of order, return, ticket, custom (got {kind!r:.40})")
+    raise EventError(
+        f"type must be one of order, return, ticket, preference, custom (got {kind!r:.40})"
+    )
 
 
-def parse_event(payload: object) -> tuple[str, Event]:
+def parse_event(payload: object, *, categories: Collection[str] = ()) -> tuple[str, Event]:
     """Validate one API payload; returns the profile key it targets and the event.
 
     A payload names ``user_id`` (a known customer) or ``visitor_id`` (an anonymous browser).
+    A ``preference`` without an ``origin`` property says it came through the API.
     """
     if not isinstance(payload, dict):
         raise EventError("each event must be a JSON object")
@@ -167,9 +182,12 @@ def parse_event(payload: object) -> tuple[str, Event]:
         raise EventError(f"unknown fields: {', '.join(sorted(map(str, unknown)))[:200]}")
     kind = payload.get("type")
     if not isinstance(kind, str):
-        raise EventError("type is required: order, return, ticket or custom")
+        raise EventError("type is required: order, return, ticket, preference or custom")
+    properties = payload.get("properties")
+    if kind == "preference" and isinstance(properties, dict) and "origin" not in properties:
+        properties = {**properties, "origin": "api"}
     event = validate_event(
-        kind, payload.get("properties"), name=payload.get("name"), ts=payload.get("ts")
+        kind, properties, name=payload.get("name"), ts=payload.get("ts"), categories=categories
     )
     return key, event
 
@@ -181,9 +199,13 @@ def bounded(d: dict[str, Any], limit: int = MAX_TRACKED_IDS) -> None:
 
 
 def apply_event(profile: Profile, event: Event) -> None:
-    """Fold ``event`` into ``profile.facts`` (idempotent for orders, returns and tickets)."""
+    """Fold ``event`` into ``profile.facts`` (idempotent for orders, returns and tickets),
+    or a preference into ``profile.stated`` (the newest statement per preference wins)."""
     facts = profile.facts
     props = event.properties
+    if event.kind == "preference":
+        state(profile, props, ts=event.ts)
+        return  # kept in ``stated`` with its time and origin, not in the events list
     if event.kind == "order":
         orders = facts.setdefault("orders", {})
         if props["order_id"] in orders:

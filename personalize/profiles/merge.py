@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from personalize.profiles.events import bounded
+from personalize.profiles.preferences import merge_stated
 from personalize.profiles.profile import MAX_DEVICES, MAX_EVENTS, MAX_SESSIONS, Profile
 
 MAX_ALIASES = 50  # anonymous ids merged into one known profile before merges are refused
@@ -26,7 +27,9 @@ def merge_profiles(target: Profile, source: Profile) -> None:
 
     Counters add, first_seen takes the minimum and last_seen the maximum, affinities add,
     session and event histories concatenate in time order (bounded), devices combine, and a
-    trait keeps the value that was set most recently.
+    trait keeps the value that was set most recently, as a stated preference does; what was
+    stated then applies to the whole merged history (an interest asked to see less of stays
+    at zero).
 
     >>> known = Profile(key="u:ann", visits=2, page_views=5, affinities={"shoes": 3.0},
     ...                 first_seen=500.0, last_seen=900.0)
@@ -61,6 +64,7 @@ def merge_profiles(target: Profile, source: Profile) -> None:
         -MAX_EVENTS:
     ]
     merge_facts(target.facts, source.facts)
+    merge_stated(target, source)
     target.opted_out = target.opted_out or source.opted_out
 
 

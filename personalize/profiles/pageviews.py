@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from fnmatch import translate
 from typing import Any
 
+from personalize.profiles.preferences import location_used, wants_less
 from personalize.profiles.profile import MAX_DEVICES, MAX_SESSIONS, Profile, SessionRecord
 from personalize.util.frozen import fast_init
 
@@ -83,7 +84,9 @@ def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TI
 
     A new session opens after ``session_timeout`` seconds of inactivity, remembering its entry
     source and landing page. An internal referrer never opens one by itself; a session opened
-    by an internal hit (after a long pause) counts as direct.
+    by an internal hit (after a long pause) counts as direct. What the visitor stated holds:
+    a category they asked to see less of gains no interest, and without location a session
+    keeps no country.
     """
     ts = hit.ts
     sessions = profile.sessions
@@ -101,7 +104,7 @@ def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TI
                 term=None if internal else hit.term,
                 landing_page=hit.path[:_MAX_PATH],
                 device_type=hit.device_type,
-                country=hit.country,
+                country=hit.country if not profile.stated or location_used(profile) else None,
             )
         )
         del sessions[:-MAX_SESSIONS]
@@ -116,7 +119,7 @@ def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TI
     if profile.last_seen is None or ts > profile.last_seen:
         profile.last_seen = ts
     category = hit.category
-    if category:
+    if category and not (profile.stated and wants_less(profile.stated, category)):
         profile.affinities[category] = profile.affinities.get(category, 0.0) + 1.0
     device_id = hit.device_id
     if device_id:
@@ -140,6 +143,8 @@ class CategoryMap:
     >>> cats = CategoryMap({"/shoes/*": "shoes", "/bags": "bags", "/bags/*": "bags"})
     >>> cats.category("/shoes/red-sneaker"), cats.category("/bags"), cats.category("/")
     ('shoes', 'bags', None)
+    >>> cats.names
+    ('shoes', 'bags')
     """
 
     def __init__(self, mapping: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
@@ -153,6 +158,11 @@ class CategoryMap:
             self._regex: re.Pattern[str] | None = re.compile(f"(?s:{alternatives})\\Z")
         else:
             self._regex = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The categories, each once, in the order they were given."""
+        return tuple(dict.fromkeys(self._categories))
 
     def category(self, path: str) -> str | None:
         if self._regex is None:

@@ -48,7 +48,8 @@ class Profile:
     ``purchases`` (count), ``revenue``, ``last_purchase_at`` (ts), ``purchased``
     (product id -> last ts), ``returns``, ``last_return_at``, ``open_tickets`` (count),
     ``tickets`` (ticket id -> status), ``last_ticket_at``, and ``custom`` (event name ->
-    ``{"count": n, "last": ts}``).
+    ``{"count": n, "last": ts}``). ``stated`` holds what the visitor said about themselves
+    (see :mod:`personalize.profiles.preferences`): preference -> ``{"value", "ts", "origin"}``.
     """
 
     key: str  # where it is stored: "v:<visitor id>" while anonymous, "u:<user id>" once known
@@ -70,6 +71,7 @@ class Profile:
     merged_device: str | None = None  # on a tombstone: the device id the browser got at login
     opted_out: bool = False
     batches: list[str] = field(default_factory=list)  # ids of the last write batches applied
+    stated: dict[str, dict[str, Any]] = field(default_factory=dict)  # stated preferences
 
     @property
     def current_session(self) -> SessionRecord | None:
@@ -109,6 +111,7 @@ class Profile:
             "merged_device": self.merged_device,
             "opted_out": self.opted_out,
             "batches": self.batches,
+            "stated": self.stated,
         }
 
     def to_json(self) -> bytes:
@@ -145,6 +148,7 @@ class Profile:
             get("merged_device"),
             get("opted_out", False),
             get("batches") or [],
+            get("stated") or {},
         )
 
     @classmethod
@@ -171,6 +175,7 @@ class Profile:
             merged_device=data.get("merged_device"),
             opted_out=bool(data.get("opted_out", False)),
             batches=[str(b) for b in data.get("batches", ())],
+            stated={str(k): dict(v) for k, v in data.get("stated", {}).items()},
         )
 
     def copy(self) -> Profile:
@@ -229,13 +234,15 @@ def copy_profile(profile: Profile) -> Profile:
     copy.facts = {k: dict(v) if isinstance(v, dict) else v for k, v in profile.facts.items()}
     copy.aliases = list(profile.aliases)
     copy.batches = list(profile.batches)
+    copy.stated = dict(profile.stated)
     return copy
 
 
 def copy_for_page_view(profile: Profile) -> Profile:
     """A copy good for folding page views into, cheaper than :func:`copy_profile`: only what
     :func:`~personalize.profiles.pageviews.apply_hit` changes is copied (counters, sessions,
-    affinities, devices); traits, facts and events are shared with ``profile``, read-only."""
+    affinities, devices); traits, facts, events and statements are shared with ``profile``,
+    read-only."""
     sessions = profile.sessions[:]
     if sessions:
         sessions[-1] = _copy_session(sessions[-1])  # the only session a page view changes
@@ -260,6 +267,7 @@ def copy_for_page_view(profile: Profile) -> Profile:
         profile.merged_device,
         profile.opted_out,
         profile.batches,
+        profile.stated,
     )
 
 
