@@ -135,8 +135,8 @@ def _checked(name: str, value: object, categories: Collection[str]) -> Any:
 
 
 def _choice(value: object, choices: tuple[str, ...]) -> str | None:
-    if value is None or value in choices:
-        return value  # type: ignore[return-value]
+    if value is None or (isinstance(value, str) and value in choices):
+        return value
     raise EventError(f"must be one of {', '.join(choices)} (or null to withdraw)")
 
 
