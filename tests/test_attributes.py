@@ -73,6 +73,18 @@ def test_every_built_attribute_is_in_the_vocabulary() -> None:
             "open_tickets": 0,
             "last_ticket_at": 1.0,
         },
+        stated={
+            name: {"value": value, "ts": 5.0, "origin": "me"}
+            for name, value in {
+                "interest.shoes": "more",
+                "interest.bags": "less",
+                "promotions": "never",
+                "language": "de",
+                "location": True,
+                "history": False,
+                "segment.x": "not_me",
+            }.items()
+        },
     )
     apply_hit(profile, Hit(ts=10.0, path="/shoes", category="shoes"))
     apply_hit(profile, Hit(ts=10_000.0, path="/", source="google", campaign="c"))

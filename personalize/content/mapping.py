@@ -48,9 +48,7 @@ class Members:
         if self._done is not None:
             return name in self._done
         library = self._library
-        return (
-            library is not None and name in library and library.get(name).rule.evaluate(self._attrs)
-        )
+        return library is not None and library.matches(name, self._attrs)
 
     def reasons(self, name: str) -> tuple[str, ...]:
         if self._done is not None:

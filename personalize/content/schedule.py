@@ -22,7 +22,8 @@ from datetime import date
 
 from personalize.context.records import Clock
 from personalize.exceptions import ScheduleError
-from personalize.rules.attributes import WEEKDAYS, weekday_number
+from personalize.rules.attributes import WEEKDAYS
+from personalize.rules.values import weekday_number
 
 _KEYS = ("days", "hours", "from", "until")
 

@@ -65,6 +65,14 @@ events.<name>.last         timestamp  when a custom event last happened
 propensity                 number     learned probability that this session converts, 0-1
 cluster                    any        the learned cluster this visit belongs to
 anomaly                    number     learned anomaly score; higher is further from the norm
+stated.interest            set        categories the visitor asked to see more of
+stated.less                set        categories the visitor asked to see less of (their
+                                      ``affinity.<category>`` is 0, never the top_category)
+stated.promotions          text       how often the visitor wants offers: never, sometimes, often
+stated.language            text       the language the visitor chose (then also ``language``)
+stated.location            bool       false: the visitor said not to use their location
+stated.history             bool       false: no offers chosen by the visitor's browsing history
+stated.not_me              set        segments the visitor said do not describe them
 now                        timestamp  the evaluation time
 =========================  =========  ======================================================
 
@@ -84,7 +92,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from personalize.context.records import Channel, Daypart, DeviceType, VisitorContext
+from personalize.profiles.preferences import PROMOTIONS
 from personalize.profiles.profile import Profile
+from personalize.rules.stated import put_stated
 
 AttributeType = Literal["text", "number", "bool", "set", "timestamp", "any"]
 DAY = 86_400.0  # seconds
@@ -171,6 +181,15 @@ ATTRIBUTES: Mapping[str, Attribute] = {
     "propensity": _a("number", "learned conversion probability, 0-1", "p(convert)"),
     "cluster": _a("any", "learned cluster"),
     "anomaly": _a("number", "learned anomaly score", "anomaly score"),
+    "stated.interest": _a("set", "categories asked to see more of", "the interests you stated"),
+    "stated.less": _a("set", "categories asked to see less of", "what you asked to see less of"),
+    "stated.promotions": _a(
+        "text", "offers wanted", "the offers you asked for", choices=PROMOTIONS
+    ),
+    "stated.language": _a("text", "language chosen", "the language you chose"),
+    "stated.location": _a("bool", "location may be used", "your location allowed"),
+    "stated.history": _a("bool", "history may choose offers", "your history allowed for offers"),
+    "stated.not_me": _a("set", "segments said not to describe the visitor", "groups not you"),
     "now": _a("timestamp", "the evaluation time"),
 }
 
@@ -320,6 +339,8 @@ def build_attributes(
     if learned:
         for name in ("propensity", "cluster", "anomaly"):
             _put(attrs, name, learned.get(name))
+    if profile is not None and profile.stated:
+        put_stated(attrs, profile.stated)  # last: what the visitor said beats what was inferred
     return attrs
 
 
@@ -366,21 +387,6 @@ def _profile_attributes(attrs: dict[str, Any], profile: Profile, now: float) -> 
             if isinstance(entry, Mapping):
                 _put(attrs, f"events.{event}.count", _number(entry.get("count")))
                 _put(attrs, f"events.{event}.last", _number(entry.get("last")))
-
-
-def weekday_number(value: object) -> int | None:
-    """A weekday name ("saturday", "Sat") as its number (Monday is 0); None if it is not one.
-
-    >>> weekday_number("Saturday"), weekday_number("sun"), weekday_number("someday")
-    (5, 6, None)
-    """
-    if not isinstance(value, str) or len(value) < 3:
-        return None
-    text = value.strip().lower()
-    for number, day in enumerate(WEEKDAYS):
-        if day == text or (len(text) >= 3 and day.startswith(text)):
-            return number
-    return None
 
 
 def suggest(value: str, choices: tuple[str, ...]) -> str:

@@ -31,6 +31,7 @@ import yaml
 
 from personalize.exceptions import RuleError, SegmentError
 from personalize.rules.rule import Rule, compile_rule
+from personalize.rules.stated import NOT_ME
 from personalize.util.reloading import FolderWatch
 from personalize.util.yamlfile import Located, duplicate_keys, parse_yaml, yaml_files
 
@@ -260,12 +261,24 @@ class SegmentLibrary:
         return f"<SegmentLibrary {self.directory or '(data)'} segments={len(self)}>"
 
     def evaluate(self, attrs: Mapping[str, Any]) -> list[Membership]:
-        """The segments these attributes belong to, each with its reasons; never raises."""
+        """The segments these attributes belong to, each with its reasons; never raises.
+
+        A segment the visitor said is not them (``stated.not_me``) is never among them."""
+        not_me = attrs.get(NOT_ME) or ()
         return [
             Membership(s.name, tuple(s.rule.explain(attrs)))
             for s in self._segments
-            if s.rule.evaluate(attrs)
+            if s.name not in not_me and s.rule.evaluate(attrs)
         ]
+
+    def matches(self, name: str, attrs: Mapping[str, Any]) -> bool:
+        """True when these attributes are in segment ``name`` (False for an unknown name)."""
+        segment = self._index.get(name)
+        return (
+            segment is not None
+            and name not in (attrs.get(NOT_ME) or ())
+            and segment.rule.evaluate(attrs)
+        )
 
     def reload_if_changed(self, *, force: bool = False) -> bool:
         """Reload when a file changed (checked at most every ``reload_interval`` seconds).

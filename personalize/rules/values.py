@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import re2
 
 from personalize.exceptions import RuleValueError
-from personalize.rules.attributes import Attribute, label, suggest, weekday_number
+from personalize.rules.attributes import WEEKDAYS, Attribute, label, suggest
 
 __all__ = [
     "MAX_LIST",
@@ -41,6 +41,7 @@ __all__ = [
     "number",
     "pattern",
     "scalar",
+    "weekday_number",
 ]
 
 MAX_PATTERN = 200  # characters in a `matches` pattern
@@ -148,3 +149,18 @@ def pattern(value: object) -> Pattern:
             "backreferences or lookaround)"
         ) from None
     return compiled
+
+
+def weekday_number(value: object) -> int | None:
+    """A weekday name ("saturday", "Sat") as its number (Monday is 0); None if it is not one.
+
+    >>> weekday_number("Saturday"), weekday_number("sun"), weekday_number("someday")
+    (5, 6, None)
+    """
+    if not isinstance(value, str) or len(value) < 3:
+        return None
+    text = value.strip().lower()
+    for number, day in enumerate(WEEKDAYS):
+        if day == text or (len(text) >= 3 and day.startswith(text)):
+            return number
+    return None
