@@ -2,7 +2,8 @@
 
 For one slot: the first mapping rule the visitor matches (segment and/or condition) names the
 allowed variants, else the slot's default; :mod:`~personalize.content.suppression` removes
-those the context forbids; a pin wins if it survived; otherwise
+those the context forbids, and :mod:`~personalize.content.offers` the offers the visitor said
+no to; a pin wins if it survived; otherwise
 :class:`~personalize.content.policy.ThompsonPolicy` picks by expected value (probability of the
 reward x value) in the visitor's context bucket (device type / entry channel). The decision is
 cached per (visitor, session, slot): the page does not flicker, and a visitor counts as one
@@ -50,6 +51,13 @@ from markupsafe import Markup
 
 from personalize.content.library import ContentLibrary
 from personalize.content.mapping import LazyNames, Members, match_rule, render_variant
+from personalize.content.offers import (
+    FEWER_OFFERS,
+    NO_HISTORY,
+    OFFERS_ARM,
+    allowed_without_history,
+    fewer_offers,
+)
 from personalize.content.policy import Score, ThompsonPolicy
 from personalize.content.slots import Slot, Variant
 from personalize.content.subject import Subject
@@ -197,12 +205,25 @@ class DecisionEngine:
         days = self.suppress_purchased_days if days is None else days
         allowed: list[Variant] = []
         removed: list[tuple[str, str]] = []
+        cached = self._cache.get(key) if visitor.id is not None else None
+        blind = allowed_without_history(slot, attrs, self.segments)
+        fewer = fewer_offers(attrs)
         for vid in candidates:
             variant = slot.variants[vid]
+            if variant.campaign and blind is not None and vid not in blind:
+                removed.append((vid, NO_HISTORY))
+                continue
             rest = None
             if variant.cap is not None or slot.cap is not None:
                 rest = self.exposures.resting_until(key[0], f"{name}/{vid}", now)
-            why = why_suppressed(variant, attrs, clock, purchased_days=days, resting_until=rest)
+            # Fewer offers: one a day, kept by the slot that shows it for the rest of the visit.
+            asked = fewer and variant.campaign and (cached is None or cached.variant != vid)
+            if asked:
+                asked_rest = self.exposures.resting_until(key[0], OFFERS_ARM, now)
+                asked, rest = asked_rest is not None, asked_rest or rest
+            why = why_suppressed(
+                variant, attrs, clock, purchased_days=days, resting_until=rest, asked=asked
+            )
             if why is None:
                 allowed.append(variant)
             else:
@@ -211,7 +232,6 @@ class DecisionEngine:
         if not allowed:
             return _empty(name, "every allowed variant was suppressed", explanation)
         bucket = f"{attrs.get('device_type', 'other')}/{attrs.get('entry_channel', 'direct')}"
-        cached = self._cache.get(key) if visitor.id is not None else None
         if (
             cached is not None
             and cached.explanation.rule == rule
@@ -251,10 +271,14 @@ class DecisionEngine:
         return decision
 
     def _seen(self, visitor: Subject, who: str, slot: Slot, variant: Variant, now: float) -> None:
+        if visitor.id is None:
+            return
         cap = variant.cap or slot.cap
-        if cap is not None and visitor.id is not None:
-            page = visitor.profile.last_seen or now
+        page = visitor.profile.last_seen or now
+        if cap is not None:
             self.exposures.seen(who, f"{slot.name}/{variant.id}", cap, now=now, request=page)
+        if variant.campaign and fewer_offers(visitor.attributes):
+            self.exposures.seen(who, OFFERS_ARM, FEWER_OFFERS, now=now, request=page)
 
     def _rng(self, visitor_id: str, started: float, slot: str) -> random.Random:
         digest = hashlib.blake2b(

@@ -1,7 +1,9 @@
 """Context beats blind next best offer: which variants a visitor must not see, and why.
 
-Four checks, in order, each with a sentence for the explanation:
+Five checks, in order, each with a sentence for the explanation:
 
+- **stated**: a campaign, and the visitor asked for no offers (``stated.promotions: never``;
+  "sometimes" rests campaigns through ``resting_until``, see :mod:`~personalize.content.offers`);
 - **schedule**: outside the variant's window in the visitor's local time;
 - **recent purchase**: the variant promotes a product (``tags.products``) the visitor bought
   within ``suppress_purchased_days`` (per slot, else the engine's setting);
@@ -43,8 +45,14 @@ def why_suppressed(
     *,
     purchased_days: float,
     resting_until: float | None,
+    asked: bool = False,
 ) -> str | None:
-    """Why ``variant`` must not be shown to this visitor, or None when it may."""
+    """Why ``variant`` must not be shown to this visitor, or None when it may.
+
+    ``resting_until`` is when a frequency cap lets it show again; ``asked`` says the rest is
+    the one the visitor asked for (fewer offers), not the editors' cap."""
+    if variant.campaign and attrs.get("stated.promotions") == "never":
+        return "you asked for no offers"
     if variant.schedule is not None and not variant.schedule.active(clock):
         day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[clock.weekday]
         local = f"{day} {clock.hour:02d}:{clock.minute:02d} {clock.time_zone}"
@@ -63,6 +71,8 @@ def why_suppressed(
             return "a campaign, and the visitor has an open support ticket"
     if resting_until is not None:
         until = datetime.fromtimestamp(resting_until, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        if asked:
+            return f"you asked for fewer offers: one a day at most (the next after {until})"
         return f"frequency cap: seen without a click, resting until {until}"
     return None
 
