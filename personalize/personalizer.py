@@ -31,6 +31,7 @@ from personalize.profiles.changes import FORWARD_GRACE
 from personalize.profiles.cookie import OPTED_OUT, CookieState, VisitorCookie, new_visitor_id
 from personalize.profiles.identity import anonymous_key, known_key
 from personalize.profiles.pageviews import CategoryMap, Hit
+from personalize.profiles.preferences import location_used, stated_language
 from personalize.profiles.profile import Profile
 from personalize.routing import Router
 from personalize.rules.segments import SegmentLibrary
@@ -245,6 +246,11 @@ class Personalizer:
             if now > (stored.merged_at or 0.0) + FORWARD_GRACE:
                 return self._new_visitor(context, now, consent=state.consent)
             stored = None
+        if stored is not None and stored.stated:
+            # What the visitor said beats what the request says: no geo, their language.
+            context = self.context.as_stated(
+                context, now, use_geo=location_used(stored), language=stated_language(stored)
+            )
         visitor = Visitor(
             visitor_id=state.visitor_id,
             user_id=user_id,

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from personalize.content.decisions import DecisionEngine
     from personalize.context.records import VisitorContext
     from personalize.learning.runtime import Visit
-    from personalize.profiles.pageviews import Hit
+    from personalize.profiles.pageviews import CategoryMap, Hit
     from personalize.rules.segments import SegmentLibrary
     from personalize.services.profiles import ProfileService
 
@@ -28,6 +28,9 @@ class Site(Protocol):
 
     @property
     def segments(self) -> SegmentLibrary | None: ...
+
+    @property
+    def categories(self) -> CategoryMap: ...  # the site's interest categories
 
     @property
     def decisions(self) -> DecisionEngine | None: ...

@@ -370,16 +370,17 @@ class Visitor:
     give_consent = opt_in
 
     async def track(self, name: str, properties: Mapping[str, Any] | None = None) -> None:
-        """Record an event for this visitor: ``order``, ``return``, ``ticket`` (with the
-        properties the events API documents) or any custom name.
+        """Record an event for this visitor: ``order``, ``return``, ``ticket``, ``preference``
+        (with the properties the events API documents) or any custom name.
 
         Raises :class:`~personalize.exceptions.EventError` for invalid events.
         """
         if self.mode == "context":
             return
         site = self._identifiable()
-        kind = name if name in ("order", "return", "ticket") else "custom"
-        event = validate_event(kind, dict(properties or {}), name=name, ts=site.now())
+        kind = name if name in ("order", "return", "ticket", "preference") else "custom"
+        props, categories = dict(properties or {}), site.categories.names
+        event = validate_event(kind, props, name=name, ts=site.now(), categories=categories)
         key = self.profile_key or ""
         stored = self._stored
         if stored is None or stored.merged_into is not None:

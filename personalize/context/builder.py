@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -100,3 +101,17 @@ class ContextBuilder:
             str(scope.get("path", "/"))[:_MAX_PATH],
             host[:255] if host else None,
         )
+
+    def as_stated(
+        self, context: VisitorContext, now: float, *, use_geo: bool, language: str | None
+    ) -> VisitorContext:
+        """``context`` as the visitor asked: without geo (and so with the site's clock) when
+        they said not to use their location, with their chosen language first."""
+        if not use_geo and context.geo is not None:
+            clock = self._clock(None, int(now // 60))
+            context = replace(context, geo=None, clock=clock)
+        if language and (not context.signals.languages or context.signals.languages[0] != language):
+            signals = context.signals
+            ranked = (language, *(tag for tag in signals.languages if tag != language))
+            context = replace(context, signals=replace(signals, languages=ranked))
+        return context

@@ -7,6 +7,7 @@ calls it once per personalizer. Each endpoint is built with the narrow parts it 
 module             what lives there
 =================  ==================================================================
 ``me``             the visitor's own pages: see, export, opt out, erase
+``me_preferences`` the visitor's say: stated preferences, "not me" to inferences
 ``admin/``         the editor UI (authentication, segments, slots, preview, profiles)
 ``events_api``     events from other channels, server to server
 ``decisions_api``  slots for single-page apps, the beacon and its clicks
@@ -21,7 +22,8 @@ module             what lives there
 >>> install(site)
 >>> site.router.paths  # doctest: +NORMALIZE_WHITESPACE
 ['/admin', '/assets/pages.css', '/beacon.js', '/collect', '/events', '/me', '/me/erase',
- '/me/export', '/me/opt-in', '/me/opt-out', '/metrics', '/ping', '/slots']
+ '/me/export', '/me/not-me', '/me/opt-in', '/me/opt-out', '/me/preferences', '/me/withdraw',
+ '/metrics', '/ping', '/slots']
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def install(site: Personalizer) -> None:
     decisions = DecisionsApi(site.decisions)
     router.add("/slots", decisions.slots)
     router.add("/collect", decisions.collect, ("POST",))
-    router.add("/events", EventsApi(site.profiles, keys).post, ("POST",))
+    router.add("/events", EventsApi(site.profiles, keys, site.categories.names).post, ("POST",))
     router.add("/metrics", MetricsEndpoint(site, keys, public=settings.metrics_public).get)
     me = MePages(
         site.profiles,
@@ -74,6 +76,7 @@ def install(site: Personalizer) -> None:
         site.cookies.signing_secret,
         clock=site.now,
         prefix=router.prefix,
+        categories=site.categories.names,
     )
     me.add_to(router)
     EditorUI(site).add_to(router)

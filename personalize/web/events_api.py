@@ -7,14 +7,18 @@ Authenticated with ``Authorization: Bearer <api key>`` (keys from the middleware
      "properties": {"order_id": "o-17", "products": ["boots-42"], "value": 89.0}}
 
 ``type`` is ``order`` (order_id, products, value), ``return`` (order_id, products),
-``ticket`` (ticket_id, status: open | closed) or ``custom`` (with a ``name``). Each event
-names ``user_id`` or ``visitor_id``. Invalid input gets a 4xx with every problem listed and
-nothing is stored; valid events are stored atomically per profile before the 202 answer.
+``ticket`` (ticket_id, status: open | closed), ``preference`` (what the visitor said, e.g.
+from a preference centre: ``{"promotions": "never", "interest.shoes": "less", "origin":
+"call_centre"}``, see :mod:`personalize.profiles.preferences`; categories must be the site's)
+or ``custom`` (with a ``name``). Each event names ``user_id`` or ``visitor_id``. Invalid
+input gets a 4xx with every problem listed and nothing is stored; valid events are stored
+atomically per profile before the 202 answer.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -41,9 +45,12 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
 class EventsApi:
     """``POST <prefix>/events`` for the events of one site's profile service."""
 
-    def __init__(self, profiles: ProfileService, keys: ApiKeys) -> None:
+    def __init__(
+        self, profiles: ProfileService, keys: ApiKeys, categories: Sequence[str] = ()
+    ) -> None:
         self.profiles = profiles
         self.keys = keys
+        self.categories = tuple(categories)  # the site's interest categories
 
     async def post(self, request: Request, visitor: Visitor) -> Response:
         """Validate every event, then store them all; see the module docstring."""
@@ -77,7 +84,7 @@ class EventsApi:
         by_key: dict[str, list[Event]] = {}
         for index, item in enumerate(items):
             try:
-                key, event = parse_event(item)
+                key, event = parse_event(item, categories=self.categories)
             except EventError as exc:
                 problems.append({"index": index, "error": str(exc)})
                 continue

@@ -14,6 +14,9 @@ route                  method  what
 ``/me/opt-in``         POST    be remembered again (from now on)
 ``/me/erase``          POST    erase everything (needs ``confirm=yes``); the browser
                                continues as a new anonymous visitor
+``/me/preferences``    POST    the visitor's say: stated preferences, and "not me" to
+``/me/not-me``                 what was inferred (see
+``/me/withdraw``               :mod:`personalize.web.me_preferences`)
 =====================  ======  ======================================================
 
 Posts need the CSRF token of the page (bound to this visitor's profile) and must come from this
@@ -22,8 +25,9 @@ site. Every answer is ``Cache-Control: private, no-store``.
 >>> from personalize.routing import Router
 >>> router = Router()
 >>> MePages(None, None, "a-cookie-secret-of-32-characters", clock=lambda: 0.0).add_to(router)
->>> router.paths
-['/me', '/me/erase', '/me/export', '/me/opt-in', '/me/opt-out']
+>>> router.paths  # doctest: +NORMALIZE_WHITESPACE
+['/me', '/me/erase', '/me/export', '/me/not-me', '/me/opt-in', '/me/opt-out',
+ '/me/preferences', '/me/withdraw']
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +50,7 @@ from personalize.profiles.profile import Profile
 from personalize.routing import Router
 from personalize.services.profiles import ProfileService
 from personalize.web.csrf import FIELD, CsrfSigner, same_origin
+from personalize.web.me_preferences import PreferenceForms
 from personalize.web.pages import NO_STORE, read_form, render, text
 
 if TYPE_CHECKING:
@@ -61,6 +66,11 @@ DONE = {
     "a new visitor.",
     "gpc": "Your browser sends Global Privacy Control, so this site does not remember you. "
     "Turn that setting off to be remembered.",
+    "stated": "Saved: what you told us now comes before what the site worked out, on every "
+    "device you sign in on.",
+    "not-me": "Noted: the site will not use that about you again.",
+    "withdrawn": "Done: that is forgotten, and the site goes back to what it works out itself.",
+    "unchanged": "Nothing to change: that is what you had already told us.",
 }
 WHY_NOT = {
     "opted_out": "you opted out",
@@ -137,12 +147,14 @@ class MePages:
         *,
         clock: Callable[[], float],
         prefix: str = "/_personalize",
+        categories: Sequence[str] = (),
     ) -> None:
         self.profiles = profiles
         self.decisions = decisions
         self.csrf = CsrfSigner(secret, purpose="me")
         self.clock = clock
         self.prefix = prefix
+        self.preferences = PreferenceForms(categories, checked=self._checked, back=self._back)
 
     def add_to(self, router: Router) -> None:
         """Route the pages below ``router``'s prefix."""
@@ -151,6 +163,7 @@ class MePages:
         router.add("/me/opt-out", self.opt_out, ("POST",))
         router.add("/me/opt-in", self.opt_in, ("POST",))
         router.add("/me/erase", self.erase, ("POST",))
+        self.preferences.add_to(router)
 
     async def _stored(self, visitor: Visitor) -> Profile | None:
         """What the store holds for this visitor (with page views not written yet), or None."""
@@ -209,6 +222,7 @@ class MePages:
             entry=profile.current_session if profile is not None else None,
             flash=DONE.get(done, ""),
             can_opt_in=not visitor.remembers and not context.signals.gpc and not visitor.is_bot,
+            preferences=self.preferences.view(visitor, profile),
             csrf_field=FIELD,
             csrf_token=self.csrf.token(_subject(visitor)),
         )
