@@ -452,6 +452,50 @@ def test_member_counts_sample(pz: PersonalizeMiddleware) -> None:
     assert (counts.sampled, counts.total, counts.counts["mobile"]) == (3, 5, 3)
 
 
+def test_members_by_what_they_said_and_by_inference(tmp_path: Path) -> None:
+    pz = make(tmp_path)
+    (tmp_path / "segments" / "bags.yaml").write_text(
+        "- name: bags_fans\n"
+        "  description: Asked for bags, or looked at two bag pages\n"
+        "  rule:\n"
+        "    any:\n"
+        "      - {attribute: stated.interest, operator: contains, value: bags}\n"
+        "      - {attribute: affinity.bags, operator: gte, value: 2}\n"
+    )
+    assert pz.personalizer.segments is not None
+    assert pz.personalizer.segments.reload_if_changed(force=True)
+
+    def say(c: Any, name: str, value: str) -> None:
+        token = csrf_token(c.get("/_personalize/me").text)
+        r = c.post("/_personalize/me/" + value, data={"csrf_token": token, "name": name})
+        assert r.status_code == 200
+
+    browser = client(pz, PHONE)  # a bags fan by inference, on a phone
+    browser.get("/bags/a")
+    browser.get("/bags/b")
+    said = client(pz)  # a bags fan by what they said, on a desktop
+    said.get("/")
+    token = csrf_token(said.get("/_personalize/me").text)
+    form = {"csrf_token": token, "form": "preferences", "interest.bags": "more"}
+    said.post("/_personalize/me/preferences", data=form)
+    denier = client(pz, PHONE)  # on a phone, but "mobile is not me"
+    denier.get("/")
+    say(denier, "segment.mobile", "not-me")
+    html = client(pz).get("/_personalize/admin/segments", headers=basic(*EDITOR)).text
+
+    def cell(segment: str) -> tuple[str, str, str]:
+        row = html[html.index(f'id="segment-{segment}"') :]
+        found = re.search(r'data-count="(\d+)" data-stated="(\d+)" data-left="(\d+)"', row)
+        assert found is not None
+        return found.group(1), found.group(2), found.group(3)
+
+    assert cell("bags_fans") == ("2", "1", "0")
+    assert cell("mobile") == ("1", "0", "1")
+    assert cell("desktop_users") == ("1", "0", "0")
+    assert "1 by what they said, 1 by inference" in html
+    assert "1 left by what they said" in html
+
+
 def test_model_status_without_learning(pz: PersonalizeMiddleware) -> None:
     r = client(pz).get("/_personalize/admin/model", headers=basic(*EDITOR))
     assert r.status_code == 200 and "Learning is off" in r.text

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -86,6 +87,17 @@ def profile_segments(
     return library.evaluate(attrs)
 
 
+def stated_effect(
+    profile: Profile, members: list[Membership], library: SegmentLibrary, now: float, zone: str
+) -> tuple[set[str], set[str]]:
+    """Segments joined and left only by what the visitor stated (evaluated as if they had not)."""
+    inferred = {
+        m.segment for m in profile_segments(replace(profile, stated={}), library, now, zone)
+    }
+    current = {m.segment for m in members}
+    return current - inferred, inferred - current
+
+
 @dataclass(frozen=True, slots=True)
 class MemberCounts:
     """Segment sizes among a sample of the stored profiles."""
@@ -96,6 +108,8 @@ class MemberCounts:
     total: int  # keys stored
     computed_at: float  # seconds since the epoch
     unavailable: str = ""  # why there are no counts (store down), if so
+    stated: dict[str, int] = field(default_factory=dict)  # members only by what they stated
+    left: dict[str, int] = field(default_factory=dict)  # not members only by what they stated
 
 
 async def count_members(pz: Personalizer, *, cap: int = MEMBER_SAMPLE) -> MemberCounts:
@@ -103,7 +117,7 @@ async def count_members(pz: Personalizer, *, cap: int = MEMBER_SAMPLE) -> Member
     now = pz.now()
     library = pz.segments
     names = library.names if library is not None else ()
-    counts = dict.fromkeys(names, 0)
+    counts, stated, left = dict.fromkeys(names, 0), Counter[str](), Counter[str]()
     try:
         keys = await pz.profiles.keys()
         sample = keys if len(keys) <= cap else random.sample(keys, cap)
@@ -114,11 +128,16 @@ async def count_members(pz: Personalizer, *, cap: int = MEMBER_SAMPLE) -> Member
             if profile is None or profile.merged_into is not None:
                 continue
             evaluated += 1
-            for member in profile_segments(profile, library, now, zone):
+            members = profile_segments(profile, library, now, zone)
+            for member in members:
                 counts[member.segment] = counts.get(member.segment, 0) + 1
+            if profile.stated and library is not None:
+                joined, quit = stated_effect(profile, members, library, now, zone)
+                stated.update(joined)
+                left.update(quit)
     except Exception as exc:  # an outage: say so instead of failing the page
         return MemberCounts(counts, 0, 0, 0, now, f"the profile store is unavailable ({exc})")
-    return MemberCounts(counts, evaluated, len(sample), len(keys), now)
+    return MemberCounts(counts, evaluated, len(sample), len(keys), now, "", stated, left)
 
 
 @dataclass(frozen=True, slots=True)

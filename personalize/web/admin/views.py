@@ -128,6 +128,8 @@ async def segments_page(request: Request, state: AdminState, editor: Editor) -> 
             "yaml": flow(s.rule.data),
             "origin": s.origin,
             "count": members.counts.get(s.name, 0),
+            "stated": members.stated.get(s.name, 0),
+            "left": members.left.get(s.name, 0),
             "share": (
                 members.counts.get(s.name, 0) / members.evaluated if members.evaluated else 0
             ),
