@@ -372,3 +372,32 @@ def test_module_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_p
             assert page.status_code == 200 and ("Visitor simulator" in page.text) is expected
     monkeypatch.delitem(vars(module), "app", raising=False)
     assert (tmp_path / "demo.sqlite3").exists()
+
+
+def test_stating_preferences_on_me_changes_the_home_page(client: TestClient) -> None:
+    """The whole loop: a shoe lover says "less shoes, more outdoor, never any offers" on /me,
+    and the home page follows, saying why."""
+    landing = client.get("/?utm_source=google&utm_medium=cpc&gclid=abc").text
+    assert "paid_search_offer" in slot_why(landing, "banner")
+    for path in ("/shoes/sandal-5", "/shoes/boot-7", "/shoes/runner-42"):
+        client.get(path)
+    before = client.get("/").text
+    assert "shoe_lovers" in slot_why(before, "recommendation")
+
+    me = client.get("/_personalize/me").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', me)
+    assert csrf and 'name="interest.outdoor"' in me
+    said = client.post(
+        "/_personalize/me/preferences",
+        data={"csrf_token": csrf.group(1), "form": "preferences", "interest.shoes": "less",
+              "interest.bags": "", "interest.outdoor": "more", "promotions": "never"},
+    )  # fmt: skip
+    assert said.status_code == 200 and "Saved" in said.text
+
+    after = client.get("/").text
+    why = slot_why(after, "recommendation")
+    assert "the interests you stated include outdoor" in why and "shoe_lovers" not in why
+    assert variant(after, "recommendation") in {"outdoor_tent", "bestsellers"}
+    assert variant(after, "banner") == "free_returns"
+    assert "suppressed paid_search_offer: you asked for no offers" in slot_why(after, "banner")
+    assert "Came from an ad?" not in after
