@@ -77,6 +77,7 @@ def install(site: Personalizer) -> None:
         clock=site.now,
         prefix=router.prefix,
         categories=site.categories.names,
+        segments=site.segments,
     )
     me.add_to(router)
     EditorUI(site).add_to(router)

@@ -23,6 +23,7 @@ Posts need the CSRF token of the page (bound to this visitor's profile) and must
 site. Every answer is ``Cache-Control: private, no-store``.
 
 >>> from personalize.routing import Router
+from personalize.rules.segments import SegmentLibrary
 >>> router = Router()
 >>> MePages(None, None, "a-cookie-secret-of-32-characters", clock=lambda: 0.0).add_to(router)
 >>> router.paths  # doctest: +NORMALIZE_WHITESPACE
@@ -48,6 +49,7 @@ from personalize.content.subject import Preview
 from personalize.exceptions import FormError
 from personalize.profiles.profile import Profile
 from personalize.routing import Router
+from personalize.rules.segments import SegmentLibrary
 from personalize.services.profiles import ProfileService
 from personalize.web.csrf import FIELD, CsrfSigner, same_origin
 from personalize.web.me_preferences import PreferenceForms
@@ -148,13 +150,16 @@ class MePages:
         clock: Callable[[], float],
         prefix: str = "/_personalize",
         categories: Sequence[str] = (),
+        segments: SegmentLibrary | None = None,
     ) -> None:
         self.profiles = profiles
         self.decisions = decisions
         self.csrf = CsrfSigner(secret, purpose="me")
         self.clock = clock
         self.prefix = prefix
-        self.preferences = PreferenceForms(categories, checked=self._checked, back=self._back)
+        self.preferences = PreferenceForms(
+            categories, checked=self._checked, back=self._back, segments=segments
+        )
 
     def add_to(self, router: Router) -> None:
         """Route the pages below ``router``'s prefix."""

@@ -34,6 +34,7 @@ from personalize.exceptions import EventError
 from personalize.profiles.preferences import stated_value
 from personalize.profiles.profile import Profile
 from personalize.routing import Router
+from personalize.rules.segments import SegmentLibrary
 from personalize.web.pages import text
 
 if TYPE_CHECKING:
@@ -82,11 +83,27 @@ class PreferenceForms:
     """The forms of the visitor's say, for a site with these interest ``categories``."""
 
     def __init__(
-        self, categories: Sequence[str], *, checked: Checked, back: Callable[[str], Response]
+        self,
+        categories: Sequence[str],
+        *,
+        checked: Checked,
+        back: Callable[[str], Response],
+        segments: SegmentLibrary | None = None,
     ) -> None:
         self.categories = tuple(categories)
+        self.segments = segments
         self._checked = checked
         self._back = back
+
+    def _by_statement(self, segment: str, attrs: Mapping[str, Any]) -> bool:
+        """True when the visitor is in ``segment`` only because of what they stated."""
+        library = self.segments
+        if library is None or segment not in library:
+            return False
+        rule = library.get(segment).rule
+        if not any(name.startswith("stated.") for name in rule.attributes):
+            return False
+        return not rule.evaluate({k: v for k, v in attrs.items() if not k.startswith("stated.")})
 
     def add_to(self, router: Router) -> None:
         router.add("/me/preferences", self.save, ("POST",))
@@ -105,6 +122,7 @@ class PreferenceForms:
         language = stated_value(stated, "language")
         browser = visitor.context.signals.languages
         attrs = visitor.attributes if visitor.remembers else {}
+        memberships = visitor.segments if visitor.remembers else []
         return {
             "can_state": visitor.remembers,
             "interests": [
@@ -123,6 +141,8 @@ class PreferenceForms:
                 for c, views in (profile.top_affinities(20) if profile is not None else [])
                 if c in self.categories or not self.categories
             ],
+            "groups": [m for m in memberships if not self._by_statement(m.segment, attrs)],
+            "groups_said": [m.segment for m in memberships if self._by_statement(m.segment, attrs)],
             "cluster": attrs.get("cluster"),
             "said": said,
         }
