@@ -295,7 +295,9 @@ def test_hostile_slots_and_collect(
 
 @sized(1)
 @given(
-    action=st.sampled_from(["opt-out", "opt-in", "erase", "export", ""]),
+    action=st.sampled_from(
+        ["opt-out", "opt-in", "erase", "export", "", "preferences", "not-me", "withdraw"]
+    ),
     form=hs.form_body,
     valid_token=st.booleans(),
     origin=st.one_of(st.just(b"http://testserver"), hs.junk_bytes),

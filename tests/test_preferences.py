@@ -4,11 +4,26 @@ inferred facts (interests, countries), merging at login, and the change log's ro
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
-from personalize import EventError, Hit, Profile
+from personalize import (
+    EventError,
+    Hit,
+    MemoryStore,
+    PersonalizeMiddleware,
+    Profile,
+    SQLiteStore,
+    get_visitor,
+    identify,
+)
 from personalize.profiles.changes import decode_change, encode_change, fold_changes
 from personalize.profiles.events import apply_event, parse_event, validate_event
 from personalize.profiles.merge import merge_profiles
@@ -21,8 +36,12 @@ from personalize.profiles.preferences import (
     stated_value,
 )
 from personalize.profiles.profile import copy_for_page_view, copy_profile
+from personalize.stores.base import ProfileStore
+from tests.apps import SECRET
+from tests.conftest import REDIS_URL
 
 NOW = 1_700_000_000.0
+API_KEY = "preferences-api-key-0123456789abcdef"
 CATEGORIES = ("shoes", "bags", "outdoor")
 
 
@@ -210,3 +229,64 @@ def test_statements_per_profile_are_bounded_dropping_withdrawn_ones_first() -> N
     assert len(p.stated) == MAX_STATED
     assert stated_value(p.stated, "interest.keep") == "less"
     assert "interest.c0" not in p.stated and "interest.c209" in p.stated
+
+
+# -- through every store: the events API, the change log, a login, erasure -----------------------
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> ProfileStore:
+    if request.param == "redis":
+        from personalize.stores.redis import RedisStore
+
+        return RedisStore(REDIS_URL, prefix=request.getfixturevalue("redis_prefix"))
+    if request.param == "sqlite":
+        return SQLiteStore(tmp_path / "p.sqlite3")
+    return MemoryStore()
+
+
+async def _page(request: Request) -> Response:
+    return HTMLResponse(str(get_visitor(request).id))  # HTML: a page view
+
+
+async def _login(request: Request) -> Response:
+    await identify(request, "ann")
+    return PlainTextResponse("in")
+
+
+async def _forget(request: Request) -> Response:
+    return PlainTextResponse(",".join(await get_visitor(request).forget()))
+
+
+def test_statements_reach_every_store_merge_at_login_and_are_erased(
+    any_store: ProfileStore,
+) -> None:
+    store = any_store
+    app = Starlette(routes=[Route("/", _page), Route("/shoes/{x}", _page),
+                            Route("/login", _login), Route("/forget", _forget)])  # fmt: skip
+    pz = PersonalizeMiddleware(app, secret_key=SECRET, store=store, api_keys=[API_KEY],
+                               categories={"/shoes/*": "shoes"}, flush_interval=0)  # fmt: skip
+    with TestClient(pz) as c:  # one event loop for the store's connections
+        assert c.portal is not None
+        vid = c.get("/shoes/a").text
+        c.get("/shoes/b")
+        r = c.post(
+            "/_personalize/events",
+            json={"type": "preference", "visitor_id": vid,
+                  "properties": {"interest.shoes": "less", "promotions": "sometimes"}},
+            headers={"authorization": f"Bearer {API_KEY}"},
+        )  # fmt: skip
+        assert r.status_code == 202
+        c.get("/shoes/c")  # after the statement: adds nothing to shoes
+        c.get("/login")
+        c.get("/shoes/d")
+        c.portal.call(pz.personalizer.profiles.flush)
+        ann = c.portal.call(store.get, "u:ann")
+        assert ann is not None and ann.page_views == 4
+        assert stated_value(ann.stated, "promotions") == "sometimes"
+        assert ann.stated["interest.shoes"]["origin"] == "api"
+        assert "shoes" not in ann.affinities
+        removed = c.get("/forget").text.split(",")
+        assert "u:ann" in removed
+        assert c.portal.call(store.get, "u:ann") is None
+        c.portal.call(store.close)

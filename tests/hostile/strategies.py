@@ -375,16 +375,36 @@ fuzzy = st.one_of(json_values, st.text(max_size=20))
 @st.composite
 def event(draw: st.DrawFn) -> Any:
     """A near-valid event dict: the documented shape, with fields dropped, swapped or junk."""
-    kind = draw(st.sampled_from(["order", "return", "ticket", "custom", "refund", "", 7]))
+    kind = draw(
+        st.sampled_from(["order", "return", "ticket", "custom", "preference", "refund", "", 7])
+    )
     props: dict[str, Any] = {
         "order": {"order_id": "o-17", "products": ["boots-42"], "value": 89.0},
         "return": {"order_id": "o-17", "products": ["boots-42"]},
         "ticket": {"ticket_id": "t-3", "status": "open"},
+        "preference": {"promotions": "never", "interest.shoes": "less", "location": False},
     }.get(kind if isinstance(kind, str) else "", {})
     props = dict(props)
     for key in draw(
         st.lists(
-            st.sampled_from(["order_id", "products", "value", "ticket_id", "status", "x"]),
+            st.sampled_from(
+                [
+                    "order_id",
+                    "products",
+                    "value",
+                    "ticket_id",
+                    "status",
+                    "x",
+                    "promotions",
+                    "language",
+                    "history",
+                    "interest.shoes",
+                    "interest.",
+                    "segment.mobile",
+                    "cluster.1",
+                    "origin",
+                ]
+            ),
             max_size=3,
         )
     ):
@@ -447,10 +467,32 @@ form_body = st.lists(
                 "new-order",
                 "rule-0-delete",
                 "x",
+                "form",
+                "name",
+                "promotions",
+                "interest.shoes",
+                "location",
+                "language",
             ]
         ),
         st.one_of(
-            st.sampled_from(["yes", "hero", "welcome", "mobile", "0", "-1", "1e9"]),
+            st.sampled_from(
+                [
+                    "yes",
+                    "hero",
+                    "welcome",
+                    "mobile",
+                    "0",
+                    "-1",
+                    "1e9",
+                    "preferences",
+                    "never",
+                    "less",
+                    "off",
+                    "segment.mobile",
+                    "interest.shoes",
+                ]
+            ),
             st.text(max_size=30),
         ),
     ),
