@@ -416,6 +416,12 @@ def test_profile_lookup(pz: PersonalizeMiddleware) -> None:
     assert "organic_search" in r.text and "/shoes/red" in r.text
     assert "shoes: 2" in r.text
     assert '<span class="tag">mobile</span>' in r.text
+    assert 'Stated by the visitor</h3>\n<p class="muted">Nothing.' in r.text
+    token = csrf_token(shopper.get("/_personalize/me").text)
+    shopper.post("/_personalize/me/not-me", data={"csrf_token": token, "name": "segment.mobile"})
+    said = editor.get(f"/_personalize/admin/profiles?visitor_id={vid}", headers=basic(*EDITOR))
+    assert '<code>segment.mobile</code></td><td class="mono">not_me</td>' in said.text
+    assert '<span class="tag">mobile</span>' not in said.text  # not in it any more
     shopper.get("/login?user=ann")
     known = editor.get("/_personalize/admin/profiles?user_id=ann", headers=basic(*EDITOR))
     assert "u:ann" in known.text and vid in known.text  # the alias
