@@ -23,7 +23,6 @@ Posts need the CSRF token of the page (bound to this visitor's profile) and must
 site. Every answer is ``Cache-Control: private, no-store``.
 
 >>> from personalize.routing import Router
-from personalize.rules.segments import SegmentLibrary
 >>> router = Router()
 >>> MePages(None, None, "a-cookie-secret-of-32-characters", clock=lambda: 0.0).add_to(router)
 >>> router.paths  # doctest: +NORMALIZE_WHITESPACE
