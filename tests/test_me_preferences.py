@@ -239,3 +239,23 @@ def test_the_events_api_lists_every_problem_of_a_preference(pz: PersonalizeMiddl
     assert "at least one preference" in problems[1]["error"]
     profile = stored(pz, f"v:{vid}")
     assert profile is not None and profile.stated == {}  # nothing from a rejected batch
+
+
+def test_the_learned_cluster_can_be_disowned(tmp_path: Path) -> None:
+    from personalize.learning.runtime import LocalLearning, Visit
+
+    class ClusterThree(LocalLearning):
+        def scores(self, visitor: Visit) -> dict[str, Any]:
+            return {"cluster": 3, "anomaly": 0.1}
+
+    pz = make(tmp_path, learning=ClusterThree())
+    c, _ = shopper(pz, "/")
+    page = c.get("/_personalize/me").text
+    not_me = page[page.index('id="not-me"') :]
+    assert "group 3" in not_me and 'value="cluster.3"' in not_me
+    assert post(c, "not-me", name="cluster.3").status_code == 303
+    page = c.get("/_personalize/me").text
+    assert 'value="cluster.3"' not in page[page.index('id="not-me"') : page.index('id="you-said"')]
+    assert "The group the site&#39;s model formed, 3, is not me" in page
+    export = c.get("/_personalize/me/export").json()
+    assert export["stored_profile"]["stated"]["cluster.3"]["value"] == "not_me"
