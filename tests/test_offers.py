@@ -154,3 +154,18 @@ def test_segments_said_not_to_be_me_are_not_used() -> None:
     assert e.decide_sync(visitor(said, shoes=4, vid="v2"), "shoes").explanation.rule.startswith(
         "no rule matched"
     )
+
+
+def test_a_visit_keeps_its_pick_until_what_the_visitor_said_changes_the_choice() -> None:
+    slots = {"strip": {"variants": [
+        {"id": "returns", "html": "Free returns", "value": 1000},
+        {"id": "code", "html": "10% off", "value": 1, "tags": {"campaign": True}}],
+        "default": ["returns", "code"]}}  # fmt: skip
+    e = DecisionEngine(ContentLibrary.from_data(slots), clock=lambda: NOW)
+    first = e.decide_sync(visitor({}), "strip")
+    assert first.variant == "returns" and first.explanation.suppressed == ()
+    assert e.decide_sync(visitor({}, ts=NOW + 60), "strip") is first  # the visit's pick
+    said = e.decide_sync(visitor({"promotions": "never"}, ts=NOW + 120), "strip")
+    assert said.variant == "returns"  # the same content, now with the visitor's reason
+    assert said.explanation.suppressed == (("code", "you asked for no offers"),)
+    assert e.decide_sync(visitor({"promotions": "never"}, ts=NOW + 180), "strip") is said

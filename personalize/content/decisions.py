@@ -56,6 +56,7 @@ from personalize.content.offers import (
     NO_HISTORY,
     OFFERS_ARM,
     allowed_without_history,
+    asked_away,
     fewer_offers,
 )
 from personalize.content.policy import Score, ThompsonPolicy
@@ -236,6 +237,7 @@ class DecisionEngine:
             cached is not None
             and cached.explanation.rule == rule
             and any(v.id == cached.variant for v in allowed)
+            and asked_away(cached.explanation.suppressed) == asked_away(removed)
         ):
             self._seen(visitor, key[0], slot, slot.variants[cached.variant or ""], now)
             return cached

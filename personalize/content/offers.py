@@ -7,6 +7,8 @@
   :data:`OFFERS_ARM` of the engine's exposure log); the slot that shows it keeps it for the
   rest of that visit, so the page does not flicker.
 - ``often`` (or nothing said): as the editors' mapping and the caps decide.
+- A visit keeps its pick of a slot unless what the visitor said since removes other variants
+  (:func:`asked_away`): then the slot is decided again, and its explanation says why.
 - ``stated.history: false``: a campaign shows only if the mapping would allow it without the
   attributes inferred from browsing (:data:`~personalize.rules.stated.HISTORY`), so nothing
   the visitor looked at picks an offer for them.
@@ -24,7 +26,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from personalize.content.mapping import Members, match_rule
@@ -34,11 +36,20 @@ from personalize.rules.stated import history_blind
 if TYPE_CHECKING:
     from personalize.rules.segments import SegmentLibrary
 
-__all__ = ["FEWER_OFFERS", "NO_HISTORY", "OFFERS_ARM", "allowed_without_history", "fewer_offers"]
+__all__ = [
+    "ASKED",
+    "FEWER_OFFERS",
+    "NO_HISTORY",
+    "OFFERS_ARM",
+    "allowed_without_history",
+    "asked_away",
+    "fewer_offers",
+]
 
 OFFERS_ARM = "*/offers"  # not a slot/variant: slot names cannot start with "*"
 FEWER_OFFERS = Cap(views=1, rest_hours=24.0)
-NO_HISTORY = "you asked us not to use your browsing history for offers"
+ASKED = "you asked"  # how every reason that comes from what the visitor said begins
+NO_HISTORY = f"{ASKED} us not to use your browsing history for offers"
 
 
 def fewer_offers(attrs: Mapping[str, Any]) -> bool:
@@ -55,3 +66,12 @@ def allowed_without_history(
         return None
     blind = history_blind(attrs)
     return frozenset(match_rule(slot, blind, Members(None, segments, blind))[3])
+
+
+def asked_away(suppressed: Iterable[tuple[str, str]]) -> frozenset[str]:
+    """The variants among ``suppressed`` (variant, why) that the visitor's own words removed.
+
+    >>> asked_away([("sale", "you asked for no offers"), ("tent", "outside its schedule")])
+    frozenset({'sale'})
+    """
+    return frozenset(variant for variant, why in suppressed if why.startswith(ASKED))

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from personalize.content.offers import ASKED
 from personalize.content.slots import Cap, Variant
 from personalize.context.records import Clock
 
@@ -52,7 +53,7 @@ def why_suppressed(
     ``resting_until`` is when a frequency cap lets it show again; ``asked`` says the rest is
     the one the visitor asked for (fewer offers), not the editors' cap."""
     if variant.campaign and attrs.get("stated.promotions") == "never":
-        return "you asked for no offers"
+        return f"{ASKED} for no offers"
     if variant.schedule is not None and not variant.schedule.active(clock):
         day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[clock.weekday]
         local = f"{day} {clock.hour:02d}:{clock.minute:02d} {clock.time_zone}"
@@ -72,7 +73,7 @@ def why_suppressed(
     if resting_until is not None:
         until = datetime.fromtimestamp(resting_until, UTC).strftime("%Y-%m-%d %H:%M UTC")
         if asked:
-            return f"you asked for fewer offers: one a day at most (the next after {until})"
+            return f"{ASKED} for fewer offers: one a day at most (the next after {until})"
         return f"frequency cap: seen without a click, resting until {until}"
     return None
 
