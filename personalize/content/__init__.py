@@ -10,6 +10,7 @@ module             what lives there
 ``schedule``       when a variant may show, in the visitor's local time
 ``mapping``        the first mapping rule a visitor matches, and why
 ``suppression``    what context forbids: recent purchases, open tickets, caps
+``offers``         what the visitor said about offers: never, sometimes, no history
 ``policy``         Thompson sampling on expected value, per context bucket
 ``subject``        who a decision is for (a visitor, or a preview)
 ``decisions``      DecisionEngine: all of the above for one slot, explained

@@ -11,6 +11,7 @@ module             what lives there
 ``profile``        Profile and SessionRecord: the stored record, JSON, copies
 ``pageviews``      Hit (one page view), apply_hit, sessions, CategoryMap
 ``events``         orders, returns, tickets, custom events: validation and facts
+``preferences``    stated preferences: validation, the newest statement wins, effects
 ``merge``          folding an anonymous profile into a known one at login
 ``changes``        page views and events as stores log them, forwarding after a merge
 =================  ==================================================================
