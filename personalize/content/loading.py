@@ -12,8 +12,9 @@ no/such/folder: no such folder
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from markupsafe import Markup
 
 from personalize.content.render import make_environment, render_markdown
 from personalize.content.schedule import parse_schedule
-from personalize.content.slots import NAME, Cap, MappingRule, Slot, Variant
+from personalize.content.slots import NAME, Cap, MappingRule, Slot, Variant, label_from_id
 from personalize.exceptions import ConfigurationError, ContentError, RuleError, ScheduleError
 from personalize.rules.rule import compile_rule
 from personalize.rules.segments import SegmentLibrary
@@ -34,10 +35,12 @@ _SLOT_KEYS = frozenset(
     {"description", "variants", "rules", "default", "pin", "reward", "long_term_weight"}
     | {"suppress_purchased_days", "cap"}
 )
-_VARIANT_KEYS = frozenset({"id", "description", "html", "template", "markdown", "value"})
+_VARIANT_KEYS = frozenset({"id", "label", "description", "html", "template", "markdown"})
+_VARIANT_KEYS |= {"value"}
 _VARIANT_KEYS |= {"tags", "schedule", "cap"}
 _RULE_KEYS = frozenset({"segment", "when", "variants", "pin", "description"})
 _BODIES = ("html", "template", "markdown")
+MAX_LABEL = 80  # characters of a variant's label or a slot's description
 Problems = list[tuple[str, int, str]]
 
 
@@ -168,7 +171,8 @@ class _Parser:
                 self.fail(("variants", i, "id"), f"duplicate variant id {variant.id!r}")
             elif variant is not None:
                 variants[variant.id] = variant
-        ids = {d["id"] for d in raw if isinstance(d, Mapping) and isinstance(d.get("id"), str)}
+        # In the file's order: messages list them as the editor wrote them.
+        ids = [d["id"] for d in raw if isinstance(d, Mapping) and isinstance(d.get("id"), str)]
         rules = []
         for i, data in enumerate(item.get("rules") or ()):
             rule = self.rule(data, ("rules", i), ids)
@@ -184,11 +188,12 @@ class _Parser:
         weight = self.number(item, "long_term_weight", 0.0, 1.0)
         days = self.number(item, "suppress_purchased_days", 0.0, 3650.0)
         cap = self.cap(item.get("cap"), ("cap",))
+        description = self.words(item, "description", (), f"slot {name!r}")
         if len(self.problems) > before:
             return None
         return Slot(
             name, variants, tuple(rules), tuple(default), pin, reward, weight, days, cap,
-            f"{self.shown}:{self.at.line()}",
+            f"{self.shown}:{self.at.line()}", description,
         )  # fmt: skip
 
     def variant(self, data: Any, path: tuple[str | int, ...]) -> Variant | None:
@@ -240,7 +245,10 @@ class _Parser:
         cap = self.cap(data.get("cap"), (*path, "cap"))
         campaign = isinstance(tags, Mapping) and tags.get("campaign") is True
         origin = f"{self.shown}:{self.at.line(path)}"
-        return Variant(vid, html, template, float(value), products, campaign, schedule, cap, origin)
+        label = self.words(data, "label", path, f"variant {vid!r}") or label_from_id(vid)
+        return Variant(
+            vid, html, template, float(value), products, campaign, schedule, cap, origin, label
+        )
 
     def template(self, name: str, path: tuple[str | int, ...]) -> jinja2.Template | None:
         try:
@@ -254,8 +262,22 @@ class _Parser:
             self.fail(path, f"template {name!r} cannot be loaded: {exc}")
         return None
 
+    def words(self, item: Mapping[str, Any], key: str, path: Any, what: str) -> str:
+        """A short text for people (a label, a description): one line, at most MAX_LABEL."""
+        value = item.get(key)
+        if value is None:
+            return ""
+        text = value.strip() if isinstance(value, str) else ""
+        if not text or len(text) > MAX_LABEL or any(ord(c) < 32 for c in text):
+            self.fail(
+                (*path, key),
+                f"{what}: {key} is one line of text, 1 to {MAX_LABEL} characters",
+            )
+            return ""
+        return text
+
     def rule(
-        self, data: Any, path: tuple[str | int, ...], ids: set[str] | None
+        self, data: Any, path: tuple[str | int, ...], ids: Sequence[str] | None
     ) -> MappingRule | None:
         if not isinstance(data, Mapping) or not ({"segment", "when"} & set(data)):
             self.fail(path, "a rule has segment and/or when, and variants")
@@ -265,8 +287,9 @@ class _Parser:
         if segment is not None and not isinstance(segment, str):
             self.fail((*path, "segment"), "segment is a segment name")
         elif segment is not None and self.segments is not None and segment not in self.segments:
-            known = ", ".join(self.segments.names) or "none"
-            self.fail((*path, "segment"), f"unknown segment {segment!r} (known: {known})")
+            names = list(self.segments.names)
+            known = f"{_hint(segment, names)}; known: {', '.join(names) or 'none'}"
+            self.fail((*path, "segment"), f"unknown segment {segment[:40]!r}{known}")
         when = None
         if "when" in data:
             try:
@@ -275,24 +298,27 @@ class _Parser:
                 for problem in exc.problems:
                     self.fail((*path, "when", *problem.path), problem.message)
         variants = self.ids(data.get("variants"), (*path, "variants"), ids)
-        pin = self.pin(data.get("pin"), (*path, "pin"), set(variants) if ids is not None else None)
+        pin = self.pin(data.get("pin"), (*path, "pin"), variants if ids is not None else None)
         origin = f"{self.shown}:{self.at.line(path)}"
         return MappingRule(tuple(variants), segment, when, pin, origin)
 
-    def ids(self, data: Any, path: tuple[str | int, ...], ids: set[str] | None) -> list[str]:
+    def ids(self, data: Any, path: tuple[str | int, ...], ids: Sequence[str] | None) -> list[str]:
         if not isinstance(data, list) or not data or not all(isinstance(v, str) for v in data):
             self.fail(path, f"{path[-1]} is a non-empty list of variant ids")
             return []
         for i, vid in enumerate(data):
             if ids is not None and vid not in ids:
-                self.fail((*path, i), f"unknown variant {vid!r} (variants: {', '.join(ids)})")
+                known = f"{_hint(vid, ids)}; variants: {', '.join(ids)}"
+                self.fail((*path, i), f"unknown variant {vid[:40]!r}{known}")
         return list(data)
 
-    def pin(self, data: Any, path: tuple[str | int, ...], ids: set[str] | None) -> str | None:
+    def pin(self, data: Any, path: tuple[str | int, ...], ids: Sequence[str] | None) -> str | None:
         if data is None:
             return None
         if not isinstance(data, str) or (ids is not None and data not in ids):
-            self.fail(path, f"pin {str(data)[:40]!r} is not one of the variants it may choose")
+            shown = str(data)[:40]
+            known = f"{_hint(shown, ids)}; variants: {', '.join(ids)}" if ids else ""
+            self.fail(path, f"pin {shown!r} is not one of the variants it may choose{known}")
             return None
         return data
 
@@ -319,7 +345,14 @@ class _Parser:
     def unknown(self, item: Mapping[Any, Any], keys: frozenset[str], path: Any, what: str) -> None:
         for key in item:
             if key not in keys:
-                self.fail((*path, key), f"{what}: unknown key {str(key)[:40]!r}", key=True)
+                hint = _hint(str(key), sorted(keys))
+                self.fail((*path, key), f"{what}: unknown key {str(key)[:40]!r}{hint}", key=True)
+
+
+def _hint(name: str, choices: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for a near miss, as segment files report them."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _number(value: object) -> bool:

@@ -2,6 +2,8 @@
 
 >>> Slot("hero", {"a": Variant("a")}, (), ("a",)).default
 ('a',)
+>>> Variant("uk_free-delivery").label, Variant("tent", label="Trail Tent 2").label
+('Uk free delivery', 'Trail Tent 2')
 """
 
 from __future__ import annotations
@@ -17,9 +19,15 @@ from markupsafe import Markup
 from personalize.content.schedule import Schedule
 from personalize.rules.rule import Rule
 
-__all__ = ["NAME", "Cap", "MappingRule", "Slot", "Variant"]
+__all__ = ["NAME", "Cap", "MappingRule", "Slot", "Variant", "label_from_id"]
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+def label_from_id(name: str) -> str:
+    """A human name for an id an editor gave no ``label:``: ``free_returns`` -> ``Free returns``."""
+    words = name.replace("_", " ").replace("-", " ").strip()
+    return words[:1].upper() + words[1:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,8 @@ class Cap:
 
 @dataclass(frozen=True, slots=True)
 class Variant:
+    """One thing a slot can show; ``label`` names it for visitors (default: from the id)."""
+
     id: str
     html: Markup | None = None  # inline HTML or rendered Markdown: the same for everyone
     template: jinja2.Template | None = None  # rendered per visitor
@@ -41,6 +51,11 @@ class Variant:
     schedule: Schedule | None = None
     cap: Cap | None = None
     origin: str = ""
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", label_from_id(self.id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +81,4 @@ class Slot:
     suppress_purchased_days: float | None = None  # None: the engine's setting
     cap: Cap | None = None
     origin: str = ""
+    description: str = ""  # the editors' words for where it is ("Big banner on the home page")
