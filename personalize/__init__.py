@@ -7,7 +7,8 @@
 ...                    store=MemoryStore())
 """
 
-from personalize.content.decisions import Decision, DecisionEngine, Explanation
+from personalize.content.decisions import Decision, DecisionEngine
+from personalize.content.explanation import Explanation
 from personalize.content.library import ContentLibrary
 from personalize.context.records import Clock, Device, Geo, Signals, Source, VisitorContext
 from personalize.exceptions import (

@@ -13,6 +13,8 @@ module             what lives there
 ``offers``         what the visitor said about offers: never, sometimes, no history
 ``policy``         Thompson sampling on expected value, per context bucket
 ``subject``        who a decision is for (a visitor, or a preview)
+``explanation``    Explanation: the engine's record of why (rule, removals, scores)
+``wording``        the same in plain words for the visitor (no ids, numbers or files)
 ``decisions``      DecisionEngine: all of the above for one slot, explained
 =================  ==================================================================
 """

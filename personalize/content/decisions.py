@@ -49,8 +49,15 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
+from personalize.content.explanation import Explanation
 from personalize.content.library import ContentLibrary
-from personalize.content.mapping import LazyNames, Members, match_rule, render_variant
+from personalize.content.mapping import (
+    LazyNames,
+    Members,
+    match_rule,
+    render_variant,
+    rule_attributes,
+)
 from personalize.content.offers import (
     FEWER_OFFERS,
     NO_HISTORY,
@@ -59,10 +66,11 @@ from personalize.content.offers import (
     asked_away,
     fewer_offers,
 )
-from personalize.content.policy import Score, ThompsonPolicy
+from personalize.content.policy import ThompsonPolicy
 from personalize.content.slots import Slot, Variant
 from personalize.content.subject import Subject
 from personalize.content.suppression import ExposureLog, why_suppressed
+from personalize.content.wording import plain_reasons
 
 if TYPE_CHECKING:
     from personalize.rules.segments import SegmentLibrary
@@ -70,36 +78,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("personalize.decisions")
 _local = threading.local()
 _WRAP = Markup('<div data-pz-slot="{}" data-pz-decision="{}">{}</div>')
-
-
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    """Why a decision came out as it did."""
-
-    rule: str  # which mapping entry allowed the variants (or "default")
-    reasons: tuple[str, ...] = ()  # why the visitor matched it (segment reasons, conditions)
-    suppressed: tuple[tuple[str, str], ...] = ()  # (variant, why) removed by the context
-    scores: tuple[Score, ...] = ()  # the expected values compared, best first
-    pinned: str | None = None
-    note: str = ""
-
-    def lines(self) -> list[str]:
-        out = [self.rule + (f" ({'; '.join(self.reasons)})" if self.reasons else "")]
-        out += [f"suppressed {variant}: {why}" for variant, why in self.suppressed]
-        if self.pinned:
-            out.append(f"pinned by the editors: {self.pinned}")
-        out += [s.describe() for s in self.scores]
-        return out + ([self.note] if self.note else [])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "reasons": list(self.reasons),
-            "suppressed": dict(self.suppressed),
-            "pinned": self.pinned,
-            "scores": [_score(s) for s in self.scores],
-            "note": self.note,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +156,18 @@ class DecisionEngine:
         """Several slots at once, e.g. before rendering a page."""
         return {name: self.decide_sync(visitor, name) for name in slots}
 
+    def plain_reasons(self, decision: Decision, visitor: Subject) -> list[str]:
+        """Why ``decision`` shows what it shows, in words for the visitor themselves: no ids,
+        numbers or file names (see :mod:`personalize.content.wording`)."""
+        geo = visitor.context.geo
+        return plain_reasons(
+            decision.variant,
+            decision.explanation,
+            self.library.slots.get(decision.slot),
+            visitor.attributes,
+            country_name=geo.country_name if geo is not None else None,
+        )
+
     def decide_sync(self, visitor: Subject, name: str) -> Decision:
         """The decision for slot ``name``; an error gives an empty decision with the reason."""
         self.counts["decisions"] += 1
@@ -229,7 +219,9 @@ class DecisionEngine:
                 allowed.append(variant)
             else:
                 removed.append((vid, why))
-        explanation = Explanation(rule, reasons, tuple(removed))
+        read = rule_attributes(entry, self.segments)
+        explanation = Explanation(rule, reasons, tuple(removed), candidates=candidates,
+                                  attributes=read)  # fmt: skip
         if not allowed:
             return _empty(name, "every allowed variant was suppressed", explanation)
         bucket = f"{attrs.get('device_type', 'other')}/{attrs.get('entry_channel', 'direct')}"
@@ -244,7 +236,7 @@ class DecisionEngine:
         pin = (entry.pin if entry is not None and entry.pin else slot.pin) or ""
         if any(v.id == pin for v in allowed):
             chosen = pin
-            explanation = Explanation(rule, reasons, explanation.suppressed, pinned=pin)
+            explanation = replace(explanation, pinned=pin)
         else:
             arms = {f"{name}/{v.id}": v.value for v in allowed}
             rng = self._rng(visitor.id, started, name) if visitor.id is not None else None
@@ -253,9 +245,7 @@ class DecisionEngine:
             scores = self.policy.scores(arms, context=bucket, rng=rng, long_term_weight=weight)
             chosen = scores[0].arm.split("/", 1)[1]
             note = f"pin {pin} was suppressed" if pin else ""
-            explanation = Explanation(
-                rule, reasons, explanation.suppressed, tuple(scores), None, note
-            )
+            explanation = replace(explanation, scores=tuple(scores), note=note)
         variant = slot.variants[chosen]
         content = variant.html
         if variant.template is not None:
@@ -330,12 +320,6 @@ class DecisionEngine:
             return f"rewarded {arm} in {bucket}"
         self.policy.store.add(f"{arm}|{kind}", rewards=1.0, value=value)  # for reports only
         return f"counted {kind} for {arm}"
-
-
-def _score(s: Score) -> dict[str, Any]:
-    variant = s.arm.split("/", 1)[1]
-    return {"variant": variant, "p": round(s.mean, 4), "draw": round(s.draw, 4),
-            "value": s.value, "score": round(s.score, 4)}  # fmt: skip
 
 
 def _replace(explanation: Explanation, **changes: Any) -> Explanation:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from personalize.content.subject import Subject
     from personalize.rules.segments import Membership, SegmentLibrary
 
+NO_RULE = "no rule matched: the default variants"  # the explanation's rule when none matched
+
 
 class Members:
     """The visitor's segments, evaluated only as far as the mapping needs them.
@@ -80,7 +82,17 @@ def match_rule(
         # Only the file name: explanations reach visitors, who need not see server paths.
         path, _, line = rule.origin.rpartition(":")
         return rule, f"rule at {Path(path).name}:{line}: {who}", reasons, rule.variants
-    return None, "no rule matched: the default variants", (), slot.default
+    return None, NO_RULE, (), slot.default
+
+
+def rule_attributes(rule: MappingRule | None, library: SegmentLibrary | None) -> frozenset[str]:
+    """The attributes a mapping rule reads: its condition's and its segment's."""
+    if rule is None:
+        return frozenset()
+    read = rule.when.attributes if rule.when is not None else frozenset()
+    if rule.segment is not None and library is not None and rule.segment in library:
+        read = read | library.get(rule.segment).rule.attributes
+    return read
 
 
 class LazyNames:

@@ -30,13 +30,22 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from personalize.content.offers import ASKED
 from personalize.content.slots import Cap, Variant
 from personalize.context.records import Clock
 
 DAY = 86_400.0  # seconds
+Kind = Literal["asked", "schedule", "purchase", "ticket", "cap", "other"]
+# How each check's sentence begins (suppression_kind reads them back).
+_STARTS: tuple[tuple[str, Kind], ...] = (
+    ("outside its schedule", "schedule"),
+    ("promotes ", "purchase"),
+    ("a campaign, and the visitor has an open support ticket", "ticket"),
+    ("frequency cap:", "cap"),
+    (ASKED, "asked"),
+)
 
 
 def why_suppressed(
@@ -57,7 +66,7 @@ def why_suppressed(
     if variant.schedule is not None and not variant.schedule.active(clock):
         day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[clock.weekday]
         local = f"{day} {clock.hour:02d}:{clock.minute:02d} {clock.time_zone}"
-        return f"outside its schedule ({variant.schedule.describe()}; local time {local})"
+        return f"{_STARTS[0][0]} ({variant.schedule.describe()}; local time {local})"
     now = attrs.get("now")
     if variant.products and isinstance(now, int | float):
         for product in variant.products:
@@ -65,17 +74,26 @@ def why_suppressed(
             if isinstance(bought, int | float) and now - bought <= purchased_days * DAY:
                 ago = (now - bought) / DAY
                 within = f"within {purchased_days:g} days"
-                return f"promotes {product}, bought {ago:.0f} days ago ({within})"
+                return f"{_STARTS[1][0]}{product}, bought {ago:.0f} days ago ({within})"
     if variant.campaign:
         tickets = attrs.get("open_tickets")
         if isinstance(tickets, int | float) and tickets > 0:
-            return "a campaign, and the visitor has an open support ticket"
+            return _STARTS[2][0]
     if resting_until is not None:
         until = datetime.fromtimestamp(resting_until, UTC).strftime("%Y-%m-%d %H:%M UTC")
         if asked:
             return f"{ASKED} for fewer offers: one a day at most (the next after {until})"
-        return f"frequency cap: seen without a click, resting until {until}"
+        return f"{_STARTS[3][0]} seen without a click, resting until {until}"
     return None
+
+
+def suppression_kind(why: str) -> Kind:
+    """Which check a sentence of :func:`why_suppressed` comes from.
+
+    >>> suppression_kind("frequency cap: seen without a click"), suppression_kind("other")
+    ('cap', 'other')
+    """
+    return next((kind for start, kind in _STARTS if why.startswith(start)), "other")
 
 
 class ExposureLog:

@@ -1,0 +1,55 @@
+"""Why a decision came out as it did: the engine's record, for editors and the decisions API.
+
+Visitors get plain words instead (:mod:`personalize.content.wording`).
+
+>>> why = Explanation("no rule matched: the default variants", pinned="welcome")
+>>> why.lines()
+['no rule matched: the default variants', 'pinned by the editors: welcome']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from personalize.content.policy import Score
+
+__all__ = ["Explanation"]
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a decision came out as it did."""
+
+    rule: str  # which mapping entry allowed the variants (or "default")
+    reasons: tuple[str, ...] = ()  # why the visitor matched it (segment reasons, conditions)
+    suppressed: tuple[tuple[str, str], ...] = ()  # (variant, why) removed by the context
+    scores: tuple[Score, ...] = ()  # the expected values compared, best first
+    pinned: str | None = None
+    note: str = ""
+    candidates: tuple[str, ...] = ()  # the variants the rule (or default) allowed, in order
+    attributes: frozenset[str] = frozenset()  # what the matching rule read (for plain words)
+
+    def lines(self) -> list[str]:
+        out = [self.rule + (f" ({'; '.join(self.reasons)})" if self.reasons else "")]
+        out += [f"suppressed {variant}: {why}" for variant, why in self.suppressed]
+        if self.pinned:
+            out.append(f"pinned by the editors: {self.pinned}")
+        out += [s.describe() for s in self.scores]
+        return out + ([self.note] if self.note else [])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "reasons": list(self.reasons),
+            "suppressed": dict(self.suppressed),
+            "pinned": self.pinned,
+            "scores": [_score(s) for s in self.scores],
+            "note": self.note,
+        }
+
+
+def _score(s: Score) -> dict[str, Any]:
+    variant = s.arm.split("/", 1)[1]
+    return {"variant": variant, "p": round(s.mean, 4), "draw": round(s.draw, 4),
+            "value": s.value, "score": round(s.score, 4)}  # fmt: skip
