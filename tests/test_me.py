@@ -44,10 +44,18 @@ def test_me_shows_what_is_stored_and_where_it_came_from(pz: PersonalizeMiddlewar
     assert "shoes: 2" in html
     assert "IP address" in html and "never stored" in html
     assert "Windows" in html  # the device record
-    assert "Big screen deals" not in html  # variant content is not shown, only its id and why
-    assert "desktop_users" in html and "device is desktop" in html  # segments with reasons
-    assert "no rule matched: the default variants" in html  # the hero's explanation
+    assert "Big screen deals" not in html  # variant content is not shown, only its name and why
+    # Groups by the editors' descriptions, with the reasons; parts of the page in plain words.
+    assert "Big screens" in html and "device is desktop" in html
+    assert "desktop_users" not in html
+    assert '<td data-label="part of the page">Top banner</td>' in html
+    assert '<td data-label="shows you">Welcome</td>' in html
+    assert "Our standard choice here: nothing about your visit changed it." in html
+    for internal in ("no rule matched", "p~", "drew", ".yaml", ">welcome<", ">plain<"):
+        assert internal not in html, internal  # engine internals stay in the editor UI
     assert "testclient" not in html  # the client address appears nowhere
+    # A way back to the site, in a header.
+    assert '<header class="top">' in html and '<a href="/">← Back to the site</a>' in html
 
 
 def test_me_does_not_count_as_a_view_nor_teach_the_model(pz: PersonalizeMiddleware) -> None:
@@ -203,7 +211,7 @@ def test_context_only_visitor_sees_that_nothing_is_stored(pz: PersonalizeMiddlew
     assert r.status_code == 200
     assert "Nothing is stored about you" in r.text and "Global Privacy Control" in r.text
     assert "/me/opt-in" not in r.text and "/me/erase" not in r.text
-    assert "desktop_users" in r.text  # still personalized from the request alone
+    assert "Big screens" in r.text  # still personalized from the request alone
     assert keys(pz) == []
     export = c.get("/_personalize/me/export").json()
     assert export["remembered"] is False and export["stored_profile"] is None
@@ -228,10 +236,15 @@ def test_consent_required_visitor_can_opt_in(tmp_path: Path) -> None:
 def test_phone_visitor_reasons(pz: PersonalizeMiddleware) -> None:
     c, _ = shopper(pz, "/", **PHONE)
     html = c.get("/_personalize/me").text
-    assert "mobile" in html and "device is mobile" in html
-    assert "the rule for segment mobile (device is mobile)" in html
+    assert "Phones" in html and "device is mobile" in html  # the group, and why
+    assert '<td data-label="shows you">Phone</td>' in html
+    assert "Shown because you are on a phone." in html
     assert "home.yaml" not in html  # no server paths for visitors
-    assert "home.yaml" not in c.get("/_personalize/me/export").text
+    exported = c.get("/_personalize/me/export")
+    assert "home.yaml" not in exported.text
+    hero = exported.json()["slots"]["hero"]
+    assert hero["in_words"] == ["Shown because you are on a phone."]
+    assert hero["why"]["rule"] == "the rule for segment mobile"  # and the engine's record
     assert "this visit\n  began via organic search (google)" in html
 
 

@@ -44,7 +44,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from personalize.content.decisions import Decision, DecisionEngine
+from personalize.content.slots import label_from_id
 from personalize.content.subject import Preview
+from personalize.content.wording import slot_label
 from personalize.exceptions import FormError
 from personalize.profiles.profile import Profile
 from personalize.routing import Router
@@ -153,6 +155,7 @@ class MePages:
     ) -> None:
         self.profiles = profiles
         self.decisions = decisions
+        self.segments = segments
         self.csrf = CsrfSigner(secret, purpose="me")
         self.clock = clock
         self.prefix = prefix
@@ -179,8 +182,9 @@ class MePages:
             return None
         return profile
 
-    def _decisions(self, visitor: Visitor) -> list[Decision]:
-        """Each slot's decision for this visitor, explained, without counting it as shown."""
+    def _decisions(self, visitor: Visitor) -> list[tuple[Decision, list[str]]]:
+        """Each slot's decision for this visitor with its reasons in plain words, without
+        counting it as shown."""
         engine = self.decisions
         if engine is None:
             return []
@@ -193,7 +197,32 @@ class MePages:
             visitor.is_known,
             visitor.segments,
         )
-        return [engine.decide_sync(subject, name) for name in engine.library.slots]
+        decided = [engine.decide_sync(subject, name) for name in engine.library.slots]
+        return [(d, engine.plain_reasons(d, subject)) for d in decided]
+
+    def _parts(self, decided: list[tuple[Decision, list[str]]]) -> list[dict[str, Any]]:
+        """The page's parts as the visitor is told about them: names, labels, plain reasons."""
+        slots = self.decisions.library.slots if self.decisions is not None else {}
+        parts = []
+        for decision, reasons in decided:
+            slot = slots.get(decision.slot)
+            variant = slot.variants.get(decision.variant or "") if slot is not None else None
+            shows = variant.label if variant is not None else None
+            if shows is None and decision.variant is not None:
+                shows = label_from_id(decision.variant)
+            parts.append({"part": slot_label(slot, decision.slot), "shows": shows,
+                          "why": reasons})  # fmt: skip
+        return parts
+
+    def _groups(self, visitor: Visitor) -> list[dict[str, Any]]:
+        """The visitor's segments, named by their description where the editors wrote one."""
+        library = self.segments
+        groups = []
+        for m in visitor.segments:
+            found = library.get(m.segment) if library is not None and m.segment in library else None
+            name = (found.description if found is not None else "") or label_from_id(m.segment)
+            groups.append({"name": name, "reasons": m.reasons})
+        return groups
 
     async def page(self, request: Request, visitor: Visitor) -> Response:
         """What is stored about the visitor of this request, and why they see what they see."""
@@ -214,15 +243,9 @@ class MePages:
             facts=_facts_in_words(profile.facts) if profile is not None else [],
             events=list(reversed(profile.events[-20:])) if profile is not None else [],
             context=context,
-            segments=visitor.segments,
-            decisions=[
-                {
-                    "slot": d.slot,
-                    "variant": d.variant,
-                    "lines": [_public(x) for x in d.explanation.lines()],
-                }
-                for d in decisions
-            ],
+            groups=self._groups(visitor),
+            parts=self._parts(decisions),
+            site_home=request.scope.get("root_path", "") + "/",
             entry=profile.current_session if profile is not None else None,
             flash=DONE.get(done, ""),
             can_opt_in=not visitor.remembers and not context.signals.gpc and not visitor.is_bot,
@@ -250,7 +273,8 @@ class MePages:
                 {"segment": m.segment, "reasons": list(m.reasons)} for m in visitor.segments
             ],
             "slots": {
-                d.slot: {"variant": d.variant, "why": _why(d)} for d in self._decisions(visitor)
+                d.slot: {"variant": d.variant, "in_words": reasons, "why": _why(d)}
+                for d, reasons in self._decisions(visitor)
             },
         }
         body = json.dumps(data, indent=2, ensure_ascii=False, default=str)
