@@ -9,30 +9,29 @@ PersonalizeMiddleware, rewrites each request before personalization sees it:
 - ``User-Agent``: a sample of the chosen device;
 - ``Referer``: on the first page after a change only (the "arrival"), the chosen source's
   referrer; the utm tags and click ids are in the URL the simulator redirects to, as in a
-  real ad or newsletter click.
-
-PersonalizeMiddleware has no hook to override the visitor's local clock, so a local time is
-simulated by *place*: the simulator picks a sample IP in a time zone where it is that hour
-now (in the chosen country when one of its zones fits, else anywhere).
+  real ad or newsletter click;
+- the local hour: ``scope["personalize.local_hour"]`` (see ``personalize.context.builder``),
+  so the visitor's clock reads that hour in their own time zone: a UK visitor at 20:00 stays
+  in London, whatever the time there really is.
 
 Never mount this in production: anyone could claim any IP. ``create_app(demo_mode=False)``
 (the default of the factory) leaves it out entirely.
 
->>> [z.time_zone for z in zones_at_hour(13, now=datetime(2024, 1, 15, 12, 0, tzinfo=UTC))][:2]
-['Europe/Berlin', 'Europe/Paris']
+>>> Simulation(country="gb", hour=20, device="iphone").describe()
+['United Kingdom (London) from 81.2.69.142', '20:00-20:59 local time', 'iPhone (Safari)']
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from personalize.context.builder import LOCAL_HOUR
 
 SIM_COOKIE = "demo_sim"
 
@@ -79,59 +78,6 @@ COUNTRIES: dict[str, Place] = {
     )
 }
 
-# One sample place per UTC offset from -11 to +14 (with daylight saving both ways), so every
-# local hour exists somewhere right now.
-ZONES: tuple[Place, ...] = tuple(
-    Place(f"tz:{tz}", f"{city}, {cc}", ip, cc, tz)
-    for tz, ip, cc, city in (
-        ("Pacific/Pago_Pago", "45.59.152.1", "AS", "Pago Pago"),
-        ("Pacific/Honolulu", "4.30.193.1", "US", "Honolulu"),
-        ("America/Adak", "12.117.200.1", "US", "Saint Paul"),
-        ("Pacific/Gambier", "202.90.64.1", "PF", "Rikitea"),
-        ("America/Anchorage", "12.12.0.1", "US", "Anchorage"),
-        ("America/Los_Angeles", "4.7.30.1", "US", "Los Angeles"),
-        ("America/Phoenix", "3.75.128.1", "US", "Tempe"),
-        ("America/Denver", "3.235.64.1", "US", "Denver"),
-        ("America/Chicago", "3.94.46.1", "US", "Chicago"),
-        ("America/Mexico_City", "8.14.224.1", "MX", "Mexico City"),
-        ("America/New_York", "3.184.0.1", "US", "New York"),
-        ("America/Bogota", "17.45.148.1", "CO", "Bogotá"),
-        ("America/Toronto", "4.16.53.1", "CA", "Toronto"),
-        ("America/Halifax", "24.53.80.1", "CA", "Canning"),
-        ("America/Sao_Paulo", "17.43.176.1", "BR", "São Paulo"),
-        ("America/Argentina/Buenos_Aires", "23.237.23.1", "AR", "Buenos Aires"),
-        ("America/Noronha", "128.201.197.1", "BR", "Itamaracá"),
-        ("Atlantic/South_Georgia", "104.224.44.1", "GS", "Grytviken"),
-        ("Atlantic/Cape_Verde", "41.79.124.1", "CV", "Santa Cruz"),
-        ("Atlantic/Azores", "78.29.128.1", "PT", "Ribeira Grande"),
-        ("Europe/London", "81.2.69.142", "GB", "London"),
-        ("Africa/Abidjan", "41.61.12.1", "CI", "Abidjan"),
-        ("Europe/Berlin", "2.201.88.1", "DE", "Berlin"),
-        ("Europe/Paris", "2.2.70.1", "FR", "Paris"),
-        ("Europe/Vienna", "5.11.2.1", "AT", "Vienna"),
-        ("Europe/Zurich", "5.132.141.1", "CH", "Zurich"),
-        ("Africa/Lagos", "23.232.246.1", "NG", "Lagos"),
-        ("Europe/Athens", "2.84.0.1", "GR", "Athens"),
-        ("Africa/Johannesburg", "13.106.204.1", "ZA", "Johannesburg"),
-        ("Europe/Moscow", "2.92.32.1", "RU", "Rostov-on-Don"),
-        ("Asia/Dubai", "2.48.0.1", "AE", "Dubai"),
-        ("Asia/Karachi", "14.1.104.1", "PK", "Karachi"),
-        ("Asia/Dhaka", "14.1.100.1", "BD", "Dhaka"),
-        ("Asia/Bangkok", "1.0.128.1", "TH", "Bangkok"),
-        ("Asia/Singapore", "5.10.194.1", "SG", "Singapore"),
-        ("Asia/Shanghai", "1.0.1.1", "CN", "Fuzhou"),
-        ("Asia/Tokyo", "1.0.16.1", "JP", "Tokyo"),
-        ("Australia/Brisbane", "1.120.96.1", "AU", "Brisbane"),
-        ("Australia/Sydney", "1.40.215.1", "AU", "Sydney"),
-        ("Pacific/Noumea", "43.224.192.1", "NC", "Nouméa"),
-        ("Pacific/Fiji", "27.123.128.1", "FJ", "Suva"),
-        ("Pacific/Auckland", "14.1.36.1", "NZ", "Auckland"),
-        ("Pacific/Tongatapu", "45.59.145.1", "TO", "Nuku'alofa"),
-        ("Pacific/Kiritimati", "202.58.248.1", "KI", "Kiritimati"),
-    )
-)
-_ZONES_BY_KEY = {z.key: z for z in ZONES}
-
 DEVICES: dict[str, DeviceSample] = {
     d.key: d
     for d in (
@@ -175,51 +121,38 @@ class Simulation:
     """What the simulator pretends; empty strings mean "as it really is"."""
 
     country: str = ""  # a COUNTRIES key
-    zone: str = ""  # a ZONES key, chosen for a local time; overrides country
-    hour: int | None = None  # the local hour asked for (for display)
+    hour: int | None = None  # the local hour, in the place's own time zone
     device: str = ""  # a DEVICES key
     source: str = ""  # a SOURCES key
     arriving: bool = False  # the next page is the landing page of the simulated visit
 
     @property
     def place(self) -> Place | None:
-        return _ZONES_BY_KEY.get(self.zone) or COUNTRIES.get(self.country)
+        return COUNTRIES.get(self.country)
+
+    @property
+    def local_hour(self) -> int | None:
+        hour = self.hour
+        return hour if type(hour) is int and 0 <= hour <= 23 else None
 
     @property
     def active(self) -> bool:
-        return bool(self.place or self.device or self.source)
+        return bool(self.place or self.device or self.source or self.local_hour is not None)
 
     def describe(self) -> list[str]:
         """What is simulated, in words, for the panel."""
         out = []
         place = self.place
         if place is not None:
-            where = f"{place.label} from {place.ip}"
-            if self.hour is not None:
-                where += f", where it was {self.hour:02d}:xx when you chose it"
-                wanted = COUNTRIES.get(self.country)
-                if wanted is not None and wanted.country != place.country:
-                    where += f" (no time zone of {wanted.label} had that hour)"
-            out.append(where)
+            out.append(f"{place.label} from {place.ip}")
+        hour = self.local_hour
+        if hour is not None:
+            out.append(f"{hour:02d}:00-{hour:02d}:59 local time")
         if self.device in DEVICES:
             out.append(DEVICES[self.device].label)
         if self.source in SOURCES:
             out.append(f"arrived via {SOURCES[self.source].label}")
         return out
-
-
-def zones_at_hour(hour: int, *, now: datetime | None = None) -> list[Place]:
-    """The sample places where the local hour is ``hour`` at ``now``."""
-    now = now or datetime.now(UTC)
-    return [z for z in ZONES if now.astimezone(ZoneInfo(z.time_zone)).hour == hour]
-
-
-def place_for_hour(hour: int, country: str = "", *, now: datetime | None = None) -> Place | None:
-    """A place where it is ``hour`` now: in ``country``'s zones when one fits."""
-    places = zones_at_hour(hour, now=now)
-    wanted = COUNTRIES[country].country if country in COUNTRIES else None
-    same = [p for p in places if p.country == wanted]
-    return (same or places or [None])[0]
 
 
 class SimulationCodec:
@@ -272,6 +205,8 @@ class SimulatorMiddleware:
             return
         scope = dict(scope)
         scope["demo.simulation"] = sim
+        if sim.local_hour is not None:
+            scope[LOCAL_HOUR] = sim.local_hour
         headers: list[Any] = list(scope.get("headers", ()))
         place = sim.place
         if place is not None:

@@ -3,6 +3,19 @@
 Each part comes from a small module (clientip, geo, device, source, clock, signals); what
 repeats across requests is cached there in bounded LRUs. The client IP is used for the geo
 lookup and then dropped: it is never part of the context.
+
+An ASGI layer in front of the middleware (a demo's visitor simulator, a test) may put an hour
+0-23 in ``scope[LOCAL_HOUR]``: the request's local clock then reads that hour, in the visitor's
+own time zone (the nearest such time, so the day may change). Nothing a client sends can set
+it, and only the local clock changes: sessions, timestamps and caps keep the real time.
+
+>>> builder = ContextBuilder(site_time_zone="Europe/London")
+>>> noon = 1_700_000_000.0 - 1_700_000_000.0 % 86_400 + 12 * 3600  # 12:00 UTC, in November
+>>> builder.build({"type": "http"}, {}, noon).clock.hour
+12
+>>> clock = builder.build({"type": "http", LOCAL_HOUR: 20}, {}, noon).clock
+>>> clock.hour, clock.daypart, clock.time_zone
+(20, 'evening', 'Europe/London')
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ from personalize.context.signals import parse_signals
 from personalize.context.source import SourceClassifier
 
 _MAX_PATH = 2048
+LOCAL_HOUR = "personalize.local_hour"  # scope key: the local hour to simulate (see above)
 
 # The request headers the context reads, as ASGI gives them (lower-case bytes).
 _WANTED = frozenset(
@@ -82,6 +96,17 @@ class ContextBuilder:
             datetime.fromtimestamp(minute * 60, UTC), time_zone, default=self.site_time_zone
         )
 
+    def _at_hour(self, zone: str | None, minute: int, hour: int, wanted: int) -> Clock:
+        """The nearest local time in ``zone`` whose hour is ``wanted``."""
+        shift = (wanted - hour + 12) % 24 - 12  # -12 to +11 hours
+        # Around a daylight saving change the hour may be skipped or doubled that day: then
+        # one hour more or less, or the same hour a day earlier or later.
+        for hours in (shift, shift + 1, shift - 1, shift - 24, shift + 24):
+            clock = self._clock(zone, minute + hours * 60)
+            if clock.hour == wanted:
+                return clock
+        return clock  # a zone that skips whole days (Pacific/Apia, 2011); close enough
+
     def build(self, scope: Scope, headers: dict[bytes, str], now: float) -> VisitorContext:
         get = headers.get
         client = scope.get("client")
@@ -91,12 +116,17 @@ class ContextBuilder:
         host = get(b"host")
         query = scope.get("query_string", b"").decode("latin-1")
         source = self.sources.classify(host=host, referer=get(b"referer"), query_string=query)
+        zone, minute = geo.time_zone if geo else None, int(now // 60)
+        clock = self._clock(zone, minute)
+        wanted = scope.get(LOCAL_HOUR)
+        if type(wanted) is int and 0 <= wanted <= 23 and wanted != clock.hour:
+            clock = self._at_hour(zone, minute, clock.hour, wanted)
         # Positional, in field order (geo, device, source, clock, signals, path, host).
         return VisitorContext(
             geo,
             self.devices.detect(get(b"user-agent")),
             source,
-            self._clock(geo.time_zone if geo else None, int(now // 60)),
+            clock,
             parse_signals(get(b"accept-language"), get(b"sec-gpc"), get(b"dnt")),
             str(scope.get("path", "/"))[:_MAX_PATH],
             host[:255] if host else None,
