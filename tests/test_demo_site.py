@@ -1,45 +1,31 @@
-"""The demo shop, driven as a browser would through TestClient: pages, slots, forms, simulator."""
+"""The demo shop, driven as a browser would through TestClient: pages, slots, forms, orders.
+
+The visitor simulator is in ``test_demo_simulator.py``, the demo's content and slot rendering
+in ``test_demo_content.py``.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import shared_data_path
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from demo_site import simulator
-from demo_site.app import create_app, packaged_geoip_db
-from personalize import MemoryStore
-
-DESKTOP = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/124.0.0.0 Safari/537.36"
+from tests.demo_shop import (
+    DESKTOP,
+    WHY,
+    engine_why,
+    geoip_db,
+    make_client,
+    post,
+    slot_why,
+    token,
+    variant,
 )
-SECRET = "demo-site-test-secret-0123456789abcdef"
-WHY = "Why am I seeing this?"
-
-
-def geoip_db() -> str:
-    """The demo's GeoLite2 database when the demo extra is installed, else MaxMind's test
-    database (81.2.69.142, the simulator's UK sample, is London in both)."""
-    return packaged_geoip_db() or str(
-        shared_data_path("maxmind-test-db", "test-data", "GeoIP2-City-Test.mmdb")
-    )
-
-
-def make_client(*, demo_mode: bool = False, **overrides: object) -> Iterator[TestClient]:
-    overrides.setdefault("geoip_db", None)
-    # Write page views before the response ends, so each request sees the ones before it.
-    overrides.setdefault("flush_interval", 0.0)
-    app = create_app(store=MemoryStore(), secret_key=SECRET, demo_mode=demo_mode, **overrides)
-    with TestClient(app, headers={"user-agent": DESKTOP}) as client:
-        yield client
 
 
 @pytest.fixture
@@ -52,43 +38,14 @@ def demo() -> Iterator[TestClient]:
     yield from make_client(demo_mode=True, geoip_db=geoip_db())
 
 
-def token(client: TestClient) -> str:
-    """The CSRF token (double-submit: the cookie's value goes in the form)."""
-    if "demo_csrf" not in client.cookies:
-        client.get("/login")
-    return client.cookies["demo_csrf"]
-
-
-def post(client: TestClient, path: str, data: dict[str, str], **kwargs: Any) -> Any:
-    """POST a form with this browser's CSRF token."""
-    return client.post(path, data={"csrf_token": token(client), **data}, **kwargs)
-
-
-def slot_why(html: str, slot: str) -> str:
-    """The text of ``slot``'s why-disclosure."""
-    match = re.search(
-        rf'<div class="slot slot-{slot}".*?<details class="why">(.*?)</details>', html, re.S
-    )
-    assert match, f"no {slot} slot with a why-disclosure"
-    return re.sub(r"\s+", " ", match.group(1))
-
-
-def words(html: str) -> str:
-    return re.sub(r"\s+", " ", html)
-
-
-def variant(html: str, slot: str) -> str | None:
-    match = re.search(rf'data-pz-decision="{slot}\.([a-z0-9_-]+)\.', html)
-    return match.group(1) if match else None
-
-
 def test_home_renders_every_slot_with_why(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200
     assert page.headers["cache-control"].startswith("private")
     for name in ("greeting", "banner", "hero", "recommendation"):
         why = slot_why(page.text, name)
-        assert "no rule matched" in why or "rule at" in why
+        assert "Our standard choice here: nothing about your visit changed it." in why
+        assert "Everything we know about you, and why" in why  # a link to /me
     assert page.text.count(WHY) == 4
     assert '<script src="/_personalize/beacon.js" defer></script>' in page.text
     assert "Visitor simulator" not in page.text  # not in demo mode
@@ -106,7 +63,8 @@ def test_catalogue_pages() -> None:
 def test_category_views_build_affinity_and_change_recommendations(client: TestClient) -> None:
     fresh = client.get("/").text
     assert variant(fresh, "recommendation") == "bestsellers"
-    assert "no rule matched" in slot_why(fresh, "recommendation")
+    assert "Our standard choice" in slot_why(fresh, "recommendation")
+    assert engine_why(client, "recommendation")["rule"] == "no rule matched: the default variants"
 
     client.cookies.clear()  # a new visitor whose first pages are bags
     client.get("/bags")
@@ -114,14 +72,17 @@ def test_category_views_build_affinity_and_change_recommendations(client: TestCl
     home = client.get("/").text
     assert "bags (2)" in home  # the affinity, in "what the shop knows"
     why = slot_why(home, "recommendation")
-    assert "top_category" in why or "top category" in why
+    assert "Shown because you have been looking at bags." in why
+    assert "Our pick for you among: Everyday Tote and This week&#39;s bestsellers." in why
+    assert engine_why(client, "recommendation")["reasons"] == ["top category is bags"]
     assert variant(home, "recommendation") in {"bags_tote", "bestsellers"}
 
     client.cookies.clear()  # three shoe pages: the shoe_lovers segment
     for path in ("/shoes/sandal-5", "/shoes/boot-7", "/shoes/runner-42"):
         client.get(path)
     shoes = client.get("/shoes").text
-    assert "shoe_lovers" in slot_why(shoes, "recommendation")
+    assert "Shown because you have been looking at shoes." in slot_why(shoes, "recommendation")
+    assert "segment shoe_lovers" in engine_why(client, "recommendation")["rule"]
     assert variant(shoes, "recommendation") in {"shoes_boot", "shoes_runner", "bestsellers"}
 
 
@@ -154,7 +115,7 @@ def test_login_shows_the_known_customer_greeting_on_the_next_page(client: TestCl
     page = client.get("/bags").text
     assert variant(page, "greeting") == "known_customer"
     assert "Welcome back, Ann!" in page
-    assert "known_customer" in slot_why(page, "greeting")
+    assert "Shown because you are signed in." in slot_why(page, "greeting")
     assert "shoes (1)" in page  # the anonymous history was merged into the account
     assert "Sign out" in page
 
@@ -200,17 +161,21 @@ def test_checkout_tracks_an_order_and_credits_the_recommendation() -> None:
         counts = app.state.shop.engine.policy.store.get(f"recommendation/{shown}|*")
         assert counts.rewards == (1.0 if shown in ("shoes_boot", "shoes_runner") else 0.0)
 
-        # Just bought: the engine no longer promotes those products.
-        why = slot_why(client.get("/shoes").text, "recommendation")
-        assert "suppressed shoes_boot: promotes boot-7, bought 0 days ago" in why
+        # Just bought: the engine no longer promotes those products, and says so plainly.
+        shoes = client.get("/shoes").text
+        assert variant(shoes, "recommendation") == "bestsellers"
+        why = slot_why(shoes, "recommendation")
+        assert "Not shown: Boot 7 and Runner 42, because you bought them recently." in why
+        suppressed = engine_why(client, "recommendation")["suppressed"]
+        assert suppressed["shoes_boot"].startswith("promotes boot-7, bought 0 days ago")
         assert post(client, "/checkout", {}).status_code == 400  # the cart is empty now
 
 
 def test_a_support_ticket_suppresses_the_paid_search_campaign(client: TestClient) -> None:
     landing = client.get("/?utm_source=google&utm_medium=cpc&gclid=abc").text
     why = slot_why(landing, "banner")
-    assert "entry_channel" in why or "entry channel" in why
-    assert "paid_search_offer" in why
+    assert "Shown because you arrived from a Google ad." in why
+    assert "Our pick for you among: 10% off for ad visitors and Free returns." in why
     shown = variant(landing, "banner")  # the engine's pick: usually the offer (value 5 vs 1)
 
     opened = post(client, "/support", {"topic": "delivery", "message": "Where is my tent?"})
@@ -219,9 +184,11 @@ def test_a_support_ticket_suppresses_the_paid_search_campaign(client: TestClient
     assert variant(page, "banner") == "free_returns"
     assert "Came from an ad?" not in page
     if shown == "paid_search_offer":  # else the visit keeps the free_returns it already had
-        assert "suppressed paid_search_offer: a campaign, and the visitor has an open support" in (
-            slot_why(page, "banner")
-        )
+        why = slot_why(page, "banner")
+        assert "We hold back offers while your support request is open." in why
+        suppressed = engine_why(client, "banner")["suppressed"]
+        assert suppressed == {"paid_search_offer": "a campaign, and the visitor has an open "
+                              "support ticket"}  # fmt: skip
     assert "1 open support ticket(s)" in page
 
     ticket = re.search(r'name="ticket_id" value="([^"]+)"', client.get("/support").text)
@@ -229,73 +196,6 @@ def test_a_support_ticket_suppresses_the_paid_search_campaign(client: TestClient
     post(client, "/support/close", {"ticket_id": ticket.group(1)})
     assert "open support ticket(s)" not in client.get("/bags").text
     assert f"<strong>{ticket.group(1)}</strong>: closed" in client.get("/support").text
-
-
-def test_simulator_changes_country_device_and_source(demo: TestClient) -> None:
-    page = demo.get("/").text
-    assert "Visitor simulator" in page and "Not simulating" in page
-    applied = post(
-        demo,
-        "/_demo/simulate",
-        {"country": "gb", "device": "iphone", "source": "google_ads", "new_visit": "1",
-         "next": "/"},
-        follow_redirects=False,
-    )  # fmt: skip
-    assert applied.status_code == 303
-    assert applied.headers["location"].startswith("/?utm_source=google&utm_medium=cpc")
-    page = words(demo.get(applied.headers["location"]).text)
-    assert "(GB)" in page and "mobile, iOS" in page and "paid_search (google" in page
-    assert variant(page, "hero") == "search_deal"  # pinned for paid_search_mobile
-    assert "The deal you searched for" in page
-    assert "pinned by the editors: search_deal" in slot_why(page, "hero")
-    assert "paid_search_offer" in slot_why(page, "banner")
-    assert "Simulating: United Kingdom (London) from 81.2.69.142" in page
-
-    # The referrer is simulated on the landing page only: later pages are navigation.
-    later = words(demo.get("/bags").text)
-    assert "This page view came from</dt> <dd>direct" in later
-    assert "mobile, iOS" in later and "(GB)" in later
-
-    page = words(
-        post(
-            demo, "/_demo/simulate", {"device": "desktop", "source": "newsletter", "next": "/"}
-        ).text
-    )
-    assert "desktop, Windows" in page and "email (newsletter" in page
-    assert "unknown: a local address" in page  # no country chosen: the real (local) address
-
-    post(demo, "/_demo/reset", {"next": "/"})
-    assert "Not simulating" in demo.get("/").text
-
-
-@pytest.mark.skipif(packaged_geoip_db() is None, reason="needs the demo extra's GeoLite2 City")
-def test_simulator_local_time_picks_a_place_where_it_is_that_hour(demo: TestClient) -> None:
-    hour = (datetime.now(UTC).hour + 9) % 24
-    post(demo, "/_demo/simulate", {"country": "jp", "hour": str(hour), "next": "/"})
-    page = words(demo.get("/").text)
-    assert re.search(rf"Your local time</dt> <dd>\w+ {hour:02d}:", page)
-    post(demo, "/_demo/simulate", {"country": "de", "next": "/"})
-    assert "Berlin, Germany (DE)" in words(demo.get("/").text)
-
-
-def test_place_for_hour_prefers_the_chosen_country() -> None:
-    now = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
-    assert simulator.place_for_hour(13, now=now).country in {"DE", "FR", "AT", "CH", "NG"}
-    us = simulator.place_for_hour(4, "us", now=now)  # 04:00 in LA at 12:00 UTC in January
-    assert us is not None and us.time_zone == "America/Los_Angeles"
-    for hour in range(24):  # every local hour exists somewhere, all year
-        for month in (1, 7):
-            assert simulator.zones_at_hour(hour, now=now.replace(month=month))
-
-
-def test_simulator_is_absent_without_demo_mode() -> None:
-    for client in make_client(geoip_db=geoip_db()):
-        assert "Visitor simulator" not in client.get("/").text
-        assert post(client, "/_demo/simulate", {"country": "gb"}).status_code == 404
-        # A simulator cookie from a demo instance with the same secret changes nothing.
-        forged = simulator.SimulationCodec(SECRET).dump(simulator.Simulation(country="gb"))
-        client.cookies.set("demo_sim", forged)
-        assert "unknown: a local address" in client.get("/").text
 
 
 @pytest.mark.parametrize(
@@ -378,11 +278,11 @@ def test_stating_preferences_on_me_changes_the_home_page(client: TestClient) -> 
     """The whole loop: a shoe lover says "less shoes, more outdoor, never any offers" on /me,
     and the home page follows, saying why."""
     landing = client.get("/?utm_source=google&utm_medium=cpc&gclid=abc").text
-    assert "paid_search_offer" in slot_why(landing, "banner")
+    assert "10% off for ad visitors" in slot_why(landing, "banner")
     for path in ("/shoes/sandal-5", "/shoes/boot-7", "/shoes/runner-42"):
         client.get(path)
     before = client.get("/").text
-    assert "shoe_lovers" in slot_why(before, "recommendation")
+    assert "Shown because you have been looking at shoes." in slot_why(before, "recommendation")
 
     me = client.get("/_personalize/me").text
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', me)
@@ -396,8 +296,59 @@ def test_stating_preferences_on_me_changes_the_home_page(client: TestClient) -> 
 
     after = client.get("/").text
     why = slot_why(after, "recommendation")
-    assert "the interests you stated include outdoor" in why and "shoe_lovers" not in why
+    assert "Shown because you told us you are interested in outdoor." in why
+    assert engine_why(client, "recommendation")["reasons"] == [
+        "the interests you stated include outdoor"
+    ]
     assert variant(after, "recommendation") in {"outdoor_tent", "bestsellers"}
     assert variant(after, "banner") == "free_returns"
-    assert "suppressed paid_search_offer: you asked for no offers" in slot_why(after, "banner")
+    assert "You asked for no offers." in slot_why(after, "banner")
+    assert engine_why(client, "banner")["suppressed"] == {
+        "paid_search_offer": "you asked for no offers"
+    }
     assert "Came from an ad?" not in after
+
+
+@pytest.mark.parametrize(
+    ("user", "hashed", "expected"),
+    [
+        (None, None, "the editor UI is off; to turn it on"),
+        ("editor", "", "PERSONALIZE_ADMIN_PASSWORD_HASH is empty"),  # hash-password failed
+        ("editor", "cancelled", "is not a hash made by `personalize hash-password`"),
+        (None, "scrypt$16384$8$1$c2FsdA$a2V5", "PERSONALIZE_ADMIN_USER is not set"),
+        ("editor", "scrypt$16384$8$1$c2FsdA$a2V5", "the editor UI is on at /_personalize/admin"),
+    ],
+)
+def test_the_demo_says_at_start_up_whether_the_editor_is_on(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    user: str | None,
+    hashed: str | None,
+    expected: str,
+) -> None:
+    import demo_site.app as module
+
+    monkeypatch.setenv("PERSONALIZE_DB", str(tmp_path / "demo.sqlite3"))
+    for name, value in (("PERSONALIZE_ADMIN_USER", user),
+                        ("PERSONALIZE_ADMIN_PASSWORD_HASH", hashed)):  # fmt: skip
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.delitem(vars(module), "app", raising=False)
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        app = module.app
+    monkeypatch.delitem(vars(module), "app", raising=False)
+    (note,) = [r for r in caplog.records if r.name == "uvicorn.error"]
+    assert expected in note.getMessage()
+    on = expected.startswith("the editor UI is on")
+    assert note.levelno == (logging.INFO if on else logging.WARNING)
+    if not on:
+        assert "PERSONALIZE_ADMIN_USER=editor scripts/demo" in note.getMessage()
+    with TestClient(app, headers={"user-agent": DESKTOP}) as client:
+        answer = client.get("/_personalize/admin")
+    assert answer.status_code == (401 if on else 404)
+    if not on:  # the 404 names what the demo reads, not only the middleware's option
+        assert "PERSONALIZE_ADMIN_USER" in answer.text
+        assert "PERSONALIZE_ADMIN_PASSWORD_HASH" in answer.text
