@@ -18,6 +18,10 @@ bootstrap() {
         "$python" -m venv .venv
     fi
     local stamp=".venv/.installed-$extras"
+    # The dev extra includes the demo's: after scripts/test, scripts/demo installs nothing.
+    if [ "$extras" = demo ] && [ -f .venv/.installed-dev ] && [ ! pyproject.toml -nt .venv/.installed-dev ]; then
+        return
+    fi
     # Reinstall only when the project's dependencies changed.
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         .venv/bin/python -m pip install --quiet --upgrade pip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import subprocess
 import sys
 
 import pytest
@@ -76,6 +77,7 @@ def test_cli_asks_twice(
 ) -> None:
     answers = iter(["a long editor password", "a long editor password"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr("personalize.web.admin.passwords.has_terminal", lambda: True)
     assert main(["hash-password"]) == 0
     assert verify_password("a long editor password", capsys.readouterr().out.strip())
 
@@ -85,9 +87,39 @@ def test_cli_refuses_mismatch_and_short(
 ) -> None:
     answers = iter(["a long editor password", "another long password"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr("personalize.web.admin.passwords.has_terminal", lambda: True)
     assert main(["hash-password"]) == 2
     assert "differ" in capsys.readouterr().err
     monkeypatch.setattr(sys, "stdin", io.StringIO("short\n"))
     assert main(["hash-password", "--stdin"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "at least 12" in captured.err
+
+
+def test_cli_without_a_terminal_fails_loudly_and_points_at_stdin() -> None:
+    """As in `HASH="$(personalize hash-password)"` run by a script: no terminal to ask on."""
+    done = subprocess.run(
+        [sys.executable, "-m", "personalize.cli", "hash-password"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        start_new_session=True,  # no controlling terminal, as under cron or CI
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert "no terminal to ask for the password on" in done.stderr
+    assert "| personalize hash-password --stdin" in done.stderr
+
+
+def test_cli_end_of_input_is_not_a_silent_cancel(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_input(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr("getpass.getpass", no_input)
+    monkeypatch.setattr("personalize.web.admin.passwords.has_terminal", lambda: True)
+    assert main(["hash-password"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no password was typed" in captured.err
+    assert "--stdin" in captured.err

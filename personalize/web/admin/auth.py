@@ -52,10 +52,13 @@ REALM = 'Basic realm="personalize editor", charset="UTF-8"'
 _MAX_TRACKED = 10_000  # clients (and user names) tracked; the least recent are dropped first
 _MAX_HEADER = 1024
 DISABLED = (
-    "The editor UI is disabled. Enable it with PersonalizeMiddleware(admin_users={'<name>': "
-    "'<hash>'}); make the hash with `personalize hash-password` (or set "
-    "PERSONALIZE_ADMIN_USER and PERSONALIZE_ADMIN_PASSWORD_HASH for the demo). There is no "
-    "default password."
+    "The editor UI is off: no editor account is configured, and there is no default "
+    "password.\n\n"
+    "In your application: PersonalizeMiddleware(..., admin_users={'<name>': '<hash>'}), "
+    "with the hash printed by `personalize hash-password`.\n"
+    "In the demo shop: start it with PERSONALIZE_ADMIN_USER=<name> scripts/demo (it asks "
+    "for a password), or set both PERSONALIZE_ADMIN_USER and "
+    "PERSONALIZE_ADMIN_PASSWORD_HASH.\n"
 )
 _dummy: list[str] = []
 _dummy_lock = threading.Lock()

@@ -27,6 +27,7 @@ import binascii
 import getpass
 import hashlib
 import hmac
+import os
 import secrets
 import sys
 from collections.abc import Callable
@@ -113,6 +114,26 @@ def is_password_hash(text: str) -> bool:
     return len(parts) == 6 and parts[0] == SCHEME and all(parts[1:])
 
 
+_PIPE = (
+    "to pipe one in, use --stdin: printf '%s\\n' 'a long password' | "
+    "personalize hash-password --stdin"
+)
+
+
+def has_terminal() -> bool:
+    """Whether getpass can ask someone: a terminal on stdin, or a controlling one."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return True
+    if os.name == "nt":
+        return False
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)  # where getpass reads from
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``personalize hash-password`` to the command line."""
     command = commands.add_parser(
@@ -146,11 +167,18 @@ def hash_password_command(
         source = stdin if stdin is not None else sys.stdin
         password = source.readline().rstrip("\r\n")
     else:
+        if prompt is None and not has_terminal():
+            print(f"personalize hash-password: no terminal to ask for the password on; {_PIPE}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
         ask = prompt or getpass.getpass
         try:
             password = ask("Editor password: ")
             again = ask("Same password again: ")
-        except (EOFError, KeyboardInterrupt):
+        except EOFError:
+            print(f"personalize hash-password: no password was typed; {_PIPE}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
             print("personalize hash-password: cancelled", file=sys.stderr)
             return 2
         if not hmac.compare_digest(password.encode(), again.encode()):
