@@ -150,3 +150,14 @@ def test_schedules_in_local_time(
     schedule: dict[str, Any], weekday: int, hour: int, iso: str, active: bool
 ) -> None:
     assert parse_schedule(schedule).active(Clock(hour=hour, weekday=weekday, iso=iso)) is active
+
+
+def test_variants_have_labels_for_visitors(tmp_path: Path) -> None:
+    _write(tmp_path, {"home.yaml": GOOD.replace(
+        "      - id: welcome\n", "      - id: welcome\n        label: '  Welcome to the shop '\n"
+    ).replace("    cap:", "    description: Big banner\n    cap:")})  # fmt: skip
+    (tmp_path / "boots.html").write_text("<p>boots</p>")
+    slot = ContentLibrary(tmp_path, segments=SEGMENTS).slots["hero"]
+    assert slot.description == "Big banner"
+    labels = {v.id: v.label for v in slot.variants.values()}
+    assert labels == {"welcome": "Welcome to the shop", "boots": "Boots", "note": "Note"}

@@ -160,3 +160,35 @@ def test_without_content_the_endpoints_say_so() -> None:
     client = TestClient(app, headers=UA)
     assert client.get("/_personalize/slots?slot=hero").status_code == 404
     assert client.get("/").text == "<main></main>"
+
+
+def test_a_slot_that_decides_nothing_renders_nothing(tmp_path: Path) -> None:
+    """Every variant capped: after its views the slot is not an empty box, it is absent."""
+    (tmp_path / "home.yaml").write_text(
+        "slots:\n  tip:\n    cap: {views: 2, rest_hours: 1}\n    variants:\n"
+        "      - {id: a, label: A tip, html: '<p>Tip</p>'}\n    default: [a]\n"
+    )
+    env = jinja2.Environment(autoescape=True)
+    install(env)
+    shown = env.from_string('<main>{{ personalize.slot("tip") }}</main>')
+    told = env.from_string(
+        '{% set d = personalize.decide("tip") %}<p>{{ personalize.why(d)|join(" | ") }}</p>'
+    )
+
+    async def page(request: Request) -> Response:
+        template = told if request.url.path == "/why" else shown
+        return HTMLResponse(template.render(request=request))
+
+    app = Starlette(routes=[Route("/", page), Route("/why", page)])
+    app.add_middleware(PersonalizeMiddleware, secret_key=SECRET, store=MemoryStore(),
+                       content=tmp_path, flush_interval=0)  # fmt: skip
+    client = TestClient(app, headers=UA)
+    assert "Our standard choice here" in client.get("/why").text  # view 1 of 2
+    assert "<p>Tip</p></div></main>" in client.get("/").text  # view 2: now it rests
+    assert client.get("/").text == "<main></main>"  # no wrapper, no data-pz-slot, nothing
+    assert client.get("/why").text == (
+        "<p>Nothing is shown here for you right now. | "
+        "Resting for a while: A tip, since you have seen it several times.</p>"
+    )
+    # Outside a request: nothing, never an error.
+    assert shown.render() == "<main></main>" and told.render() == "<p></p>"

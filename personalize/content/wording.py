@@ -78,11 +78,22 @@ def _device(attrs: Attrs) -> str | None:
     return f"you are on {kind}" if kind else None
 
 
+_WITH_THE = frozenset({"Netherlands", "Philippines", "Bahamas", "Gambia", "Maldives",
+                       "Seychelles", "Comoros", "Vatican City"})  # fmt: skip
+
+
 def _country(attrs: Attrs, country_name: str | None) -> str | None:
     code = attrs.get("country")
     if not isinstance(code, str):
         return None
-    return f"you are browsing from {country_name or code}"
+    name = country_name or code
+    if (
+        name in _WITH_THE
+        or name.startswith(("United ", "Republic of "))
+        or name.endswith((" Islands", " Republic"))
+    ):
+        name = f"the {name}"
+    return f"you are browsing from {name}"
 
 
 def _city(attrs: Attrs) -> str | None:
