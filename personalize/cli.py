@@ -3,6 +3,9 @@
 >>> main(["--version"])  # doctest: +ELLIPSIS
 personalize ...
 0
+
+Exit status: 0 when all went well; 1 when ``check`` found problems; 2 for a usage mistake
+(a bad option or number, a missing file, nothing to check, an unusable record).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from personalize.util.cli_types import whole_number
 
 CHECKED_FOLDERS = ("segments", "content")  # `personalize check --<name> DIR`, default ./<name>
 
@@ -33,9 +38,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command")
     demo = commands.add_parser("demo", help="run the demo site (from a source checkout)")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
-    check = commands.add_parser("check", help="validate the segments and content folders")
+    demo.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--port",
+        type=whole_number(1, 65535),
+        default=8000,
+        help="the port to listen on (default: %(default)s)",
+    )
+    check = commands.add_parser(
+        "check",
+        help="validate the segments and content folders",
+        description="Validate segment and content files; print every problem as "
+        "FILE:LINE: problem. Exit status: 0 all valid, 1 problems found, 2 nothing to check "
+        "(no folder, or no YAML file in it).",
+    )
     for name in CHECKED_FOLDERS:
         check.add_argument(f"--{name}", metavar="DIR", help=f"{name} folder (default: ./{name})")
     _add_learning_commands(commands)
@@ -53,10 +71,12 @@ def _add_learning_commands(commands: argparse._SubParsersAction[argparse.Argumen
 
 
 def _check(args: argparse.Namespace) -> int:
-    """Print every problem as ``path:line: problem``; 1 when there are any, else 0."""
+    """Print every problem as ``path:line: problem``; 1 when there are any, 2 when there was
+    nothing to check, else 0."""
     validators = _check_validators()
     problems: list[str] = []
     checked: list[str] = []
+    files_checked = 0
     for name in CHECKED_FOLDERS:
         given: str | None = getattr(args, name)
         folder = Path(given or name)
@@ -68,6 +88,7 @@ def _check(args: argparse.Namespace) -> int:
         if validate is not None:
             problems.extend(validate(folder))
             files = sum(1 for p in folder.rglob("*") if p.suffix in (".yaml", ".yml"))
+            files_checked += files
             checked.append(f"{folder} ({files} file{'s' if files != 1 else ''})")
     for problem in problems:
         print(problem)
@@ -75,7 +96,15 @@ def _check(args: argparse.Namespace) -> int:
         count = len(problems)
         print(f"personalize check: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return 1
-    print(f"personalize check: ok, checked {', '.join(checked) or 'nothing (no folders)'}")
+    if not files_checked:
+        where = ", ".join(checked) or f"no {'/ or '.join(CHECKED_FOLDERS)}/ folder in {Path.cwd()}"
+        print(
+            f"personalize check: nothing to check ({where}); run it where those folders are, "
+            "or name them: --segments DIR --content DIR",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"personalize check: ok, checked {', '.join(checked)}")
     return 0
 
 

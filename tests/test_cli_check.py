@@ -60,12 +60,28 @@ def test_malformed_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert out.startswith(f"{tmp_path}/geo.yaml:2: not valid YAML")
 
 
-def test_default_folders_may_be_absent(
+def test_nothing_to_check_says_so_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    assert main(["check"]) == 2  # a folder without segments/ or content/: not "ok"
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("personalize check: nothing to check (no segments/ or content/ folder")
+    assert "--segments DIR --content DIR" in err
+    (tmp_path / "segments").mkdir()  # a folder without a YAML file in it is no better
+    assert main(["check"]) == 2
+    assert "nothing to check (segments (0 files))" in capsys.readouterr().err
+
+
+def test_one_default_folder_is_enough(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "segments").mkdir()
+    (tmp_path / "segments" / "geo.yaml").write_text(GOOD, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
     assert main(["check"]) == 0
-    assert capsys.readouterr().out == "personalize check: ok, checked nothing (no folders)\n"
+    assert capsys.readouterr().out == "personalize check: ok, checked segments (1 file)\n"
 
 
 def test_default_folders_are_used(

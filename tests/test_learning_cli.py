@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -24,7 +27,11 @@ def test_simulate_then_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert rows[0] == ["sessions", "positives", "roc_auc", "log_loss", "ready"]
     assert [r[0] for r in rows[1:]] == ["1000", "2000", "3000", "4000"]
     assert float(rows[-1][2]) > 0.6 and 0.0 < float(rows[-1][3]) < 0.5
-    assert "4000/4000 sessions" in err  # the progress bar, on stderr
+    assert "4000/4000" not in err  # stderr is not a terminal here: no progress bar
+    assert main(["evaluate", "--replay", str(path), "--every", "2000", "--progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "4000/4000 sessions" in err  # asked for: the bar, on stderr, never on stdout
+    assert "sessions/s" not in out and "/s" not in out
 
 
 def test_simulate_is_deterministic(tmp_path: Path) -> None:
@@ -37,3 +44,92 @@ def test_simulate_is_deterministic(tmp_path: Path) -> None:
 def test_evaluate_reports_a_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", "--replay", "/nonexistent.jsonl"]) == 2
     assert "nonexistent" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["simulate", "-n", "-5"], "-5 is not a whole number of at least 1"),
+        (["simulate", "-n", "lots"], "lots is not a whole number"),
+        (["simulate", "--base-rate", "1.5"], "1.5 is not a number from 0 to 1"),
+        (["simulate", "--outlier-rate", "nan"], "nan is not a number from 0 to 1"),
+        (["simulate", "--lift", "0"], "0 is not a number above 0"),
+        (["evaluate", "--replay", "x.jsonl", "--every", "0"], "0 is not a whole number"),
+        (["demo", "--port", "70000"], "70000 is not a whole number from 1 to 65535"),
+        (["simulate", "--progress", "--quiet"], "not allowed with argument"),
+    ],
+)
+def test_bad_numbers_are_refused_by_the_parser(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["demo", "simulate", "evaluate", "learner", "check"])
+def test_every_option_says_what_it_is_and_its_default(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    options = re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", text.split("options:", 1)[1])
+    for option in set(options) - {"--help"}:
+        described = re.search(re.escape(option) + r"(?: [A-Z.]+)? (\w[^-]*)", text)
+        assert described, f"{command} {option} has no help"
+    defaults = text.count("(default:")
+    assert defaults >= {"demo": 2, "simulate": 7, "evaluate": 4, "learner": 6, "check": 2}[command]
+
+
+def test_evaluate_prints_each_line_as_it_is_computed(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.jsonl"
+    assert main(["simulate", "-n", "3000", "--seed", "1", "-o", str(path)]) == 0
+    seen: list[str] = []
+
+    class Watch(io.StringIO):
+        def write(self, text: str) -> int:  # what stdout received, and when
+            seen.append(text)
+            return super().write(text)
+
+        def flush(self) -> None:
+            seen.append("<flush>")
+
+    with contextlib.redirect_stdout(Watch()):
+        assert main(["evaluate", "--replay", str(path), "--every", "1000"]) == 0
+    flushed = "".join(seen).split("<flush>")
+    rows = [chunk.strip().split()[0] for chunk in flushed if chunk.strip()]
+    assert rows == ["sessions", "1000", "2000", "3000"]  # each flushed on its own
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"hour": 3, "converted": tru}', "not valid JSON (Expecting value at column 26)"),
+        ("[1, 2]", "a record is a JSON object"),
+        ('{"hour": 3}', "the record has no 'converted' (the --label key)"),
+        ('{"hour": "late", "converted": true}', "a value cannot be used"),
+    ],
+)
+def test_a_bad_record_is_reported_with_its_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, problem: str
+) -> None:
+    path = tmp_path / "sessions.jsonl"
+    good = '{"hour": 3, "converted": false}\n'
+    path.write_text(good * 3 + "\n" + line + "\n" + good)
+    assert main(["evaluate", "--replay", str(path), "--every", "2", "--progress"]) == 2
+    err = capsys.readouterr().err
+    bar, last, end = err.rsplit("\n", 2)
+    assert end == "" and "\r" not in last  # a line of its own, after the progress bar's
+    assert last.startswith(f"{path}:5: {problem}"), err  # line 5: the blank line 4 counts
+    assert bar.rsplit("\r", 1)[-1].startswith("[#")  # the bar, left where the replay stopped
+
+
+def test_simulate_shows_progress_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "s.jsonl"
+    assert main(["simulate", "-n", "300", "-o", str(out), "--progress"]) == 0
+    assert "300/300 sessions" in capsys.readouterr().err
+    assert main(["simulate", "-n", "300", "-o", str(out)]) == 0  # not a terminal: no bar
+    assert capsys.readouterr().err == "personalize simulate: 300 sessions\n"

@@ -17,7 +17,11 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
+
+from personalize.learning.evaluate import EvalPoint, Progress, Replay, ReplayError
+from personalize.util.cli_types import fraction, positive_number, whole_number
 
 __all__ = ["COMMANDS", "add_commands", "parser", "run"]
 
@@ -26,28 +30,133 @@ COMMANDS = ("simulate", "evaluate", "learner")
 
 def add_commands(commands: Any) -> None:
     """Add the learning subcommands to an ``add_subparsers()`` object."""
-    sim = commands.add_parser("simulate", help="write synthetic sessions (JSONL) with ground truth")
-    sim.add_argument("-n", "--sessions", type=int, default=10_000)
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--base-rate", type=float, default=0.03)
-    sim.add_argument("--lift", type=float, default=3.0, help="planted group's conversion lift")
-    sim.add_argument("--outlier-rate", type=float, default=0.0)
-    sim.add_argument("-o", "--output", default="-", help="file (default: stdout)")
+    sim = commands.add_parser(
+        "simulate",
+        help="write synthetic sessions (JSONL) with ground truth",
+        description="Write synthetic sessions, one JSON object per line, with the planted "
+        "ground truth (planted, p, converted) to evaluate the models against.",
+    )
+    sim.add_argument(
+        "-n",
+        "--sessions",
+        type=whole_number(1),
+        default=10_000,
+        metavar="N",
+        help="how many sessions (default: %(default)s)",
+    )
+    sim.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed: the same seed writes the same file (default: %(default)s)",
+    )
+    sim.add_argument(
+        "--base-rate",
+        type=fraction,
+        default=0.03,
+        metavar="RATE",
+        help="conversion rate of an ordinary session, 0-1 (default: %(default)s)",
+    )
+    sim.add_argument(
+        "--lift",
+        type=positive_number,
+        default=3.0,
+        help="how many times the planted group converts (default: %(default)s)",
+    )
+    sim.add_argument(
+        "--outlier-rate",
+        type=fraction,
+        default=0.0,
+        metavar="RATE",
+        help="share of anomalous sessions, 0-1 (default: %(default)s)",
+    )
+    sim.add_argument(
+        "-o",
+        "--output",
+        default="-",
+        metavar="FILE",
+        help="where to write (default: standard output)",
+    )
+    _progress_options(sim)
 
-    ev = commands.add_parser("evaluate", help="prequential ROC AUC and log loss of a replay")
-    ev.add_argument("--replay", required=True, metavar="FILE.jsonl")
-    ev.add_argument("--every", type=int, default=1000, help="print a line every N sessions")
-    ev.add_argument("--label", default="converted", help="the boolean label key")
-    ev.add_argument("--learning-rate", type=float, default=0.02)
-    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev = commands.add_parser(
+        "evaluate",
+        help="prequential ROC AUC and log loss of a replay",
+        description="Replay labelled sessions through the conversion model, predicting each "
+        "before learning from it, and print ROC AUC and log loss every N sessions.",
+    )
+    ev.add_argument(
+        "--replay",
+        required=True,
+        metavar="FILE.jsonl",
+        help="sessions, one JSON object per line (e.g. from `personalize simulate`)",
+    )
+    ev.add_argument(
+        "--every",
+        type=whole_number(1),
+        default=1000,
+        metavar="N",
+        help="print a line every N sessions (default: %(default)s)",
+    )
+    ev.add_argument(
+        "--label",
+        default="converted",
+        help="the key of the boolean outcome in each record (default: %(default)s)",
+    )
+    ev.add_argument(
+        "--learning-rate",
+        type=positive_number,
+        default=0.02,
+        metavar="RATE",
+        help="the model's learning rate (default: %(default)s)",
+    )
+    _progress_options(ev)
 
     ln = commands.add_parser("learner", help="consume learning events from a Redis stream")
-    ln.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    ln.add_argument("--stream", default="personalize:learn")
-    ln.add_argument("--group", default="personalize-learner")
-    ln.add_argument("--consumer", default=f"learner-{os.getpid()}")
-    ln.add_argument("--prefix", default="personalize:models", help="snapshot key prefix")
-    ln.add_argument("--publish-every", type=float, default=2.0, help="seconds")
+    ln.add_argument(
+        "--redis-url",
+        default=None,
+        metavar="URL",
+        help="the Redis server (default: $REDIS_URL, else redis://127.0.0.1:6379/0)",
+    )
+    ln.add_argument(
+        "--stream",
+        default="personalize:learn",
+        help="the stream the workers write to (default: %(default)s)",
+    )
+    ln.add_argument(
+        "--group", default="personalize-learner", help="the consumer group (default: %(default)s)"
+    )
+    ln.add_argument(
+        "--consumer", default=None, help="this learner's name in the group (default: learner-<pid>)"
+    )
+    ln.add_argument(
+        "--prefix",
+        default="personalize:models",
+        help="key prefix of the published snapshots (default: %(default)s)",
+    )
+    ln.add_argument(
+        "--publish-every",
+        type=positive_number,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between published snapshots (default: %(default)s)",
+    )
+
+
+def _progress_options(command: argparse.ArgumentParser) -> None:
+    shown = command.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--progress",
+        action="store_true",
+        help="show a progress bar on stderr (default: when it is a terminal)",
+    )
+    shown.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _progress(args: argparse.Namespace, total: int | None) -> Progress | None:
+    wanted = args.progress or (not args.quiet and sys.stderr.isatty())
+    return Progress(total) if wanted else None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -68,49 +177,79 @@ def run(args: argparse.Namespace) -> int:
     raise ValueError(f"not a learning command: {args.command}")
 
 
+def _counted(records: Iterable[Any], progress: Progress) -> Iterator[Any]:
+    n = 0
+    for n, record in enumerate(records, start=1):
+        yield record
+        progress.update(n)
+    progress.close(n)
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from personalize.learning.simulate import simulate, write_jsonl
 
-    records = simulate(
+    records: Iterable[Any] = simulate(
         args.sessions,
         seed=args.seed,
         base_rate=args.base_rate,
         lift=args.lift,
         outlier_rate=args.outlier_rate,
     )
-    if args.output == "-":
-        n = write_jsonl(records, sys.stdout)
-    else:
-        with open(args.output, "w", encoding="utf-8") as f:
-            n = write_jsonl(records, f)
+    progress = _progress(args, args.sessions)
+    if progress is not None:  # a 2-million-session run takes half a minute
+        records = _counted(records, progress)
+    try:
+        if args.output == "-":
+            n = write_jsonl(records, sys.stdout)
+        else:
+            with open(args.output, "w", encoding="utf-8") as f:
+                n = write_jsonl(records, f)
+    except OSError as exc:
+        if progress is not None:
+            progress.clear()
+        print(f"personalize simulate: {exc}", file=sys.stderr)
+        return 2
     print(f"personalize simulate: {n} sessions", file=sys.stderr)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from personalize.learning.evaluate import Progress, evaluate, read_jsonl
+    from personalize.learning.evaluate import evaluate
     from personalize.learning.propensity import PropensityModel
 
     try:
         with open(args.replay, encoding="utf-8") as f:
             total = sum(1 for line in f if line.strip())
-    except OSError as exc:
-        print(f"personalize evaluate: {exc}", file=sys.stderr)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"personalize evaluate: {args.replay}: {exc}", file=sys.stderr)
         return 2
     model = PropensityModel(learning_rate=args.learning_rate)
-    progress = None if args.quiet else Progress(total)
+    progress = _progress(args, total)
+    replay = Replay(args.replay)
+
+    def show(p: EvalPoint) -> None:  # as soon as it is computed, between redraws of the bar
+        if progress is not None:
+            progress.clear()
+        print(f"{p.n:>10} {p.positives:>10} {p.auc:>8.4f} {p.logloss:>9.4f} {p.ready!s:>6}",
+              flush=True)  # fmt: skip
+
+    print(f"{'sessions':>10} {'positives':>10} {'roc_auc':>8} {'log_loss':>9} {'ready':>6}",
+          flush=True)  # fmt: skip
     try:
-        points = evaluate(
-            read_jsonl(args.replay), model=model, every=args.every, label=args.label,
-            progress=progress,
-        )  # fmt: skip
-    except (KeyError, ValueError) as exc:
-        print(f"personalize evaluate: bad record: {exc!r}", file=sys.stderr)
-        return 2
-    print(f"{'sessions':>10} {'positives':>10} {'roc_auc':>8} {'log_loss':>9} {'ready':>6}")
-    for p in points:
-        print(f"{p.n:>10} {p.positives:>10} {p.auc:>8.4f} {p.logloss:>9.4f} {p.ready!s:>6}")
-    return 0
+        evaluate(replay, model=model, every=args.every, label=args.label, progress=progress,
+                 on_point=show)  # fmt: skip
+    except ReplayError as exc:
+        problem = str(exc)
+    except KeyError as exc:
+        problem = str(replay.error(f"the record has no {exc.args[0]!r} (the --label key)"))
+    except (ValueError, TypeError, AttributeError) as exc:
+        problem = str(replay.error(f"a value cannot be used: {exc}"))
+    else:
+        return 0
+    if progress is not None:
+        progress.end_line()  # it shows how far the replay got; the problem goes below it
+    print(problem, file=sys.stderr)
+    return 2
 
 
 def _learner(args: argparse.Namespace) -> int:  # pragma: no cover - a long-running process
@@ -120,10 +259,10 @@ def _learner(args: argparse.Namespace) -> int:  # pragma: no cover - a long-runn
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     learner = StreamLearner(
-        redis_url=args.redis_url,
+        redis_url=args.redis_url or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         stream=args.stream,
         group=args.group,
-        consumer=args.consumer,
+        consumer=args.consumer or f"learner-{os.getpid()}",
         prefix=args.prefix,
         publish_every=args.publish_every,
     )
