@@ -67,7 +67,31 @@ def _when(ts: object) -> str:
         return ""
 
 
+_TIMED = ("_at", "_seen", "last", "ts")  # keys whose numbers are times
+
+
+def _fact(value: object, key: str = "") -> str:
+    """A stored fact for people: times as dates, mappings as ``key: value`` lists.
+
+    >>> _fact({"boot-7": 1_700_000_000.0}, "purchased"), _fact(1_700_000_000.5, "last_seen")
+    ('boot-7: 2023-11-14 22:13 UTC', '2023-11-14 22:13 UTC')
+    >>> _fact({"t-1": {"status": "open", "topic": "delivery"}}), _fact(238.0, "revenue")
+    ('t-1: (status: open, topic: delivery)', '238.0')
+    """
+    if isinstance(value, dict):
+        inner = "last_seen" if key == "purchased" else ""  # product id -> when it was bought
+        parts = []
+        for k, v in sorted(value.items(), key=lambda item: str(item[0])):
+            shown = _fact(v, inner or str(k))
+            parts.append(f"{k}: ({shown})" if isinstance(v, dict) else f"{k}: {shown}")
+        return ", ".join(parts)
+    if key.endswith(_TIMED) and isinstance(value, int | float) and not isinstance(value, bool):
+        return _when(value) or str(value)
+    return str(value)
+
+
 ENVIRONMENT.filters["when"] = _when
+ENVIRONMENT.filters["fact"] = _fact
 
 
 def render(

@@ -230,6 +230,7 @@ class PreviewResult:
     attributes: dict[str, Any]
     segments: list[Membership]
     decisions: list[Decision]
+    plain: list[list[str]] = field(default_factory=list)  # what the visitor reads, per slot
 
 
 def preview(pz: Personalizer, request: PreviewRequest) -> PreviewResult:
@@ -267,10 +268,12 @@ def preview(pz: Personalizer, request: PreviewRequest) -> PreviewResult:
     subject = Preview(attrs, profile, context, request.known, members)
     decisions = []
     engine = pz.decisions
-    if engine is not None:
-        engine.library.reload_if_changed()
-        decisions = [engine.decide_sync(subject, name) for name in engine.library.slots]
-    return PreviewResult(attrs, members, decisions)
+    if engine is None:
+        return PreviewResult(attrs, members, [])
+    engine.library.reload_if_changed()
+    decisions = [engine.decide_sync(subject, name) for name in engine.library.slots]
+    plain = [engine.plain_reasons(d, subject) for d in decisions]
+    return PreviewResult(attrs, members, decisions, plain)
 
 
 def _signals(language: str) -> Signals:

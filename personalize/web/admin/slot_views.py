@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -9,12 +11,28 @@ import yaml
 from personalize.personalizer import Personalizer
 from personalize.web.admin.mapping_edit import digest, raw_slot, slot_file
 
-__all__ = ["flow", "slot_views"]
+__all__ = ["flow", "site_relative", "slot_views"]
 
 
 def flow(value: Any) -> str:
     """A value as one line of YAML flow style, as an editor would write it."""
     return yaml.safe_dump(value, default_flow_style=True, width=10_000, sort_keys=False).strip()
+
+
+def site_relative(text: str, folder: Path | None) -> str:
+    """``text`` without the server's path to the site: editors read ``content/home.yaml:9``,
+    not where the files sit on the server (``folder`` is the content or segments folder).
+
+    >>> site_relative("/srv/shop/content/home.yaml:9: oops", Path("/srv/shop/content"))
+    'content/home.yaml:9: oops'
+    """
+    if folder is None:
+        return text
+    for base in {folder.parent, folder.resolve().parent}:
+        prefix = str(base).rstrip(os.sep) + os.sep
+        if prefix != os.sep:
+            text = text.replace(prefix, "")
+    return text
 
 
 def _list(value: Any) -> list[Any]:
@@ -26,6 +44,7 @@ def slot_views(pz: Personalizer) -> list[dict[str, Any]]:
     digest (for conflict detection). Reads the files: run it in a thread."""
     engine = pz.decisions
     assert engine is not None
+    folder = engine.library.directory
     views: list[dict[str, Any]] = []
     for slot in engine.library.slots.values():
         path = slot_file(slot)
@@ -33,7 +52,8 @@ def slot_views(pz: Personalizer) -> list[dict[str, Any]]:
             text = path.read_text(encoding="utf-8")
             raw = raw_slot(text, slot.name)
         except Exception as exc:  # the file moved or broke since the last reload
-            views.append({"name": slot.name, "file": str(path), "error": str(exc)})
+            views.append({"name": slot.name, "file": site_relative(str(path), folder),
+                          "error": site_relative(str(exc), folder)})  # fmt: skip
             continue
         raw_rules = _list(raw.get("rules"))
         raw_variants = _list(raw.get("variants"))
@@ -45,12 +65,13 @@ def slot_views(pz: Personalizer) -> list[dict[str, Any]]:
         variants = [
             {
                 "id": v.id,
+                "label": v.label,
                 "value": v.value,
                 "campaign": v.campaign,
                 "products": v.products,
                 "schedule": v.schedule is not None,
                 "cap": v.cap,
-                "origin": v.origin,
+                "origin": site_relative(v.origin, folder),
                 "kind": bodies.get(v.id, ("", ""))[0],
                 "body": bodies.get(v.id, ("", ""))[1],
             }
@@ -73,8 +94,8 @@ def slot_views(pz: Personalizer) -> list[dict[str, Any]]:
             {
                 "name": slot.name,
                 "description": raw.get("description") or "",
-                "file": str(path),
-                "origin": slot.origin,
+                "file": site_relative(str(path), folder),
+                "origin": site_relative(slot.origin, folder),
                 "digest": digest(text),
                 "variants": variants,
                 "rules": rules,

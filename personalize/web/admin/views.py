@@ -36,7 +36,7 @@ from personalize.web.admin.mapping_edit import (
     save_mapping,
     slot_file,
 )
-from personalize.web.admin.slot_views import flow, slot_views
+from personalize.web.admin.slot_views import flow, site_relative, slot_views
 from personalize.web.csrf import FIELD
 from personalize.web.pages import NO_STORE, render
 
@@ -61,6 +61,11 @@ class AdminState:
     site: Personalizer
     cache: dict[str, tuple[float, Any]] = field(default_factory=dict)  # page caches (members)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _relative(texts: tuple[str, ...], library: Any) -> tuple[str, ...]:
+    """Problems as editors read them: paths from the site's folder, not the server's root."""
+    return tuple(site_relative(t, library.directory) for t in texts)
 
 
 def _page(template: str, pz: Personalizer, editor: Editor, **context: Any) -> Response:
@@ -102,9 +107,9 @@ async def overview(request: Request, state: AdminState, editor: Editor) -> Respo
         editor,
         nav="overview",
         segments=library.segments if library is not None else None,
-        segment_errors=library.errors if library is not None else (),
+        segment_errors=_relative(library.errors, library) if library is not None else (),
         slots=engine.library.slots if engine is not None else None,
-        content_errors=engine.library.errors if engine is not None else (),
+        content_errors=_relative(engine.library.errors, engine.library) if engine else (),
         status=status,
         gate=gate_verdict(status) if status and "error" not in status else None,
     )
@@ -126,7 +131,7 @@ async def segments_page(request: Request, state: AdminState, editor: Editor) -> 
             "description": s.description,
             "text": s.rule.text,
             "yaml": flow(s.rule.data),
-            "origin": s.origin,
+            "origin": site_relative(s.origin, library.directory),
             "count": members.counts.get(s.name, 0),
             "stated": members.stated.get(s.name, 0),
             "left": members.left.get(s.name, 0),
@@ -143,7 +148,7 @@ async def segments_page(request: Request, state: AdminState, editor: Editor) -> 
         nav="segments",
         rows=rows,
         members=members,
-        errors=library.errors,
+        errors=_relative(library.errors, library),
         age=max(0, int(pz.now() - members.computed_at)),
     )
 
@@ -174,10 +179,10 @@ async def _slots_page(
         nav="slots",
         slots=await run_in_threadpool(slot_views, pz),
         segment_names=library.names if library is not None else (),
-        errors=engine.library.errors,
+        errors=_relative(engine.library.errors, engine.library),
         editable=engine.library.directory is not None,
         flash=flash,
-        problems=problems,
+        problems=_relative(problems, engine.library),
         focus=focus,
     )
 
@@ -263,9 +268,10 @@ async def preview_page(request: Request, state: AdminState, editor: Editor) -> R
                     "slot": d.slot,
                     "variant": d.variant,
                     "lines": d.explanation.lines(),
+                    "plain": plain,
                     "source": str(d.content),
                 }  # shown as source, escaped: never run here
-                for d in found.decisions
+                for d, plain in zip(found.decisions, found.plain, strict=True)
             ],
         }
     return _page(
