@@ -48,7 +48,6 @@ from personalize import (
     SegmentLibrary,
     SQLiteStore,
 )
-from personalize.learning.runtime import LocalLearning
 from personalize.templating import install as install_slots
 from personalize.web.admin.passwords import is_password_hash
 
@@ -201,6 +200,8 @@ def __getattr__(name: str) -> Any:
     # ``demo_site.app:app`` is built on first access, so importing create_app (tests, other
     # apps) opens no database; uvicorn's getattr builds it once.
     if name == "app":
+        from personalize.learning.runtime import LocalLearning  # river: seconds to import
+
         demo = os.environ.get("PERSONALIZE_DEMO", "1").strip().lower() not in _OFF
         options: dict[str, Any] = {"learning": LocalLearning()}
         users, note = editor_users(os.environ)  # there is no default password

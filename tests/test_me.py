@@ -245,7 +245,7 @@ def test_phone_visitor_reasons(pz: PersonalizeMiddleware) -> None:
     hero = exported.json()["slots"]["hero"]
     assert hero["in_words"] == ["Shown because you are on a phone."]
     assert hero["why"]["rule"] == "the rule for segment mobile"  # and the engine's record
-    assert "this visit\n  began via organic search (google)" in html
+    assert "this visit\n  began when you found us through Google search." in html
 
 
 def test_me_for_a_first_time_visitor(pz: PersonalizeMiddleware) -> None:

@@ -31,7 +31,7 @@ from personalize.content.mapping import NO_RULE
 from personalize.content.slots import Slot, label_from_id
 from personalize.content.suppression import suppression_kind
 
-__all__ = ["join_words", "plain_reasons", "slot_label"]
+__all__ = ["arrival", "join_words", "plain_reasons", "slot_label"]
 
 Attrs = Mapping[str, Any]
 
@@ -61,16 +61,20 @@ _ARRIVALS = {
 }
 
 
-def _arrival(attrs: Attrs, channel_key: str, source_key: str) -> str | None:
-    channel = attrs.get(channel_key)
+def arrival(channel: object, source: object = None) -> str | None:
+    """How a visit began, in words: ``arrival("paid_search", "google")`` is "you arrived from
+    a Google ad"; None for a channel it does not know."""
     if not isinstance(channel, str) or channel not in _ARRIVALS:
         return None
     plain, named = _ARRIVALS[channel]
-    source = attrs.get(source_key)
     if named and isinstance(source, str) and source and len(source) <= 40:
         name = source if "." in source else source.replace("_", " ").title()
         return named.format(source=name)
     return plain
+
+
+def _arrival(attrs: Attrs, channel_key: str, source_key: str) -> str | None:
+    return arrival(attrs.get(channel_key), attrs.get(source_key))
 
 
 def _device(attrs: Attrs) -> str | None:

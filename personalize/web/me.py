@@ -46,7 +46,7 @@ from starlette.responses import RedirectResponse, Response
 from personalize.content.decisions import Decision, DecisionEngine
 from personalize.content.slots import label_from_id
 from personalize.content.subject import Preview
-from personalize.content.wording import slot_label
+from personalize.content.wording import arrival, slot_label
 from personalize.exceptions import FormError
 from personalize.profiles.profile import Profile
 from personalize.routing import Router
@@ -247,6 +247,7 @@ class MePages:
             parts=self._parts(decisions),
             site_home=request.scope.get("root_path", "") + "/",
             entry=profile.current_session if profile is not None else None,
+            arrival=arrival,
             flash=DONE.get(done, ""),
             can_opt_in=not visitor.remembers and not context.signals.gpc and not visitor.is_bot,
             preferences=self.preferences.view(visitor, profile),

@@ -1,10 +1,13 @@
-"""What the browser tests share: the browser's settings, page sizes, the running shop."""
+"""What the browser tests share: the browser's settings, page sizes, the running shop, and
+the steps a person takes in it (the simulator panel, signing in, opening a why)."""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -45,3 +48,34 @@ class Shop:
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+
+def simulate(
+    page: Any, *, country: str = "", device: str = "", source: str = "", hour: str = ""
+) -> None:
+    """Use the demo's visitor simulator panel, as a person would."""
+    panel = page.locator("section.simulator")
+    panel.get_by_label("Country", exact=True).select_option(country)
+    panel.get_by_label("Device", exact=True).select_option(device)
+    panel.get_by_label("Arriving from").select_option(source)
+    panel.get_by_label("Local time").select_option(hour)
+    panel.get_by_label(re.compile("Start a new visit")).check()
+    with page.expect_navigation():
+        panel.get_by_role("button", name="Apply and reload").click()
+
+
+def sign_in(page: Any) -> None:
+    page.get_by_role("link", name="Sign in").click()
+    page.get_by_label("E-mail").fill("ann@example.com")
+    page.get_by_label("Password").fill("trail-ann")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+
+
+def open_why(page: Any, slot: str) -> Any:
+    """Open a slot's "Why am I seeing this?" and return its text box."""
+    why = page.locator(f".slot-{slot} details.why")
+    why.locator("summary").click()
+    body = why.locator(".why-body")
+    body.wait_for(state="visible")
+    return body

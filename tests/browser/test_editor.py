@@ -4,6 +4,7 @@ at once, without a restart."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 import yaml
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.browser.support import EDITOR, ROOT, Shop
+from tests.browser.support import EDITOR, IPHONE_UA, PHONE, ROOT, Shop
 
 pytestmark = pytest.mark.browser
 
@@ -61,6 +62,21 @@ def test_editor_ui_is_closed_without_credentials(new_context: Callable[..., Any]
 def test_editor_changes_a_mapping_and_the_site_follows_without_restart(
     new_context: Callable[..., Any], shop: Shop, screenshot: Callable[..., Path]
 ) -> None:
+    original = (shop.content / "home.yaml").read_text()
+    try:
+        edit_the_banner_default(new_context, shop, screenshot)
+    finally:  # the tests after this one (and their screenshots) see the shop as shipped
+        (shop.content / "home.yaml").write_text(original)
+        fresh = new_context()
+        deadline = time.monotonic() + 10  # the shop looks at its files once a second
+        while "banner.free_returns." not in fresh.request.get("/").text():
+            assert time.monotonic() < deadline, "the restored content was not picked up"
+            time.sleep(0.2)
+
+
+def edit_the_banner_default(
+    new_context: Callable[..., Any], shop: Shop, screenshot: Callable[..., Path]
+) -> None:
     # Before: a visitor no banner rule matches (direct, no ad) gets the default, free returns.
     before = new_context().new_page()
     before.goto("/")
@@ -96,5 +112,29 @@ def test_editor_changes_a_mapping_and_the_site_follows_without_restart(
     banner_slot = after.locator(".slot-banner")
     assert AD_OFFER in banner_slot.inner_text()
     assert FREE_RETURNS not in banner_slot.inner_text()
+    decision = banner_slot.locator("[data-pz-decision]").get_attribute("data-pz-decision")
+    assert decision is not None and decision.startswith("banner.paid_search_offer.")
     banner_slot.locator("details.why summary").click()
-    assert "paid_search_offer" in banner_slot.locator(".why-body").inner_text()
+    assert "Our standard choice here" in banner_slot.locator(".why-body").inner_text()
+
+
+def test_the_editor_ui_fits_a_phone(
+    new_context: Callable[..., Any], shop: Shop, screenshot: Callable[..., Path]
+) -> None:
+    editor = new_context(
+        viewport=PHONE,
+        user_agent=IPHONE_UA,
+        is_mobile=True,
+        has_touch=True,
+        http_credentials={"username": EDITOR, "password": shop.editor_password},
+    )
+    page = editor.new_page()
+    for path in ("slots", "segments", "preview?path=/&device=mobile", "model", ""):
+        page.goto(f"/_personalize/admin/{path}".rstrip("/"))
+        width = page.evaluate("document.documentElement.clientWidth")
+        scrolled = page.evaluate("document.documentElement.scrollWidth")
+        assert scrolled <= width, f"{path}: {scrolled} px wide in {width}"
+        assert str(shop.content.parent) not in page.content()  # no server paths
+    page.goto("/_personalize/admin/slots")
+    page.locator("#slot-hero").scroll_into_view_if_needed()
+    screenshot(page, "editor-slots-phone")

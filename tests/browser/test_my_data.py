@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.support import Shop
+from tests.browser.support import IPHONE_UA, PHONE, Shop
 
 pytestmark = pytest.mark.browser
 
@@ -82,3 +82,32 @@ def test_erase_removes_the_visitor_from_the_store(
     again = context.request.get("/_personalize/me/export").json()
     assert again["visitor_id"] not in (None, visitor_id)
     assert not (again["stored_profile"] or {}).get("affinities")
+
+
+def test_me_on_a_phone_fits_the_screen_and_leads_back(
+    new_context: Callable[..., Any], screenshot: Callable[..., Path]
+) -> None:
+    context = new_context(viewport=PHONE, user_agent=IPHONE_UA, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    for path in ("/?utm_source=newsletter&utm_medium=email&utm_campaign=weekly", "/bags",
+                 "/bags/tote-3"):  # fmt: skip
+        page.goto(path)
+    page.goto("/_personalize/me")
+    assert wait_for(lambda: "page views" in page.locator("#stored").inner_text())
+    page.reload()
+    width = page.evaluate("document.documentElement.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scroll
+    for table in page.locator("table").all():
+        box = table.bounding_box()
+        if box is not None:  # a table in a closed <details> has none
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    # Plain words about each part of the page, no variant ids.
+    parts = page.locator("#parts").inner_text()
+    assert "Big banner at the top of the home page" in parts and "free_returns" not in parts
+    screenshot(page, "me-page-phone", full_page=True)
+    header = page.locator("header.top")
+    assert header.is_visible() and "Your data" in header.inner_text()
+    with page.expect_navigation():
+        header.get_by_role("link", name="Back to the site").click()
+    assert page.url.rstrip("/") == page.url.split("/_personalize")[0].rstrip("/")
+    assert page.locator(".logo").is_visible()
