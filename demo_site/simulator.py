@@ -221,8 +221,10 @@ class SimulatorMiddleware:
             and scope.get("method") == "GET"
             and not scope["path"].startswith(_NOT_PAGES)
         )
-        if arrival and sim.source in SOURCES:
-            referer = SOURCES[sim.source].referer
+        if arrival:
+            # The browser's own Referer here is the simulator's form on this site: the visit
+            # arrives from the chosen source, or from nowhere (typed address) without one.
+            referer = SOURCES[sim.source].referer if sim.source in SOURCES else None
             headers = [(k, v) for k, v in headers if k != b"referer"]
             if referer:
                 headers.append((b"referer", referer.encode()))

@@ -136,3 +136,10 @@ def test_an_old_or_tampered_simulator_cookie_is_no_simulation() -> None:
     assert codec.load(old) is None  # the cookie of an earlier version of the demo
     assert codec.load(codec.dump(simulator.Simulation(hour=20))) == simulator.Simulation(hour=20)
     assert codec.load("x" * 2000) is None
+
+
+def test_arriving_as_i_am_is_not_a_visit_from_the_simulator_form(demo: TestClient) -> None:
+    post(demo, "/_demo/simulate", {"country": "gb", "next": "/bags"}, follow_redirects=False,
+         headers={"referer": "http://testserver/bags"})  # fmt: skip
+    page = demo.get("/bags", headers={"referer": "http://testserver/bags"}).text
+    assert "This page view came from</dt> <dd>direct" in words(page)

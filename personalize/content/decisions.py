@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
-from personalize.content.explanation import Explanation
+from personalize.content.explanation import Explanation as Explanation  # re-exported: it lived here
 from personalize.content.library import ContentLibrary
 from personalize.content.mapping import (
     LazyNames,

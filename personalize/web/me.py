@@ -110,13 +110,16 @@ def _facts_in_words(facts: dict[str, Any]) -> list[str]:
     """
     out = []
     if "purchases" in facts:
+        orders = facts["purchases"]
         out.append(
-            f"{facts['purchases']} orders, worth {float(facts.get('revenue', 0)):.2f} in total"
+            f"{orders} order{'s' if orders != 1 else ''}, worth "
+            f"{float(facts.get('revenue', 0)):.2f} in total"
         )
     if "returns" in facts:
         out.append(f"{facts['returns']} returned order{'s' if facts['returns'] != 1 else ''}")
     if "open_tickets" in facts:
-        out.append(f"{facts['open_tickets']} open support tickets")
+        tickets = facts["open_tickets"]
+        out.append(f"{tickets} open support ticket{'s' if tickets != 1 else ''}")
     for name, custom in sorted((facts.get("custom") or {}).items()):
         count = custom.get("count", 0) if isinstance(custom, dict) else 0
         out.append(f"{name}: {count} time{'s' if count != 1 else ''}")

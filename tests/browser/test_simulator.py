@@ -97,5 +97,7 @@ def test_a_local_time_keeps_the_chosen_country(
         segments = known.locator("ul.segments").inner_text()
         assert "uk_visitors" in segments and "us_visitors" not in segments
         assert "evening" in local
-        panel.scroll_into_view_if_needed()
+        came = known.locator("dt:has-text('This page view came from') + dd").inner_text()
+        assert came == "direct"  # the form's own page is not where the visit came from
+        known.evaluate("element => element.scrollIntoView({block: 'start'})")
         screenshot(page, "simulator-uk-evening")
