@@ -25,9 +25,7 @@ from typing import Any, Literal
 
 from markupsafe import Markup
 
-from personalize.content.decisions import Decision
-from personalize.content.explanation import Explanation
-from personalize.content.wording import plain_reasons
+from personalize.content.decisions import Decision, Explanation
 from personalize.context.records import VisitorContext
 from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.profiles.cookie import OPTED_OUT, CookieState, new_visitor_id
@@ -262,13 +260,10 @@ class Visitor:
         return engine.decide_sync(self, slot)
 
     def why(self, decision: Decision) -> list[str]:
-        """Why this visitor sees what ``decision`` shows, in plain words for them ("Shown
-        because you arrived from a Google ad and you are on a phone."): no variant ids,
-        numbers or file names. ``decision.explanation.lines()`` has the editors' version."""
+        """Why the visitor sees ``decision``, in plain words for them (no ids, numbers or file
+        names; ``decision.explanation.lines()`` is the editors' version)."""
         engine = self._site.decisions if self._site is not None else None
-        if engine is None:
-            return plain_reasons(decision.variant, decision.explanation, None, {})
-        return engine.plain_reasons(decision, self)
+        return engine.plain_reasons(decision, self) if engine is not None else []
 
     # -- identity -------------------------------------------------------------------------
 

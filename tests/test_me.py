@@ -47,7 +47,7 @@ def test_me_shows_what_is_stored_and_where_it_came_from(pz: PersonalizeMiddlewar
     assert "Big screen deals" not in html  # variant content is not shown, only its name and why
     # Groups by the editors' descriptions, with the reasons; parts of the page in plain words.
     assert "Big screens" in html and "device is desktop" in html
-    assert "desktop_users" not in html
+    assert ">desktop_users<" not in html and "Not me: desktop_users" not in html
     assert '<td data-label="part of the page">Top banner</td>' in html
     assert '<td data-label="shows you">Welcome</td>' in html
     assert "Our standard choice here: nothing about your visit changed it." in html

@@ -168,3 +168,17 @@ def test_nothing_shown_says_so_with_the_removals() -> None:
         "Nothing is shown here for you right now.",
         "Not shown: Boot 7, because you bought it recently.",
     ]
+
+
+def test_what_the_visitor_said_is_their_reason() -> None:
+    from personalize.content.explanation import Explanation
+    from personalize.content.wording import plain_reasons
+
+    said = {"stated.interest": frozenset({"outdoor"}), "top_category": "outdoor",
+            "stated.promotions": "never"}  # fmt: skip
+    why = Explanation("rule at a.yaml:3: condition", attributes=frozenset({"top_category"}),
+                      suppressed=(("sale", "you asked for no offers"),))  # fmt: skip
+    assert plain_reasons("tent", why, None, said) == [
+        "Shown because you told us you are interested in outdoor.",
+        "You asked for no offers.",
+    ]

@@ -127,6 +127,9 @@ def _visits(attrs: Attrs) -> str | None:
 def _interest(attrs: Attrs, read: frozenset[str]) -> str | None:
     categories = [a.split(".", 1)[1] for a in sorted(read) if a.startswith("affinity.")]
     top = attrs.get("top_category")
+    stated = attrs.get("stated.interest") or ()
+    if "top_category" in read and top in stated:  # the top category because they said so
+        return f"you told us you are interested in {top}"
     if "top_category" in read and isinstance(top, str):
         categories.insert(0, top)
     shown = [c.replace("_", " ") for c in dict.fromkeys(categories)][:3]
@@ -143,6 +146,25 @@ def _ticket(attrs: Attrs) -> str | None:
     if isinstance(tickets, int | float) and tickets > 0:
         return "you have a support request open"
     return None
+
+
+def _stated(attrs: Attrs, read: frozenset[str]) -> str | None:
+    """What the visitor told us (on /me), as far as the rule read it."""
+    said = []
+    more = attrs.get("stated.interest")
+    if "stated.interest" in read and isinstance(more, frozenset | set) and more:
+        said.append(f"you told us you are interested in {join_words(sorted(more))}")
+    less = attrs.get("stated.less")
+    if "stated.less" in read and isinstance(less, frozenset | set) and less:
+        said.append(f"you asked to see less of {join_words(sorted(less))}")
+    offers = {"never": "you asked for no offers", "sometimes": "you asked for fewer offers",
+              "often": "you asked for offers"}.get(str(attrs.get("stated.promotions")))  # fmt: skip
+    if "stated.promotions" in read and offers:
+        said.append(offers)
+    language = attrs.get("stated.language")
+    if "stated.language" in read and isinstance(language, str):
+        said.append(f"you chose the language {language}")
+    return join_words(said) or None
 
 
 def _signed_in(attrs: Attrs) -> str | None:
@@ -175,6 +197,8 @@ _TOPICS: tuple[tuple[frozenset[str], _Phrase], ...] = (
     (frozenset({"propensity", "cluster", "anomaly"}),
      lambda a, r, c: "of how you have been browsing today"),
     (frozenset({"path"}), lambda a, r, c: "of the page you are on"),
+    (frozenset({"stated.interest", "stated.less", "stated.promotions", "stated.language"}),
+     lambda a, r, c: _stated(a, r)),
 )  # fmt: skip
 
 
@@ -247,6 +271,8 @@ def _removals(slot: Slot | None, suppressed: Sequence[tuple[str, str]]) -> list[
     for variant, sentence in suppressed:
         by_kind.setdefault(suppression_kind(sentence), []).append(variant)
     lines = []
+    for sentence in dict.fromkeys(s for _, s in suppressed if suppression_kind(s) == "asked"):
+        lines.append(sentence[:1].upper() + sentence[1:] + ".")  # already in the visitor's words
     if "purchase" in by_kind:
         names, it = _names(slot, by_kind["purchase"])
         lines.append(f"Not shown: {names}, because you bought {it} recently.")

@@ -217,15 +217,16 @@ class MePages:
                           "why": reasons})  # fmt: skip
         return parts
 
-    def _groups(self, visitor: Visitor) -> list[dict[str, Any]]:
-        """The visitor's segments, named by their description where the editors wrote one."""
+    def _group_name(self, segment: str) -> str:
+        """A segment as visitors read it: its description where the editors wrote one."""
         library = self.segments
-        groups = []
-        for m in visitor.segments:
-            found = library.get(m.segment) if library is not None and m.segment in library else None
-            name = (found.description if found is not None else "") or label_from_id(m.segment)
-            groups.append({"name": name, "reasons": m.reasons})
-        return groups
+        found = library.get(segment) if library is not None and segment in library else None
+        return (found.description if found is not None else "") or label_from_id(segment)
+
+    def _groups(self, visitor: Visitor) -> list[dict[str, Any]]:
+        """The visitor's segments by name, with the reasons."""
+        return [{"name": self._group_name(m.segment), "reasons": m.reasons}
+                for m in visitor.segments]  # fmt: skip
 
     async def page(self, request: Request, visitor: Visitor) -> Response:
         """What is stored about the visitor of this request, and why they see what they see."""
@@ -247,6 +248,7 @@ class MePages:
             events=list(reversed(profile.events[-20:])) if profile is not None else [],
             context=context,
             groups=self._groups(visitor),
+            group_name=self._group_name,
             parts=self._parts(decisions),
             site_home=request.scope.get("root_path", "") + "/",
             entry=profile.current_session if profile is not None else None,
