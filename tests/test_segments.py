@@ -243,7 +243,7 @@ def test_repository_segments_are_valid() -> None:
         "hour": 23,
         "device_type": "mobile",
         "daypart": "evening",
-        "channel": "paid_search",
+        "entry_channel": "paid_search",  # the visit began with an ad click
         "country": "GB",
         "known": True,
         "last_purchase_at": 0.0,

@@ -11,6 +11,7 @@ import pytest
 from personalize.content.decisions import DecisionEngine
 from personalize.content.library import ContentLibrary
 from personalize.content.subject import Preview
+from personalize.content.wording import arrival
 from personalize.context.records import Device, Geo, Source, VisitorContext
 from personalize.profiles.profile import Profile
 from personalize.rules.attributes import build_attributes
@@ -141,19 +142,16 @@ def test_the_default_among_several_and_a_rule_without_words() -> None:
     ],
 )
 def test_every_arrival_has_words(channel: str, source: str | None, expected: str) -> None:
-    from personalize.content.wording import _arrival
-
-    attrs = {"entry_channel": channel, "entry_source": source}
-    assert _arrival(attrs, "entry_channel", "entry_source") == expected
+    assert arrival(channel, source) == expected
 
 
 def test_every_channel_has_words() -> None:
     from typing import get_args
 
-    from personalize.content.wording import _ARRIVALS
     from personalize.context.records import Channel
 
-    assert set(_ARRIVALS) == set(get_args(Channel))
+    assert all(arrival(channel) for channel in get_args(Channel))
+    assert arrival("carrier_pigeon") is None
 
 
 def test_nothing_shown_says_so_with_the_removals() -> None:
