@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from fnmatch import translate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,8 +29,9 @@ from personalize.context.builder import ContextBuilder, read_headers
 from personalize.context.records import VisitorContext
 from personalize.profiles.changes import FORWARD_GRACE
 from personalize.profiles.cookie import OPTED_OUT, CookieState, VisitorCookie, new_visitor_id
+from personalize.profiles.events import Event
 from personalize.profiles.identity import anonymous_key, known_key
-from personalize.profiles.pageviews import CategoryMap, Hit
+from personalize.profiles.pageviews import CategoryMap, Hit, session_at, session_id
 from personalize.profiles.preferences import location_used, stated_language
 from personalize.profiles.profile import Profile
 from personalize.routing import Router
@@ -138,8 +139,35 @@ class Personalizer:
 
     def converted(self, visitor: Visit) -> None:
         """The visitor's session converted: learning labels it."""
-        if self.learning is not None:
+        if self.learning is not None and visitor.remembers:
             self.learning.convert(visitor)
+
+    async def orders_stored(self, events: Mapping[str, Sequence[Event]]) -> int:
+        """Orders that reached profiles from another channel (the events API): each converts
+        the session it happened in, when the profile has one open then (an order from a
+        phone call converts no web session). Returns how many sessions were converted."""
+        learning = self.learning
+        if learning is None:
+            return 0
+        timeout = self.profiles.session_timeout
+        converted = 0
+        for key, changes in events.items():
+            orders = [e.ts for e in changes if e.kind == "order"]
+            if not orders:
+                continue
+            profile = await self.profiles.load(key)
+            if profile is not None and profile.merged_into is not None:
+                profile = await self.profiles.load(profile.merged_into)
+            if profile is None:
+                continue
+            for ts in orders:
+                session = session_at(profile, ts, session_timeout=timeout)
+                if session is not None:
+                    learning.convert_session(session_id(profile, session))
+                    converted += 1
+        if converted:
+            await learning.drain()
+        return converted
 
     def page_view(self, context: VisitorContext, now: float, device_id: str) -> Hit:
         """The page view of a request with ``context``, made by browser ``device_id``."""

@@ -158,8 +158,8 @@ def test_labeller_learns_late_labels_deterministically_and_stays_bounded() -> No
     learned: list[tuple[str, bool]] = []
 
     class Recorder:
-        def learn_one(self, x: Any, y: bool) -> None:
-            learned.append((x["id"], y))
+        def learn_session(self, pages: Any, y: bool) -> None:
+            learned.append((pages[-1]["id"], y))
 
     now = [0.0]
     labeller = SessionLabeller(Recorder(), timeout=100, max_open=3, clock=lambda: now[0])
@@ -173,6 +173,25 @@ def test_labeller_learns_late_labels_deterministically_and_stays_bounded() -> No
     assert labeller.expire(now=104.5) == 1  # s4 (last seen 4) only
     assert labeller.end("s2")
     assert learned == [("s3", True), ("s4", False), ("s2", False)]
+    # A labelled session stays labelled: its next page neither reopens it nor counts twice.
+    assert not labeller.observe("s3", {"id": "s3"}) and not labeller.convert("s3")
+    assert not labeller.end("s3") and len(labeller) == 0
+    assert not labeller.convert("s2") and labeller.late == 1  # an order after the negative
+    assert (labeller.positives, labeller.negatives) == (1, 2)
+
+
+def test_labeller_keeps_the_first_pages_and_the_latest() -> None:
+    sessions: list[list[int]] = []
+
+    class Recorder:
+        def learn_session(self, pages: Any, y: bool) -> None:
+            sessions.append([p["page"] for p in pages])
+
+    labeller = SessionLabeller(Recorder(), max_pages=4, clock=lambda: 0.0)
+    for page in range(1, 11):
+        labeller.observe("s", {"page": page})
+    labeller.convert("s")
+    assert sessions == [[1, 2, 3, 10]]
 
 
 def test_learner_handles_events_and_rejects_garbage() -> None:

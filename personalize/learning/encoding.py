@@ -1,8 +1,8 @@
 """Turning mixed feature dicts into the numeric dicts the river estimators learn from.
 
-Strings become one-hot keys (``"device_type=mobile"``), optionally crossed in pairs so a
-linear model can see interactions such as "paid search *and* mobile"; numbers stay numbers,
-optionally through ``log1p`` for skewed counts and durations. Done by hand rather than with
+Strings become one-hot keys (``"device_type=mobile"``), optionally crossed (pairs, triples)
+so a linear model can see interactions such as "paid search *and* mobile"; numbers stay
+numbers, optionally through ``log1p`` for skewed counts and durations. Done by hand rather than with
 ``compose.SelectType | OneHotEncoder`` unions: this is the hot path of every learn and
 predict, and a single pass over the dict is several times faster.
 
@@ -24,7 +24,7 @@ def split(
     x: Mapping[str, float | str | bool | int | None],
     *,
     log1p: Collection[str] = (),
-    crosses: Sequence[tuple[str, str]] = (),
+    crosses: Sequence[tuple[str, ...]] = (),
 ) -> tuple[dict[str, float], dict[str, float]]:
     """``(numeric, one_hot)`` of ``x``; ``None`` values and NaNs are left out."""
     num: dict[str, float] = {}
@@ -39,8 +39,13 @@ def split(
             if key in log1p:
                 v = math.copysign(math.log1p(abs(v)), v)
             num[key] = v
-    for a, b in crosses:
-        va, vb = x.get(a), x.get(b)
-        if isinstance(va, str) and isinstance(vb, str):
-            cat[a + "=" + va + "&" + b + "=" + vb] = 1.0
+    for names in crosses:
+        parts = []
+        for name in names:
+            value = x.get(name)
+            if not isinstance(value, str):
+                break
+            parts.append(name + "=" + value)
+        else:
+            cat["&".join(parts)] = 1.0
     return num, cat

@@ -1,32 +1,38 @@
-"""Late labels: keep the features of open sessions and learn once each outcome is known.
+"""Late labels: keep the pages of open sessions and learn each session once its outcome is known.
 
 A session is labelled ``True`` when it converts, ``False`` when it ends without converting
-(no activity for ``timeout`` seconds, or an explicit end). At most ``max_open`` sessions are
-held; beyond that the least recently active one is dropped unlabelled (counted in
-``dropped``) rather than guessed. The clock is injectable, so tests are deterministic.
+(no activity for ``timeout`` seconds, or an explicit end), and learned once, as one example
+made of its pages' features (at most ``max_pages`` of them: the first ones and the latest).
+A labelled session is remembered for a while, so the page after an order (or a second report
+of the same order, from the beacon) neither opens it again nor counts twice. At most
+``max_open`` sessions are held; beyond that the least recently active one is dropped
+unlabelled (counted in ``dropped``) rather than guessed. The clock is injectable, so tests are
+deterministic.
 
 >>> learned = []
 >>> class Recorder:
-...     def learn_one(self, x, y):
-...         learned.append((x["channel"], y))
+...     def learn_session(self, pages, y):
+...         learned.append((pages[0]["channel"], len(pages), y))
 >>> now = [0.0]
 >>> labeller = SessionLabeller(Recorder(), timeout=1800, clock=lambda: now[0])
 >>> labeller.observe("a", {"channel": "email"}), labeller.observe("b", {"channel": "direct"})
 (True, True)
->>> labeller.convert("a")
-True
+>>> labeller.observe("a", {"channel": "email"}), labeller.convert("a")
+(False, True)
+>>> labeller.observe("a", {"channel": "email"}), labeller.convert("a")  # the thank-you page
+(False, False)
 >>> now[0] = 1801.0
 >>> labeller.expire()
 1
->>> learned
-[('email', True), ('direct', False)]
+>>> learned, labeller.positives, labeller.negatives
+([('email', 2, True), ('direct', 1, False)], 1, 1)
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from personalize.profiles.pageviews import SESSION_TIMEOUT
@@ -35,13 +41,21 @@ __all__ = ["SessionLabeller", "Supervised"]
 
 
 class Supervised(Protocol):
-    """Anything with river's ``learn_one(x, y)``."""
+    """A model that learns whole sessions (see :class:`~personalize.learning.PropensityModel`)."""
 
-    def learn_one(self, x: Any, y: bool) -> None: ...
+    def learn_session(self, pages: Sequence[Mapping[str, Any]], y: bool) -> None: ...
+
+
+class _Open:
+    __slots__ = ("last", "pages")
+
+    def __init__(self, last: float) -> None:
+        self.last = last
+        self.pages: list[Mapping[str, Any]] = []
 
 
 class SessionLabeller:
-    """Holds open sessions' features and feeds ``model.learn_one`` when their label is known."""
+    """Holds open sessions' pages and feeds ``model.learn_session`` when their label is known."""
 
     def __init__(
         self,
@@ -49,61 +63,100 @@ class SessionLabeller:
         *,
         timeout: float = SESSION_TIMEOUT,  # seconds of inactivity that end a session
         max_open: int = 100_000,
+        max_pages: int = 8,  # page features kept per session: the first ones and the latest
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.model = model
         self.timeout = timeout
         self.max_open = max_open
+        self.max_pages = max_pages
         self.clock = clock
-        # session id -> (last activity, features); oldest activity first
-        self._open: OrderedDict[str, tuple[float, Mapping[str, Any]]] = OrderedDict()
+        self._open: OrderedDict[str, _Open] = OrderedDict()  # oldest activity first
+        # Labelled sessions -> when: pages and reports that come after the label are ignored.
+        self._done: OrderedDict[str, tuple[float, bool]] = OrderedDict()
         self.dropped = 0
-        self.labelled = 0
+        self.positives = 0
+        self.negatives = 0
+        self.late = 0  # conversions of sessions already learned as not converted
+
+    @property
+    def labelled(self) -> int:
+        """Sessions learned so far."""
+        return self.positives + self.negatives
 
     def __len__(self) -> int:
         return len(self._open)
 
     def observe(self, session: str, x: Mapping[str, Any], *, ts: float | None = None) -> bool:
-        """Remember (or update) the features of an open session; True if it is a new one."""
+        """A page of a session, with its features at the page's start; True if the session is
+        new. Pages of a session that is already labelled are ignored."""
         now = self.clock() if ts is None else ts
-        new = session not in self._open
-        self._open[session] = (now, x)
-        self._open.move_to_end(session)
+        if session in self._done:
+            return False
+        entry = self._open.get(session)
+        new = entry is None
+        if entry is None:
+            entry = self._open[session] = _Open(now)
+        else:
+            entry.last = max(entry.last, now)
+            self._open.move_to_end(session)
+        pages = entry.pages
+        if len(pages) < self.max_pages:
+            pages.append(x)
+        else:
+            pages[-1] = x
         while len(self._open) > self.max_open:
             self._open.popitem(last=False)
             self.dropped += 1
         return new
 
     def convert(self, session: str, x: Mapping[str, Any] | None = None) -> bool:
-        """The session converted: learn it as positive; False if it is not open (nor ``x``)."""
-        entry = self._open.pop(session, None)
-        features = entry[1] if entry is not None else x
-        if features is None:
+        """The session converted: learn it as positive. False when it is already labelled, or
+        neither open nor described by ``x``."""
+        done = self._done.get(session)
+        if done is not None:
+            if not done[1]:
+                self.late += 1
             return False
-        self._learn(features, True)
+        entry = self._open.pop(session, None)
+        pages = entry.pages if entry is not None else [x] if x is not None else None
+        if not pages:
+            return False
+        self._learn(session, pages, True)
         return True
 
     def end(self, session: str) -> bool:
         """The session ended without converting: learn it as negative; False if not open."""
         entry = self._open.pop(session, None)
-        if entry is None:
+        if entry is None or not entry.pages:
             return False
-        self._learn(entry[1], False)
+        self._learn(session, entry.pages, False)
         return True
 
     def expire(self, now: float | None = None) -> int:
         """Learn every session idle for more than ``timeout`` as negative; returns how many."""
-        cutoff = (self.clock() if now is None else now) - self.timeout
+        now = self.clock() if now is None else now
+        cutoff = now - self.timeout
         n = 0
         while self._open:
-            session, (last, features) = next(iter(self._open.items()))
-            if last > cutoff:
+            session, entry = next(iter(self._open.items()))
+            if entry.last > cutoff:
                 break
             del self._open[session]
-            self._learn(features, False)
+            self._learn(session, entry.pages, False)
             n += 1
+        # Forget labels once no page of their session can come any more.
+        while self._done and next(iter(self._done.values()))[0] < cutoff - self.timeout:
+            self._done.popitem(last=False)
         return n
 
-    def _learn(self, x: Mapping[str, Any], y: bool) -> None:
-        self.model.learn_one(x, y)
-        self.labelled += 1
+    def _learn(self, session: str, pages: Sequence[Mapping[str, Any]], y: bool) -> None:
+        self.model.learn_session(pages, y)
+        if y:
+            self.positives += 1
+        else:
+            self.negatives += 1
+        # A late conversion of a negative is counted (``late``), never learned twice.
+        self._done[session] = (self.clock(), y)
+        while len(self._done) > self.max_open:
+            self._done.popitem(last=False)

@@ -1,10 +1,11 @@
 """The in-process learner: turns learning events into model updates and snapshots.
 
 Events are plain dicts (JSON on the Redis stream): ``{"kind": "session", "session": id,
-"x": features}`` when a session is seen (again), ``{"kind": "convert", "session": id}`` when
-it converts, ``{"kind": "end", "session": id}`` when it ends, and ``{"kind": "label", "x":
-features, "y": bool}`` for an already labelled session. Sessions that go quiet for
-``timeout`` seconds are learned as not converted by :meth:`Learner.tick`.
+"x": features}`` for each page of a session (its features at the page's start), ``{"kind":
+"convert", "session": id}`` when it converts, ``{"kind": "end", "session": id}`` when it
+ends, and ``{"kind": "label", "x": features, "y": bool}`` (or ``"pages": [features, ...]``
+instead of ``x``) for an already labelled session. Sessions that go quiet for ``timeout``
+seconds are learned as not converted by :meth:`Learner.tick`.
 
 >>> now = [0.0]
 >>> learner = Learner(ModelSet.create(seed=1), clock=lambda: now[0])
@@ -67,8 +68,14 @@ class Learner:
             elif kind == "end":
                 self.labeller.end(str(event["session"]))
             elif kind == "label":
-                self._learn_unsupervised(event["x"])
-                self.models.propensity.learn_one(event["x"], bool(event["y"]))
+                pages = event["pages"] if "pages" in event else [event["x"]]
+                if not isinstance(pages, list) or not pages:
+                    raise TypeError("pages must be a list of feature mappings")
+                for x in pages:
+                    if not isinstance(x, Mapping):
+                        raise TypeError("features must be a mapping")
+                self._learn_unsupervised(pages[0])
+                self.models.propensity.learn_session(pages, bool(event["y"]))
             else:
                 raise ValueError(kind)
         except (KeyError, TypeError, ValueError, AttributeError):

@@ -39,6 +39,11 @@ class BinnedAUC:
         """Count one labelled prediction (a probability of the positive class)."""
         (self._pos if y_true else self._neg)[self._bin(y_pred)] += 1
 
+    @property
+    def n(self) -> int:
+        """Predictions counted."""
+        return sum(self._pos) + sum(self._neg)
+
     def get(self) -> float:
         """The area under the ROC curve; 0.5 until both classes were seen."""
         n_pos, n_neg = sum(self._pos), sum(self._neg)

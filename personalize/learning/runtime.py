@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from personalize.learning.features import session_features
 from personalize.learning.learner import Learner
 from personalize.learning.snapshots import ModelSet
+from personalize.profiles.pageviews import SESSION_TIMEOUT, session_id
 
 if TYPE_CHECKING:
     from personalize.context.records import VisitorContext
@@ -56,10 +57,11 @@ Event = dict[str, Any]
 
 
 def _session_id(visitor: Visit) -> str | None:
-    session = visitor.profile.current_session
-    if visitor.profile_key is None or session is None:
+    if visitor.profile_key is None:
         return None
-    return f"{visitor.profile_key}@{session.started:.0f}"
+    profile = visitor.profile
+    session = profile.current_session
+    return None if session is None else session_id(profile, session)
 
 
 class _Runtime:
@@ -92,10 +94,15 @@ class _Runtime:
         self._enqueue({"kind": "session", "session": session, "x": x, "ts": self._clock()})
 
     def convert(self, visitor: Visit) -> None:
-        """The visitor's session converted (an order)."""
+        """The visitor's session converted (an order, a conversion reported by the beacon)."""
         session = _session_id(visitor)
         if session is not None:
-            self._enqueue({"kind": "convert", "session": session})
+            self.convert_session(session)
+
+    def convert_session(self, session: str) -> None:
+        """Session ``session`` (see :func:`~personalize.profiles.pageviews.session_id`)
+        converted: an order that reached a profile through the events API."""
+        self._enqueue({"kind": "convert", "session": session})
 
     def scores(self, visitor: Visit) -> dict[str, Any]:
         """``propensity`` (behind the quality gate), ``cluster`` and ``anomaly`` for rules."""
@@ -141,10 +148,11 @@ class LocalLearning(_Runtime):
         *,
         max_queue: int = 10_000,
         batch: int = 50,  # events learned per request, bounding the work after each response
+        timeout: float = SESSION_TIMEOUT,  # seconds of inactivity that end a session
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(max_queue=max_queue, clock=clock)
-        self.learner = Learner(models, clock=clock)
+        self.learner = Learner(models, timeout=timeout, clock=clock)
         self._batch = batch
         self._last_tick = clock()
 

@@ -105,6 +105,7 @@ def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TI
                 landing_page=hit.path[:_MAX_PATH],
                 device_type=hit.device_type,
                 country=hit.country if not profile.stated or location_used(profile) else None,
+                id=f"{profile.key}@{ts:.0f}",
             )
         )
         del sessions[:-MAX_SESSIONS]
@@ -135,6 +136,38 @@ def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TI
         if len(devices) > MAX_DEVICES:
             oldest = min(profile.devices, key=lambda d: profile.devices[d].get("last_seen", 0))
             del profile.devices[oldest]
+
+
+def session_id(profile: Profile, session: SessionRecord) -> str:
+    """The identity of one of ``profile``'s sessions; it survives a login (the merged profile
+    keeps the session record). Records written before sessions had ids get one from the
+    profile's key and the start.
+
+    >>> from personalize.profiles.profile import Profile
+    >>> p = Profile(key="v:x1")
+    >>> apply_hit(p, Hit(ts=1000.0, path="/"))
+    >>> session_id(p, p.sessions[-1])
+    'v:x1@1000'
+    """
+    return session.id or f"{profile.key}@{session.started:.0f}"
+
+
+def session_at(
+    profile: Profile, ts: float, *, session_timeout: float = SESSION_TIMEOUT
+) -> SessionRecord | None:
+    """The session ``ts`` belongs to: the newest that started by then and was still open
+    (an order reported a little after the last page still counts for its session).
+
+    >>> from personalize.profiles.profile import Profile
+    >>> p = Profile(key="v:x1")
+    >>> apply_hit(p, Hit(ts=1000.0, path="/"))
+    >>> session_at(p, 1500.0).started, session_at(p, 999.0), session_at(p, 1000.0 + 3600)
+    (1000.0, None, None)
+    """
+    for session in reversed(profile.sessions):
+        if session.started <= ts:
+            return session if ts - session.last_seen <= session_timeout else None
+    return None
 
 
 class CategoryMap:

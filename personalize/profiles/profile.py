@@ -38,6 +38,9 @@ class SessionRecord:
     landing_page: str = "/"
     device_type: str | None = None
     country: str | None = None  # where the visit came from (never the IP address)
+    # "<profile key when it opened>@<start>": the session's identity, kept through a login
+    # (the merged profile keeps the record), so learning labels it once.
+    id: str | None = None
 
 
 @dataclass(slots=True)
@@ -199,6 +202,7 @@ def _session_dict(s: SessionRecord) -> dict[str, Any]:
         "landing_page": s.landing_page,
         "device_type": s.device_type,
         "country": s.country,
+        "id": s.id,
     }
 
 
@@ -216,6 +220,7 @@ def _session_from(d: Mapping[str, Any]) -> SessionRecord:
         get("landing_page", "/"),
         get("device_type"),
         get("country"),
+        get("id"),
     )
 
 
@@ -284,4 +289,5 @@ def _copy_session(s: SessionRecord) -> SessionRecord:
         s.landing_page,
         s.device_type,
         s.country,
+        s.id,
     )

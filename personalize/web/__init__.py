@@ -65,10 +65,11 @@ def install(site: Personalizer) -> None:
     router.add("/ping", ping)
     router.add("/assets/pages.css", stylesheet)
     router.add("/beacon.js", beacon)
-    decisions = DecisionsApi(site.decisions)
+    decisions = DecisionsApi(site.decisions, site.converted)
     router.add("/slots", decisions.slots)
     router.add("/collect", decisions.collect, ("POST",))
-    router.add("/events", EventsApi(site.profiles, keys, site.categories.names).post, ("POST",))
+    events = EventsApi(site.profiles, keys, site.categories.names, stored=site.orders_stored)
+    router.add("/events", events.post, ("POST",))
     router.add("/metrics", MetricsEndpoint(site, keys, public=settings.metrics_public).get)
     me = MePages(
         site.profiles,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -66,8 +67,13 @@ def _parse(body: bytes) -> dict[str, Any] | str:
 class DecisionsApi:
     """``GET <prefix>/slots`` and ``POST <prefix>/collect`` for one site's decision engine."""
 
-    def __init__(self, decisions: DecisionEngine | None) -> None:
+    def __init__(
+        self,
+        decisions: DecisionEngine | None,
+        converted: Callable[[Visitor], None] | None = None,
+    ) -> None:
         self.decisions = decisions
+        self.converted = converted  # a conversion also labels the visitor's session
 
     async def slots(self, request: Request, visitor: Visitor) -> Response:
         """The named slots' decisions for this visitor, as JSON."""
@@ -108,6 +114,8 @@ class DecisionsApi:
             )
         except ValueError as exc:
             return _error(422, str(exc))
+        if data["type"] == "conversion" and self.converted is not None:
+            self.converted(visitor)
         return Response(status_code=204)
 
 

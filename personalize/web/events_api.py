@@ -12,13 +12,15 @@ from a preference centre: ``{"promotions": "never", "interest.shoes": "less", "o
 "call_centre"}``, see :mod:`personalize.profiles.preferences`; categories must be the site's)
 or ``custom`` (with a ``name``). Each event names ``user_id`` or ``visitor_id``. Invalid
 input gets a 4xx with every problem listed and nothing is stored; valid events are stored
-atomically per profile before the 202 answer.
+atomically per profile before the 202 answer. Then ``stored`` (the site's learning) hears
+of them: an order converts the session it happened in.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["EventsApi"]
 
+logger = logging.getLogger("personalize")
+
 MAX_BODY = 1024 * 1024  # bytes
 MAX_EVENTS_PER_REQUEST = 1000
 
@@ -46,11 +50,17 @@ class EventsApi:
     """``POST <prefix>/events`` for the events of one site's profile service."""
 
     def __init__(
-        self, profiles: ProfileService, keys: ApiKeys, categories: Sequence[str] = ()
+        self,
+        profiles: ProfileService,
+        keys: ApiKeys,
+        categories: Sequence[str] = (),
+        *,
+        stored: Callable[[Mapping[str, Sequence[Event]]], Awaitable[object]] | None = None,
     ) -> None:
         self.profiles = profiles
         self.keys = keys
         self.categories = tuple(categories)  # the site's interest categories
+        self.stored = stored
 
     async def post(self, request: Request, visitor: Visitor) -> Response:
         """Validate every event, then store them all; see the module docstring."""
@@ -99,4 +109,9 @@ class EventsApi:
                 status_code=503,
                 headers={"retry-after": "5"},
             )
+        if self.stored is not None:
+            try:
+                await self.stored(by_key)
+            except Exception:  # stored already: learning missing an order is no reason to fail
+                logger.exception("personalize: learning could not take the stored events")
         return JSONResponse({"accepted": len(items)}, status_code=202)
