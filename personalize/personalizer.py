@@ -132,10 +132,15 @@ class Personalizer:
         return self._clock()
 
     def learned_scores(self, visitor: Visit) -> Mapping[str, Any] | None:
-        """Scores from the learned models (propensity, cluster, anomaly) for segment rules."""
+        """Scores from the learned models (propensity, cluster, anomaly...) for segment rules;
+        a cluster editors named is given by its name."""
         if self.learning is None or not visitor.remembers:
             return None
-        return self.learning.scores(visitor)
+        scores = self.learning.scores(visitor)
+        cluster = scores.get("cluster")
+        if cluster is not None and self._segments is not None:
+            scores["cluster"] = self._segments.cluster_label(cluster)
+        return scores
 
     def converted(self, visitor: Visit) -> None:
         """The visitor's session converted: learning labels it."""

@@ -23,15 +23,45 @@ def test_simulate_then_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[st
     capsys.readouterr()
     assert main(["evaluate", "--replay", str(path), "--every", "1000"]) == 0
     out, err = capsys.readouterr()
-    rows = [line.split() for line in out.splitlines()]
-    assert rows[0] == ["sessions", "positives", "roc_auc", "log_loss", "ready"]
+    table, _, clusters = out.partition("\n\n")
+    rows = [line.split() for line in table.splitlines()]
+    assert rows[0] == [
+        "sessions", "positives", "auc@decision", "auc@end", "log_loss", "planted_auc", "purity",
+        "ready",
+    ]  # fmt: skip
     assert [r[0] for r in rows[1:]] == ["1000", "2000", "3000", "4000"]
-    assert float(rows[-1][2]) > 0.6 and 0.0 < float(rows[-1][3]) < 0.5
+    decision, end, logloss, planted, purity = (float(v) for v in rows[-1][2:7])
+    assert end > decision > 0.6 and 0.0 < logloss < 0.5
+    assert planted > 0.85 and purity > 0.6  # the planted group found at decision time
+    assert clusters.startswith("clusters in the last window") and "%" in clusters
     assert "4000/4000" not in err  # stderr is not a terminal here: no progress bar
     assert main(["evaluate", "--replay", str(path), "--every", "2000", "--progress"]) == 0
     out, err = capsys.readouterr()
     assert "4000/4000 sessions" in err  # asked for: the bar, on stderr, never on stdout
     assert "sessions/s" not in out and "/s" not in out
+
+
+def test_planted_effects_personas_and_named_clusters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "s.jsonl"
+    effect = "channel=email,daypart=morning:5"
+    argv = ["simulate", "-n", "700", "-o", str(path), "--personas", "loyal_email,deal_hunter"]
+    assert main([*argv, "--effect", effect]) == 0
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {r["group"] for r in records} == {"loyal_email", "deal_hunter"}
+    planted = [r for r in records if r["planted"]]
+    assert planted and all(r["channel"] == "email" and 6 <= r["hour"] <= 11 for r in planted)
+    assert main([*argv, "--effect", "channel=email"]) == 2
+    assert main([*argv, "--personas", "nobody"]) == 2
+    assert "unknown personas nobody" in capsys.readouterr().err
+    names = tmp_path / "clusters.yaml"
+    names.write_text("clusters:\n  regulars: 0\n  Bad: x\n")
+    assert main(["evaluate", "--replay", str(path), "--quiet", "--cluster-names", str(names)]) == 2
+    assert f"{names}:3: cluster name 'Bad'" in capsys.readouterr().err
+    names.write_text("clusters:\n  regulars: 0\n")
+    assert main(["evaluate", "--replay", str(path), "--quiet", "--cluster-names", str(names)]) == 0
+    assert " 0 regulars " in capsys.readouterr().out
 
 
 def test_simulate_is_deterministic(tmp_path: Path) -> None:
@@ -99,7 +129,8 @@ def test_evaluate_prints_each_line_as_it_is_computed(tmp_path: Path) -> None:
         assert main(["evaluate", "--replay", str(path), "--every", "1000"]) == 0
     flushed = "".join(seen).split("<flush>")
     rows = [chunk.strip().split()[0] for chunk in flushed if chunk.strip()]
-    assert rows == ["sessions", "1000", "2000", "3000"]  # each flushed on its own
+    assert rows[:4] == ["sessions", "1000", "2000", "3000"]  # each flushed on its own
+    assert rows[4:] == ["clusters"]  # then the clusters of the last window, at the end
 
 
 @pytest.mark.parametrize(

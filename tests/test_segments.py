@@ -265,3 +265,54 @@ def test_repository_segments_are_valid() -> None:
         "returning_visitor",
     } <= found
     assert "us_visitors" not in found
+
+
+CLUSTERS = """\
+clusters:
+  bargain_hunters: 3
+  early_birds: 0
+segments:
+  - name: hunters
+    description: Named cluster
+    rule: {attribute: cluster, operator: eq, value: bargain_hunters}
+  - name: by_number
+    description: A named cluster given by its number reads as its name
+    rule: {attribute: cluster, operator: in, value: [3, 5]}
+"""
+
+
+def test_rules_name_clusters_from_a_clusters_mapping(folder: Path) -> None:
+    _write(folder, "clusters.yaml", CLUSTERS)
+    library = SegmentLibrary(folder)
+    assert library.cluster_names == {3: "bargain_hunters", 0: "early_birds"}
+    assert library.cluster_label(3) == "bargain_hunters" and library.cluster_label(4) == 4
+    found = library.evaluate({"cluster": library.cluster_label(3)})
+    assert found == [
+        Membership("hunters", ("cluster is bargain_hunters",)),
+        Membership("by_number", ("cluster is bargain_hunters (one of 5, bargain_hunters)",)),
+    ]
+    assert [m.segment for m in library.evaluate({"cluster": 5})] == ["by_number"]
+
+
+def test_an_unknown_cluster_name_is_refused_with_the_nearest_one(folder: Path) -> None:
+    _write(
+        folder, "clusters.yaml", CLUSTERS.replace("value: bargain_hunters", "value: bargin_hunters")
+    )
+    problems = validate_segments(folder)
+    assert problems == [
+        f"{folder}/clusters.yaml:7: segment 'hunters': no cluster is named "
+        "'bargin_hunters' (did you mean 'bargain_hunters'?); named clusters: bargain_hunters, "
+        "early_birds"
+    ]
+    _write(folder, "clusters.yaml", "clusters:\n  a: 1\n  b: 1\n  C: 2\n  d: -1\n")
+    assert validate_segments(folder) == [
+        f"{folder}/clusters.yaml:3: cluster 1 is named twice: 'a' and 'b'",
+        f"{folder}/clusters.yaml:4: cluster name 'C' is not lower_snake_case (e.g. "
+        "bargain_hunters)",
+        f"{folder}/clusters.yaml:5: cluster 'd': expected a cluster number 0 to 63, not a number",
+    ]
+    _write(folder, "clusters.yaml", "clusters:\n  a: 1\n")
+    _write(folder, "more.yaml", "clusters:\n  a: 2\n")
+    assert validate_segments(folder) == [
+        f"{folder}/more.yaml:2: cluster name 'a' or number 2 is given in two places"
+    ]

@@ -6,8 +6,9 @@
 >>> with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
 ...     a = run(parser().parse_args(["simulate", "-n", "1500", "--seed", "3", "-o", path]))
 ...     b = run(parser().parse_args(["evaluate", "--replay", path, "--every", "500", "--quiet"]))
->>> a, b, out.getvalue().splitlines()[0].split(), len(out.getvalue().splitlines())
-(0, 0, ['sessions', 'positives', 'roc_auc', 'log_loss', 'ready'], 4)
+>>> a, b, out.getvalue().splitlines()[0].split()  # doctest: +NORMALIZE_WHITESPACE
+(0, 0, ['sessions', 'positives', 'auc@decision', 'auc@end', 'log_loss', 'planted_auc',
+        'purity', 'ready'])
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from personalize.learning.evaluate import EvalPoint, Progress, Replay, ReplayError
+from personalize.learning.simulate import GROUPS
 from personalize.util.cli_types import fraction, positive_number, whole_number
 
-__all__ = ["COMMANDS", "add_commands", "parser", "run"]
+__all__ = ["COMMANDS", "add_commands", "parser", "report", "run"]
 
 COMMANDS = ("simulate", "evaluate", "learner")
 
@@ -64,6 +66,18 @@ def add_commands(commands: Any) -> None:
         help="how many times the planted group converts (default: %(default)s)",
     )
     sim.add_argument(
+        "--effect",
+        action="append",
+        metavar="FIELD=VALUE,...:LIFT",
+        help="plant an effect instead of the default (paid search on a phone in the evening "
+        "at --lift), e.g. channel=email,daypart=morning:2; repeat for more",
+    )
+    sim.add_argument(
+        "--personas",
+        metavar="NAME,...",
+        help=f"personas to draw from (default: all of {', '.join(GROUPS)})",
+    )
+    sim.add_argument(
         "--outlier-rate",
         type=fraction,
         default=0.0,
@@ -82,8 +96,10 @@ def add_commands(commands: Any) -> None:
     ev = commands.add_parser(
         "evaluate",
         help="prequential ROC AUC and log loss of a replay",
-        description="Replay labelled sessions through the conversion model, predicting each "
-        "before learning from it, and print ROC AUC and log loss every N sessions.",
+        description="Replay labelled sessions through the models, predicting each before "
+        "learning from it; every N sessions print the ROC AUC at decision time (each page's "
+        "start) and at the end of sessions, the log loss and, where the records carry ground "
+        "truth, the planted group's AUC and the clusters' persona purity.",
     )
     ev.add_argument(
         "--replay",
@@ -109,6 +125,18 @@ def add_commands(commands: Any) -> None:
         default=0.02,
         metavar="RATE",
         help="the model's learning rate (default: %(default)s)",
+    )
+    ev.add_argument(
+        "--clusters",
+        type=whole_number(2),
+        default=6,
+        metavar="N",
+        help="clusters to form (default: %(default)s)",
+    )
+    ev.add_argument(
+        "--cluster-names",
+        metavar="FILE.yaml",
+        help="a file with a clusters: mapping (name: number); purity is then the named ones'",
     )
     _progress_options(ev)
 
@@ -186,13 +214,24 @@ def _counted(records: Iterable[Any], progress: Progress) -> Iterator[Any]:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from personalize.learning.simulate import simulate, write_jsonl
+    from personalize.learning.simulate import Effect, simulate, write_jsonl
 
+    try:
+        effects = [Effect.parse(e) for e in args.effect] if args.effect else None
+        personas = args.personas.split(",") if args.personas else None
+        unknown = [p for p in personas or () if p not in GROUPS]
+        if unknown:
+            raise ValueError(f"unknown personas {', '.join(unknown)}; known: {', '.join(GROUPS)}")
+    except ValueError as exc:
+        print(f"personalize simulate: {exc}", file=sys.stderr)
+        return 2
     records: Iterable[Any] = simulate(
         args.sessions,
         seed=args.seed,
         base_rate=args.base_rate,
         lift=args.lift,
+        effects=effects,
+        personas=personas,
         outlier_rate=args.outlier_rate,
     )
     progress = _progress(args, args.sessions)
@@ -214,8 +253,11 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from personalize.exceptions import SegmentError
+    from personalize.learning.clusters import SessionClusterer
     from personalize.learning.evaluate import evaluate
     from personalize.learning.propensity import PropensityModel
+    from personalize.rules.clusternames import load_cluster_names
 
     try:
         with open(args.replay, encoding="utf-8") as f:
@@ -223,21 +265,27 @@ def _evaluate(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"personalize evaluate: {args.replay}: {exc}", file=sys.stderr)
         return 2
+    try:
+        names = load_cluster_names(args.cluster_names) if args.cluster_names else None
+    except SegmentError as exc:
+        print(f"personalize evaluate: {exc}", file=sys.stderr)
+        return 2
     model = PropensityModel(learning_rate=args.learning_rate)
+    clusterer = SessionClusterer(n_clusters=args.clusters, seed=1)
     progress = _progress(args, total)
     replay = Replay(args.replay)
 
     def show(p: EvalPoint) -> None:  # as soon as it is computed, between redraws of the bar
         if progress is not None:
             progress.clear()
-        print(f"{p.n:>10} {p.positives:>10} {p.auc:>8.4f} {p.logloss:>9.4f} {p.ready!s:>6}",
-              flush=True)  # fmt: skip
+        print(point_line(p), flush=True)
 
-    print(f"{'sessions':>10} {'positives':>10} {'roc_auc':>8} {'log_loss':>9} {'ready':>6}",
-          flush=True)  # fmt: skip
+    print(HEADER, flush=True)
     try:
-        evaluate(replay, model=model, every=args.every, label=args.label, progress=progress,
-                 on_point=show)  # fmt: skip
+        points = evaluate(
+            replay, model=model, clusterer=clusterer, names=names, every=args.every,
+            label=args.label, progress=progress, on_point=show,
+        )  # fmt: skip
     except ReplayError as exc:
         problem = str(exc)
     except KeyError as exc:
@@ -245,11 +293,48 @@ def _evaluate(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, AttributeError) as exc:
         problem = str(replay.error(f"a value cannot be used: {exc}"))
     else:
+        lines = cluster_lines(points)
+        if lines:
+            print("\n".join(lines), flush=True)
         return 0
     if progress is not None:
         progress.end_line()  # it shows how far the replay got; the problem goes below it
     print(problem, file=sys.stderr)
     return 2
+
+
+HEADER = (
+    f"{'sessions':>10} {'positives':>10} {'auc@decision':>13} {'auc@end':>8} "
+    f"{'log_loss':>9} {'planted_auc':>12} {'purity':>7} {'ready':>6}"
+)
+
+
+def point_line(p: EvalPoint) -> str:
+    """One line of figures (``-`` where the records carry no ground truth)."""
+    planted = f"{p.planted_auc:.4f}" if p.planted_auc is not None else "-"
+    purity = f"{p.purity:.3f}" if p.purity is not None else "-"
+    return (
+        f"{p.n:>10} {p.positives:>10} {p.auc:>13.4f} {p.auc_end:>8.4f} {p.logloss:>9.4f} "
+        f"{planted:>12} {purity:>7} {p.ready!s:>6}"
+    )
+
+
+def cluster_lines(points: list[EvalPoint]) -> list[str]:
+    """The clusters of the last window: name, size, main persona's share, description."""
+    if not points or not points[-1].clusters:
+        return []
+    lines = ["", "clusters in the last window (decision time):"]
+    for c in points[-1].clusters:
+        lines.append(
+            f"  {c.cluster:>2} {c.name or '-':<20} {c.size:>6} sessions  {c.purity:>6.1%} "
+            f"{c.persona:<16} {c.description}"
+        )
+    return lines
+
+
+def report(points: list[EvalPoint]) -> list[str]:
+    """The whole evaluation as lines of text: figures over time, then the clusters."""
+    return [HEADER, *(point_line(p) for p in points), *cluster_lines(points)]
 
 
 def _learner(args: argparse.Namespace) -> int:  # pragma: no cover - a long-running process

@@ -1,9 +1,16 @@
 """Prequential evaluation: replay labelled sessions through the models, test then train.
 
+Every session is scored at each page's start (the features a decision saw), before it is
+learned: the decision-time ROC AUC, beside the end-of-session one (its last page). Where the
+records carry ground truth (``personalize simulate`` writes it), two more figures say whether
+the models found what was planted, per reporting window of ``every`` sessions: the ROC AUC
+with which the landing page's propensity picks out the ``planted`` sessions, and the persona
+(``group``) purity of the clusters (of the named ones, when ``names`` are given).
+
 >>> from personalize.learning.simulate import simulate
 >>> points = evaluate(simulate(2000, seed=1), every=1000)
->>> [p.n for p in points], points[-1].auc > 0.55
-([1000, 2000], True)
+>>> [p.n for p in points], points[-1].auc > 0.55, points[-1].purity is not None
+([1000, 2000], True, True)
 
 A replay file is read by :class:`Replay`, which knows the line each record came from, so a
 bad record is reported as ``FILE:LINE: problem``.
@@ -11,31 +18,58 @@ bad record is reported as ``FILE:LINE: problem``.
 
 from __future__ import annotations
 
+import collections
 import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from personalize.learning.features import features_from_record
+from personalize.learning.features import pages_from_record
+from personalize.learning.metrics import BinnedAUC
 
 if TYPE_CHECKING:
+    from personalize.learning.clusters import SessionClusterer
     from personalize.learning.propensity import PropensityModel
 
-__all__ = ["EvalPoint", "Progress", "Replay", "ReplayError", "evaluate", "read_jsonl"]
+__all__ = [
+    "ClusterReport",
+    "EvalPoint",
+    "Progress",
+    "Replay",
+    "ReplayError",
+    "evaluate",
+    "read_jsonl",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterReport:
+    """One cluster in a reporting window: its size, its main persona and that persona's share."""
+
+    cluster: int
+    name: str | None
+    description: str
+    size: int
+    persona: str
+    purity: float
 
 
 @dataclass(frozen=True, slots=True)
 class EvalPoint:
-    """Prequential figures after ``n`` sessions."""
+    """Prequential figures after ``n`` sessions (ground-truth figures over the last window)."""
 
     n: int
     positives: int
-    auc: float
+    auc: float  # decision time: each page's start
     logloss: float
     ready: bool
+    auc_end: float = 0.5  # the session's last page
+    planted_auc: float | None = None  # landing-page propensity: planted vs other sessions
+    purity: float | None = None  # persona purity of the (named) clusters
+    clusters: tuple[ClusterReport, ...] = field(default=())
 
 
 class Progress:
@@ -138,34 +172,91 @@ def evaluate(
     records: Iterable[Mapping[str, Any]],
     *,
     model: PropensityModel | None = None,
+    clusterer: SessionClusterer | None = None,
+    names: Mapping[str, int] | None = None,
     every: int = 1000,
     label: str = "converted",
     progress: Progress | None = None,
     on_point: Callable[[EvalPoint], None] | None = None,
 ) -> list[EvalPoint]:
-    """Replay ``records`` (with a boolean ``label`` key) through ``model``; a point every N,
-    each also given to ``on_point`` as soon as it is computed."""
+    """Replay ``records`` (with a boolean ``label`` key) through ``model`` (and ``clusterer``,
+    for records with a ``group``); a point every ``every`` sessions, each also given to
+    ``on_point`` as soon as it is computed. ``names`` maps cluster names to ids: the purity is
+    then that of the named clusters."""
     if model is None:
         from personalize.learning.propensity import PropensityModel  # needs river
 
         model = PropensityModel()
+    if clusterer is None:
+        from personalize.learning.clusters import SessionClusterer  # needs river
+
+        clusterer = SessionClusterer(seed=1)
+    window = _Window(model, clusterer, names or {})
     points: list[EvalPoint] = []
     n = 0
     for record in records:
-        model.learn_one(features_from_record(record), bool(record[label]))
+        pages = pages_from_record(record)
+        window.score(record, pages)
+        model.learn_session(pages, bool(record[label]))
+        if "group" in record:
+            clusterer.learn_one(pages[0])
         n += 1
         if n % every == 0:
-            q = model.quality
-            points.append(EvalPoint(n, q.n_positive, q.auc, q.logloss, model.ready))
+            points.append(window.point(n))
             if on_point is not None:
                 on_point(points[-1])
+            window = _Window(model, clusterer, names or {})
         if progress is not None:
             progress.update(n)
     if n % every and n:
-        q = model.quality
-        points.append(EvalPoint(n, q.n_positive, q.auc, q.logloss, model.ready))
+        points.append(window.point(n))
         if on_point is not None:
             on_point(points[-1])
     if progress is not None:
         progress.close(n)
     return points
+
+
+class _Window:
+    """Ground-truth figures over one reporting window."""
+
+    def __init__(
+        self, model: PropensityModel, clusterer: SessionClusterer, names: Mapping[str, int]
+    ) -> None:
+        self.model = model
+        self.clusterer = clusterer
+        self.names = {cluster: name for name, cluster in names.items()}
+        self.planted = BinnedAUC()
+        self.groups: dict[int, collections.Counter[str]] = collections.defaultdict(
+            collections.Counter
+        )
+
+    def score(self, record: Mapping[str, Any], pages: list[dict[str, float | str]]) -> None:
+        if "planted" in record and self.model.quality.n_labelled:
+            p = self.model.predict_proba_one(pages[0])[True]
+            self.planted.update(bool(record["planted"]), p)
+        group = record.get("group")
+        if group is not None and self.clusterer.ready:
+            self.groups[self.clusterer.predict_one(pages[0])][str(group)] += 1
+
+    def _report(self, cluster: int, counts: collections.Counter[str]) -> ClusterReport:
+        persona, top = counts.most_common(1)[0]
+        size = sum(counts.values())
+        name = self.names.get(cluster)
+        return ClusterReport(cluster, name, self.clusterer.describe(cluster), size, persona,
+                             top / size)  # fmt: skip
+
+    def point(self, n: int) -> EvalPoint:
+        q = self.model.quality
+        planted = self.planted
+        has_both = planted.n_pos > 0 and planted.n_neg > 0
+        reports = tuple(
+            self._report(cluster, counts) for cluster, counts in sorted(self.groups.items())
+        )
+        judged = [r for r in reports if r.name is not None] if self.names else list(reports)
+        size = sum(r.size for r in judged)
+        purity = sum(r.purity * r.size for r in judged) / size if size else None
+        return EvalPoint(
+            n, q.n_positive, q.auc, q.logloss, self.model.ready, q.auc_end,
+            planted.get() if has_both else None, purity, reports,
+        )  # fmt: skip

@@ -30,6 +30,7 @@ __all__ = [
     "NUMERIC_FEATURES",
     "Features",
     "features_from_record",
+    "pages_from_record",
     "session_features",
 ]
 
@@ -150,3 +151,32 @@ def features_from_record(record: Mapping[str, Any]) -> dict[str, float | str]:
         float(record.get("days_since_first", 0.0)),
         record.get("affinities") or {},
     )
+
+
+def pages_from_record(record: Mapping[str, Any], *, max_pages: int = 8) -> list[Features]:
+    """The features at each page's start of one session record (what a decision saw).
+
+    A record with ``"pages"`` (a list of dicts of what changed from page to page) gives one
+    feature dict per page; otherwise the pages are rebuilt from the session's end state: page
+    ``k`` of ``n`` had seen ``k`` pages of the session and ``n - k`` fewer in all. Like the
+    labeller, it keeps the first ``max_pages - 1`` pages and the last.
+
+    >>> pages = pages_from_record({"session_page_views": 3, "page_views": 10})
+    >>> [round(math.expm1(p["session_page_views"])) for p in pages]
+    [1, 2, 3]
+    >>> [round(math.expm1(p["page_views"])) for p in pages]
+    [8, 9, 10]
+    """
+    listed = record.get("pages")
+    if isinstance(listed, list) and listed:
+        steps = [{**record, **page} for page in listed if isinstance(page, Mapping)]
+    else:
+        n = max(1, int(record.get("session_page_views", 1) or 1))
+        total = float(record.get("page_views", n) or n)
+        steps = [
+            {**record, "session_page_views": k, "page_views": max(total - n + k, k)}
+            for k in range(1, n + 1)
+        ]
+    if len(steps) > max_pages:
+        steps = [*steps[: max_pages - 1], steps[-1]]
+    return [features_from_record(step) for step in steps]

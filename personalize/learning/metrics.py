@@ -42,7 +42,17 @@ class BinnedAUC:
     @property
     def n(self) -> int:
         """Predictions counted."""
-        return sum(self._pos) + sum(self._neg)
+        return self.n_pos + self.n_neg
+
+    @property
+    def n_pos(self) -> int:
+        """Predictions of positive examples counted."""
+        return sum(self._pos)
+
+    @property
+    def n_neg(self) -> int:
+        """Predictions of negative examples counted."""
+        return sum(self._neg)
 
     def get(self) -> float:
         """The area under the ROC curve; 0.5 until both classes were seen."""

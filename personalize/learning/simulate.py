@@ -1,9 +1,10 @@
 """Synthetic traffic with known ground truth, for tests, the demo and ``personalize evaluate``.
 
-Sessions come from a few planted personas (the ``group`` the clusterer should recover) and
-convert at ``base_rate``, except the planted effect: paid-search mobile visitors in the
-evening convert ``lift`` times as often (``planted`` is true for them). ``p`` is each
-session's true conversion probability; ``converted`` its drawn label.
+Sessions come from a few planted personas (the ``group`` the clusterer should recover; pick
+them with ``personas``) and convert at ``base_rate`` times an engagement factor (deeper
+sessions convert more), except where a planted :class:`Effect` applies: by default paid-search
+mobile visitors in the evening convert ``lift`` times as often (``planted`` is true for them).
+``p`` is each session's true conversion probability; ``converted`` its drawn label.
 
 >>> records = list(simulate(3, seed=7))
 >>> sorted(records[0])  # doctest: +NORMALIZE_WHITESPACE
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-__all__ = ["GROUPS", "is_planted", "simulate", "write_jsonl"]
+__all__ = ["GROUPS", "Effect", "is_planted", "simulate", "write_jsonl"]
 
 Choices = Sequence[tuple[str, float]]
 
@@ -92,22 +93,74 @@ GROUPS: dict[str, _Persona] = {
         country=(("US", 0.5), ("GB", 0.3), ("DE", 0.2)),
     ),
 }
-_NAMES = tuple(GROUPS)
-_WEIGHTS = tuple(p.weight for p in GROUPS.values())
 _CATEGORIES = ("fashion", "beauty", "electronics", "books", "home", "garden")
 
 
+_DAYPARTS = ("night", "morning", "afternoon", "evening")
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """A planted effect: sessions matching every ``when`` field convert ``lift`` times as often.
+
+    ``when`` compares record fields (``channel``, ``device_type``, ``country``, ``daypart``...)
+    with a value. :meth:`parse` reads the command line's form.
+
+    >>> effect = Effect.parse("channel=paid_search,device_type=mobile,daypart=evening:4")
+    >>> effect.lift, effect.matches({"channel": "paid_search", "device_type": "mobile",
+    ...                              "hour": 20})
+    (4.0, True)
+    """
+
+    when: Mapping[str, str]
+    lift: float
+
+    @classmethod
+    def parse(cls, text: str) -> Effect:
+        """``field=value,field=value:lift``; ValueError with the reason when malformed."""
+        conditions, sep, lift = text.rpartition(":")
+        if not sep or not conditions:
+            raise ValueError(f"effect {text!r}: expected field=value,...:lift")
+        when = {}
+        for part in conditions.split(","):
+            field, eq, value = part.partition("=")
+            if not eq or not field.strip() or not value.strip():
+                raise ValueError(f"effect {text!r}: {part!r} is not field=value")
+            when[field.strip()] = value.strip()
+        try:
+            factor = float(lift)
+        except ValueError:
+            raise ValueError(f"effect {text!r}: lift {lift!r} is not a number") from None
+        if not 0 < factor <= 100:
+            raise ValueError(f"effect {text!r}: lift must be above 0 and at most 100")
+        return cls(when, factor)
+
+    def matches(self, record: Mapping[str, Any]) -> bool:
+        """True when every condition holds for ``record``."""
+        for field, value in self.when.items():
+            actual: object = record.get(field)
+            if field == "daypart":
+                actual = _DAYPARTS[int(record.get("hour", 0)) % 24 // 6]
+            if str(actual) != value:
+                return False
+        return True
+
+
+#: The default planted effect's conditions: paid search on a phone in the evening.
+PLANTED: Mapping[str, str] = {
+    "channel": "paid_search",
+    "device_type": "mobile",
+    "daypart": "evening",
+}
+
+
 def is_planted(record: Mapping[str, Any]) -> bool:
-    """True for the planted high-converting sessions: paid search, mobile, evening (18-23h).
+    """True for the default planted sessions: paid search, mobile, evening (18-23h).
 
     >>> is_planted({"channel": "paid_search", "device_type": "mobile", "hour": 20})
     True
     """
-    return (
-        record.get("channel") == "paid_search"
-        and record.get("device_type") == "mobile"
-        and 18 <= int(record.get("hour", 0)) <= 23
-    )
+    return Effect(PLANTED, 1.0).matches(record)
 
 
 def _pick(rng: random.Random, choices: Choices) -> str:
@@ -182,10 +235,22 @@ def simulate(
     seed: int = 0,
     base_rate: float = 0.03,
     lift: float = 3.0,
+    effects: Sequence[Effect] | None = None,
+    personas: Sequence[str] | None = None,
     outlier_rate: float = 0.0,
     start: float = 1_700_000_000.0,
 ) -> Iterator[dict[str, Any]]:
-    """``n`` synthetic sessions, deterministic for a ``seed``; see the module docstring."""
+    """``n`` synthetic sessions, deterministic for a ``seed``; see the module docstring.
+
+    ``effects`` default to paid search on a phone in the evening at ``lift``; ``personas``
+    to all of :data:`GROUPS` (a KeyError names the ones that exist)."""
+    if effects is None:
+        effects = (Effect(PLANTED, lift),)
+    names = tuple(personas) if personas else tuple(GROUPS)
+    unknown = [p for p in names if p not in GROUPS]
+    if unknown:
+        raise KeyError(f"unknown personas {', '.join(unknown)}; known: {', '.join(GROUPS)}")
+    weights = tuple(GROUPS[p].weight for p in names)
     rng = random.Random(seed)
     ts = start
     for i in range(n):
@@ -193,9 +258,13 @@ def simulate(
         if outlier_rate and rng.random() < outlier_rate:
             record = _outlier(rng, i, ts)
         else:
-            record = _session(rng, i, ts, rng.choices(_NAMES, _WEIGHTS)[0])
-        planted = is_planted(record)
-        p = min(1.0, base_rate * (lift if planted else 1.0) * _engagement(record))
+            record = _session(rng, i, ts, rng.choices(names, weights)[0])
+        factor = 1.0
+        for effect in effects:
+            if effect.matches(record):
+                factor *= effect.lift
+        planted = factor != 1.0
+        p = min(1.0, base_rate * factor * _engagement(record))
         record["planted"] = planted
         record["p"] = p
         record["converted"] = rng.random() < p

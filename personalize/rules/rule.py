@@ -39,6 +39,7 @@ from typing import Any
 
 from personalize.exceptions import RuleError, RuleProblem, RuleValueError
 from personalize.rules.attributes import DAY, Attribute, lookup, suggest, unknown_attribute_message
+from personalize.rules.clusternames import cluster_value
 from personalize.rules.operators import COLLECTIONS, OPERATORS, applicable, describe
 from personalize.rules.values import is_number, kind_of
 
@@ -102,8 +103,13 @@ class Rule:
         return f"<Rule {self._node.text}>"
 
 
-def compile_rule(data: object, *, where: str = "rule") -> Rule:
+def compile_rule(
+    data: object, *, where: str = "rule", clusters: Mapping[str, int] | None = None
+) -> Rule:
     """Validate ``data`` and compile it; raises :class:`RuleError` listing every problem.
+
+    ``clusters`` are the names editors gave learned clusters (name -> number): a ``cluster``
+    condition may use them, and a named cluster is compared and explained by its name.
 
     >>> compile_rule({"attribute": "contry", "operator": "eq", "value": "GB"}, where="x.yaml")
     Traceback (most recent call last):
@@ -111,13 +117,15 @@ def compile_rule(data: object, *, where: str = "rule") -> Rule:
     personalize.exceptions.RuleError: x.yaml: attribute: unknown attribute 'contry' ...
     """
     problems: list[RuleProblem] = []
-    node = _compile(data, (), problems, 0)
+    node = _compile(data, (), problems, 0, clusters or {})
     if problems or node is None:
         raise RuleError(where, problems or [RuleProblem((), "empty rule")])
     return Rule(data, node)
 
 
-def _compile(data: object, path: Path, problems: list[RuleProblem], depth: int) -> _Node | None:
+def _compile(
+    data: object, path: Path, problems: list[RuleProblem], depth: int, clusters: Mapping[str, int]
+) -> _Node | None:
     if not isinstance(data, Mapping):
         problems.append(RuleProblem(path, _NOT_A_RULE + f", not {kind_of(data)}"))
         return None
@@ -129,21 +137,26 @@ def _compile(data: object, path: Path, problems: list[RuleProblem], depth: int) 
                 RuleProblem(path, f"a group has one key, all, any or none; also: {others}")
             )
             return None
-        return _compile_group(groups[0], data[groups[0]], path, problems, depth)
+        return _compile_group(groups[0], data[groups[0]], path, problems, depth, clusters)
     if not any(k in data for k in _LEAF_KEYS):
         keys = ", ".join(str(k) for k in data)[:80] or "nothing"
         close = difflib.get_close_matches(str(next(iter(data), "")), [*GROUPS, *_LEAF_KEYS], 1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         problems.append(RuleProblem(path, f"{_NOT_A_RULE}; found {keys}{hint}"))
         return None
-    return _compile_leaf(data, path, problems)
+    return _compile_leaf(data, path, problems, clusters)
 
 
 _NOT_A_RULE = "expected a group (all, any or none) or a condition (attribute, operator, value)"
 
 
 def _compile_group(
-    group: str, items: object, path: Path, problems: list[RuleProblem], depth: int
+    group: str,
+    items: object,
+    path: Path,
+    problems: list[RuleProblem],
+    depth: int,
+    clusters: Mapping[str, int],
 ) -> _Node | None:
     path = (*path, group)
     if depth >= MAX_DEPTH:
@@ -154,7 +167,9 @@ def _compile_group(
             RuleProblem(path, f"{group} needs a list of conditions, not {kind_of(items)}")
         )
         return None
-    children = [_compile(item, (*path, i), problems, depth + 1) for i, item in enumerate(items)]
+    children = [
+        _compile(item, (*path, i), problems, depth + 1, clusters) for i, item in enumerate(items)
+    ]
     nodes = [c for c in children if c is not None]
     if len(nodes) != len(children):
         return None
@@ -234,7 +249,9 @@ def _explain_none(nodes: list[_Node]) -> Callable[[Attrs], list[str] | None]:
     return explain
 
 
-def _compile_leaf(data: Mapping[Any, Any], path: Path, problems: list[RuleProblem]) -> _Node | None:
+def _compile_leaf(
+    data: Mapping[Any, Any], path: Path, problems: list[RuleProblem], clusters: Mapping[str, int]
+) -> _Node | None:
     before = len(problems)
     for key in data:
         if key not in _LEAF_KEYS:
@@ -277,6 +294,8 @@ def _compile_leaf(data: Mapping[Any, Any], path: Path, problems: list[RuleProble
         return None
     try:
         expected = op.parse(name, attribute, data.get("value", True))
+        if name == "cluster":
+            expected = cluster_value(expected, clusters)
     except RuleValueError as exc:
         problems.append(RuleProblem((*path, "value"), str(exc)))
         return None

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from personalize.exceptions import RuleError, SegmentError
+from personalize.rules.clusternames import parse_cluster_names
 from personalize.rules.rule import Rule, compile_rule
 from personalize.rules.stated import NOT_ME
 from personalize.util.reloading import FolderWatch
@@ -74,18 +75,47 @@ def validate_segments(directory: str | Path) -> list[str]:
 
 def load_segments(directory: str | Path) -> tuple[Segment, ...]:
     """Load and validate every segment file under ``directory``; raises :class:`SegmentError`."""
+    return load_folder(directory)[0]
+
+
+def load_folder(directory: str | Path) -> tuple[tuple[Segment, ...], dict[str, int]]:
+    """The segments and the cluster names (``clusters:`` mappings, see
+    :mod:`personalize.rules.clusternames`) of a folder; raises :class:`SegmentError`."""
     folder = Path(directory)
     if not folder.is_dir():
         raise SegmentError([f"{folder}: no such folder"])
     found: list[_Found] = []
     problems: list[tuple[str, int, str]] = []
-    for path in yaml_files(folder):
-        _load_file(path, str(path), found, problems)
+    parsed = [(str(path), *_parse_file(path, str(path), problems)) for path in yaml_files(folder)]
+    names: dict[str, int] = {}
+    for shown, root, data in parsed:
+        if root is not None and isinstance(data, Mapping) and "clusters" in data:
+            _cluster_names(data["clusters"], root, shown, names, problems)
+    for shown, root, data in parsed:
+        if root is not None:
+            _load_items(data, root, shown, found, problems, names)
     _check_unique(found, problems)
     if problems:
         problems.sort(key=lambda p: (p[0], p[1]))
         raise SegmentError([f"{file}:{line}: {msg}" for file, line, msg in problems])
-    return tuple(f.segment for f in found)
+    return tuple(f.segment for f in found), names
+
+
+def _cluster_names(
+    data: Any, root: yaml.Node, shown: str, names: dict[str, int],
+    problems: list[tuple[str, int, str]],
+) -> None:  # fmt: skip
+    found, errors = parse_cluster_names(data)
+    where = Located(root, ("clusters",))
+    for path, message in errors:
+        problems.append((shown, where.line(path), message))
+    for name, number in found.items():
+        if name in names or number in names.values():
+            line = where.line((name,))
+            problems.append((shown, line, f"cluster name {name!r} or number {number} is given "
+                                          "in two places"))  # fmt: skip
+        else:
+            names[name] = number
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,23 +125,32 @@ class _Found:
     line: int
 
 
-def _load_file(
-    path: Path, shown: str, found: list[_Found], problems: list[tuple[str, int, str]]
-) -> None:
+def _parse_file(
+    path: Path, shown: str, problems: list[tuple[str, int, str]]
+) -> tuple[yaml.Node | None, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append((shown, 1, f"cannot read: {exc}"))
-        return
+        return None, None
     root, data, errors = parse_yaml(text)
     problems.extend((shown, line, message) for line, message in errors)
     if root is None:
-        return  # unreadable, or an empty file that holds no segments
+        return None, None  # unreadable, or an empty file that holds no segments
     for line, message in duplicate_keys(root):
         problems.append((shown, line, message))
+    return root, data
+
+
+def _load_items(
+    data: Any, root: yaml.Node, shown: str, found: list[_Found],
+    problems: list[tuple[str, int, str]], clusters: Mapping[str, int],
+) -> None:  # fmt: skip
     for item, where in _items(data, root, problems, shown):
         line = where.line()
-        segment = _segment(item, where, shown, problems, origin=f"{shown}:{line}")
+        segment = _segment(
+            item, where, shown, problems, origin=f"{shown}:{line}", clusters=clusters
+        )
         if segment is not None:
             found.append(_Found(segment, shown, line))
 
@@ -120,12 +159,14 @@ def _items(
     data: Any, root: yaml.Node, problems: list[tuple[str, int, str]], shown: str
 ) -> Iterator[tuple[Any, Located]]:
     path: tuple[str | int, ...] = ()
-    if isinstance(data, Mapping) and "segments" in data:
+    if isinstance(data, Mapping) and ("segments" in data or "clusters" in data):
         for key in data:
-            if key != "segments":
+            if key not in ("segments", "clusters"):
                 line = Located(root, ()).line((key,), key=True)
-                problems.append((shown, line, f"unknown key {str(key)[:40]!r}; expected segments"))
-        data, path = data["segments"], ("segments",)
+                problems.append(
+                    (shown, line, f"unknown key {str(key)[:40]!r}; expected segments or clusters")
+                )
+        data, path = data.get("segments"), ("segments",)
     if data is None:
         return
     if not isinstance(data, list):
@@ -137,7 +178,13 @@ def _items(
 
 
 def _segment(
-    item: Any, where: Located, shown: str, problems: list[tuple[str, int, str]], *, origin: str
+    item: Any,
+    where: Located,
+    shown: str,
+    problems: list[tuple[str, int, str]],
+    *,
+    origin: str,
+    clusters: Mapping[str, int] | None = None,
 ) -> Segment | None:
     start = where.line()
     if not isinstance(item, Mapping):
@@ -162,7 +209,7 @@ def _segment(
         problems.append((shown, start, f"{label}has no rule"))
         return None
     try:
-        rule = compile_rule(item["rule"], where=shown)
+        rule = compile_rule(item["rule"], where=shown, clusters=clusters)
     except RuleError as exc:
         for problem in exc.problems:
             line = where.line(("rule", *problem.path))
@@ -200,10 +247,11 @@ class SegmentLibrary:
         self.errors: tuple[str, ...] = ()  # problems of the last reload that was refused
         self._segments: tuple[Segment, ...] = ()
         self._index: dict[str, Segment] = {}
+        self._clusters: dict[int, str] = {}
         self._watch: FolderWatch | None = None
         if self.directory is not None:
             self._watch = FolderWatch(self.directory, yaml_files, interval=reload_interval)
-            self._install(load_segments(self.directory))
+            self._install(*load_folder(self.directory))
 
     @classmethod
     def from_data(
@@ -226,9 +274,22 @@ class SegmentLibrary:
         library._install(tuple(f.segment for f in found))
         return library
 
-    def _install(self, segments: tuple[Segment, ...]) -> None:
+    def _install(
+        self, segments: tuple[Segment, ...], clusters: Mapping[str, int] | None = None
+    ) -> None:
         index = {s.name: s for s in segments}
-        self._segments, self._index = segments, index  # readers see the old or the new, whole
+        named = {number: name for name, number in (clusters or {}).items()}
+        # Readers see the old or the new, whole.
+        self._segments, self._index, self._clusters = segments, index, named
+
+    @property
+    def cluster_names(self) -> dict[int, str]:
+        """Cluster number -> the name editors gave it (``clusters:`` in a segments file)."""
+        return dict(self._clusters)
+
+    def cluster_label(self, cluster: int) -> str | int:
+        """How rules see a cluster: its name when it has one, else its number."""
+        return self._clusters.get(cluster, cluster)
 
     @property
     def segments(self) -> tuple[Segment, ...]:
@@ -293,12 +354,12 @@ class SegmentLibrary:
     def _reload(self) -> bool:
         assert self.directory is not None
         try:
-            segments = load_segments(self.directory)
+            segments, clusters = load_folder(self.directory)
         except SegmentError as exc:
             self.errors = exc.problems
             logger.error("segments not reloaded, keeping the previous version:\n%s", exc)
             return False
-        self._install(segments)
+        self._install(segments, clusters)
         self.errors = ()
         logger.info("segments reloaded from %s: %d segments", self.directory, len(segments))
         return True
