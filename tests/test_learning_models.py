@@ -271,7 +271,7 @@ def test_clusters_keep_their_identity_across_refits_and_say_what_sets_them_apart
     after = [clusterer.predict_one(x) for x in probes]
     kept = sum(a == b for a, b in zip(before, after, strict=True)) / len(probes)
     assert kept > 0.85, kept  # measured 0.91; without matching, ids are a lottery
-    assert len(clusterer.history) == 5 and all(len(sizes) == 5 for _, sizes in clusterer.history)
+    assert len(clusterer.history) == 6 and all(len(sizes) == 5 for _, sizes in clusterer.history)
     # A weekend: every session is on a Saturday. That sets no cluster apart.
     weekend = SessionClusterer(n_clusters=5, seed=2, refit_every=1500)
     for i, record in enumerate(records):

@@ -22,7 +22,7 @@ much more common in it than overall), not what is true of everyone that day.
 >>> c = clusterer.predict_one(features_from_record(
 ...     {"device_type": "mobile", "channel": "organic_social", "hour": 20, "visits": 1}))
 >>> clusterer.describe(c)
-'mobile, evening, organic social, fashion, new'
+'mobile, evening, fashion, new'
 """
 
 from __future__ import annotations
@@ -268,8 +268,8 @@ class SessionClusterer(river_base.Clusterer):  # type: ignore[misc]  # river is 
             words.append("new" if n < 2.5 else "returning" if n < 8 else "loyal")
         for key, word in (("known", "logged in"), ("weekend", "weekend")):
             level = self._numeric(centre, key)
-            overall = self._numeric(mean, key)
-            if level is not None and overall is not None and level > 0.5 and level > overall + 0.25:
+            usual = self._numeric(mean, key)
+            if level is not None and usual is not None and level > 0.5 and level > usual + 0.25:
                 words.append(word)
         return ", ".join(words) if words else f"segment {cluster_id}"
 
