@@ -180,7 +180,8 @@ class Personalizer:
         source = context.source
         path = context.path
         # Positional, in field order (ts, path, channel, source, medium, campaign, term,
-        # category, device_type, country, device_id, os, browser): this runs for every request.
+        # category, device_type, country, device_id, os, browser, hour): this runs for every
+        # request.
         return Hit(
             now,
             path,
@@ -195,6 +196,7 @@ class Personalizer:
             device_id,
             device.os,
             device.browser,
+            context.clock.hour,
         )
 
     # -- the request path ------------------------------------------------------------------

@@ -13,7 +13,7 @@ from personalize.context import Clock, Device, Geo, Signals, Source, VisitorCont
 from personalize.profiles.pageviews import Hit, apply_hit
 from personalize.profiles.profile import Profile
 from personalize.rules import attributes
-from personalize.rules.attributes import ATTRIBUTES, FAMILIES, build_attributes, lookup
+from personalize.rules.attributes import ATTRIBUTES, DAY, FAMILIES, build_attributes, lookup
 
 CASES: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).parent / "data" / "attributes.yaml").read_text(encoding="utf-8")
@@ -86,8 +86,10 @@ def test_every_built_attribute_is_in_the_vocabulary() -> None:
             }.items()
         },
     )
-    apply_hit(profile, Hit(ts=10.0, path="/shoes", category="shoes"))
-    apply_hit(profile, Hit(ts=10_000.0, path="/", source="google", campaign="c"))
+    for day in range(4):  # a routine: desktop in the morning
+        apply_hit(profile, Hit(ts=(day - 5) * DAY, path="/", device_type="desktop", hour=9))
+    apply_hit(profile, Hit(ts=10.0, path="/shoes", category="shoes", device_type="mobile"))
+    apply_hit(profile, Hit(ts=10_000.0, path="/", source="g", campaign="c", device_type="tablet"))
     context = VisitorContext(
         geo=Geo(country="GB", region="ENG", city="x", continent="EU", time_zone="UTC"),
         device=Device(os="iOS", browser="Safari"),
@@ -99,9 +101,10 @@ def test_every_built_attribute_is_in_the_vocabulary() -> None:
         profile,
         is_known=True,
         now=20_000.0,
-        learned={"propensity": 0.5, "cluster": 1, "anomaly": 0.1},
+        learned={"propensity": 0.5, "cluster": 1, "anomaly": 0.1, "anomalous": False},
     )
     assert set(ATTRIBUTES) - set(attrs) == set()
+    assert attrs["unusual"] == 1.0 and attrs["unusual_why"].startswith("first visit")
     for name in attrs:
         assert lookup(name) is not None, name
 

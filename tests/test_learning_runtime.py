@@ -34,7 +34,7 @@ async def buy(request: Request) -> Response:
 
 async def attrs(request: Request) -> Response:
     a = get_visitor(request).attributes
-    return JSONResponse({k: a.get(k) for k in ("propensity", "cluster", "anomaly")})
+    return JSONResponse({k: a.get(k) for k in ("propensity", "cluster", "anomaly", "anomalous")})
 
 
 def make(learning: LocalLearning) -> PersonalizeMiddleware:
@@ -62,7 +62,7 @@ def test_page_views_and_orders_feed_the_models_and_scores_reach_rules() -> None:
     models = ModelSet(
         PropensityModel(min_labelled=5, min_auc=0.0),
         SessionClusterer(n_clusters=2, init_size=5),
-        AnomalyScorer(window_size=10),
+        AnomalyScorer(window_size=10, threshold=0.9),
     )
     learning = LocalLearning(models)
     pz = make(learning)
@@ -88,7 +88,27 @@ def test_page_views_and_orders_feed_the_models_and_scores_reach_rules() -> None:
     status = learning.status()
     assert status["events"] >= 30 and status["dropped"] == 0
     assert last["anomaly"] is not None and 0.0 <= last["anomaly"] <= 1.0
+    assert last["anomalous"] is (last["anomaly"] > 0.9)
     assert last["cluster"] is not None
+
+
+def test_scores_are_missing_until_their_model_is_ready_never_a_silent_zero() -> None:
+    learning = LocalLearning()  # defaults: nothing is ready after a few sessions
+    pz = make(learning)
+
+    async def scenario() -> dict[str, Any]:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=pz),
+            base_url="http://shop.test",
+            headers={"user-agent": UA},
+        ) as c:
+            for _ in range(5):
+                await c.get("/")
+            return dict((await c.get("/attrs")).json())
+
+    assert asyncio.run(scenario()) == dict.fromkeys(
+        ("propensity", "cluster", "anomaly", "anomalous")
+    )
 
 
 def test_bots_and_unremembered_visitors_teach_nothing() -> None:

@@ -5,7 +5,9 @@ river's ``anomaly.HalfSpaceTrees`` wants features in ``[0, 1]``: numbers go thro
 (1 minus the share of sessions with that value), so "a country nobody comes from" counts.
 Scores are in ``[0, 1]``, higher is stranger; ``flag_one`` compares with ``threshold`` or,
 by default, with the running ``q``-quantile of the scores seen. Flagged sessions do not
-learn, so a burst of outliers cannot redefine the norm.
+learn, so a burst of outliers cannot redefine the norm. Until a first window of sessions was
+learned (and, without a ``threshold``, enough scores seen to place the cutoff) the scorer is
+not ``ready``: its scores mean nothing yet, and rules should not see them.
 
 >>> from personalize.learning.simulate import simulate
 >>> from personalize.learning.features import features_from_record
@@ -26,7 +28,9 @@ from typing import Any
 from personalize.learning.encoding import split
 from personalize.learning.extras import river, river_base
 
-__all__ = ["AnomalyScorer"]
+__all__ = ["MIN_SCORED", "AnomalyScorer"]
+
+MIN_SCORED = 200  # scores seen before the running quantile is trusted as the cutoff
 
 FeatureDict = Mapping[str, float | str | bool | int | None]
 
@@ -59,6 +63,7 @@ class AnomalyScorer(river_base.AnomalyDetector):  # type: ignore[misc]  # river 
         self._quantile: Any = river.stats.Quantile(q)
         self._counts: dict[str, dict[str, int]] = {}
         self._n = 0
+        self._scored = 0  # scores the cutoff's quantile has seen
 
     def _vector(self, x: FeatureDict) -> dict[str, float]:
         num, _ = split(x)
@@ -82,9 +87,16 @@ class AnomalyScorer(river_base.AnomalyDetector):  # type: ignore[misc]  # river 
         value = self._quantile.get()
         return 1.0 if value is None else float(value)
 
+    @property
+    def ready(self) -> bool:
+        """True once scores mean something: a window learned, and the cutoff placed."""
+        if self._n < self.window_size:
+            return False
+        return self.threshold is not None or self._scored >= MIN_SCORED
+
     def flag_one(self, x: FeatureDict) -> bool:
         """True if the session is far from the norm (its score is above ``cutoff``)."""
-        return self._n >= self.window_size and self.score_one(x) > self.cutoff
+        return self.ready and self.score_one(x) > self.cutoff
 
     def learn_one(self, x: FeatureDict) -> None:
         """Learn one session as part of the norm, unless it is already flagged as anomalous."""
@@ -92,6 +104,7 @@ class AnomalyScorer(river_base.AnomalyDetector):  # type: ignore[misc]  # river 
             score = self.score_one(x)
             flagged = score > self.cutoff
             self._quantile.update(score)  # every score, or the cutoff would ratchet down
+            self._scored += 1
             if flagged and self._n >= 2 * self.window_size:
                 return
         num, _ = split(x)

@@ -105,7 +105,9 @@ class _Runtime:
         self._enqueue({"kind": "convert", "session": session})
 
     def scores(self, visitor: Visit) -> dict[str, Any]:
-        """``propensity`` (behind the quality gate), ``cluster`` and ``anomaly`` for rules."""
+        """``propensity`` (behind the quality gate), ``cluster`` (once formed), and
+        ``anomaly`` with ``anomalous`` (its model's own cutoff; once the scorer is ready) for
+        rules. What is not ready is missing, never a silent zero."""
         models = self.models()
         if models is None or visitor.profile_key is None:
             return {}
@@ -116,7 +118,11 @@ class _Runtime:
                 out["propensity"] = models.propensity.predict_proba_one(x)[True]
             if models.clusterer.ready:
                 out["cluster"] = models.clusterer.predict_one(x)
-            out["anomaly"] = models.anomaly.score_one(x)
+            anomaly = models.anomaly
+            if anomaly.ready:
+                score = anomaly.score_one(x)
+                out["anomaly"] = score
+                out["anomalous"] = score > anomaly.cutoff
         except Exception:  # a model that cannot predict is no reason to fail a page
             logger.exception("personalize: learned scores failed")
         return out

@@ -64,7 +64,8 @@ def split_forwarded(
 
 
 #: The fields of a page view in the change log's compact form ``["h1", ts, path, ...]``, in
-#: this order. A new field of :class:`Hit` needs a new tag ("h2"); "h1" rows keep decoding.
+#: this order; "h2" rows add the local ``hour``. A new field of :class:`Hit` needs a new tag
+#: ("h3"); older rows keep decoding.
 HIT_V1_FIELDS = (
     "ts",
     "path",
@@ -90,7 +91,7 @@ def change_value(change: Change) -> tuple[Any, ...] | dict[str, Any]:
     """
     if isinstance(change, Hit):
         return (
-            "h1",
+            "h2",
             change.ts,
             change.path,
             change.channel,
@@ -104,6 +105,7 @@ def change_value(change: Change) -> tuple[Any, ...] | dict[str, Any]:
             change.device_id,
             change.os,
             change.browser,
+            change.hour,
         )
     return {"e": change.to_dict()}
 
@@ -115,7 +117,7 @@ def encode_change(change: Change) -> bytes:
     bytes of a JSON object, a third of the encoding time); events keep an object.
 
     >>> encode_change(Hit(ts=1.5, path="/"))
-    b'["h1",1.5,"/","direct",null,null,null,null,null,null,null,null,null,null]'
+    b'["h2",1.5,"/","direct",null,null,null,null,null,null,null,null,null,null,null]'
     >>> decode_change(encode_change(Hit(ts=1.5, path="/"))) == Hit(ts=1.5, path="/")
     True
     """
@@ -130,6 +132,8 @@ def decode_change(data: bytes | str) -> Change:
 def change_from_value(d: Any) -> Change:
     """A change from the parsed JSON of :func:`encode_change` (for logs that hold several)."""
     if isinstance(d, list | tuple):
+        if d[0] == "h2" and len(d) == len(HIT_V1_FIELDS) + 2:  # h1 and the local hour
+            return Hit(*d[1:])
         if d[0] == "h1" and len(d) == len(HIT_V1_FIELDS) + 1:
             return Hit(*d[1:])
         raise ValueError(f"unknown change log record {d[0]!r}")

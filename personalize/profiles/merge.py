@@ -17,6 +17,7 @@ from typing import Any
 
 from personalize.profiles.events import bounded
 from personalize.profiles.preferences import merge_stated
+from personalize.profiles.norms import count_session, merge_norms
 from personalize.profiles.profile import MAX_DEVICES, MAX_EVENTS, MAX_SESSIONS, Profile
 
 MAX_ALIASES = 50  # anonymous ids merged into one known profile before merges are refused
@@ -45,9 +46,14 @@ def merge_profiles(target: Profile, source: Profile) -> None:
     target.last_seen = _max(target.last_seen, source.last_seen)
     for category, views in source.affinities.items():
         target.affinities[category] = target.affinities.get(category, 0.0) + views
+    ends = [p.sessions[-1] for p in (target, source) if p.sessions]
     target.sessions = sorted([*target.sessions, *source.sessions], key=lambda s: s.started)[
         -MAX_SESSIONS:
     ]
+    merge_norms(target.norms, source.norms)
+    for session in ends:  # a profile's last session is not in its norms yet
+        if session is not target.sessions[-1]:
+            count_session(target.norms, session)
     for name, value in source.traits.items():
         when = source.trait_times.get(name, 0.0)
         if name not in target.traits or when > target.trait_times.get(name, 0.0):

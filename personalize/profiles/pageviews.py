@@ -24,6 +24,7 @@ from fnmatch import translate
 from typing import Any
 
 from personalize.profiles.preferences import location_used, wants_less
+from personalize.profiles.norms import count_session
 from personalize.profiles.profile import MAX_DEVICES, MAX_SESSIONS, Profile, SessionRecord
 from personalize.util.frozen import fast_init
 
@@ -49,6 +50,7 @@ class Hit:
     device_id: str | None = None  # the visitor (cookie) id of the browser that made the hit
     os: str | None = None
     browser: str | None = None
+    hour: int | None = None  # the visitor's local hour (per-visitor norms)
 
     def to_dict(self) -> dict[str, Any]:
         # By hand: dataclasses.asdict is generic and ~20x slower; this runs per page view.
@@ -66,6 +68,7 @@ class Hit:
             "device_id": self.device_id,
             "os": self.os,
             "browser": self.browser,
+            "hour": self.hour,
         }
 
     @classmethod
@@ -92,6 +95,8 @@ def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TI
     sessions = profile.sessions
     last = sessions[-1] if sessions else None
     if last is None or ts - last.last_seen > session_timeout:
+        if last is not None:
+            count_session(profile.norms, last)  # the visit before this one is now a habit
         internal = hit.channel == "internal"
         profile.sessions.append(
             SessionRecord(
@@ -106,6 +111,8 @@ def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TI
                 device_type=hit.device_type,
                 country=hit.country if not profile.stated or location_used(profile) else None,
                 id=f"{profile.key}@{ts:.0f}",
+                hour=hit.hour,
+                category=hit.category,
             )
         )
         del sessions[:-MAX_SESSIONS]

@@ -41,6 +41,8 @@ class SessionRecord:
     # "<profile key when it opened>@<start>": the session's identity, kept through a login
     # (the merged profile keeps the record), so learning labels it once.
     id: str | None = None
+    hour: int | None = None  # the visitor's local hour when it started
+    category: str | None = None  # the landing page's category
 
 
 @dataclass(slots=True)
@@ -75,6 +77,9 @@ class Profile:
     opted_out: bool = False
     batches: list[str] = field(default_factory=list)  # ids of the last write batches applied
     stated: dict[str, dict[str, Any]] = field(default_factory=dict)  # stated preferences
+    # The visitor's usual context: past sessions by device, channel, daypart, country and
+    # landing category (see personalize.profiles.norms).
+    norms: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def current_session(self) -> SessionRecord | None:
@@ -115,6 +120,7 @@ class Profile:
             "opted_out": self.opted_out,
             "batches": self.batches,
             "stated": self.stated,
+            "norms": self.norms,
         }
 
     def to_json(self) -> bytes:
@@ -152,6 +158,7 @@ class Profile:
             get("opted_out", False),
             get("batches") or [],
             get("stated") or {},
+            get("norms") or {},
         )
 
     @classmethod
@@ -179,6 +186,10 @@ class Profile:
             opted_out=bool(data.get("opted_out", False)),
             batches=[str(b) for b in data.get("batches", ())],
             stated={str(k): dict(v) for k, v in data.get("stated", {}).items()},
+            norms={
+                str(k): {str(v): float(n) for v, n in dict(c).items()}
+                for k, c in dict(data.get("norms") or {}).items()
+            },
         )
 
     def copy(self) -> Profile:
@@ -203,6 +214,8 @@ def _session_dict(s: SessionRecord) -> dict[str, Any]:
         "device_type": s.device_type,
         "country": s.country,
         "id": s.id,
+        "hour": s.hour,
+        "category": s.category,
     }
 
 
@@ -221,6 +234,8 @@ def _session_from(d: Mapping[str, Any]) -> SessionRecord:
         get("device_type"),
         get("country"),
         get("id"),
+        get("hour"),
+        get("category"),
     )
 
 
@@ -246,8 +261,8 @@ def copy_profile(profile: Profile) -> Profile:
 def copy_for_page_view(profile: Profile) -> Profile:
     """A copy good for folding page views into, cheaper than :func:`copy_profile`: only what
     :func:`~personalize.profiles.pageviews.apply_hit` changes is copied (counters, sessions,
-    affinities, devices); traits, facts, events and statements are shared with ``profile``,
-    read-only."""
+    affinities, devices, norms); traits, facts, events and statements are shared with
+    ``profile``, read-only."""
     sessions = profile.sessions[:]
     if sessions:
         sessions[-1] = _copy_session(sessions[-1])  # the only session a page view changes
@@ -273,6 +288,7 @@ def copy_for_page_view(profile: Profile) -> Profile:
         profile.opted_out,
         profile.batches,
         profile.stated,
+        {k: v.copy() for k, v in profile.norms.items()} if profile.norms else {},
     )
 
 
@@ -290,4 +306,6 @@ def _copy_session(s: SessionRecord) -> SessionRecord:
         s.device_type,
         s.country,
         s.id,
+        s.hour,
+        s.category,
     )
