@@ -531,7 +531,7 @@ def test_model_status_with_learning(pz: PersonalizeMiddleware) -> None:
          "auc_history": [[80, 0.52]]}
     )  # fmt: skip
     r = client(pz).get("/_personalize/admin/model", headers=basic(*EDITOR))
-    assert "not yet" in r.text and "80 labelled events of the 500 needed" in r.text
+    assert "not yet" in r.text and "80 labelled sessions of the 500 needed" in r.text
     pz.personalizer.learning = FakeLearning(RuntimeError("snapshot unreadable"))
     r = client(pz).get("/_personalize/admin/model", headers=basic(*EDITOR))
     assert r.status_code == 200 and "snapshot unreadable" in r.text
@@ -554,3 +554,51 @@ def test_second_editor_and_malformed_configured_hash(tmp_path: Path) -> None:
         c.get("/_personalize/admin", headers=basic("ann", "ann's long password")).status_code == 200
     )
     assert c.get("/_personalize/admin", headers=basic("bob", "hunter2")).status_code == 401
+
+
+LEARNED = """\
+clusters: {alpha: 0, beta: 1, gamma: 2, delta: 3}
+segments:
+  - name: any_named_cluster
+    description: In a named cluster
+    rule: {attribute: cluster, operator: in, value: [alpha, beta, gamma, delta]}
+  - name: scored
+    description: Has a propensity
+    rule: {attribute: propensity, operator: exists, value: true}
+"""
+
+
+def test_member_counts_preview_and_model_page_include_learned_segments(tmp_path: Path) -> None:
+    from personalize.learning import (
+        ModelSet,
+        PropensityModel,
+        SessionClusterer,
+        features_from_record,
+        simulate,
+    )
+    from personalize.learning.anomaly import AnomalyScorer
+    from personalize.learning.runtime import LocalLearning
+
+    models = ModelSet(PropensityModel(), SessionClusterer(n_clusters=4, seed=1), AnomalyScorer())
+    for record in simulate(2000, seed=1):
+        x = features_from_record(record)
+        models.propensity.learn_one(x, record["converted"])
+        models.clusterer.learn_one(x)
+    assert models.propensity.ready and models.clusterer.ready
+    pz = make(tmp_path, learning=LocalLearning(models))
+    (tmp_path / "segments" / "learned.yaml").write_text(LEARNED)
+    assert pz.personalizer.segments is not None
+    pz.personalizer.segments.reload_if_changed(force=True)
+    for headers in (PHONE, {}, PHONE):
+        client(pz, headers).get("/")
+    r = client(pz).get("/_personalize/admin/segments", headers=basic(*EDITOR))
+    counts = dict(re.findall(r'id="segment-([a-z_]+)".*?data-count="(\d+)"', r.text, re.S))
+    assert counts["any_named_cluster"] == counts["scored"] == "3"
+    preview = client(pz).get(
+        "/_personalize/admin/preview?path=/&device=mobile&channel=paid_search&hour=20",
+        headers=basic(*EDITOR),
+    )
+    assert "any_named_cluster" in preview.text and "p(convert)" in preview.text
+    model = client(pz).get("/_personalize/admin/model", headers=basic(*EDITOR))
+    assert all(name in model.text for name in ("alpha", "beta", "gamma", "delta"))
+    assert "what sets it apart" in model.text and "mobile, evening" in model.text

@@ -67,7 +67,7 @@ def test_the_model_page_before_there_is_a_chart(pz: PersonalizeMiddleware) -> No
     page = get(pz, "/_personalize/admin/model")
     assert "<svg" not in page and "dashed" not in page  # no chart: no talk of its lines
     assert "No measurements yet" in page
-    assert "from 1000\nlabelled events on" in page and "3 labelled so far" in page
+    assert "from 1000\nlabelled sessions on" in page and "3 labelled so far" in page
     pz.personalizer.learning = FakeLearning(  # type: ignore[assignment]
         {"events": 1400, "version": 3, "ready": True, "labelled": 1200, "min_labelled": 1000,
          "min_auc": 0.6, "auc_history": [[1000, 0.64], [1200, 0.66]]}

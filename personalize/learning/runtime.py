@@ -137,12 +137,34 @@ class _Runtime:
             status.update(
                 ready=models.propensity.ready,
                 labelled=q.n_labelled,
+                positives=q.n_positive,
                 auc=q.auc,
+                auc_end=q.auc_end,
                 logloss=q.logloss,
                 min_labelled=models.propensity.min_labelled,
                 min_auc=models.propensity.min_auc,
+                clusters=_clusters(models),
+                anomaly_ready=models.anomaly.ready,
+                anomaly_cutoff=models.anomaly.cutoff if models.anomaly.ready else None,
             )
         return status
+
+
+def _clusters(models: ModelSet) -> list[dict[str, Any]]:
+    """Each formed cluster: its number, description, size and sizes over time."""
+    clusterer = models.clusterer
+    if not clusterer.ready:
+        return []
+    sizes = clusterer.sizes()
+    return [
+        {
+            "id": c,
+            "description": clusterer.describe(c),
+            "size": sizes.get(c, 0),
+            "history": [window[c] for _, window in clusterer.history if c < len(window)],
+        }
+        for c in range(clusterer.n_clusters)
+    ]
 
 
 class LocalLearning(_Runtime):
@@ -167,7 +189,13 @@ class LocalLearning(_Runtime):
 
     def status(self) -> dict[str, Any]:
         status = super().status()
-        status.update(events=self.learner.events, version=self.learner.version)
+        labeller = self.learner.labeller
+        status.update(
+            events=self.learner.events,
+            version=self.learner.version,
+            open_sessions=len(labeller),
+            late_conversions=labeller.late,
+        )
         return status
 
     async def drain(self) -> None:

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from personalize.profiles.events import bounded
-from personalize.profiles.preferences import merge_stated
 from personalize.profiles.norms import count_session, merge_norms
+from personalize.profiles.preferences import merge_stated
 from personalize.profiles.profile import MAX_DEVICES, MAX_EVENTS, MAX_SESSIONS, Profile
 
 MAX_ALIASES = 50  # anonymous ids merged into one known profile before merges are refused

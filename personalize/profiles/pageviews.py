@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from fnmatch import translate
 from typing import Any
 
-from personalize.profiles.preferences import location_used, wants_less
 from personalize.profiles.norms import count_session
+from personalize.profiles.preferences import location_used, wants_less
 from personalize.profiles.profile import MAX_DEVICES, MAX_SESSIONS, Profile, SessionRecord
 from personalize.util.frozen import fast_init
 

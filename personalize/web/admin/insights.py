@@ -1,27 +1,21 @@
-"""What the editor UI computes: segment sizes, a profile's segments, previews, the AUC chart.
+"""What the editor UI computes: segment sizes, a profile's segments, previews.
 
 Nothing here writes anything or feeds learning. A preview decides for a visitor *without an
 id*, which the decision engine treats like a bot: no exposure counted, no frequency cap
 touched, no decision cached (see :mod:`personalize.content.decisions`).
 
->>> svg = auc_chart([[100, 0.61], [200, 0.68], [400, 0.74]], min_auc=0.65)
->>> svg.startswith("<svg"), svg.count("<polyline"), "quality gate 0.65" in svg
-(True, 1, True)
->>> auc_chart([], min_auc=0.6)
-Markup('')
+>>> parse_preview({"device": "mobile", "hour": "20"}, [], []).hour
+20
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, get_args
-
-from markupsafe import Markup
 
 from personalize.content.decisions import Decision
 from personalize.content.subject import Preview
@@ -40,6 +34,7 @@ from personalize.profiles.pageviews import Hit, apply_hit
 from personalize.profiles.profile import Profile
 from personalize.rules.attributes import build_attributes
 from personalize.rules.segments import Membership, SegmentLibrary
+from personalize.web.admin.model_view import learned_for
 
 if TYPE_CHECKING:
     from personalize.personalizer import Personalizer
@@ -77,23 +72,37 @@ def profile_context(profile: Profile, now: float, site_time_zone: str) -> Visito
 
 
 def profile_segments(
-    profile: Profile, library: SegmentLibrary | None, now: float, site_time_zone: str
+    profile: Profile,
+    library: SegmentLibrary | None,
+    now: float,
+    site_time_zone: str,
+    *,
+    pz: Personalizer | None = None,
 ) -> list[Membership]:
-    """The segments a stored profile falls into (see :func:`profile_context`)."""
+    """The segments a stored profile falls into (see :func:`profile_context`), learned
+    segments included when ``pz`` has learning."""
     if library is None or profile.merged_into is not None:
         return []
     context = profile_context(profile, now, site_time_zone)
-    attrs = build_attributes(context, profile, is_known=profile.user_id is not None, now=now)
+    learned = learned_for(pz, profile.key, profile, context) if pz is not None else None
+    attrs = build_attributes(
+        context, profile, is_known=profile.user_id is not None, now=now, learned=learned
+    )
     return library.evaluate(attrs)
 
 
 def stated_effect(
-    profile: Profile, members: list[Membership], library: SegmentLibrary, now: float, zone: str
+    profile: Profile,
+    members: list[Membership],
+    library: SegmentLibrary,
+    now: float,
+    zone: str,
+    *,
+    pz: Personalizer | None = None,
 ) -> tuple[set[str], set[str]]:
     """Segments joined and left only by what the visitor stated (evaluated as if they had not)."""
-    inferred = {
-        m.segment for m in profile_segments(replace(profile, stated={}), library, now, zone)
-    }
+    unsaid = replace(profile, stated={})
+    inferred = {m.segment for m in profile_segments(unsaid, library, now, zone, pz=pz)}
     current = {m.segment for m in members}
     return current - inferred, inferred - current
 
@@ -128,11 +137,11 @@ async def count_members(pz: Personalizer, *, cap: int = MEMBER_SAMPLE) -> Member
             if profile is None or profile.merged_into is not None:
                 continue
             evaluated += 1
-            members = profile_segments(profile, library, now, zone)
+            members = profile_segments(profile, library, now, zone, pz=pz)
             for member in members:
                 counts[member.segment] = counts.get(member.segment, 0) + 1
             if profile.stated and library is not None:
-                joined, quit = stated_effect(profile, members, library, now, zone)
+                joined, quit = stated_effect(profile, members, library, now, zone, pz=pz)
                 stated.update(joined)
                 left.update(quit)
     except Exception as exc:  # an outage: say so instead of failing the page
@@ -259,7 +268,8 @@ def preview(pz: Personalizer, request: PreviewRequest) -> PreviewResult:
         signals=_signals(request.language),
     )
     profile = _simulated_profile(pz, request, context, now)
-    attrs = build_attributes(context, profile, is_known=request.known, now=now)
+    learned = learned_for(pz, profile.key, profile, context)
+    attrs = build_attributes(context, profile, is_known=request.known, now=now, learned=learned)
     library = pz.segments
     members = library.evaluate(attrs) if library is not None else []
     have = {m.segment for m in members}
@@ -302,101 +312,3 @@ def _simulated_profile(
         ),
     )
     return profile
-
-
-def auc_chart(
-    history: Sequence[Sequence[float]],
-    *,
-    min_auc: float | None,
-    width: int = 560,
-    height: int = 200,
-) -> Markup:
-    """Prequential AUC over the events learned, as a small inline SVG ('' without data)."""
-    points = [
-        (float(p[0]), float(p[1]))
-        for p in history
-        if isinstance(p, list | tuple)
-        and len(p) == 2
-        and all(isinstance(v, int | float) and math.isfinite(v) for v in p)
-    ]
-    if not points:
-        return Markup("")
-    left, right, top, bottom = 46, 12, 12, 30
-    xs = [x for x, _ in points]
-    x0, x1 = min(xs), max(xs)
-    x1 = x1 if x1 > x0 else x0 + 1
-    lows = [y for _, y in points] + ([min_auc] if min_auc is not None else [])
-    y0 = min(0.5, math.floor(min(lows) * 10) / 10)
-    y1 = 1.0
-
-    def sx(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * (width - left - right)
-
-    def sy(y: float) -> float:
-        return top + (y1 - y) / (y1 - y0) * (height - top - bottom)
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" '
-        f'aria-label="prequential AUC over events learned">'
-    ]
-    ticks = [y0 + i * (y1 - y0) / 5 for i in range(6)]
-    for t in ticks:
-        parts.append(
-            f'<line x1="{left}" y1="{sy(t):.1f}" x2="{width - right}" y2="{sy(t):.1f}" '
-            f'stroke="#e3e6ec"/><text x="{left - 6}" y="{sy(t) + 4:.1f}" font-size="11" '
-            f'text-anchor="end" fill="#5b6474">{t:.2f}</text>'
-        )
-    for x, anchor in ((x0, "start"), (x1, "end")):
-        parts.append(
-            f'<text x="{sx(x):.1f}" y="{height - 10}" font-size="11" text-anchor="{anchor}" '
-            f'fill="#5b6474">{int(x):,} events</text>'
-        )
-    if min_auc is not None and math.isfinite(min_auc):
-        parts.append(
-            f'<line x1="{left}" y1="{sy(min_auc):.1f}" x2="{width - right}" '
-            f'y2="{sy(min_auc):.1f}" stroke="#b42318" stroke-dasharray="5 4"/>'
-            f'<text x="{width - right}" y="{sy(min_auc) - 4:.1f}" font-size="11" '
-            f'text-anchor="end" fill="#b42318">quality gate {min_auc:.2f}</text>'
-        )
-    line = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
-    parts.append(f'<polyline points="{line}" fill="none" stroke="#2456c7" stroke-width="2"/>')
-    for x, y in points[-1:]:
-        parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3.5" fill="#2456c7"/>')
-    parts.append("</svg>")
-    # Only numbers formatted above and fixed text: nothing from the outside is interpolated.
-    return Markup("".join(parts))
-
-
-def learning_status(pz: Personalizer) -> dict[str, Any] | None:
-    """The learning integration's status, or None when learning is off; errors are reported."""
-    learning = pz.learning
-    if learning is None:
-        return None
-    try:
-        status = learning.status()
-    except Exception as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    return dict(status) if isinstance(status, Mapping) else {"error": "status() is not a mapping"}
-
-
-def gate_verdict(status: Mapping[str, Any]) -> tuple[bool, list[str]]:
-    """Whether the model passes its quality gate, and why (not).
-
-    >>> gate_verdict({"events": 50, "min_labelled": 200, "auc_history": [], "min_auc": 0.6})
-    (False, ['50 labelled events of the 200 needed'])
-    """
-    reasons: list[str] = []
-    events, needed = status.get("events"), status.get("min_labelled")
-    if isinstance(events, int | float) and isinstance(needed, int | float) and events < needed:
-        reasons.append(f"{int(events)} labelled events of the {int(needed)} needed")
-    history = status.get("auc_history") or []
-    min_auc = status.get("min_auc")
-    last = history[-1][1] if history and isinstance(history[-1], list | tuple) else None
-    if isinstance(min_auc, int | float) and isinstance(last, int | float) and last < min_auc:
-        reasons.append(f"AUC {last:.3f} is below the gate of {min_auc:.2f}")
-    ready = status.get("ready")
-    passed = bool(ready) if isinstance(ready, bool) else not reasons
-    if not passed and not reasons:
-        reasons.append("the learner reports it is not ready")
-    return passed, reasons

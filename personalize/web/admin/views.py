@@ -22,10 +22,7 @@ from personalize.web.admin.insights import (
     MEMBER_SAMPLE,
     MEMBER_TTL,
     MemberCounts,
-    auc_chart,
     count_members,
-    gate_verdict,
-    learning_status,
     parse_preview,
     preview,
     profile_segments,
@@ -35,6 +32,12 @@ from personalize.web.admin.mapping_edit import (
     read_form_edit,
     save_mapping,
     slot_file,
+)
+from personalize.web.admin.model_view import (
+    auc_chart,
+    cluster_rows,
+    gate_verdict,
+    learning_status,
 )
 from personalize.web.admin.slot_views import flow, site_relative, slot_views
 from personalize.web.csrf import FIELD
@@ -306,7 +309,7 @@ async def profiles_page(request: Request, state: AdminState, editor: Editor) -> 
         if profile is None and not problem:
             problem = f"no profile is stored under {key}"
     members = (
-        profile_segments(profile, pz.segments, pz.now(), pz.context.site_time_zone)
+        profile_segments(profile, pz.segments, pz.now(), pz.context.site_time_zone, pz=pz)
         if profile is not None
         else []
     )
@@ -340,5 +343,6 @@ async def model_page(request: Request, state: AdminState, editor: Editor) -> Res
         )
         verdict = gate_verdict(status)
     return _page(
-        "admin/model.html", pz, editor, nav="model", status=status, chart=chart, verdict=verdict
-    )
+        "admin/model.html", pz, editor, nav="model", status=status, chart=chart, verdict=verdict,
+        clusters=cluster_rows(status, pz.segments),
+    )  # fmt: skip
