@@ -257,3 +257,23 @@ def test_wrong_methods(pz: PersonalizeMiddleware) -> None:
     c = client(pz)
     assert c.get("/_personalize/me/erase").status_code == 405
     assert c.post("/_personalize/me", data={}).status_code == 405
+
+
+def test_me_shows_the_usual_visits_and_how_unusual_this_one_is(tmp_path: Path) -> None:
+    import time
+
+    now = [time.time()]  # ahead of real time only: cookies are signed with the real time
+    pz = make(tmp_path, clock=lambda: now[0])
+    c = client(pz)
+    for _ in range(4):  # four visits from this desktop browser, hours apart
+        c.get("/")
+        now[0] += 3 * 3600
+    first = c.get("/_personalize/me").text
+    # Three past visits (the fourth is this one), older ones weighing a little less.
+    assert "Your usual visits" in first and '<span class="tag">desktop: 2.9</span>' in first
+    assert 'id="unusual"' in first and "first visit" not in first
+    # The same person, now on a phone (the browser's cookie, another user agent).
+    phone = c.get("/_personalize/me", headers=PHONE).text
+    assert "first visit from a mobile" in phone and "usually desktop" in phone
+    norms = json.loads(c.get("/_personalize/me/export").text)["stored_profile"]["norms"]
+    assert norms["device"] == {"desktop": 2.9109} and norms["channel"] == {"direct": 2.9109}

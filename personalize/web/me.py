@@ -237,6 +237,7 @@ class MePages:
         why_not = ""
         if not visitor.remembers:
             why_not = WHY_NOT.get(visitor.context_only or "", _UNKNOWN)
+        attributes = visitor.attributes
         return render(
             "me.html",
             self.prefix,
@@ -251,6 +252,8 @@ class MePages:
             group_name=self._group_name,
             parts=self._parts(decisions),
             site_home=request.scope.get("root_path", "") + "/",
+            unusual=attributes.get("unusual"),
+            unusual_why=attributes.get("unusual_why"),
             entry=profile.current_session if profile is not None else None,
             arrival=arrival,
             flash=DONE.get(done, ""),
