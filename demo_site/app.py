@@ -200,10 +200,11 @@ def __getattr__(name: str) -> Any:
     # ``demo_site.app:app`` is built on first access, so importing create_app (tests, other
     # apps) opens no database; uvicorn's getattr builds it once.
     if name == "app":
-        from personalize.learning.runtime import LocalLearning  # river: seconds to import
+        # river takes seconds to import, and the models a few more to warm up: only here.
+        from demo_site.learning import demo_learning
 
         demo = os.environ.get("PERSONALIZE_DEMO", "1").strip().lower() not in _OFF
-        options: dict[str, Any] = {"learning": LocalLearning()}
+        options: dict[str, Any] = {"learning": demo_learning()}
         users, note = editor_users(os.environ)  # there is no default password
         if users is not None:
             options["admin_users"] = users

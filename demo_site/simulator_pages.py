@@ -1,11 +1,15 @@
 """The visitor simulator's two forms (demo mode only): apply a simulation, stop simulating.
 
+Applying one may also give the visitor a routine (five desktop mornings), so that a visit on
+another device is unusual *for them* (the ``unusual`` attribute, ``segments/learned.yaml``).
+
 See :mod:`demo_site.simulator` for what a simulation changes in each request.
 """
 
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -14,7 +18,8 @@ from starlette.responses import Response
 from demo_site.forms import read_form
 from demo_site.shop import local_path, redirect, shop_of, whole_number
 from demo_site.simulator import COUNTRIES, DEVICES, SIM_COOKIE, SOURCES, Simulation
-from personalize import IdentityError, get_visitor
+from personalize import IdentityError, PersonalizeMiddleware, get_visitor
+from personalize.profiles.pageviews import Hit
 
 __all__ = ["simulate", "simulate_reset"]
 
@@ -41,16 +46,36 @@ async def simulate(request: Request) -> Response:
     if source and SOURCES[source].query:
         target += "?" + SOURCES[source].query
     response = redirect(target)
-    if form.get("new_visit") == "1":
+    if form.get("new_visit") == "1" or form.get("history") == "1":
         # Decisions stay put for a whole visit; a new context shows best on a new visit.
         with contextlib.suppress(IdentityError):
             get_visitor(request).logout()
+    if form.get("history") == "1":
+        await _desktop_history(request)
     if sim.active:
         response.set_cookie(SIM_COOKIE, shop.simulations.dump(sim), httponly=True,
                             samesite="lax")  # fmt: skip
     else:
         response.delete_cookie(SIM_COOKIE)
     return response
+
+
+async def _desktop_history(request: Request) -> None:
+    """Give the (new) visitor of this request a routine: five visits from a desktop computer,
+    one a day at 09:00 their time, so that a visit on a phone is unusual *for them*."""
+    visitor = get_visitor(request)
+    key = visitor.profile_key
+    node: Any = request.app.middleware_stack
+    while node is not None and not isinstance(node, PersonalizeMiddleware):
+        node = getattr(node, "app", None)
+    if key is None or node is None or visitor.id is None:
+        return
+    site = node.personalizer
+    now = site.now()
+    for days in range(5, 0, -1):
+        hit = Hit(ts=now - days * 86_400.0, path="/", device_type="desktop", device_id=visitor.id,
+                  os="Windows", browser="Chrome", hour=9)  # fmt: skip
+        await site.profiles.record(key, hit, new=days == 5)
 
 
 async def simulate_reset(request: Request) -> Response:

@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -25,6 +26,7 @@ from tests.demo_shop import (
     slot_why,
     token,
     variant,
+    words,
 )
 
 
@@ -352,3 +354,48 @@ def test_the_demo_says_at_start_up_whether_the_editor_is_on(
     if not on:  # the 404 names what the demo reads, not only the middleware's option
         assert "PERSONALIZE_ADMIN_USER" in answer.text
         assert "PERSONALIZE_ADMIN_PASSWORD_HASH" in answer.text
+
+
+@pytest.fixture(scope="module")
+def warm() -> Any:
+    from demo_site.learning import warm_models
+
+    return warm_models()
+
+
+def test_the_demo_uses_learned_segments_visibly(warm: Any) -> None:
+    import copy
+
+    from personalize.learning.runtime import LocalLearning
+
+    learning = LocalLearning(copy.deepcopy(warm))
+    for demo in make_client(demo_mode=True, geoip_db=geoip_db(), learning=learning):
+        # A named cluster: arriving from a Google ad on a phone puts you with the bargain hunters.
+        location = post(
+            demo, "/_demo/simulate",
+            {"country": "gb", "device": "iphone", "source": "google_ads", "new_visit": "1",
+             "next": "/"},
+            follow_redirects=False,
+        ).headers["location"]  # fmt: skip
+        page = words(demo.get(location).text)
+        assert variant(page, "banner") == "bargain_hunters_deals"
+        banner = engine_why(demo, "banner")  # the engine's own words, for editors
+        assert "segment bargain_hunters" in banner["rule"], banner
+        assert "cluster is bargain_hunters" in str(banner["reasons"]), banner
+        assert "browsing" in slot_why(page, "banner")  # what the shopper reads
+        # Likely buyers who hesitate: the learned propensity, after three pages of looking.
+        pages = ("/shoes/runner-42", "/shoes/boot-7", "/bags/tote-3")
+        nudges = [variant(demo.get(p).text, "nudge") for p in pages]
+        # The second page is too early to hesitate; by the fourth, the model is sure enough
+        # at any time of day (the planted evening effect only makes it surer).
+        assert nudges[0] == "questions" and nudges[-1] == "still_deciding", nudges
+        nudge = engine_why(demo, "nudge")
+        assert "likely_buyers_hesitating" in nudge["rule"] and "p(convert)" in str(nudge), nudge
+        # Unusual for this visitor: a routine of desktop mornings, then a visit on a phone.
+        page = words(
+            post(demo, "/_demo/simulate", {"device": "iphone", "history": "1", "next": "/"}).text
+        )
+        assert variant(page, "greeting") == "welcome_back_phone"
+        assert "Welcome back! On your phone today?" in page
+        me = words(demo.get("/_personalize/me").text)
+        assert "first visit from a mobile" in me and "usually desktop" in me

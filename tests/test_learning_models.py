@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import pickle
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -44,9 +45,12 @@ def test_features_from_context_and_profile_match_the_record_path() -> None:
     profile = Profile(
         key="u:1", user_id="1", visits=3, page_views=10, first_seen=0.0,
         affinities={"home": 3.0, "garden": 1.0},
-        sessions=[SessionRecord(started=0.0, last_seen=0.0, page_views=4)],
+        sessions=[SessionRecord(started=0.0, last_seen=0.0, page_views=4, channel="email")],
     )  # fmt: skip
     x = session_features(ctx, profile, now=2 * 86400.0)
+    # The session's entry channel, not this page's (later pages come by internal links).
+    assert session_features(replace(ctx, source=Source(channel="internal")), profile,
+                            now=2 * 86400.0) == x  # fmt: skip
     record = {
         "hour": 7, "weekday": 5, "device_type": "mobile", "os": "Android", "channel": "email",
         "country": "GB", "known": True, "visits": 3, "page_views": 10, "session_page_views": 4,

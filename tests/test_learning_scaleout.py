@@ -41,8 +41,9 @@ def _events(n: int, seed: int) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     for r in simulate(n, seed=seed):
         x = features_from_record(r)
-        events.append({"kind": "session", "session": r["session"], "x": x})
-        events.append({"kind": "convert" if r["converted"] else "end", "session": r["session"]})
+        session = f"{seed}:{r['session']}"  # unique, as real session ids are
+        events.append({"kind": "session", "session": session, "x": x})
+        events.append({"kind": "convert" if r["converted"] else "end", "session": session})
     return events
 
 

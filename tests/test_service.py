@@ -161,7 +161,9 @@ def test_hit_view_copies_every_field() -> None:
     values: dict[str, object] = {}
     for i, f in enumerate(dataclasses.fields(Profile)):
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
-        if isinstance(default, dict):
+        if f.name == "norms":
+            values[f.name] = {"device": {f"k{i}": float(i)}}
+        elif isinstance(default, dict):
             values[f.name] = {f"k{i}": {"n": i}} if f.name == "devices" else {f"k{i}": float(i)}
         elif isinstance(default, list):
             values[f.name] = [] if f.name == "sessions" else [f"item{i}"]
@@ -177,3 +179,4 @@ def test_hit_view_copies_every_field() -> None:
     view = copy_for_page_view(profile)
     assert view == profile
     assert view.devices is not profile.devices and view.affinities is not profile.affinities
+    assert view.norms["device"] is not profile.norms["device"]  # page views count sessions

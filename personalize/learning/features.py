@@ -102,8 +102,9 @@ def session_features(
 ) -> dict[str, float | str]:
     """The features of the current session from the request context and the visitor profile.
 
-    ``now`` is seconds since the epoch (the profile's clock). Without a profile the visitor is
-    treated as new: no visits, no history.
+    ``now`` is seconds since the epoch (the profile's clock). ``channel`` is the one that
+    opened the session (its later pages come by internal links). Without a profile the visitor
+    is treated as new: no visits, no history.
     """
     clock = context.clock
     geo = context.geo
@@ -115,9 +116,11 @@ def session_features(
         )  # fmt: skip
     session = profile.sessions[-1] if profile.sessions else None
     first = profile.first_seen
+    # The channel that opened the session: later pages of it arrive by internal links.
+    channel = session.channel if session is not None else context.source.channel
     return _features(
         clock.hour, clock.weekend, clock.daypart, context.device.type, context.device.os,
-        context.source.channel, geo.country if geo else None, profile.user_id is not None,
+        channel, geo.country if geo else None, profile.user_id is not None,
         profile.visits, profile.page_views, session.page_views if session else 0,
         (now - first) / _DAY if first is not None else 0.0, profile.affinities,
     )  # fmt: skip
