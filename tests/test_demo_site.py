@@ -396,6 +396,7 @@ def test_the_demo_uses_learned_segments_visibly(warm: Any) -> None:
             post(demo, "/_demo/simulate", {"device": "iphone", "history": "1", "next": "/"}).text
         )
         assert variant(page, "greeting") == "welcome_back_phone"
+        assert "this visit is not like your usual ones" in slot_why(page, "greeting")
         assert "Welcome back! On your phone today?" in page
         me = words(demo.get("/_personalize/me").text)
         assert "first visit from a mobile" in me and "usually desktop" in me

@@ -178,6 +178,8 @@ def _signed_in(attrs: Attrs) -> str | None:
 # stands for a family of attributes (affinity.shoes, purchased_at.boot-7).
 _Phrase = Callable[[Attrs, frozenset[str], str | None], str | None]
 _TOPICS: tuple[tuple[frozenset[str], _Phrase], ...] = (
+    (frozenset({"unusual", "unusual_why"}),
+     lambda a, r, c: "this visit is not like your usual ones" if "unusual" in a else None),
     (frozenset({"entry_channel", "entry_source", "entry_campaign", "landing_page"}),
      lambda a, r, c: _arrival(a, "entry_channel", "entry_source")),
     (frozenset({"channel", "source", "medium", "campaign", "referrer_host", "term"}),
@@ -194,7 +196,7 @@ _TOPICS: tuple[tuple[frozenset[str], _Phrase], ...] = (
     (frozenset({"purchases", "revenue", "last_purchase_at", "days_since_last_purchase",
                 "purchased", "purchased_at.*"}), lambda a, r, c: _orders(a)),
     (frozenset({"open_tickets", "last_ticket_at"}), lambda a, r, c: _ticket(a)),
-    (frozenset({"propensity", "cluster", "anomaly"}),
+    (frozenset({"propensity", "cluster", "anomaly", "anomalous"}),
      lambda a, r, c: "of how you have been browsing today"),
     (frozenset({"path"}), lambda a, r, c: "of the page you are on"),
     (frozenset({"stated.interest", "stated.less", "stated.promotions", "stated.language"}),

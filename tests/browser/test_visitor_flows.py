@@ -51,8 +51,8 @@ def test_uk_phone_visitor_from_google_ad_sees_the_search_hero(
     assert "Shown because you arrived from a Google ad and you are on a phone." in why
     assert "search_deal" not in why and "paid_search" not in why  # plain words, no ids
 
-    # The banner for ad clicks: the engine may choose between its two allowed variants, but
-    # the paid-search rule is what chose them.
+    # The banner: a phone from a Google ad lands in the cluster editors named bargain_hunters
+    # (segments/learned.yaml), whose rule comes first.
     banner_why = open_why(page, "banner").inner_text()
     assert "Shown because you arrived from a Google ad." in banner_why
 
@@ -72,7 +72,8 @@ def test_product_page_explains_why(
     page.get_by_role("link", name=re.compile("Boot 7")).first.click()
     assert page.locator("h1").inner_text() == "Boot 7"
 
-    # The visit began with the ad click, so the paid-search banner rule still applies here.
+    # The visit began with the ad click, so the visitor is still with the bargain hunters
+    # (learning reads the channel that opened the visit), whose banner rule comes first.
     why = open_why(page, "banner").inner_text()
     assert "Shown because you arrived from a Google ad." in why
     assert "p~" not in why and "rule at" not in why  # the engine's numbers stay with editors
@@ -164,3 +165,26 @@ def test_ann_after_a_purchase_still_sees_a_full_home_page(
         full_home(page, view)
         teaser = page.locator(".slot-recommendation").inner_text()
         assert "Trail Tent 2" not in teaser and "Boot 7" not in teaser  # just bought
+
+
+def test_a_phone_visit_unusual_for_this_visitor_is_welcomed_back(
+    new_context: Callable[..., Any], shop: Shop, screenshot: Callable[..., Path]
+) -> None:
+    context = new_context(viewport=PHONE, user_agent=IPHONE_UA, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto("/")
+    panel = page.locator("section.simulator")
+    panel.get_by_label("Device", exact=True).select_option("iphone")
+    panel.get_by_label(re.compile("Give me a routine")).check()
+    with page.expect_navigation():
+        panel.get_by_role("button", name="Apply and reload").click()
+
+    # Five desktop mornings, then a phone: unusual for this visitor, whatever everyone does.
+    greeting = page.locator(".slot-greeting")
+    assert "Welcome back! On your phone today?" in greeting.inner_text()
+    why = open_why(page, "greeting").inner_text()
+    assert "this visit is not like your usual ones" in why and "on a phone" in why
+    screenshot(page, "greeting-unusual-phone")
+    page.goto("/_personalize/me")
+    unusual = page.locator("#unusual").inner_text()
+    assert "first visit from a mobile" in unusual and "usually desktop" in unusual
