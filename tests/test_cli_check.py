@@ -111,3 +111,26 @@ def test_the_repository_segments_pass(
     assert main(["check", "--segments", "segments"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("personalize check: ok, checked segments (")
+
+
+def test_cluster_names_are_checked_with_the_rules_that_use_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "segs"
+    folder.mkdir()
+    (folder / "clusters.yaml").write_text(
+        "clusters:\n  bargain_hunters: 4\n  Office: 1\n", encoding="utf-8"
+    )
+    (folder / "learned.yaml").write_text(
+        "- name: hunters\n  description: Named\n"
+        "  rule: {attribute: cluster, operator: eq, value: bargain_hunter}\n",
+        encoding="utf-8",
+    )
+    assert main(["check", "--segments", str(folder)]) == 1
+    out, err = capsys.readouterr()
+    assert f"{folder / 'clusters.yaml'}:3: cluster name 'Office' is not lower_snake_case" in out
+    assert (
+        f"{folder / 'learned.yaml'}:3: segment 'hunters': no cluster is named 'bargain_hunter' "
+        "(did you mean 'bargain_hunters'?)"
+    ) in out
+    assert err == "personalize check: 2 problems\n"
