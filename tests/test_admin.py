@@ -602,3 +602,24 @@ def test_member_counts_preview_and_model_page_include_learned_segments(tmp_path:
     model = client(pz).get("/_personalize/admin/model", headers=basic(*EDITOR))
     assert all(name in model.text for name in ("alpha", "beta", "gamma", "delta"))
     assert "what sets it apart" in model.text and "mobile, evening" in model.text
+
+
+def test_profile_lookup_shows_the_visitors_norms_and_how_unusual_their_visit_was(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    now = [time.time()]  # ahead of real time only: cookies are signed with the real time
+    pz = make(tmp_path, clock=lambda: now[0])
+    shopper = client(pz)
+    vid = visitor_id(shopper.get("/").text)
+    for _ in range(4):  # desktop visits, hours apart, then one from a phone
+        now[0] += 3 * 3600
+        shopper.get("/")
+    now[0] += 3 * 3600
+    shopper.get("/", headers=PHONE)
+    r = client(pz).get(f"/_personalize/admin/profiles?visitor_id={vid}", headers=basic(*EDITOR))
+    assert "Usual visits (per-visitor norms)" in r.text and "desktop: 4." in r.text
+    unusual = re.search(r'<p id="unusual">(.*?)</p>', r.text, re.S)
+    assert unusual is not None and "100 % unusual" in unusual.group(1)
+    assert "first visit from a mobile" in unusual.group(1)

@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from personalize.exceptions import EditError
 from personalize.personalizer import Personalizer
 from personalize.profiles.identity import anonymous_key, known_key
+from personalize.profiles.norms import unusualness
 from personalize.web.admin.auth import Editor
 from personalize.web.admin.insights import (
     CHANNELS,
@@ -324,6 +325,7 @@ async def profiles_page(request: Request, state: AdminState, editor: Editor) -> 
         profile=profile,
         data=profile.to_dict() if profile is not None else None,
         members=members,
+        unusual=unusualness(profile) if profile is not None else None,
         problem=problem,
         events=list(reversed(profile.events[-20:])) if profile is not None else [],
     )
