@@ -283,3 +283,24 @@ def test_clusters_keep_their_identity_across_refits_and_say_what_sets_them_apart
     described = [weekend.describe(c) for c in range(5)]
     assert not any("weekend" in d for d in described), described
     assert any(d.startswith("mobile, evening, paid search") for d in described), described
+
+
+def test_an_older_snapshot_is_refused_and_the_learner_starts_over_with_a_newer_version() -> None:
+    from personalize.learning.scaleout import StreamLearner
+
+    old = b"PZLS1\n" + pickle.dumps((4, 1.0, "old models"))
+    with pytest.raises(ValueError, match="older personalize version"):
+        Snapshot.loads(old)
+
+    class FakeRedis:
+        def get(self, key: str) -> bytes | None:
+            return {"m:snapshot": old, "m:version": b"4"}.get(key)
+
+        def xgroup_create(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    learner = StreamLearner(client=FakeRedis(), prefix="m")
+    assert (
+        learner.learner.version == 4 and learner.learner.models.propensity.quality.n_labelled == 0
+    )
+    assert learner.learner.snapshot().version == 5  # workers see a newer version, and take it

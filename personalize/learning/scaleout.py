@@ -16,6 +16,7 @@ standbys that take over pending messages).
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -26,6 +27,8 @@ from personalize.learning.learner import Learner
 from personalize.learning.snapshots import ModelSet, Snapshot
 
 __all__ = ["EventStream", "ModelClient", "StreamLearner"]
+
+logger = logging.getLogger("personalize.learning")
 
 DEFAULT_STREAM = "personalize:learn"
 DEFAULT_GROUP = "personalize-learner"
@@ -111,8 +114,12 @@ class StreamLearner:
     def _resume(self) -> Learner:
         data = self._redis.get(f"{self.prefix}:snapshot")
         if data:
-            snap = Snapshot.loads(data)
-            return Learner(snap.models, version=snap.version, clock=self.clock)
+            try:
+                snap = Snapshot.loads(data)
+            except ValueError as exc:  # an older version's snapshot: start over, version goes on
+                logger.warning("personalize learner: %s", exc)
+            else:
+                return Learner(snap.models, version=snap.version, clock=self.clock)
         version = int(self._redis.get(f"{self.prefix}:version") or 0)
         return Learner(ModelSet.create(), version=version, clock=self.clock)
 

@@ -20,7 +20,10 @@ from personalize.learning.propensity import PropensityModel
 
 __all__ = ["ModelSet", "Snapshot"]
 
-_MAGIC = b"PZLS1\n"
+# The models' pickled state changed with the session-level propensity and the stable
+# clusterer (PZLS2): older snapshots are refused rather than half-loaded.
+_MAGIC = b"PZLS2\n"
+_OLDER = (b"PZLS1\n",)
 
 
 @dataclass(slots=True)
@@ -54,6 +57,10 @@ class Snapshot:
     def loads(cls, data: bytes) -> Snapshot:
         """A snapshot from :meth:`dumps` bytes; ValueError for anything else."""
         if not data.startswith(_MAGIC):
+            if data.startswith(_OLDER):
+                raise ValueError(
+                    "a snapshot of an older personalize version: the models start over"
+                )
             raise ValueError("not a personalize model snapshot")
         version, created_at, models = pickle.loads(
             data[len(_MAGIC) :]
