@@ -198,6 +198,26 @@ def test_labeller_keeps_the_first_pages_and_the_latest() -> None:
     assert sessions == [[1, 2, 3, 10]]
 
 
+def test_the_labeller_keeps_each_page_as_it_was_seen() -> None:
+    learned: list[list[dict[str, Any]]] = []
+
+    class Recorder:
+        def learn_session(self, pages: Any, y: bool) -> None:
+            learned.append([dict(p) for p in pages])
+
+    pages = [
+        {"channel": "email", "pages": 1.0, "category": "none"},
+        {"channel": "email", "pages": 2.0, "category": "shoes"},
+        {"channel": "email", "pages": 3.0},  # a key gone
+        {"channel": "email", "pages": 4.0, "category": "none", "known": 1.0},  # one more
+    ]
+    labeller = SessionLabeller(Recorder(), clock=lambda: 0.0)
+    for x in pages:
+        labeller.observe("s", x)
+    labeller.end("s")
+    assert learned == [pages]
+
+
 def test_learner_handles_events_and_rejects_garbage() -> None:
     now = [0.0]
     learner = Learner(ModelSet.create(seed=1), timeout=60, clock=lambda: now[0])

@@ -47,11 +47,34 @@ class Supervised(Protocol):
 
 
 class _Open:
-    __slots__ = ("last", "pages")
+    """An open session: its last activity, its first page's features and, for each later page
+    kept, only what changed since the first (a few keys: page counts, the hour, the top
+    category), so a hundred thousand open sessions stay small."""
 
-    def __init__(self, last: float) -> None:
+    __slots__ = ("changes", "first", "last")
+
+    def __init__(self, last: float, first: Mapping[str, Any]) -> None:
         self.last = last
-        self.pages: list[Mapping[str, Any]] = []
+        self.first = first
+        self.changes: list[dict[str, Any]] = []
+
+    def add(self, x: Mapping[str, Any], max_pages: int) -> None:
+        first = self.first
+        change = {k: v for k, v in x.items() if k not in first or first[k] != v}
+        change.update(dict.fromkeys((k for k in first if k not in x), None))
+        if len(self.changes) < max_pages - 1:
+            self.changes.append(change)
+        elif self.changes:
+            self.changes[-1] = change
+
+    @property
+    def pages(self) -> list[Mapping[str, Any]]:
+        first = self.first
+        pages: list[Mapping[str, Any]] = [first]
+        for change in self.changes:
+            page = {**first, **change}
+            pages.append({k: v for k, v in page.items() if v is not None or k not in first})
+        return pages
 
 
 class SessionLabeller:
@@ -96,15 +119,11 @@ class SessionLabeller:
         entry = self._open.get(session)
         new = entry is None
         if entry is None:
-            entry = self._open[session] = _Open(now)
+            self._open[session] = _Open(now, x)
         else:
             entry.last = max(entry.last, now)
+            entry.add(x, self.max_pages)
             self._open.move_to_end(session)
-        pages = entry.pages
-        if len(pages) < self.max_pages:
-            pages.append(x)
-        else:
-            pages[-1] = x
         while len(self._open) > self.max_open:
             self._open.popitem(last=False)
             self.dropped += 1
@@ -128,7 +147,7 @@ class SessionLabeller:
     def end(self, session: str) -> bool:
         """The session ended without converting: learn it as negative; False if not open."""
         entry = self._open.pop(session, None)
-        if entry is None or not entry.pages:
+        if entry is None:
             return False
         self._learn(session, entry.pages, False)
         return True
