@@ -265,9 +265,9 @@ def test_me_shows_the_usual_visits_and_how_unusual_this_one_is(tmp_path: Path) -
     now = [time.time()]  # ahead of real time only: cookies are signed with the real time
     pz = make(tmp_path, clock=lambda: now[0])
     c = client(pz)
-    for _ in range(4):  # four visits from this desktop browser, hours apart
+    for _ in range(4):  # four visits from this desktop browser, a day apart (same time of day)
         c.get("/")
-        now[0] += 3 * 3600
+        now[0] += 24 * 3600
     first = c.get("/_personalize/me").text
     # Three past visits (the fourth is this one), older ones weighing a little less.
     assert "Your usual visits" in first and '<span class="tag">desktop: 2.9</span>' in first
