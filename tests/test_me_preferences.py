@@ -104,8 +104,10 @@ def test_not_me_drops_an_inferred_interest_and_a_segment_for_good(
 ) -> None:
     c, vid = shopper(pz, "/shoes/a", "/shoes/b", **PHONE)
     page = c.get("/_personalize/me").text
-    not_me = page[page.index('id="not-me"') :]
-    assert 'value="interest.shoes"' in not_me and 'value="segment.mobile"' in not_me
+    interests = page[page.index('id="interests"') : page.index('id="not-me"')]
+    not_me = page[page.index('id="not-me"') : page.index('id="your-say"')]
+    assert 'value="interest.shoes"' in interests and 'value="segment.mobile"' in not_me
+    assert page.count('value="interest.shoes"') == 1 and page.count('value="segment.mobile"') == 1
     assert "<h1>On the go</h1>" in c.get("/").text  # the hero of the mobile segment
     assert post(c, "not-me", name="interest.shoes").headers["location"].endswith("done=not-me")
     assert post(c, "not-me", name="segment.mobile").status_code == 303
@@ -117,6 +119,7 @@ def test_not_me_drops_an_inferred_interest_and_a_segment_for_good(
     page = c.get("/_personalize/me").text
     not_me = page[page.index('id="not-me"') : page.index('id="you-said"')]
     assert '<span class="tag">mobile</span>' not in page and "segment.mobile" not in not_me
+    assert 'value="interest.shoes"' not in page[: page.index('id="your-say"')]  # no "Not me" left
     assert "The group mobile is not me" in page[page.index('id="you-said"') :]
     # Withdrawn: the segment applies again.
     assert post(c, "withdraw", name="segment.mobile").headers["location"].endswith("withdrawn")
@@ -251,7 +254,7 @@ def test_the_learned_cluster_can_be_disowned(tmp_path: Path) -> None:
     pz = make(tmp_path, learning=ClusterThree())
     c, _ = shopper(pz, "/")
     page = c.get("/_personalize/me").text
-    not_me = page[page.index('id="not-me"') :]
+    not_me = page[page.index('id="not-me"') : page.index('id="your-say"')]
     assert "group 3" in not_me and 'value="cluster.3"' in not_me
     assert post(c, "not-me", name="cluster.3").status_code == 303
     page = c.get("/_personalize/me").text

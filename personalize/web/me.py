@@ -225,7 +225,7 @@ class MePages:
 
     def _groups(self, visitor: Visitor) -> list[dict[str, Any]]:
         """The visitor's segments by name, with the reasons."""
-        return [{"name": self._group_name(m.segment), "reasons": m.reasons}
+        return [{"segment": m.segment, "name": self._group_name(m.segment), "reasons": m.reasons}
                 for m in visitor.segments]  # fmt: skip
 
     async def page(self, request: Request, visitor: Visitor) -> Response:
