@@ -73,7 +73,7 @@ async def login_view(request: HttpRequest) -> HttpResponse:
         return HttpResponse("Wrong user name or password", status=401)
     await alogin(request, user)
     # Not the bare pk: "1", the first user's, is refused as a placeholder id.
-    await request.visitor.identify(f"user-{user.pk}", traits={"email": user.email})
+    await request.visitor.identify(str(user.pk), traits={"email": user.email})
     return render(request, "page.html")  # this response already sees the merged profile
 
 
@@ -95,7 +95,7 @@ def sync_login(request: HttpRequest) -> HttpResponse:
     if user is None:
         return HttpResponse("Wrong user name or password", status=401)
     login(request, user)
-    async_to_sync(request.visitor.identify)(f"user-{user.pk}")
+    async_to_sync(request.visitor.identify)(str(user.pk))
     return render(request, "page.html")
 
 
