@@ -133,3 +133,31 @@ def test_learning_never_sees_a_disowned_interest(when: str) -> None:
     x = session_features(VisitorContext(), p, now=NOW + 10)
     assert (x["category"], x["affinity_share"]) == ("bags", 1.0)
     assert json.loads(p.to_json())["affinities"] == {"bags": 1.0}
+
+
+# What is not browsing history: this request's own context, what the shop's other systems sent
+# (orders, returns, tickets), being logged in, and the clock.
+NOT_HISTORY = {
+    *("anonymous", "known", "now", "dnt", "gpc", "language", "languages", "path", "touch"),
+    *("browser", "device_type", "os", "campaign", "channel", "medium", "source", "term"),
+    *("referrer_host", "city", "continent", "country", "region", "time_zone"),
+    *("daypart", "hour", "minute", "weekday", "weekend"),
+    *("purchased", "purchases", "revenue", "last_purchase_at", "days_since_last_purchase"),
+    *("returns", "last_return_at", "open_tickets", "last_ticket_at"),
+}
+
+
+def test_every_attribute_is_classed_as_browsing_history_or_not() -> None:
+    """A new attribute must be put on one side, or "don't use my history" could miss it."""
+    from personalize.rules.stated import HISTORY
+    from personalize.rules.vocabulary import ATTRIBUTES
+
+    unclassed = {
+        name for name in ATTRIBUTES
+        if name not in HISTORY and name not in NOT_HISTORY and not name.startswith("stated.")
+    }  # fmt: skip
+    assert unclassed == set() and not HISTORY & NOT_HISTORY
+    from personalize.rules.stated import history_blind
+
+    seen = {"unusual": 0.9, "unusual_why": "first visit from a mobile", "anomalous": True}
+    assert history_blind({**seen, "country": "GB"}) == {"country": "GB"}

@@ -46,6 +46,9 @@ HISTORY = frozenset(
         "propensity",
         "cluster",
         "anomaly",
+        "anomalous",
+        "unusual",  # the visitor's norms are counted from their past visits
+        "unusual_why",
     }
 )
 
