@@ -16,7 +16,8 @@ The hierarchy::
     ├── StoreError                   a store operation failed
     │   └── StoreUnavailableError    the store cannot be reached (retry later)
     ├── EditError                    the editor UI refused an edit (with an HTTP status)
-    └── FormError                    a form post cannot be read (with an HTTP status)
+    ├── FormError                    a form post cannot be read (with an HTTP status)
+    └── ReplayError                  a record of a replay file cannot be used (file:line)
 
 Request-path code never lets these reach the visitor: the middleware falls back to an
 anonymous, default experience and logs the problem. Those that are also ``ValueError``
@@ -38,6 +39,7 @@ __all__ = [
     "IdentityError",
     "MiddlewareMissingError",
     "PersonalizeError",
+    "ReplayError",
     "RuleError",
     "RuleProblem",
     "RuleValueError",
@@ -149,3 +151,11 @@ class FormError(PersonalizeError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ReplayError(PersonalizeError, ValueError):
+    """A record of a replay file (``personalize evaluate --replay``) that cannot be used."""
+
+    def __init__(self, path: str, line: int, problem: str) -> None:
+        super().__init__(f"{path}:{line}: {problem}")
+        self.path, self.line, self.problem = path, line, problem

@@ -31,7 +31,7 @@ from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.profiles.cookie import OPTED_OUT, CookieState, new_visitor_id
 from personalize.profiles.events import apply_event, validate_event
 from personalize.profiles.identity import anonymous_key, known_key
-from personalize.profiles.pageviews import Hit, apply_hit
+from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, apply_hit
 from personalize.profiles.profile import Profile, copy_for_page_view, copy_profile
 from personalize.rules.attributes import build_attributes
 from personalize.rules.segments import Membership
@@ -162,7 +162,7 @@ class Visitor:
                 current = copy_profile(stored)
             if self._hit is not None:
                 site = self._site
-                timeout = site.profiles.session_timeout if site is not None else 1800.0
+                timeout = site.profiles.session_timeout if site is not None else SESSION_TIMEOUT
                 apply_hit(current, self._hit, session_timeout=timeout)
             self._current = current
         return current

@@ -427,6 +427,7 @@ def test_profile_lookup(pz: PersonalizeMiddleware) -> None:
     assert "u:ann" in known.text and vid in known.text  # the alias
     merged = editor.get(f"/_personalize/admin/profiles?visitor_id={vid}", headers=basic(*EDITOR))
     assert "merged into <code>u:ann</code>" in merged.text
+    assert 'href="/_personalize/admin/profiles?user_id=ann"' in merged.text
     missing = editor.get("/_personalize/admin/profiles?user_id=bob", headers=basic(*EDITOR))
     assert "no profile is stored under u:bob" in missing.text
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from personalize.exceptions import ReplayError
 from personalize.learning.features import pages_from_record
 from personalize.learning.metrics import BinnedAUC
 
@@ -122,14 +123,6 @@ class Progress:
         self.out.write("\n")
         self.out.flush()
         self._shown = 0
-
-
-class ReplayError(ValueError):
-    """A record of a replay file that cannot be used, with where it is."""
-
-    def __init__(self, path: str, line: int, problem: str) -> None:
-        super().__init__(f"{path}:{line}: {problem}")
-        self.path, self.line, self.problem = path, line, problem
 
 
 class Replay:

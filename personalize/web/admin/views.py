@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 
 from personalize.exceptions import EditError
 from personalize.personalizer import Personalizer
-from personalize.profiles.identity import anonymous_key, known_key
+from personalize.profiles.identity import anonymous_key, known_key, user_id_of
 from personalize.profiles.norms import unusualness
 from personalize.web.admin.auth import Editor
 from personalize.web.admin.insights import (
@@ -324,6 +324,7 @@ async def profiles_page(request: Request, state: AdminState, editor: Editor) -> 
         key=key,
         profile=profile,
         data=profile.to_dict() if profile is not None else None,
+        merged_user=user_id_of(profile.merged_into) if profile and profile.merged_into else None,
         members=members,
         unusual=unusualness(profile) if profile is not None else None,
         problem=problem,
