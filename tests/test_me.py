@@ -270,10 +270,35 @@ def test_me_shows_the_usual_visits_and_how_unusual_this_one_is(tmp_path: Path) -
         now[0] += 24 * 3600
     first = c.get("/_personalize/me").text
     # Three past visits (the fourth is this one), older ones weighing a little less.
-    assert "Your usual visits" in first and '<span class="tag">desktop: 2.9</span>' in first
-    assert 'id="unusual"' in first and "first visit" not in first
+    assert "Your usual visits" in first and "<li>Device: mostly desktop</li>" in first
+    assert "This visit is like your usual ones." in first and "first visit" not in first
+    assert "2.9" not in first and "%" not in first  # the numbers are for the editor UI
     # The same person, now on a phone (the browser's cookie, another user agent).
     phone = c.get("/_personalize/me", headers=PHONE).text
     assert "first visit from a mobile" in phone and "usually desktop" in phone
     norms = json.loads(c.get("/_personalize/me/export").text)["stored_profile"]["norms"]
     assert norms["device"] == {"desktop": 2.9109} and norms["channel"] == {"direct": 2.9109}
+
+
+def test_not_me_forgets_the_usual_visits_and_stops_counting_them(tmp_path: Path) -> None:
+    import time
+
+    now = [time.time()]  # ahead of real time only, and events may not be dated after tomorrow
+    pz = make(tmp_path, clock=lambda: now[0])
+    c = client(pz)
+    for _ in range(2):  # two visits an hour apart: the first is counted
+        c.get("/")
+        now[0] += 3600
+    page = c.get("/_personalize/me").text
+    assert "<li>Device: mostly desktop</li>" in page and 'value="norms"' in page
+    said = c.post("/_personalize/me/not-me", data={"csrf_token": csrf_token(page), "name": "norms"})
+    assert said.status_code == 200 and "Noted: the site will not use that" in said.text
+    for _ in range(3):
+        now[0] += 3600
+        c.get("/")
+    after = c.get("/_personalize/me").text
+    assert "nothing is counted" in after and 'id="unusual"' not in after
+    assert "Device: mostly" not in after
+    assert "do not compare my visits with my usual ones" in after
+    export = json.loads(c.get("/_personalize/me/export").text)["stored_profile"]
+    assert export["norms"] == {} and export["stated"]["norms"]["value"] == "not_me"

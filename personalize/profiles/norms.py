@@ -25,7 +25,15 @@ from collections.abc import Mapping
 
 from personalize.profiles.profile import Profile, SessionRecord
 
-__all__ = ["DECAY", "MAX_VALUES", "MIN_SESSIONS", "count_session", "merge_norms", "unusualness"]
+__all__ = [
+    "DECAY",
+    "MAX_VALUES",
+    "MIN_SESSIONS",
+    "count_session",
+    "habits",
+    "merge_norms",
+    "unusualness",
+]
 
 MAX_VALUES = 8  # values kept per context (the rarest is dropped first)
 DECAY = 0.97  # weight of past sessions each time one more is counted (half-life ~23 sessions)
@@ -54,6 +62,43 @@ def session_context(session: SessionRecord) -> dict[str, str]:
         out["country"] = session.country
     if session.category:
         out["category"] = session.category
+    return out
+
+
+_HEADINGS: Mapping[str, str] = {
+    "device": "Device",
+    "channel": "How you arrive",
+    "daypart": "Time of day",
+    "country": "Country",
+    "category": "First page about",
+}
+
+
+def habits(norms: Mapping[str, Mapping[str, float]]) -> list[tuple[str, str]]:
+    """The visitor's norms in words, one (heading, habit) per context, for people to read.
+
+    >>> habits({"device": {"desktop": 2.9, "mobile": 0.97}, "daypart": {"morning": 1.0}})
+    [('Device', 'mostly desktop, sometimes mobile'), ('Time of day', 'mostly morning')]
+    """
+    out = []
+    for context, heading in _HEADINGS.items():
+        counts = norms.get(context) or {}
+        total = sum(counts.values())
+        if total <= 0:
+            continue
+        ranked = sorted(counts, key=lambda v: (-counts[v], v))
+        words = []
+        for value in ranked:
+            share = counts[value] / total
+            said = value.replace("_", " ")
+            if share >= 0.5:
+                words.append("mostly " + said)
+            elif share >= 0.15:
+                words.append(("sometimes " if not words or "mostly" in words[-1] else "") + said)
+            else:
+                rare = "now and then " if "now and then" not in " ".join(words) else ""
+                words.append(rare + said)
+        out.append((heading, ", ".join(words)))
     return out
 
 

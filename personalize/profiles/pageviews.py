@@ -24,7 +24,7 @@ from fnmatch import translate
 from typing import Any
 
 from personalize.profiles.norms import count_session
-from personalize.profiles.preferences import location_used, wants_less
+from personalize.profiles.preferences import location_used, norms_used, wants_less
 from personalize.profiles.profile import MAX_DEVICES, MAX_SESSIONS, Profile, SessionRecord
 from personalize.util.frozen import fast_init
 
@@ -95,7 +95,7 @@ def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TI
     sessions = profile.sessions
     last = sessions[-1] if sessions else None
     if last is None or ts - last.last_seen > session_timeout:
-        if last is not None:
+        if last is not None and norms_used(profile):
             count_session(profile.norms, last)  # the visit before this one is now a habit
         internal = hit.channel == "internal"
         profile.sessions.append(

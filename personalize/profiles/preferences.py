@@ -20,6 +20,8 @@ preference              values (``null`` withdraws)  effect
                                                      browsing history
 ``segment.<name>``      ``not_me``                   never in that segment again
 ``cluster.<id>``        ``not_me``                   never in that learned cluster again
+``norms``               ``not_me``                   usual visits forgotten and no longer
+                                                     counted (no ``unusual``)
 ======================  ==========================  ==================================
 
 >>> from personalize.profiles.profile import Profile
@@ -47,6 +49,7 @@ __all__ = [
     "check_preferences",
     "location_used",
     "merge_stated",
+    "norms_used",
     "state",
     "stated_language",
     "stated_value",
@@ -59,7 +62,10 @@ NOT_ME = "not_me"
 MAX_STATED = 200  # statements kept per profile; withdrawn ones are dropped first
 MAX_PER_EVENT = 50
 FAMILIES = ("interest.", "segment.", "cluster.")
-KNOWN = "promotions, language, location, history, interest.<category>, segment.<name>, cluster.<id>"
+KNOWN = (
+    "promotions, language, location, history, norms, interest.<category>, segment.<name>, "
+    "cluster.<id>"
+)
 _CATEGORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _SEGMENT = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _CLUSTER = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -82,7 +88,7 @@ def check_preferences(
     ...
     personalize.exceptions.EventError: interest.hats: unknown category 'hats' (the site's \
 categories: shoes); colour: unknown preference (known: promotions, language, location, history, \
-interest.<category>, segment.<name>, cluster.<id>)
+norms, interest.<category>, segment.<name>, cluster.<id>)
     """
     out: dict[str, Any] = {}
     problems: list[str] = []
@@ -110,6 +116,8 @@ def _checked(name: str, value: object, categories: Collection[str]) -> Any:
         value = value.strip().lower()
     if name == "promotions":
         return _choice(value, PROMOTIONS)
+    if name == "norms":
+        return _choice(value, (NOT_ME,))
     if name in ("location", "history"):
         if value is None or isinstance(value, bool):
             return value
@@ -188,13 +196,16 @@ def _bound(stated: dict[str, Any]) -> None:
 
 def enforce(profile: Profile) -> None:
     """Make what was inferred agree with what was stated: interests asked to see less of
-    are dropped, and without location the countries of past visits are forgotten."""
+    are dropped, usual visits said not to be me are forgotten, and without location the
+    countries of past visits are forgotten."""
     stated = profile.stated
     if not stated:
         return
     for name, entry in stated.items():
         if entry["value"] == "less" and name.startswith("interest."):
             profile.affinities.pop(name[9:], None)
+    if profile.norms and not norms_used(profile):
+        profile.norms = {}
     if not location_used(profile):
         # New records: copies of a profile share the older sessions.
         profile.sessions = [replace(s, country=None) if s.country else s for s in profile.sessions]
@@ -216,6 +227,12 @@ def location_used(profile: Profile) -> bool:
     """False when the visitor said not to use their location."""
     entry = profile.stated.get("location")
     return entry is None or entry["value"] is not False
+
+
+def norms_used(profile: Profile) -> bool:
+    """False when the visitor said their usual visits are not them (nothing is counted)."""
+    entry = profile.stated.get("norms")
+    return entry is None or entry["value"] is None
 
 
 def stated_language(profile: Profile) -> str | None:

@@ -48,6 +48,8 @@ from personalize.content.slots import label_from_id
 from personalize.content.subject import Preview
 from personalize.content.wording import arrival, slot_label
 from personalize.exceptions import FormError
+from personalize.profiles.norms import habits
+from personalize.profiles.preferences import norms_used
 from personalize.profiles.profile import Profile
 from personalize.routing import Router
 from personalize.rules.segments import SegmentLibrary
@@ -252,6 +254,8 @@ class MePages:
             group_name=self._group_name,
             parts=self._parts(decisions),
             site_home=request.scope.get("root_path", "") + "/",
+            habits=habits(profile.norms) if profile is not None else [],
+            norms_off=profile is not None and not norms_used(profile),
             unusual=attributes.get("unusual"),
             unusual_why=attributes.get("unusual_why"),
             entry=profile.current_session if profile is not None else None,

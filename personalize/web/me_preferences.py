@@ -66,6 +66,8 @@ def said_in_words(name: str, value: Any) -> str:
         return f"the group {rest} is not me"
     if family == "cluster":
         return f"the group the site's model formed, {rest}, is not me"
+    if name == "norms":
+        return "do not compare my visits with my usual ones"
     if name == "promotions":
         return "offers: " + {"sometimes": "sometimes (one a day at most)"}.get(value, str(value))
     if name == "language":
@@ -193,7 +195,8 @@ class PreferenceForms:
         return await self._say(visitor, changes, "stated")
 
     async def not_me(self, request: Request, visitor: Visitor) -> Response:
-        """One inferred fact (``interest.<c>``, ``segment.<name>``, ``cluster.<id>``) is not me."""
+        """One inferred fact (``interest.<c>``, ``segment.<name>``, ``cluster.<id>``, ``norms``)
+        is not me."""
         form = await self._refused(request, visitor)
         if isinstance(form, Response):
             return form
