@@ -103,9 +103,13 @@ class Personalizer:
                 segments=segments,
                 secret=f"decisions:{self.cookies.signing_secret}",
                 clock=settings.clock,
+                holdout=settings.holdout,
             )
-        elif content is not None and content.segments is None and segments is not None:
-            content.use_segments(segments)
+        elif content is not None:
+            if settings.holdout:
+                content.default_holdout = settings.holdout
+            if content.segments is None and segments is not None:
+                content.use_segments(segments)
         self._decisions: DecisionEngine | None = content
         self.learning = settings.learning
         patterns = list(settings.exclude)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from personalize.content.holdout import check_share
 from personalize.exceptions import ConfigurationError
 from personalize.profiles.identity import DEFAULT_JUNK_IDS
 from personalize.profiles.merge import MAX_ALIASES
@@ -48,7 +49,10 @@ class Settings:
     personalizes from the request alone and stores nothing until the app calls
     ``visitor.give_consent()``; either way ``Sec-GPC: 1`` or an opt-out makes the visitor
     context-only for good. ``admin_users`` (name -> ``personalize hash-password`` output)
-    enables the editor UI; there is no default password.
+    enables the editor UI; there is no default password. ``holdout`` shows a share of
+    visitors only the defaults, to measure personalization against (a content file's
+    ``holdout:`` overrides it); outcomes count for what a visitor was shown within
+    ``attribution_window``.
     """
 
     secret_key: str | Sequence[str]
@@ -78,6 +82,8 @@ class Settings:
     metrics_public: bool = False  # serve <prefix>/metrics without an API key
     profile_cache_size: int = 10_000  # profiles kept in the near-cache
     flush_interval: float = 0.02  # seconds page views wait to be written in one batch
+    holdout: float = 0.0  # share of visitors who see only defaults: 0 (none) or 0.05..0.2
+    attribution_window: float = 7 * 24 * 3600  # seconds an outcome counts for what was shown
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
@@ -94,3 +100,6 @@ class Settings:
             raise ConfigurationError("flush_interval is 0 to 3600 seconds")
         if self.session_timeout <= 0:
             raise ConfigurationError("session_timeout must be positive seconds")
+        check_share(self.holdout)
+        if not 60 <= self.attribution_window <= 90 * 24 * 3600:
+            raise ConfigurationError("attribution_window is 60 seconds to 90 days, in seconds")

@@ -50,6 +50,14 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup
 
 from personalize.content.explanation import Explanation as Explanation  # re-exported: it lived here
+from personalize.content.holdout import (
+    HELD_OUT,
+    HOLDOUT,
+    PERSONALIZED,
+    Exposure,
+    site_held_out,
+    slot_held_out,
+)
 from personalize.content.library import ContentLibrary
 from personalize.content.mapping import (
     LazyNames,
@@ -110,6 +118,9 @@ class DecisionEngine:
     ``long_term_weight`` and ``suppress_purchased_days`` apply where a slot does not set its
     own. ``rng`` seeds the engine's salt for the per-visitor draws (so tests reproduce);
     ``secret`` signs decision ids (give every worker the same one; default: per process).
+    ``holdout`` is the site's holdout share (a content file's top-level ``holdout:`` wins);
+    ``on_exposure`` hears of each new decision while a holdout is on (see
+    :mod:`personalize.content.holdout`).
     """
 
     def __init__(
@@ -124,6 +135,8 @@ class DecisionEngine:
         long_term_weight: float = 0.0,
         suppress_purchased_days: float = 30.0,
         cache_size: int = 100_000,
+        holdout: float = 0.0,
+        on_exposure: Callable[[Exposure], None] | None = None,
     ) -> None:
         if not isinstance(content, ContentLibrary):
             content = ContentLibrary(content, segments=segments)
@@ -140,6 +153,14 @@ class DecisionEngine:
         self._cache: OrderedDict[tuple[str, float, str, int], Decision] = OrderedDict()
         self._cache_size = cache_size
         self._counted: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.default_holdout = holdout  # Settings.holdout: used when no content file sets one
+        self.on_exposure = on_exposure
+
+    @property
+    def holdout(self) -> float:
+        """The site's holdout share: a content file's, else :attr:`default_holdout`."""
+        shared = self.library.holdout
+        return self.default_holdout if shared is None else shared
 
     def use_segments(self, segments: SegmentLibrary) -> None:
         """Check the mapping's segment names against ``segments`` and evaluate with them
@@ -187,6 +208,15 @@ class DecisionEngine:
         attrs = visitor.attributes
         members = Members(visitor.evaluated_segments, self.segments, attrs)
         entry, rule, reasons, candidates = match_rule(slot, attrs, members)
+        unit = visitor.profile_key
+        share = self.holdout
+        site_arm = HOLDOUT if unit is not None and site_held_out(unit, share) else PERSONALIZED
+        arm = site_arm
+        if arm == PERSONALIZED and unit is not None and slot_held_out(unit, name, slot.holdout):
+            arm = HOLDOUT
+        matched = rule
+        if arm == HOLDOUT:  # the slot's default, as if no rule matched: the comparison group
+            rule, reasons, candidates = HELD_OUT, (), slot.default
         session = visitor.profile.current_session if visitor.id is not None else None
         started = session.started if session is not None else 0.0
         key = (visitor.profile_key or "", started, name, self.library.version)
@@ -234,7 +264,11 @@ class DecisionEngine:
             self._seen(visitor, key[0], slot, slot.variants[cached.variant or ""], now)
             return cached
         pin = (entry.pin if entry is not None and entry.pin else slot.pin) or ""
-        if any(v.id == pin for v in allowed):
+        if arm == HOLDOUT:
+            rng = self._rng(visitor.id, started, name) if visitor.id is not None else None
+            chosen = allowed[rng.randrange(len(allowed)) if rng is not None else 0].id
+            explanation = replace(explanation, note=f"held out; would have matched: {matched}")
+        elif any(v.id == pin for v in allowed):
             chosen = pin
             explanation = replace(explanation, pinned=pin)
         else:
@@ -255,8 +289,12 @@ class DecisionEngine:
             return decision  # bots: no id, no learning
         decision = Decision(name, chosen, decision.content, self._sign(name, chosen, bucket, key),
                             explanation)  # fmt: skip
-        self.policy.expose(f"{name}/{chosen}", bucket)
+        if arm == PERSONALIZED:  # the holdout's defaults teach the policy nothing
+            self.policy.expose(f"{name}/{chosen}", bucket)
         self._seen(visitor, key[0], slot, variant, now)
+        if self.on_exposure is not None and (share > 0 or slot.holdout > 0):
+            segment = "(default)" if entry is None else entry.segment or "(condition)"
+            self.on_exposure(Exposure(key[0], name, chosen, arm, site_arm, segment, now))
         self._cache[key] = decision
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

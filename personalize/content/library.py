@@ -9,6 +9,7 @@ next to them. ``content/README.md`` is the editors' guide; in short::
         reward: click                  # what counts as success: click (default) or conversion
         long_term_weight: 0.0          # 0: expected margin (p x value) ... 1: acceptance (p)
         suppress_purchased_days: 30    # never promote a product bought this recently
+        holdout: 0.1                   # a further 10 % see only the default here (0.05..0.2)
         cap: {views: 3, rest_hours: 24}  # seen 3 times without a click: rest one day
         variants:
           - id: welcome
@@ -23,6 +24,9 @@ next to them. ``content/README.md`` is the editors' guide; in short::
             variants: [boots, welcome]
             pin: boots                   # optional: always this one when it is allowed
         default: [welcome]
+
+A file may also set the site's holdout once, at the top: ``holdout: 0.1`` (it overrides
+``Settings.holdout``; see :mod:`personalize.content.holdout`).
 
 Every problem is reported as ``path:line: problem``. :class:`ContentLibrary` only ever holds a
 version that passed validation; a broken edit keeps the previous one and says why in
@@ -41,7 +45,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from personalize.content.loading import load_content, parse_slots
+from personalize.content.loading import load_folder, parse_slots
 from personalize.content.slots import Slot
 from personalize.exceptions import ContentError
 from personalize.util.reloading import FolderWatch
@@ -84,10 +88,14 @@ class ContentLibrary:
         self.errors: tuple[str, ...] = ()
         self.version = 0  # bumped on every install: decisions cached per version
         self.slots: Mapping[str, Slot] = {}
+        self.holdout: float | None = None  # the site's share when a content file sets it
+        self.holdout_origin = ""  # path:line of that file
         self._watch: FolderWatch | None = None
         if self.directory is not None:
             self._watch = FolderWatch(self.directory, _content_files, interval=reload_interval)
-            self.slots = load_content(self.directory, segments)
+            loaded = load_folder(self.directory, segments)
+            self.slots, self.holdout = loaded.slots, loaded.holdout
+            self.holdout_origin = loaded.holdout_origin
 
     @classmethod
     def from_data(
@@ -110,12 +118,14 @@ class ContentLibrary:
     def _reload(self) -> bool:
         assert self.directory is not None
         try:
-            slots = load_content(self.directory, self.segments)
+            loaded = load_folder(self.directory, self.segments)
         except ContentError as exc:
             self.errors = exc.problems
             logger.error("content not reloaded, keeping the previous version:\n%s", exc)
             return False
+        slots = loaded.slots
         self.slots, self.errors = slots, ()
+        self.holdout, self.holdout_origin = loaded.holdout, loaded.holdout_origin
         self.version += 1
         logger.info("content reloaded from %s: %d slots", self.directory, len(slots))
         return True

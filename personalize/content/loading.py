@@ -12,83 +12,73 @@ no/such/folder: no such folder
 
 from __future__ import annotations
 
-import difflib
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import yaml
-from markupsafe import Markup
 
-from personalize.content.render import make_environment, render_markdown
-from personalize.content.schedule import parse_schedule
-from personalize.content.slots import NAME, Cap, MappingRule, Slot, Variant, label_from_id
-from personalize.exceptions import ConfigurationError, ContentError, RuleError, ScheduleError
-from personalize.rules.rule import compile_rule
+from personalize.content.holdout import share_problem
+from personalize.content.parsing import Problems, SlotParser
+from personalize.content.render import make_environment
+from personalize.content.slots import Slot
+from personalize.exceptions import ConfigurationError, ContentError
 from personalize.rules.segments import SegmentLibrary
 from personalize.util.yamlfile import Located, child_node, duplicate_keys, parse_yaml, yaml_files
 
-_SLOT_KEYS = frozenset(
-    {"description", "variants", "rules", "default", "pin", "reward", "long_term_weight"}
-    | {"suppress_purchased_days", "cap"}
-)
-_VARIANT_KEYS = frozenset({"id", "label", "description", "html", "template", "markdown"})
-_VARIANT_KEYS |= {"value"}
-_VARIANT_KEYS |= {"tags", "schedule", "cap"}
-_RULE_KEYS = frozenset({"segment", "when", "variants", "pin", "description"})
-_BODIES = ("html", "template", "markdown")
-MAX_LABEL = 80  # characters of a variant's label or a slot's description
-Problems = list[tuple[str, int, str]]
+
+@dataclass(slots=True)
+class Loaded:
+    """What a content folder holds: its slots, and the site's holdout share when a file sets
+    one (a top-level ``holdout:``; at most one file may)."""
+
+    slots: dict[str, Slot] = field(default_factory=dict)
+    holdout: float | None = None
+    holdout_origin: str = ""  # path:line of the file that sets it
+    origins: dict[str, str] = field(default_factory=dict)  # slot name -> path:line
+    problems: Problems = field(default_factory=list)
 
 
-def load_content(directory: str | Path, segments: SegmentLibrary | None = None) -> dict[str, Slot]:
+def load_folder(directory: str | Path, segments: SegmentLibrary | None = None) -> Loaded:
     """Load and validate a content folder; raises :class:`ContentError`."""
     folder = Path(directory)
     if not folder.is_dir():
         raise ContentError([f"{folder}: no such folder"])
     env = make_environment(folder)
-    slots: dict[str, Slot] = {}
-    origins: dict[str, str] = {}
-    problems: Problems = []
+    loaded = Loaded()
     for path in yaml_files(folder):
-        _load_file(path, env, folder, slots, origins, problems, segments)
-    if problems:
-        problems.sort(key=lambda p: (p[0], p[1]))
-        raise ContentError([f"{file}:{line}: {msg}" for file, line, msg in problems])
-    return slots
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            loaded.problems.append((str(path), 1, f"cannot read: {exc}"))
+            continue
+        _parse(text, str(path), env, folder, loaded, segments)
+    if loaded.problems:
+        loaded.problems.sort(key=lambda p: (p[0], p[1]))
+        raise ContentError([f"{file}:{line}: {msg}" for file, line, msg in loaded.problems])
+    return loaded
+
+
+def load_content(directory: str | Path, segments: SegmentLibrary | None = None) -> dict[str, Slot]:
+    """The slots of a content folder; raises :class:`ContentError`."""
+    return load_folder(directory, segments).slots
 
 
 def parse_slots(
     data: Mapping[str, Any], *, segments: SegmentLibrary | None = None, where: str = "<data>"
 ) -> dict[str, Slot]:
     """Slots from plain data ``{"slots": {...}}`` (lines refer to its YAML dump); no templates."""
-    slots: dict[str, Slot] = {}
-    problems: Problems = []
+    loaded = Loaded()
     text = yaml.safe_dump(dict(data), sort_keys=False)
-    _parse(text, where, make_environment(None), None, slots, {}, problems, segments)
-    if problems:
-        raise ContentError([f"{file}:{line}: {msg}" for file, line, msg in problems])
-    return slots
+    _parse(text, where, make_environment(None), None, loaded, segments)
+    if loaded.problems:
+        raise ContentError([f"{file}:{line}: {msg}" for file, line, msg in loaded.problems])
+    return loaded.slots
 
 
-def _load_file(
-    path: Path,
-    env: jinja2.Environment,
-    folder: Path,
-    slots: dict[str, Slot],
-    origins: dict[str, str],
-    problems: Problems,
-    segments: SegmentLibrary | None,
-) -> None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append((str(path), 1, f"cannot read: {exc}"))
-        return
-    _parse(text, str(path), env, folder, slots, origins, problems, segments)
+_SHAPE = "a content file is a mapping of slots: {name: slot} and, once per site, holdout: share"
 
 
 def _parse(
@@ -96,11 +86,10 @@ def _parse(
     shown: str,
     env: jinja2.Environment,
     folder: Path | None,
-    slots: dict[str, Slot],
-    origins: dict[str, str],
-    problems: Problems,
+    loaded: Loaded,
     segments: SegmentLibrary | None,
 ) -> None:
+    problems, origins = loaded.problems, loaded.origins
     root, data, errors = parse_yaml(text)
     problems.extend((shown, line, message) for line, message in errors)
     if root is None:
@@ -108,12 +97,15 @@ def _parse(
     problems.extend((shown, line, msg) for line, msg in duplicate_keys(root))
     if (
         not isinstance(data, Mapping)
-        or set(data) != {"slots"}
-        or not isinstance(data["slots"], dict)
+        or not data
+        or set(data) - {"slots", "holdout"}
+        or not isinstance(data.get("slots", {}), dict)
     ):
-        problems.append((shown, 1, "a content file is a mapping with one key, slots: {name: slot}"))
+        problems.append((shown, 1, _SHAPE))
         return
-    for name, item in data["slots"].items():
+    if "holdout" in data:
+        _site_holdout(data["holdout"], shown, Located(root, ("holdout",)).line(), loaded)
+    for name, item in data.get("slots", {}).items():
         at = Located(root, ("slots", name))
         node = child_node(root, "slots", key=False)
         found = child_node(node, name, key=True) if node is not None else None
@@ -124,239 +116,26 @@ def _parse(
             continue
         origins[name] = f"{shown}:{line}"
         try:
-            slot = _Parser(shown, at, env, folder, problems, segments).slot(str(name), item)
+            slot = SlotParser(shown, at, env, folder, problems, segments).slot(str(name), item)
         except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
             # A shape the checks above did not foresee: a problem for the editor, not a crash.
             problems.append((shown, line, f"slot {name!r} is not valid: {exc}"))
             continue
         if slot is not None:
-            slots[slot.name] = slot
+            loaded.slots[slot.name] = slot
 
 
-@dataclass(slots=True)
-class _Parser:
-    shown: str
-    at: Located
-    env: jinja2.Environment
-    folder: Path | None
-    problems: Problems
-    segments: SegmentLibrary | None
-
-    def fail(self, path: tuple[str | int, ...], message: str, *, key: bool = False) -> None:
-        line = self.at.line(path)
-        if key and path:  # the line of the key itself (the value may sit lines below)
-            parent = self.at.root
-            for step in (*self.at.base, *path[:-1]):
-                parent = child_node(parent, step, key=False) or parent
-            found = child_node(parent, path[-1], key=True)
-            line = found.start_mark.line + 1 if found is not None else line
-        self.problems.append((self.shown, line, message))
-
-    def slot(self, name: str, item: Any) -> Slot | None:
-        before = len(self.problems)
-        if not NAME.match(name):
-            self.fail((), f"slot name {name[:40]!r} is not lower_snake_case (e.g. hero)")
-        if not isinstance(item, Mapping):
-            self.fail((), f"slot {name!r} is a mapping with variants, rules and default")
-            return None
-        self.unknown(item, _SLOT_KEYS, (), f"slot {name!r}")
-        raw = item.get("variants")
-        if not isinstance(raw, list) or not raw:
-            self.fail(("variants",), f"slot {name!r} needs a list of variants")
-            raw = []
-        variants: dict[str, Variant] = {}
-        for i, data in enumerate(raw):
-            variant = self.variant(data, ("variants", i))
-            if variant is not None and variant.id in variants:
-                self.fail(("variants", i, "id"), f"duplicate variant id {variant.id!r}")
-            elif variant is not None:
-                variants[variant.id] = variant
-        # In the file's order: messages list them as the editor wrote them.
-        ids = [d["id"] for d in raw if isinstance(d, Mapping) and isinstance(d.get("id"), str)]
-        rules = []
-        for i, data in enumerate(item.get("rules") or ()):
-            rule = self.rule(data, ("rules", i), ids)
-            if rule is not None:
-                rules.append(rule)
-        if "rules" in item and not isinstance(item["rules"], list | None):
-            self.fail(("rules",), "rules is a list of {segment or when, variants}")
-        default = self.ids(item.get("default"), ("default",), ids)
-        pin = self.pin(item.get("pin"), ("pin",), ids)
-        reward = item.get("reward", "click")
-        if reward not in ("click", "conversion"):
-            self.fail(("reward",), "reward is click or conversion")
-        weight = self.number(item, "long_term_weight", 0.0, 1.0)
-        days = self.number(item, "suppress_purchased_days", 0.0, 3650.0)
-        cap = self.cap(item.get("cap"), ("cap",))
-        description = self.words(item, "description", (), f"slot {name!r}")
-        if len(self.problems) > before:
-            return None
-        return Slot(
-            name, variants, tuple(rules), tuple(default), pin, reward, weight, days, cap,
-            f"{self.shown}:{self.at.line()}", description,
-        )  # fmt: skip
-
-    def variant(self, data: Any, path: tuple[str | int, ...]) -> Variant | None:
-        if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
-            self.fail(path, "a variant is a mapping with an id and html, template or markdown")
-            return None
-        vid = data["id"]
-        if not NAME.match(vid):
-            self.fail((*path, "id"), f"variant id {vid[:40]!r} is not lower_snake_case")
-        self.unknown(data, _VARIANT_KEYS, path, f"variant {vid!r}")
-        bodies = [b for b in _BODIES if b in data]
-        if len(bodies) != 1 or not isinstance(data[bodies[0]], str):
-            self.fail(path, f"variant {vid!r} needs exactly one of html, template, markdown (text)")
-            return None
-        html, template = None, None
-        body = data[bodies[0]]
-        if bodies[0] == "html":
-            html = Markup(body)
-        elif bodies[0] == "markdown":
-            try:
-                html = render_markdown(body)
-            except ImportError as exc:
-                self.fail((*path, "markdown"), str(exc))
-        else:
-            template = self.template(body, (*path, "template"))
-        value = data.get("value", 1.0)
-        if not _number(value) or value < 0:
-            self.fail((*path, "value"), f"variant {vid!r}: value is a number >= 0 (the margin)")
-            value = 1.0
-        tags = data.get("tags") or {}
-        products: tuple[str, ...] = ()
-        if not isinstance(tags, Mapping) or set(tags) - {"products", "campaign"}:
-            self.fail((*path, "tags"), "tags are products: [ids] and campaign: true|false")
-        else:
-            raw = tags.get("products", [])
-            if not isinstance(raw, list) or not all(isinstance(p, str | int) for p in raw):
-                self.fail((*path, "tags", "products"), "tags.products is a list of product ids")
-            else:
-                products = tuple(str(p) for p in raw)
-            if not isinstance(tags.get("campaign", False), bool):
-                self.fail((*path, "tags", "campaign"), "tags.campaign is true or false")
-        schedule = None
-        if "schedule" in data:
-            try:
-                schedule = parse_schedule(data["schedule"])
-            except ScheduleError as exc:
-                spath = (*path, "schedule", exc.key) if exc.key else (*path, "schedule")
-                self.fail(spath, f"variant {vid!r}: {exc}")
-        cap = self.cap(data.get("cap"), (*path, "cap"))
-        campaign = isinstance(tags, Mapping) and tags.get("campaign") is True
-        origin = f"{self.shown}:{self.at.line(path)}"
-        label = self.words(data, "label", path, f"variant {vid!r}") or label_from_id(vid)
-        return Variant(
-            vid, html, template, float(value), products, campaign, schedule, cap, origin, label
-        )
-
-    def template(self, name: str, path: tuple[str | int, ...]) -> jinja2.Template | None:
-        try:
-            return self.env.get_template(name)
-        except jinja2.TemplateSyntaxError as exc:
-            file = str(self.folder / name) if self.folder else name
-            self.problems.append((file, exc.lineno, f"template error: {exc.message}"))
-        except jinja2.TemplateNotFound:
-            self.fail(path, f"template {name!r} not found in the content folder")
-        except (jinja2.TemplateError, OSError, TypeError, ValueError) as exc:
-            self.fail(path, f"template {name!r} cannot be loaded: {exc}")
-        return None
-
-    def words(self, item: Mapping[str, Any], key: str, path: Any, what: str) -> str:
-        """A short text for people (a label, a description): one line, at most MAX_LABEL."""
-        value = item.get(key)
-        if value is None:
-            return ""
-        text = value.strip() if isinstance(value, str) else ""
-        if not text or len(text) > MAX_LABEL or any(ord(c) < 32 for c in text):
-            self.fail(
-                (*path, key),
-                f"{what}: {key} is one line of text, 1 to {MAX_LABEL} characters",
-            )
-            return ""
-        return text
-
-    def rule(
-        self, data: Any, path: tuple[str | int, ...], ids: Sequence[str] | None
-    ) -> MappingRule | None:
-        if not isinstance(data, Mapping) or not ({"segment", "when"} & set(data)):
-            self.fail(path, "a rule has segment and/or when, and variants")
-            return None
-        self.unknown(data, _RULE_KEYS, path, "rule")
-        segment = data.get("segment")
-        if segment is not None and not isinstance(segment, str):
-            self.fail((*path, "segment"), "segment is a segment name")
-        elif segment is not None and self.segments is not None and segment not in self.segments:
-            names = list(self.segments.names)
-            known = f"{_hint(segment, names)}; known: {', '.join(names) or 'none'}"
-            self.fail((*path, "segment"), f"unknown segment {segment[:40]!r}{known}")
-        when = None
-        if "when" in data:
-            try:
-                when = compile_rule(data["when"], where=self.shown)
-            except RuleError as exc:
-                for problem in exc.problems:
-                    self.fail((*path, "when", *problem.path), problem.message)
-        variants = self.ids(data.get("variants"), (*path, "variants"), ids)
-        pin = self.pin(data.get("pin"), (*path, "pin"), variants if ids is not None else None)
-        origin = f"{self.shown}:{self.at.line(path)}"
-        return MappingRule(tuple(variants), segment, when, pin, origin)
-
-    def ids(self, data: Any, path: tuple[str | int, ...], ids: Sequence[str] | None) -> list[str]:
-        if not isinstance(data, list) or not data or not all(isinstance(v, str) for v in data):
-            self.fail(path, f"{path[-1]} is a non-empty list of variant ids")
-            return []
-        for i, vid in enumerate(data):
-            if ids is not None and vid not in ids:
-                known = f"{_hint(vid, ids)}; variants: {', '.join(ids)}"
-                self.fail((*path, i), f"unknown variant {vid[:40]!r}{known}")
-        return list(data)
-
-    def pin(self, data: Any, path: tuple[str | int, ...], ids: Sequence[str] | None) -> str | None:
-        if data is None:
-            return None
-        if not isinstance(data, str) or (ids is not None and data not in ids):
-            shown = str(data)[:40]
-            known = f"{_hint(shown, ids)}; variants: {', '.join(ids)}" if ids else ""
-            self.fail(path, f"pin {shown!r} is not one of the variants it may choose{known}")
-            return None
-        return data
-
-    def cap(self, data: Any, path: tuple[str | int, ...]) -> Cap | None:
-        if data is None:
-            return None
-        if not isinstance(data, dict) or set(data) != {"views", "rest_hours"}:
-            self.fail(path, "cap is {views: N, rest_hours: H}")
-            return None
-        views: Any = data["views"]
-        rest: Any = data["rest_hours"]
-        if not (isinstance(views, int) and views >= 1 and _number(rest) and rest > 0):
-            self.fail(path, "cap views is a whole number >= 1 and rest_hours a number > 0")
-            return None
-        return Cap(views, float(rest))
-
-    def number(self, item: Mapping[str, Any], key: str, low: float, high: float) -> float | None:
-        value = item.get(key)
-        if value is not None and not (_number(value) and low <= value <= high):
-            self.fail((key,), f"{key} is a number from {low:g} to {high:g}")
-            return None
-        return None if value is None else float(value)
-
-    def unknown(self, item: Mapping[Any, Any], keys: frozenset[str], path: Any, what: str) -> None:
-        for key in item:
-            if key not in keys:
-                hint = _hint(str(key), sorted(keys))
-                self.fail((*path, key), f"{what}: unknown key {str(key)[:40]!r}{hint}", key=True)
-
-
-def _hint(name: str, choices: Sequence[str]) -> str:
-    """`` (did you mean 'x'?)`` for a near miss, as segment files report them."""
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def _site_holdout(value: object, shown: str, line: int, loaded: Loaded) -> None:
+    if loaded.holdout_origin:
+        message = f"the site's holdout is set twice (first at {loaded.holdout_origin})"
+        loaded.problems.append((shown, line, message))
+        return
+    problem = share_problem(value)
+    if problem is not None:
+        loaded.problems.append((shown, line, f"site {problem}"))
+        return
+    loaded.holdout = float(value)  # type: ignore[arg-type]
+    loaded.holdout_origin = f"{shown}:{line}"
 
 
 def validate_content(directory: str | Path, segments: SegmentLibrary | None = None) -> list[str]:

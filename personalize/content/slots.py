@@ -82,3 +82,4 @@ class Slot:
     cap: Cap | None = None
     origin: str = ""
     description: str = ""  # the editors' words for where it is ("Big banner on the home page")
+    holdout: float = 0.0  # a share held out of this slot alone, besides the site's holdout

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from personalize.content.explanation import Explanation
+from personalize.content.holdout import HELD_OUT
 from personalize.content.mapping import NO_RULE
 from personalize.content.slots import Slot, label_from_id
 from personalize.content.suppression import suppression_kind
@@ -255,6 +256,12 @@ def plain_reasons(
     lines: list[str] = []
     if variant is None:
         lines.append("Nothing is shown here for you right now.")
+    elif why.rule == HELD_OUT:
+        lines.append(
+            "Our standard choice here: a few visitors see it whatever their visit, so we can "
+            "tell whether personalizing helps."
+        )
+        return lines + _removals(slot, why.suppressed)
     elif why.rule != NO_RULE:
         phrases = _because(attrs, why.attributes, country_name)
         lines.append(
