@@ -63,13 +63,12 @@ class StateEndpoint:
     def state(self) -> dict[str, Any]:
         profiles = self.pz.personalizer.profiles
         store = profiles.store
-        down_until = getattr(store, "_down_until", 0.0)
         state: dict[str, Any] = {
             "pid": os.getpid(),
             "time": time.time(),
             "pending": profiles.pending,
             "stats": dict(profiles.stats),
-            "circuit_open": time.monotonic() < down_until,
+            "circuit_open": bool(getattr(store, "circuit_open", False)),
             "listening": bool(getattr(getattr(store, "_bus", None), "listening", False)),
         }
         if self.pz.personalizer.learning is not None:

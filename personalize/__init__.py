@@ -32,18 +32,29 @@ from personalize.profiles.profile import Profile, SessionRecord
 from personalize.rules.segments import Membership, Segment, SegmentLibrary
 from personalize.scope import get_visitor, identify
 from personalize.settings import Settings
-from personalize.stores import MemoryStore, ProfileStore, SQLiteStore
+from personalize.stores import (
+    MemoryStateStore,
+    MemoryStore,
+    ProfileStore,
+    SQLiteStateStore,
+    SQLiteStore,
+    StateStore,
+)
 from personalize.visitor import Visitor
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    # RedisStore needs the optional redis extra: import it only when asked for.
+    # The Redis stores need the optional redis extra: import them only when asked for.
     if name == "RedisStore":
         from personalize.stores.redis import RedisStore
 
         return RedisStore
+    if name == "RedisStateStore":
+        from personalize.stores.state_redis import RedisStateStore
+
+        return RedisStateStore
     raise AttributeError(f"module 'personalize' has no attribute {name!r}")
 
 
@@ -64,6 +75,7 @@ __all__ = [
     "Hit",
     "IdentityError",
     "Membership",
+    "MemoryStateStore",
     "MemoryStore",
     "MiddlewareMissingError",
     "PersonalizeError",
@@ -71,7 +83,9 @@ __all__ = [
     "Personalizer",
     "Profile",
     "ProfileStore",
+    "RedisStateStore",
     "RedisStore",
+    "SQLiteStateStore",
     "SQLiteStore",
     "Segment",
     "SegmentError",
@@ -80,6 +94,7 @@ __all__ = [
     "Settings",
     "Signals",
     "Source",
+    "StateStore",
     "StoreError",
     "StoreUnavailableError",
     "Visitor",

@@ -118,11 +118,13 @@ class PersonalizeMiddleware:
         if self._router.handles(scope["path"]):
             response = await self._router.respond(Request(scope, receive), visitor)
             await response(scope, receive, send_wrapper)
+            await personalizer.state.settle()
             return
         await self.app(scope, receive, send_wrapper)
         if page and page[0] and scope["method"] == "GET":
             # After the response: the visitor is not waiting for this write.
             await personalizer.record(visitor)
+        await personalizer.state.settle()  # decision state the page changed, if any
 
     def _flush_on_shutdown(self, send: Send) -> Send:
         """``send`` for the lifespan: before the app reports its shutdown complete, the page

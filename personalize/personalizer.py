@@ -38,6 +38,7 @@ from personalize.routing import Router
 from personalize.rules.segments import SegmentLibrary
 from personalize.services.nearcache import MISSING
 from personalize.services.profiles import ProfileService
+from personalize.services.state import StateService
 from personalize.settings import Settings
 from personalize.visitor import Visitor
 
@@ -82,6 +83,9 @@ class Personalizer:
             max_aliases=settings.max_aliases,
             cache_size=settings.profile_cache_size,
             flush_interval=settings.flush_interval,
+        )
+        self.state = StateService(
+            settings.state_store or store.state_store(), flush_interval=settings.flush_interval
         )
         self.context = ContextBuilder(
             geoip_db=settings.geoip_db,
@@ -354,5 +358,6 @@ class Personalizer:
         if self._closed:
             return
         self._closed = True
+        await self.state.aclose()  # first: it may share the profile store's connections
         await self.profiles.aclose()
         self.context.close()

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from personalize.learning.runtime import LocalLearning, StreamLearning
     from personalize.rules.segments import SegmentLibrary
     from personalize.stores.base import ProfileStore
+    from personalize.stores.state import StateStore
 
 __all__ = ["DEFAULT_EXCLUDE", "Settings"]
 
@@ -43,9 +44,11 @@ class Settings:
 
     ``secret_key`` signs the visitor cookie; a list rotates keys (newest first, all verify).
     ``store`` keeps profiles (default: an SQLite file ``personalize.sqlite3`` in the working
-    directory). ``segments`` and ``content`` are folders (or a loaded library / engine),
-    reloaded on change. ``learning`` is ``LocalLearning()`` (in-process) or
-    ``StreamLearning(redis_url)`` (several workers), or None. ``consent="required"``
+    directory); ``state_store`` keeps decision state every worker shares (default: on the
+    same backend, see :meth:`~personalize.ProfileStore.state_store`). ``segments`` and
+    ``content`` are folders (or a loaded library / engine), reloaded on change. ``learning``
+    is ``LocalLearning()`` (in-process) or ``StreamLearning(redis_url)`` (several workers),
+    or None. ``consent="required"``
     personalizes from the request alone and stores nothing until the app calls
     ``visitor.give_consent()``; either way ``Sec-GPC: 1`` or an opt-out makes the visitor
     context-only for good. ``admin_users`` (name -> ``personalize hash-password`` output)
@@ -57,6 +60,7 @@ class Settings:
 
     secret_key: str | Sequence[str]
     store: ProfileStore | None = None
+    state_store: StateStore | None = None  # decision state; None: on the store's backend
     geoip_db: str | os.PathLike[str] | None = None  # a GeoIP2/GeoLite2 City or Country .mmdb
     trusted_proxies: Iterable[str] = ()  # IPs or CIDRs whose X-Forwarded-For is believed
     internal_hosts: Iterable[str] = ()  # other hosts of the site (".example.com": subdomains)

@@ -17,5 +17,5 @@ def test_every_public_name_is_in_all() -> None:
         for name, value in vars(personalize).items()
         if not name.startswith("_") and not isinstance(value, type(personalize))
     }
-    lazy = {"RedisStore"}  # optional extras, imported on first use
+    lazy = {"RedisStore", "RedisStateStore"}  # optional extras, imported on first use
     assert public | lazy == set(personalize.__all__)

@@ -1,4 +1,4 @@
-"""Profile stores: one async interface, several backends.
+"""Stores: profiles and decision state, each one async interface with several backends.
 
 >>> import asyncio
 >>> from personalize.profiles.pageviews import Hit
@@ -11,5 +11,15 @@
 from personalize.stores.base import ProfileStore
 from personalize.stores.memory import MemoryStore
 from personalize.stores.sqlite import SQLiteStore
+from personalize.stores.state import StateStore
+from personalize.stores.state_memory import MemoryStateStore
+from personalize.stores.state_sqlite import SQLiteStateStore
 
-__all__ = ["MemoryStore", "ProfileStore", "SQLiteStore"]
+__all__ = [
+    "MemoryStateStore",
+    "MemoryStore",
+    "ProfileStore",
+    "SQLiteStateStore",
+    "SQLiteStore",
+    "StateStore",
+]

@@ -17,6 +17,7 @@ from personalize.profiles.changes import (
 from personalize.profiles.merge import MAX_ALIASES, merge_profiles
 from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit
 from personalize.profiles.profile import Profile
+from personalize.stores.state import StateStore
 
 __all__ = ["FORWARD_GRACE", "MAX_BATCH_IDS", "Change", "Mutation", "ProfileStore"]
 
@@ -59,6 +60,14 @@ class ProfileStore(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Release connections and threads."""
+
+    def state_store(self) -> StateStore:
+        """A :class:`StateStore` for decision state on this store's backend (its file, its
+        server), the default of ``Settings.state_store``. A backend without one keeps
+        decision state in this process: each worker then learns alone."""
+        from personalize.stores.state_memory import MemoryStateStore
+
+        return MemoryStateStore()
 
     async def update(self, key: str, mutation: Mutation) -> Profile | None:
         """Apply one mutation atomically and return the new profile."""

@@ -36,13 +36,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from personalize.exceptions import StoreError, StoreUnavailableError
+from personalize.exceptions import StoreError
 from personalize.profiles.changes import (
     MAX_BATCH_IDS,
     Change,
@@ -53,15 +52,15 @@ from personalize.profiles.changes import (
 from personalize.profiles.identity import is_anonymous_key
 from personalize.profiles.profile import Profile
 from personalize.stores.base import Mutation, ProfileStore
+from personalize.stores.state import StateStore
 
 try:
     import redis.asyncio as aioredis
-    from redis.exceptions import RedisError
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("RedisStore needs the redis extra: pip install 'personalize[redis]'") from exc
 
 from personalize.stores.redis_invalidation import InvalidationBus
-from personalize.stores.redis_support import APPEND, CAS, CONNECTION_ERRORS, make_pool
+from personalize.stores.redis_support import APPEND, CAS, CallGuard, make_pool
 
 logger = logging.getLogger("personalize.redis")
 
@@ -111,7 +110,7 @@ class RedisStore(ProfileStore):
         self._client = client
         self._writes = writes
         self._cas = self._client.register_script(CAS)
-        self._down_until = 0.0
+        self._guard = CallGuard(self, timeout=timeout, retry_after=retry_after)
         self._bus = InvalidationBus(
             self._client, f"{prefix}invalidate", timeout=timeout, enabled=invalidation
         )
@@ -142,26 +141,15 @@ class RedisStore(ProfileStore):
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _check_circuit(self) -> None:
-        if time.monotonic() < self._down_until:
-            raise StoreUnavailableError(f"{self!r} is unreachable; retrying shortly")
+    @property
+    def circuit_open(self) -> bool:
+        """True while calls fail fast because Redis was unreachable moments ago."""
+        return self._guard.circuit_open
 
-    async def _call(self, coro: Any) -> Any:
-        """Await one Redis call or pipeline, bounded by four times the store's timeout,
-        failing fast while the circuit is open."""
-        try:
-            self._check_circuit()
-        except StoreUnavailableError:
-            coro.close()  # never started: close it so it is not reported as never awaited
-            raise
-        self._bus.ensure_listener()
-        try:
-            return await asyncio.wait_for(coro, self.timeout * 4)
-        except CONNECTION_ERRORS as exc:
-            self._down_until = time.monotonic() + self.retry_after
-            raise StoreUnavailableError(f"{self!r}: {type(exc).__name__}: {exc}") from exc
-        except RedisError as exc:
-            raise StoreError(f"{self!r}: {exc}") from exc
+    def _call(self, coro: Any) -> Any:
+        """Await one Redis call or pipeline (see :class:`CallGuard`); (re)start listening for
+        invalidations first."""
+        return self._guard.call(coro, on_start=self._bus.ensure_listener)
 
     def _ttl_for(self, key: str) -> int:
         return self.anonymous_ttl if is_anonymous_key(key) else 0
@@ -330,6 +318,18 @@ class RedisStore(ProfileStore):
                     found[text[len(self.prefix) + 1 : end]] = None
             if not cursor:
                 return list(found)
+
+    def state_store(self) -> StateStore:
+        """Decision state on the same Redis, through this store's client, under its prefix."""
+        from personalize.stores.state_redis import RedisStateStore
+
+        return RedisStateStore(
+            self.url,
+            client=self._client,
+            prefix=self.prefix,
+            timeout=self.timeout,
+            retry_after=self.retry_after,
+        )
 
     async def close(self) -> None:
         await self._bus.close()

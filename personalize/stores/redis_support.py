@@ -7,11 +7,16 @@ True
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
+
+from personalize.exceptions import StoreError, StoreUnavailableError
 
 try:
     import redis.asyncio as aioredis
     from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("RedisStore needs the redis extra: pip install 'personalize[redis]'") from exc
@@ -21,7 +26,7 @@ try:
 except ImportError:  # pragma: no cover - hiredis comes with the redis extra
     hiredis = None
 
-__all__ = ["APPEND", "CAS", "CONNECTION_ERRORS", "hiredis_packing", "make_pool"]
+__all__ = ["APPEND", "CAS", "CONNECTION_ERRORS", "CallGuard", "hiredis_packing", "make_pool"]
 
 
 # KEYS[1] profile hash, KEYS[2] its change log. ARGV: expected version ("" = absent), new
@@ -125,3 +130,49 @@ def make_pool(
 
 
 CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
+
+
+class CallGuard:
+    """Bounds every Redis call of a store and fails fast while Redis is unreachable.
+
+    A call that times out or cannot connect raises
+    :class:`~personalize.exceptions.StoreUnavailableError` and opens the circuit: for
+    ``retry_after`` seconds every call raises at once, then one tries again (redis-py
+    reconnects by itself). Other Redis errors raise :class:`~personalize.exceptions.StoreError`.
+    """
+
+    def __init__(self, owner: object, *, timeout: float, retry_after: float) -> None:
+        self._owner = owner
+        self.timeout = timeout
+        self.retry_after = retry_after
+        self._down_until = 0.0
+
+    @property
+    def circuit_open(self) -> bool:
+        """True while calls fail fast (Redis was unreachable moments ago)."""
+        return time.monotonic() < self._down_until
+
+    def check(self) -> None:
+        """Raise StoreUnavailableError while the circuit is open."""
+        if self.circuit_open:
+            raise StoreUnavailableError(f"{self._owner!r} is unreachable; retrying shortly")
+
+    async def call(
+        self, coro: Any, *, on_start: Callable[[], None] | None = None, extra: float = 0.0
+    ) -> Any:
+        """Await one Redis call or pipeline, bounded by four times the timeout plus
+        ``extra`` seconds (for a call that moves megabytes)."""
+        try:
+            self.check()
+        except StoreUnavailableError:
+            coro.close()  # never started: close it so it is not reported as never awaited
+            raise
+        if on_start is not None:
+            on_start()
+        try:
+            return await asyncio.wait_for(coro, self.timeout * 4 + extra)
+        except CONNECTION_ERRORS as exc:
+            self._down_until = time.monotonic() + self.retry_after
+            raise StoreUnavailableError(f"{self._owner!r}: {type(exc).__name__}: {exc}") from exc
+        except RedisError as exc:
+            raise StoreError(f"{self._owner!r}: {exc}") from exc

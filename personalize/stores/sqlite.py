@@ -37,6 +37,8 @@ from personalize.stores.sqlite_schema import (
     log_rows_of,
     open_connection,
 )
+from personalize.stores.state import StateStore
+from personalize.stores.state_sqlite import SQLiteStateStore
 
 T = TypeVar("T")
 
@@ -411,6 +413,10 @@ class SQLiteStore(ProfileStore):
             return sorted(found)
 
         return await self._run(read)
+
+    def state_store(self) -> StateStore:
+        """Decision state in the same file (tables of its own)."""
+        return SQLiteStateStore(self.path, timeout=self._timeout)
 
     async def close(self) -> None:
         if self._closed:

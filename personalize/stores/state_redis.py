@@ -1,0 +1,246 @@
+"""Decision state in Redis, for several workers and hosts (``pip install 'personalize[redis]'``).
+
+Layout, every key hash-tagged by the state key so that it lives on one Redis Cluster slot:
+
+- ``<prefix>c:{<key>}`` a hash of counters; its field ``~b`` lists the ids of the last
+  batches added (a batch sent again after a timeout is added once);
+- ``<prefix>k:{<key>}`` a string value, with its TTL;
+- ``<prefix>b:{<name>}`` a hash of a blob's versions: field ``v`` the newest, ``1``, ``2``...
+  the data.
+
+A batch of increments is one pipelined round trip: one small Lua script per key adds every
+field atomically, refreshes the TTL and returns the key's counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from personalize.stores.state import (
+    Increments,
+    StateStore,
+    check_blob,
+    check_increments,
+    check_key,
+    check_ttl,
+    check_values,
+)
+
+try:
+    import redis.asyncio as aioredis
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "RedisStateStore needs the redis extra: pip install 'personalize[redis]'"
+    ) from exc
+
+from personalize.stores.redis_support import CallGuard, make_pool
+
+__all__ = ["RedisStateStore"]
+
+BATCHES_KEPT = 16  # batch ids remembered per counter hash
+
+# KEYS[1] the counters hash. ARGV: batch id ("" none), ttl in ms (0: leave it), how many
+# batch ids to remember, then field, amount pairs. Returns the hash (flat field, value list).
+INCREMENT = """
+if ARGV[1] ~= '' then
+  local seen = redis.call('HGET', KEYS[1], '~b') or ''
+  if string.find(' ' .. seen .. ' ', ' ' .. ARGV[1] .. ' ', 1, true) then
+    return redis.call('HGETALL', KEYS[1])
+  end
+  local ids = {ARGV[1]}
+  for id in string.gmatch(seen, '%S+') do
+    if #ids >= tonumber(ARGV[3]) then break end
+    ids[#ids + 1] = id
+  end
+  redis.call('HSET', KEYS[1], '~b', table.concat(ids, ' '))
+end
+for i = 4, #ARGV, 2 do
+  redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# KEYS[1] the blob hash. ARGV: data, versions to keep. Returns the new version.
+PUT_BLOB = """
+local v = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HSET', KEYS[1], tostring(v), ARGV[1])
+for old = v - tonumber(ARGV[2]), 1, -1 do
+  if redis.call('HDEL', KEYS[1], tostring(old)) == 0 then break end
+end
+return v
+"""
+
+# KEYS[1] the blob hash. ARGV: a version, or "" for the newest. Returns {version, data}.
+GET_BLOB = """
+local v = ARGV[1]
+if v == '' then v = redis.call('HGET', KEYS[1], 'v') end
+if not v then return nil end
+local data = redis.call('HGET', KEYS[1], v)
+if not data then return nil end
+return {tonumber(v), data}
+"""
+
+
+class RedisStateStore(StateStore):
+    """A :class:`StateStore` on ``redis.asyncio``; give a ``url`` or a ``client`` to share
+    (the profile store's: the state store never closes a client it was given).
+
+    >>> store = RedisStateStore("redis://127.0.0.1:6379/0", prefix="doc:")
+    >>> store.counter_key("hero/a|*")
+    'doc:c:{hero/a|*}'
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        client: aioredis.Redis | None = None,
+        prefix: str = "pz:",
+        timeout: float = 0.5,  # seconds, for every call
+        retry_after: float = 1.0,  # seconds to fail fast after Redis was unreachable
+        max_connections: int = 16,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._owns_client = client is None
+        if client is None:
+            pool = make_pool(url, max_connections, timeout, socket_timeout=None)
+            client = aioredis.Redis(connection_pool=pool)
+        self._client = client
+        self._guard = CallGuard(self, timeout=timeout, retry_after=retry_after)
+        self._increment = client.register_script(INCREMENT)
+        self._put_blob = client.register_script(PUT_BLOB)
+        self._get_blob = client.register_script(GET_BLOB)
+
+    def __repr__(self) -> str:
+        return f"RedisStateStore({self.url!r}, prefix={self.prefix!r})"
+
+    def counter_key(self, key: str) -> str:
+        """The Redis key of ``key``'s counters."""
+        return f"{self.prefix}c:{{{key}}}"
+
+    def value_key(self, key: str) -> str:
+        """The Redis key of ``key``'s value."""
+        return f"{self.prefix}k:{{{key}}}"
+
+    def blob_key(self, name: str) -> str:
+        """The Redis key of blob ``name``'s versions."""
+        return f"{self.prefix}b:{{{name}}}"
+
+    async def increment(
+        self, changes: Increments, *, ttl: float | None = None, batch_id: str | None = None
+    ) -> dict[str, dict[str, float]]:
+        checked = check_increments(changes)
+        ttl = check_ttl(ttl)
+        if not checked:
+            return {}
+        if batch_id is not None and (not batch_id or " " in batch_id):
+            raise ValueError("a batch id is a non-empty string without spaces")
+        ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
+        keys = list(checked)
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.scripts.add(self._increment)  # type: ignore[arg-type]  # loaded if Redis lost it
+            for key in keys:
+                args: list[Any] = [batch_id or "", ttl_ms, BATCHES_KEPT]
+                for field, amount in checked[key].items():
+                    args += (field, repr(amount))
+                pipe.evalsha(self._increment.sha, 1, self.counter_key(key), *args)
+            rows = await self._guard.call(pipe.execute())
+        return {key: _counters(row) for key, row in zip(keys, rows, strict=True)}
+
+    async def counters(self, keys: Sequence[str]) -> dict[str, dict[str, float]]:
+        for key in keys:
+            check_key(key)
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key in unique:
+                pipe.hgetall(self.counter_key(key))
+            rows = await self._guard.call(pipe.execute())
+        found = {key: _counters(row) for key, row in zip(unique, rows, strict=True)}
+        return {key: fields for key, fields in found.items() if fields}
+
+    async def values(self, keys: Sequence[str]) -> dict[str, bytes]:
+        for key in keys:
+            check_key(key)
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key in unique:
+                pipe.get(self.value_key(key))
+            rows = await self._guard.call(pipe.execute())
+        return {key: bytes(v) for key, v in zip(unique, rows, strict=True) if v is not None}
+
+    async def put_values(
+        self, items: Mapping[str, bytes], *, ttl: float | None, only_if_absent: bool = False
+    ) -> dict[str, bytes]:
+        check_values(items)
+        ttl = check_ttl(ttl)
+        if not items:
+            return {}
+        px = None if ttl is None else max(1, round(ttl * 1000))
+        keys = list(items)
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                # SET NX GET answers the value that was there (and stays), or nil: ours.
+                pipe.set(
+                    self.value_key(key), items[key], px=px, nx=only_if_absent, get=only_if_absent
+                )
+            rows = await self._guard.call(pipe.execute())
+        result = {}
+        for key, row in zip(keys, rows, strict=True):
+            result[key] = bytes(row) if only_if_absent and row is not None else items[key]
+        return result
+
+    async def delete(self, keys: Sequence[str]) -> int:
+        for key in keys:
+            check_key(key)
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return 0
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key in unique:
+                pipe.delete(self.counter_key(key))
+                pipe.delete(self.value_key(key))
+            rows = await self._guard.call(pipe.execute())
+        return sum(1 for i in range(0, len(rows), 2) if rows[i] or rows[i + 1])
+
+    async def put_blob(self, name: str, data: bytes, *, keep: int = 3) -> int:
+        check_blob(name, data, keep)
+        # Large snapshots take longer than one call's bound: the guard's timeout is for
+        # small calls, so a blob gets one second per 10 MB on top.
+        version = await self._guard.call(
+            self._put_blob(keys=[self.blob_key(name)], args=[data, keep]),
+            extra=len(data) / 10_000_000,
+        )
+        return int(version)
+
+    async def get_blob(self, name: str, version: int | None = None) -> tuple[int, bytes] | None:
+        check_key(name, "blob name")
+        wanted = "" if version is None else str(int(version))
+        row = await self._guard.call(
+            self._get_blob(keys=[self.blob_key(name)], args=[wanted]), extra=1.0
+        )
+        if row is None:
+            return None
+        return int(row[0]), bytes(row[1])
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.aclose(close_connection_pool=True)
+
+
+def _counters(row: Any) -> dict[str, float]:
+    """The counters of a hash, from HGETALL (a dict) or a script (a flat list)."""
+    pairs = row.items() if isinstance(row, dict) else zip(row[::2], row[1::2], strict=True)
+    out = {}
+    for field, value in pairs:
+        name = field.decode() if isinstance(field, bytes) else str(field)
+        if not name.startswith("~"):
+            out[name] = float(value)
+    return out
