@@ -119,12 +119,14 @@ class PersonalizeMiddleware:
             response = await self._router.respond(Request(scope, receive), visitor)
             await response(scope, receive, send_wrapper)
             await personalizer.state.settle()
+            await personalizer.impact.settle()
             return
         await self.app(scope, receive, send_wrapper)
         if page and page[0] and scope["method"] == "GET":
             # After the response: the visitor is not waiting for this write.
             await personalizer.record(visitor)
         await personalizer.state.settle()  # decision state the page changed, if any
+        await personalizer.impact.settle()  # the exposures and outcomes it reported, if any
 
     def _flush_on_shutdown(self, send: Send) -> Send:
         """``send`` for the lifespan: before the app reports its shutdown complete, the page

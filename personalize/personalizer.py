@@ -36,6 +36,7 @@ from personalize.profiles.preferences import location_used, stated_language
 from personalize.profiles.profile import Profile
 from personalize.routing import Router
 from personalize.rules.segments import SegmentLibrary
+from personalize.services.impact import ImpactLog
 from personalize.services.nearcache import MISSING
 from personalize.services.profiles import ProfileService
 from personalize.services.state import StateService
@@ -87,6 +88,12 @@ class Personalizer:
         self.state = StateService(
             settings.state_store or store.state_store(), flush_interval=settings.flush_interval
         )
+        # Exposures and attributed outcomes of the holdout comparison, in the state store.
+        self.impact = ImpactLog(
+            self.state.store,
+            window=settings.attribution_window,
+            flush_interval=settings.flush_interval,
+        )
         self.context = ContextBuilder(
             geoip_db=settings.geoip_db,
             trusted_proxies=settings.trusted_proxies,
@@ -108,8 +115,11 @@ class Personalizer:
                 secret=f"decisions:{self.cookies.signing_secret}",
                 clock=settings.clock,
                 holdout=settings.holdout,
+                on_exposure=self.impact.exposed,
             )
         elif content is not None:
+            if content.on_exposure is None:
+                content.on_exposure = self.impact.exposed
             if settings.holdout:
                 content.default_holdout = settings.holdout
             if content.segments is None and segments is not None:
@@ -150,35 +160,45 @@ class Personalizer:
             scores["cluster"] = self._segments.cluster_label(cluster)
         return scores
 
-    def converted(self, visitor: Visit) -> None:
-        """The visitor's session converted: learning labels it."""
-        if self.learning is not None and visitor.remembers:
+    def converted(self, visitor: Visit, value: float = 0.0, *, ref: str = "") -> None:
+        """The visitor converted (worth ``value``; ``ref``: an order id, counted once):
+        learning labels the session, the impact log attributes it to what they were shown."""
+        if not visitor.remembers:
+            return
+        if self.learning is not None:
             self.learning.convert(visitor)
+        if visitor.profile_key:
+            self.impact.converted(visitor.profile_key, value, self.now(), ref=ref)
 
     async def orders_stored(self, events: Mapping[str, Sequence[Event]]) -> int:
-        """Orders that reached profiles from another channel (the events API): each converts
-        the session it happened in, when the profile has one open then (an order from a
-        phone call converts no web session). Returns how many sessions were converted."""
+        """Orders that reached profiles from another channel (the events API): each is
+        attributed to what its profile was shown before it (the impact log, once per order
+        id), and converts the session it happened in, when the profile has one open then (an
+        order from a phone call converts no web session). Returns how many sessions were
+        converted."""
         learning = self.learning
-        if learning is None:
-            return 0
         timeout = self.profiles.session_timeout
         converted = 0
         for key, changes in events.items():
-            orders = [e.ts for e in changes if e.kind == "order"]
+            orders = [e for e in changes if e.kind == "order"]
             if not orders:
                 continue
             profile = await self.profiles.load(key)
             if profile is not None and profile.merged_into is not None:
                 profile = await self.profiles.load(profile.merged_into)
-            if profile is None:
+            unit = key if profile is None else profile.key
+            for order in orders:
+                value = order.properties.get("value", 0.0)
+                ref = str(order.properties.get("order_id", ""))
+                self.impact.converted(unit, float(value), order.ts, ref=ref)
+            if learning is None or profile is None:
                 continue
-            for ts in orders:
-                session = session_at(profile, ts, session_timeout=timeout)
+            for order in orders:
+                session = session_at(profile, order.ts, session_timeout=timeout)
                 if session is not None:
                     learning.convert_session(session_id(profile, session))
                     converted += 1
-        if converted:
+        if converted and learning is not None:
             await learning.drain()
         return converted
 
@@ -358,6 +378,7 @@ class Personalizer:
         if self._closed:
             return
         self._closed = True
+        await self.impact.aclose()  # before the state store it writes to closes
         await self.state.aclose()  # first: it may share the profile store's connections
         await self.profiles.aclose()
         self.context.close()

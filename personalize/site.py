@@ -39,6 +39,7 @@ class Site(Protocol):
 
     def learned_scores(self, visitor: Visit) -> Mapping[str, Any] | None: ...
 
-    def converted(self, visitor: Visit) -> None: ...  # an order: learning labels the session
+    def converted(self, visitor: Visit, value: float = 0.0, *, ref: str = "") -> None:
+        """An order or conversion worth ``value`` (``ref``: its order id, if any)."""
 
     def page_view(self, context: VisitorContext, now: float, device_id: str) -> Hit: ...

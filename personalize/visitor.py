@@ -395,6 +395,6 @@ class Visitor:
             stored = copy_profile(stored)
         apply_event(stored, event)
         if kind == "order":
-            site.converted(self)
+            site.converted(self, event.properties["value"], ref=event.properties["order_id"])
         self._changed(stored)
         await site.profiles.record(key, event)

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 from personalize.exceptions import ConfigurationError
+from personalize.services.impact import Arm, Exposure
 
 __all__ = [
     "HELD_OUT",
@@ -40,29 +39,10 @@ __all__ = [
 ]
 
 MIN_SHARE, MAX_SHARE = 0.05, 0.2
-Arm = Literal["personalized", "holdout"]
 PERSONALIZED: Arm = "personalized"
 HOLDOUT: Arm = "holdout"
 HELD_OUT = "held out: the default variants (the holdout group personalization is measured against)"
 _SCALE = float(1 << 64)
-
-
-@dataclass(frozen=True, slots=True)
-class Exposure:
-    """One visitor saw one slot's decision (once per session): what impact counts.
-
-    ``arm`` is the slot's (held out by the site or the slot), ``site_arm`` the site's;
-    ``segment`` names the mapping rule the visitor matched, held out or not ("(default)"
-    when none, "(condition)" for a rule without a segment).
-    """
-
-    unit: str  # the profile key: u:<user id> when known, else v:<visitor id>
-    slot: str
-    variant: str
-    arm: Arm
-    site_arm: Arm
-    segment: str
-    ts: float  # seconds since the epoch
 
 
 def share_problem(value: object) -> str | None:

@@ -70,7 +70,7 @@ class DecisionsApi:
     def __init__(
         self,
         decisions: DecisionEngine | None,
-        converted: Callable[[Visitor], None] | None = None,
+        converted: Callable[[Visitor, float], None] | None = None,
     ) -> None:
         self.decisions = decisions
         self.converted = converted  # a conversion also labels the visitor's session
@@ -115,7 +115,7 @@ class DecisionsApi:
         except ValueError as exc:
             return _error(422, str(exc))
         if data["type"] == "conversion" and self.converted is not None:
-            self.converted(visitor)
+            self.converted(visitor, float(data.get("value", 0.0)))
         return Response(status_code=204)
 
 

@@ -1,0 +1,397 @@
+"""The impact log: each decision's exposure, and the outcomes attributed to it, in the state store.
+
+The decision engine reports an :class:`Exposure` for each new decision while a holdout is on;
+conversions (the beacon's, ``visitor.track("order")``, the events API's orders) arrive as
+:class:`Outcome`. Both are only buffered on the request path (bounded, the oldest dropped
+and counted when the store is away for long); :meth:`ImpactLog.settle` (the middleware calls
+it after each response) and :meth:`ImpactLog.aclose` (at shutdown) write them, a batch at a
+time, in three or four store calls.
+
+Each exposure counts under three *scopes*, with the arm it was decided in: the site (the
+site's arm), the slot, and the slot's matched segment (the slot's arm). Per visitor (the
+profile key) the store keeps, for :data:`RETENTION` seconds, how often they were exposed,
+converted and what value they brought in each (scope, arm): so a visitor counts once, and the
+sum of squares of their values can be kept exactly. The times of their exposures are kept
+for the attribution window. An outcome counts for every scope the visitor was exposed to
+within the window before it. Per day the store keeps the sums :func:`daily` reads:
+``<scope>|<arm>|visitors``, ``converted``, ``value`` and ``value_sq``.
+
+A visitor's per-visitor counters are written with one atomic increment, which returns the
+totals: whether this was their first exposure or conversion, and their value before and after,
+follow from it, even with many workers. Two workers writing the same visitor's exposure times
+at the same moment may lose one of them (a later exposure restores it).
+
+>>> import asyncio
+>>> from personalize.stores.state_memory import MemoryStateStore
+>>> log = ImpactLog(MemoryStateStore(), window=86_400)
+>>> log.exposed(Exposure("v:1", "hero", "uk", "holdout", "holdout", "uk_visitors", 1e9))
+>>> log.converted("v:1", 20.0, 1e9 + 60)
+>>> asyncio.run(log.flush())
+True
+>>> day = asyncio.run(log.daily(1e9, days=1))[0]
+>>> day[0], day[1]["slot/hero|holdout|visitors"], day[1]["site|holdout|value"]
+('2001-09-09', 1.0, 20.0)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import secrets
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import orjson
+
+__all__ = [
+    "RETENTION",
+    "STATS",
+    "Arm",
+    "CounterStore",
+    "Exposure",
+    "ImpactLog",
+    "Outcome",
+    "day_of",
+    "scopes_of",
+]
+
+logger = logging.getLogger("personalize.impact")
+
+Arm = Literal["personalized", "holdout"]
+RETENTION = 400 * 86_400.0  # seconds per-visitor and daily counters are kept
+STATS = ("visitors", "converted", "value", "value_sq")
+SKEW = 60.0  # seconds an exposure may follow its outcome (clocks of workers differ a little)
+_TIMES_KEPT = 8  # exposure times kept per visitor and scope
+_PREFIX = "pz:impact:"
+Times = dict[str, tuple[str, list[float]]]  # scope -> (arm, exposure times)
+
+
+class CounterStore(Protocol):
+    """What the impact log needs of a :class:`~personalize.stores.state.StateStore`."""
+
+    async def increment(
+        self,
+        changes: Mapping[str, Mapping[str, float]],
+        *,
+        ttl: float | None = None,
+        batch_id: str | None = None,
+    ) -> dict[str, dict[str, float]]: ...
+
+    async def counters(self, keys: Sequence[str]) -> dict[str, dict[str, float]]: ...
+
+    async def values(self, keys: Sequence[str]) -> dict[str, bytes]: ...
+
+    async def put_values(
+        self, items: Mapping[str, bytes], *, ttl: float | None, only_if_absent: bool = False
+    ) -> dict[str, bytes]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """One visitor saw one slot's decision (once per session): what impact counts.
+
+    ``arm`` is the slot's (held out by the site or by the slot), ``site_arm`` the site's;
+    ``segment`` names the mapping rule the visitor matched, held out or not ("(default)"
+    when none, "(condition)" for a rule without a segment).
+    """
+
+    unit: str  # the profile key: u:<user id> when known, else v:<visitor id>
+    slot: str
+    variant: str
+    arm: Arm
+    site_arm: Arm
+    segment: str
+    ts: float  # seconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A conversion of the visitor with profile key ``unit``, worth ``value``."""
+
+    unit: str
+    value: float
+    ts: float
+    ref: str = ""  # an order id: the same order reported again counts once
+
+
+def scopes_of(exposure: Exposure) -> list[tuple[str, Arm]]:
+    """The scopes an exposure counts in, with its arm in each.
+
+    >>> scopes_of(Exposure("v:1", "hero", "a", "holdout", "personalized", "uk", 0.0))
+    [('site', 'personalized'), ('slot/hero', 'holdout'), ('segment/hero/uk', 'holdout')]
+    """
+    slot = exposure.slot
+    return [
+        ("site", exposure.site_arm),
+        (f"slot/{slot}", exposure.arm),
+        (f"segment/{slot}/{exposure.segment}", exposure.arm),
+    ]
+
+
+def day_of(ts: float) -> str:
+    """The UTC day of a timestamp, as the daily keys name it.
+
+    >>> day_of(0.0)
+    '1970-01-01'
+    """
+    return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
+
+
+def _visitor_key(unit: str) -> str:
+    return f"{_PREFIX}{{{unit}}}:n"  # hash-tagged: a visitor's keys share a cluster slot
+
+
+def _times_key(unit: str) -> str:
+    return f"{_PREFIX}{{{unit}}}:x"
+
+
+def _day_key(day: str) -> str:
+    return f"{_PREFIX}day:{day}"
+
+
+class ImpactLog:
+    """Buffers exposures and outcomes on the request path; writes them to ``store`` later.
+
+    ``window`` (seconds): an outcome counts for exposures at most that long before it.
+    ``max_pending``: exposures and outcomes buffered at most (the oldest are dropped, and
+    counted in :attr:`stats`, when the store cannot keep up).
+    """
+
+    def __init__(
+        self,
+        store: CounterStore,
+        *,
+        window: float = 7 * 86_400.0,
+        retention: float = RETENTION,
+        max_pending: int = 50_000,
+        flush_interval: float = 0.02,
+    ) -> None:
+        self.store = store
+        self.window = window
+        self.retention = retention
+        self.flush_interval = flush_interval  # seconds :meth:`settle` waits to batch writes
+        self._pending: deque[Exposure | Outcome] = deque(maxlen=max_pending)
+        self._retry: tuple[str, list[Exposure | Outcome]] | None = None  # (batch id, batch)
+        self._lock = threading.Lock()  # decisions may be made in threads (sync templates)
+        self._flushing: asyncio.Lock | None = None
+        self.stats = {"exposures": 0, "outcomes": 0, "attributed": 0, "dropped": 0, "failed": 0}
+
+    def __repr__(self) -> str:
+        return f"<ImpactLog {self.store!r} pending={self.pending}>"
+
+    def exposed(self, exposure: Exposure) -> None:
+        """Buffer an exposure (called by the decision engine; never blocks, never raises)."""
+        if exposure.unit:  # no profile key (a bot, nothing stored): nothing to attribute to
+            self._buffer(exposure)
+
+    def converted(self, unit: str, value: float, ts: float, *, ref: str = "") -> None:
+        """Buffer a conversion of ``unit`` worth ``value`` at ``ts``; ``ref`` (an order id)
+        makes the same order, reported again (a retried events API call), count once."""
+        if not unit:
+            return
+        if value != value or value < 0 or value > 1e9:  # NaN, refunds, absurd: count no value
+            value = 0.0
+        self._buffer(Outcome(unit, float(value), ts, ref[:128]))
+
+    def _buffer(self, item: Exposure | Outcome) -> None:
+        with self._lock:
+            if len(self._pending) == self._pending.maxlen:
+                self.stats["dropped"] += 1
+            self._pending.append(item)
+
+    @property
+    def pending(self) -> int:
+        """Exposures and outcomes not written yet (buffered or to be retried)."""
+        return len(self._pending) + (len(self._retry[1]) if self._retry else 0)
+
+    async def settle(self) -> None:
+        """After a response: unless a write is already running, wait ``flush_interval``
+        seconds (so concurrent requests share one batch) and write what is buffered. Cheap
+        when nothing is; never raises."""
+        if not (self._pending or self._retry):
+            return
+        if self._flushing is not None and self._flushing.locked():
+            return  # the running write loops until the buffer is empty
+        if self.flush_interval:
+            await asyncio.sleep(self.flush_interval)
+        await self.flush()
+
+    async def flush(self) -> bool:
+        """Write everything buffered; True when all of it was written. A batch the store
+        refuses is kept with its id and sent again by the next flush (stores apply a batch
+        id once, so a write that timed out but happened is not counted twice). Never
+        raises: impact must never cost a visitor their page."""
+        if self._flushing is None:
+            self._flushing = asyncio.Lock()
+        async with self._flushing:
+            while self._retry or self._pending:
+                with self._lock:
+                    if self._retry is not None:
+                        batch_id, batch = self._retry
+                    else:
+                        batch_id, batch = secrets.token_hex(8), list(self._pending)
+                        self._pending.clear()
+                    self._retry = None
+                try:
+                    await self._write(batch, batch_id)
+                    self._count(batch)
+                except Exception as exc:
+                    self.stats["failed"] += 1
+                    logger.warning("personalize: impact not written yet (%s)", exc)
+                    with self._lock:
+                        self._retry = (batch_id, batch)
+                    return False
+        return True
+
+    def _count(self, batch: Sequence[Exposure | Outcome]) -> None:
+        exposures = sum(isinstance(item, Exposure) for item in batch)
+        self.stats["exposures"] += exposures
+        self.stats["outcomes"] += len(batch) - exposures
+
+    async def aclose(self) -> None:
+        """Write what is buffered (at shutdown); log what cannot be."""
+        if not await self.flush():
+            logger.error("personalize: %d impact records lost at shutdown", self.pending)
+
+    async def _write(self, batch: Sequence[Exposure | Outcome], batch_id: str) -> None:
+        batch = await self._new_orders(batch, batch_id)
+        units = list(dict.fromkeys(item.unit for item in batch))
+        found = await self.store.values([_times_key(u) for u in units])
+        times = {u: _load_times(found.get(_times_key(u))) for u in units}
+        per_visitor: dict[str, dict[str, float]] = {}
+        #: (unit, scope, arm, day, kind, amount): what the daily sums need once totals are known
+        facts: list[tuple[str, str, str, str, str, float]] = []
+        for item in batch:
+            if isinstance(item, Exposure):
+                day = day_of(item.ts)
+                mine = times[item.unit]
+                for scope, arm in scopes_of(item):
+                    seen = mine[scope][1] if scope in mine else []
+                    mine[scope] = (arm, sorted({*seen, item.ts})[-_TIMES_KEPT:])
+                    _add(per_visitor, item.unit, f"n|{scope}|{arm}", 1.0)
+                    facts.append((item.unit, scope, arm, day, "n", 1.0))
+        for item in batch:
+            if isinstance(item, Outcome):
+                day = day_of(item.ts)
+                for scope, held in self._attributed(times[item.unit], item.ts):
+                    self.stats["attributed"] += 1
+                    _add(per_visitor, item.unit, f"c|{scope}|{held}", 1.0)
+                    _add(per_visitor, item.unit, f"v|{scope}|{held}", item.value)
+                    facts.append((item.unit, scope, held, day, "c", item.value))
+        changed = {_times_key(u): _dump_times(times[u], self.window) for u in units if times[u]}
+        if changed:
+            await self.store.put_values(changed, ttl=self.window + SKEW)
+        if not per_visitor:
+            return
+        totals = await self.store.increment(
+            per_visitor,
+            ttl=self.retention,
+            batch_id=f"{batch_id}:v",
+        )
+        daily = _daily(facts, per_visitor, totals)
+        await self.store.increment(daily, ttl=self.retention, batch_id=f"{batch_id}:d")
+
+    async def _new_orders(
+        self, batch: Sequence[Exposure | Outcome], batch_id: str
+    ) -> list[Exposure | Outcome]:
+        """``batch`` without the orders (outcomes with a ``ref``) counted before: the first
+        batch to claim an order's key keeps it, a batch sent again keeps what it claimed."""
+        refs = {
+            f"{_PREFIX}{{{item.unit}}}:o:{item.ref}": item
+            for item in batch
+            if isinstance(item, Outcome) and item.ref
+        }
+        if not refs:
+            return list(batch)
+        mine = batch_id.encode()
+        held = await self.store.put_values(
+            dict.fromkeys(refs, mine), ttl=self.retention, only_if_absent=True
+        )
+        seen: set[str] = set()
+        kept: list[Exposure | Outcome] = []
+        for item in batch:
+            if isinstance(item, Outcome) and item.ref:
+                key = f"{_PREFIX}{{{item.unit}}}:o:{item.ref}"
+                if held.get(key) != mine or key in seen:
+                    continue  # counted before, or twice in this batch
+                seen.add(key)
+            kept.append(item)
+        return kept
+
+    def _attributed(self, times: Times, ts: float) -> Iterable[tuple[str, str]]:
+        for scope, (arm, seen) in times.items():
+            if any(ts - self.window <= t <= ts + SKEW for t in seen):
+                yield scope, arm
+
+    async def daily(self, now: float, *, days: int = 90) -> list[tuple[str, dict[str, float]]]:
+        """The daily sums of the ``days`` days up to ``now``, oldest first (days without any
+        left out): ``(day, {"<scope>|<arm>|<stat>": sum})``."""
+        today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+        wanted = [(today - dt.timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]
+        found = await self.store.counters([_day_key(d) for d in wanted])
+        return [(d, found[_day_key(d)]) for d in wanted if found.get(_day_key(d))]
+
+
+def _add(out: dict[str, dict[str, float]], unit: str, field: str, amount: float) -> None:
+    fields = out.setdefault(_visitor_key(unit), {})
+    fields[field] = fields.get(field, 0.0) + amount
+
+
+def _daily(
+    facts: Sequence[tuple[str, str, str, str, str, float]],
+    added: Mapping[str, Mapping[str, float]],
+    totals: Mapping[str, Mapping[str, float]],
+) -> dict[str, dict[str, float]]:
+    """The daily sums' increments, from what this batch added per visitor and the totals the
+    store returned: a first exposure or conversion counts once, and the sum of squares moves
+    by the square of the visitor's new value minus that of their old one."""
+    out: dict[str, dict[str, float]] = {}
+    done: set[tuple[str, str, str, str]] = set()
+    for unit, scope, arm, day, kind, _ in facts:
+        if (unit, scope, arm, kind) in done:
+            continue
+        done.add((unit, scope, arm, kind))
+        key = _visitor_key(unit)
+        fields = out.setdefault(_day_key(day), {})
+        base = f"{scope}|{arm}|"
+        if kind == "n":
+            total, mine = totals[key].get(f"n|{scope}|{arm}", 0.0), added[key][f"n|{scope}|{arm}"]
+            if total - mine <= 0:  # nothing before this batch: a new visitor of this arm
+                fields[base + "visitors"] = fields.get(base + "visitors", 0.0) + 1.0
+            continue
+        count, mine = totals[key].get(f"c|{scope}|{arm}", 0.0), added[key][f"c|{scope}|{arm}"]
+        if count - mine <= 0:
+            fields[base + "converted"] = fields.get(base + "converted", 0.0) + 1.0
+        value, gained = totals[key].get(f"v|{scope}|{arm}", 0.0), added[key][f"v|{scope}|{arm}"]
+        if gained:
+            before = value - gained
+            fields[base + "value"] = fields.get(base + "value", 0.0) + gained
+            sq = fields.get(base + "value_sq", 0.0) + value * value - before * before
+            fields[base + "value_sq"] = sq
+    return {k: v for k, v in out.items() if v}
+
+
+def _load_times(raw: bytes | None) -> Times:
+    """A visitor's exposure times as stored (anything unreadable is no exposure)."""
+    try:
+        data = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        data = {}
+    times: Times = {}
+    for scope, entry in data.items() if isinstance(data, dict) else ():
+        if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], list):
+            seen = [float(t) for t in entry[1] if isinstance(t, int | float)]
+            times[str(scope)] = (str(entry[0]), seen)
+    return times
+
+
+def _dump_times(times: Times, window: float) -> bytes:
+    newest = max((t for _, seen in times.values() for t in seen), default=0.0)
+    oldest = newest - window - SKEW
+    return orjson.dumps(
+        {s: [arm, [t for t in seen if t >= oldest]] for s, (arm, seen) in times.items()}
+    )

@@ -1,0 +1,76 @@
+"""A shop page behind the middleware with a 20 % holdout, for the impact tests.
+
+``GET /`` decides the ``hero`` slot and answers ``<visitor id>|<variant>``; ``POST /buy``
+tracks an order (``?order=<id>&value=<amount>``). Separate servers run it with
+``uvicorn tests.impact_app:from_env --factory`` and ``PZ_IMPACT_DIR`` naming a folder that
+holds ``content/`` and the SQLite file every server shares.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from personalize import PersonalizeMiddleware, SQLiteStore, get_visitor
+
+SECRET = "impact-test-secret-of-32-characters!"
+API_KEY = "impact-test-api-key-0123456789"
+HERO = """\
+holdout: 0.2
+slots:
+  hero:
+    variants:
+      - {id: welcome, html: Welcome}
+      - {id: picked, html: Picked for you}
+    rules:
+      - when: {attribute: hour, operator: between, value: [0, 23]}
+        variants: [picked]
+    default: [welcome]
+"""
+
+
+def write_content(folder: Path) -> Path:
+    """``folder/content`` with the hero slot and its holdout."""
+    content = folder / "content"
+    content.mkdir(parents=True, exist_ok=True)
+    (content / "hero.yaml").write_text(HERO, encoding="utf-8")
+    return content
+
+
+async def home(request: Request) -> Response:
+    visitor = get_visitor(request)
+    decision = await visitor.decide("hero")
+    return PlainTextResponse(f"{visitor.id}|{decision.variant}")
+
+
+async def buy(request: Request) -> Response:
+    params = request.query_params
+    props = {"order_id": params["order"], "products": ["p1"], "value": float(params["value"])}
+    await get_visitor(request).track("order", props)
+    return PlainTextResponse("thanks")
+
+
+def make_app(folder: Path, **options: object) -> PersonalizeMiddleware:
+    """The shop in ``folder`` (its content written there if absent), sharing its SQLite file."""
+    content = folder / "content"
+    if not content.exists():
+        write_content(folder)
+    app = Starlette(routes=[Route("/", home), Route("/buy", buy, methods=["POST"])])
+    options = {"flush_interval": 0.0, **options}
+    return PersonalizeMiddleware(
+        app,
+        secret_key=SECRET,
+        store=SQLiteStore(folder / "shop.sqlite3"),
+        content=str(content),
+        api_keys=[API_KEY],
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def from_env() -> PersonalizeMiddleware:
+    return make_app(Path(os.environ["PZ_IMPACT_DIR"]))
