@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     for name in CHECKED_FOLDERS:
         check.add_argument(f"--{name}", metavar="DIR", help=f"{name} folder (default: ./{name})")
     _add_learning_commands(commands)
+    from personalize.impact.commands import add_command as add_report
+
+    add_report(commands)  # `personalize report [--json | --csv]`
     from personalize.web.admin.passwords import add_command as add_hash_password
 
     add_hash_password(commands)  # `personalize hash-password [--stdin]`
@@ -137,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from personalize.web.admin.passwords import hash_password_command
 
         return hash_password_command(args)
+    if args.command == "report":
+        from personalize.impact.commands import run as report
+
+        return report(args)
     if args.command in ("simulate", "evaluate", "learner"):
         from personalize.learning.commands import run
 

@@ -9,6 +9,7 @@ holds ``content/`` and the SQLite file every server shares.
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -17,6 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from personalize import PersonalizeMiddleware, SQLiteStore, get_visitor
+from personalize.services.impact import Arm, Exposure, ImpactLog
 
 SECRET = "impact-test-secret-of-32-characters!"
 API_KEY = "impact-test-api-key-0123456789"
@@ -74,3 +76,32 @@ def make_app(folder: Path, **options: object) -> PersonalizeMiddleware:
 
 def from_env() -> PersonalizeMiddleware:
     return make_app(Path(os.environ["PZ_IMPACT_DIR"]))
+
+
+async def plant(
+    log: ImpactLog,
+    now: float,
+    *,
+    days: int = 14,
+    per_day: int = 400,
+    share: float = 0.2,
+    base: float = 0.05,
+    uplift: float = 0.3,
+    seed: int = 1,
+) -> None:
+    """Write ``days`` days of synthetic exposures and orders up to ``now`` into ``log``: a
+    ``share`` of each day's new visitors held out, who convert at ``base``; the others at
+    ``base * (1 + uplift)``, with order values uniform in 20..80."""
+    rng = random.Random(seed)
+    for day in range(days - 1, -1, -1):
+        start = now - day * 86_400 - 3_600
+        for i in range(per_day):
+            unit = f"v:{day}-{i}"
+            arm: Arm = "holdout" if rng.random() < share else "personalized"
+            segment = "uk_visitors" if rng.random() < 0.5 else "(default)"
+            ts = start + rng.random() * 3_000
+            log.exposed(Exposure(unit, "hero", "welcome", arm, arm, segment, ts))
+            rate = base if arm == "holdout" else base * (1 + uplift)
+            if rng.random() < rate:
+                log.converted(unit, rng.uniform(20, 80), ts + 60)
+        await log.flush()

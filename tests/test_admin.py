@@ -46,6 +46,7 @@ def content_file(pz: PersonalizeMiddleware) -> Path:
 def test_admin_routes_are_the_documented_ones() -> None:
     assert ADMIN_ROUTES == [
         "/admin",
+        "/admin/impact",
         "/admin/model",
         "/admin/preview",
         "/admin/profiles",

@@ -15,10 +15,11 @@ route                       methods   what
 ``/admin/preview``          GET       any page path as a simulated visitor
 ``/admin/profiles``         GET       a stored profile by ``user_id`` or ``visitor_id``
 ``/admin/model``            GET       events learned, prequential AUC chart, the gate
+``/admin/impact``           GET/POST  uplift vs the holdout, chart, CSV/JSON; the holdout
 ==========================  ========  ===============================================
 
 >>> sorted(PAGES)
-['', '/model', '/preview', '/profiles', '/segments', '/slots']
+['', '/impact', '/model', '/preview', '/profiles', '/segments', '/slots']
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from personalize.personalizer import Personalizer
 from personalize.routing import Router
 from personalize.web.admin import views
 from personalize.web.admin.auth import Editor, Guard
+from personalize.web.admin.impact_page import impact_page
 from personalize.web.admin.views import AdminState
 from personalize.web.csrf import FIELD, CsrfSigner, same_origin
 from personalize.web.pages import read_form, text
@@ -53,6 +55,7 @@ PAGES: dict[str, tuple[frozenset[str], Page]] = {
     "/preview": (_GET, views.preview_page),
     "/profiles": (_GET, views.profiles_page),
     "/model": (_GET, views.model_page),
+    "/impact": (_GET | {"POST"}, impact_page),
 }
 ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 

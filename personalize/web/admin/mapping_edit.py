@@ -60,7 +60,18 @@ if TYPE_CHECKING:
 
     from personalize.rules.segments import SegmentLibrary
 
-__all__ = ["MappingForm", "digest", "read_form_edit", "save_mapping", "splice"]
+__all__ = [
+    "MappingForm",
+    "digest",
+    "folder_lock",
+    "last_line",
+    "read_form_edit",
+    "save_mapping",
+    "slot_node",
+    "splice",
+    "validate_copy",
+    "write_atomically",
+]
 
 _KEYS = ("rules", "default", "pin")
 _RULE_ORDER = ("segment", "when", "variants", "pin", "description")
@@ -217,13 +228,13 @@ def _block(indent: str, rules: list[dict[str, Any]], default: list[str], pin: st
     return "\n".join(lines) + "\n"
 
 
-def _last_line(node: yaml.Node) -> int:
+def last_line(node: yaml.Node) -> int:
     """The 0-based line where ``node``'s own text ends (block collections end early)."""
     if isinstance(node, yaml.SequenceNode | yaml.MappingNode) and not node.flow_style:
         if isinstance(node, yaml.SequenceNode) and node.value:
-            return _last_line(node.value[-1])
+            return last_line(node.value[-1])
         if isinstance(node, yaml.MappingNode) and node.value:
-            return _last_line(node.value[-1][1])
+            return last_line(node.value[-1][1])
         return node.start_mark.line
     end = node.end_mark
     if end.column == 0 and end.line > node.start_mark.line:
@@ -231,7 +242,7 @@ def _last_line(node: yaml.Node) -> int:
     return end.line
 
 
-def _slot_node(root: yaml.Node | None, name: str) -> yaml.MappingNode:
+def slot_node(root: yaml.Node | None, name: str) -> yaml.MappingNode:
     if isinstance(root, yaml.MappingNode):
         for key, value in root.value:
             if key.value == "slots" and isinstance(value, yaml.MappingNode):
@@ -249,7 +260,7 @@ def splice(
     text: str, name: str, rules: list[dict[str, Any]], default: list[str], pin: str | None
 ) -> str:
     """``text`` with slot ``name``'s rules, default and pin replaced; nothing else touched."""
-    slot = _slot_node(yaml.compose(text, Loader=yaml.SafeLoader), name)
+    slot = slot_node(yaml.compose(text, Loader=yaml.SafeLoader), name)
     lines = text.splitlines(keepends=True)
     spans: list[tuple[int, int]] = []
     indent: str | None = None
@@ -260,7 +271,7 @@ def splice(
             indent = lines[first][:column]
         if key.value not in _KEYS:
             continue
-        last = _last_line(value)
+        last = last_line(value)
         if lines[first][:column].strip() or any(
             lines[n][:column].strip() for n in range(first + 1, last + 1)
         ):
@@ -270,7 +281,7 @@ def splice(
         raise EditError([f"slot {name!r} has no keys to edit"])
     block = _block(indent, rules, default, pin)
     if not spans:
-        at = _last_line(slot) + 1
+        at = last_line(slot) + 1
         spans_sorted: list[tuple[int, int]] = []
     else:
         spans_sorted = sorted(spans)
@@ -315,7 +326,7 @@ def save_mapping(
     saving the same form at once (on two workers), the second is told of the conflict.
     """
     path = slot_file(slot)
-    with _folder_lock(folder):
+    with folder_lock(folder):
         old = path.read_text(encoding="utf-8")
         if not form.digest or digest(old) != form.digest:
             raise EditError(
@@ -324,15 +335,15 @@ def save_mapping(
             )
         new = splice(old, slot.name, form.rules, form.default, form.pin)
         _check_round_trip(old, new, slot.name, form)
-        problems = _validate_copy(folder, path, new, segments)
+        problems = validate_copy(folder, {path: new}, segments)
         if problems:
             raise EditError(problems, 422)
-        _write_atomically(path, new)
+        write_atomically(path, new)
     return path
 
 
 @contextlib.contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
+def folder_lock(folder: Path) -> Iterator[None]:
     """An exclusive lock shared by every process that edits ``folder``: ``flock`` on the folder
     itself (no lock file left behind), released when it is closed, even on a crash."""
     fd = os.open(folder, os.O_RDONLY)
@@ -343,19 +354,22 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def _validate_copy(
-    folder: Path, path: Path, new: str, segments: SegmentLibrary | None
+def validate_copy(
+    folder: Path, texts: Mapping[Path, str], segments: SegmentLibrary | None
 ) -> list[str]:
-    """The loader's problems for the folder with ``path`` replaced by ``new`` (on a copy)."""
+    """The loader's problems for the folder with each path of ``texts`` replaced by (or
+    created with) its new text, checked on a copy."""
     with tempfile.TemporaryDirectory(prefix="personalize-edit-") as tmp:
         copy = Path(tmp) / "content"
         shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(".*"))
-        (copy / path.resolve().relative_to(folder.resolve())).write_text(new, encoding="utf-8")
+        for path, new in texts.items():
+            target = copy / path.resolve().relative_to(folder.resolve())
+            target.write_text(new, encoding="utf-8")
         problems = validate_content(copy, segments)
     return [p.replace(str(copy), str(folder)) for p in problems]
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     # Same folder (same file system) so os.replace is atomic; a dot-name so the hot reload
     # skips the half-written file.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
