@@ -108,3 +108,19 @@ def test_verification_cache_is_bounded() -> None:
     for i in range(50):
         jar.load(jar.dump(CookieState(f"id{i}")))
     assert len(jar._cache) == 10
+
+
+@pytest.mark.parametrize("offset", [-30 * 86_400.0, 0.0, 30 * 86_400.0])
+def test_a_simulated_clock_signs_and_checks_with_its_own_time(offset: float) -> None:
+    """Cookies are stamped with the settings' clock, not time.time: a clock in the past (a
+    simulation, a replay) accepts its own cookies and still expires them."""
+    import time
+
+    clock = FakeClock(time.time() + offset)
+    jar = VisitorCookie(KEY_NEW, clock=clock, max_age=3600)
+    value = jar.dump(CookieState("abc"))
+    clock.now += 60
+    assert jar.load(value).state == CookieState("abc")
+    clock.now += 7200
+    later = VisitorCookie(KEY_NEW, clock=clock, max_age=3600)  # no cached verification
+    assert later.load(value).state is None

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from personalize.exceptions import ConfigurationError
 from personalize.util.frozen import fast_init
@@ -113,8 +113,10 @@ class VisitorCookie:
         self.max_age = max_age
         self._clock = clock
         # itsdangerous signs with the *last* key of the list and verifies with all of them.
-        self._current = URLSafeTimedSerializer(self._keys[0], salt=salt)
-        self._all = URLSafeTimedSerializer(list(reversed(self._keys)), salt=salt)
+        # Signed with the time of ``clock``, as it is checked (itsdangerous reads time.time).
+        signer = _clock_signer(clock) if clock is not time.time else TimestampSigner
+        self._current = URLSafeTimedSerializer(self._keys[0], salt=salt, signer=signer)
+        self._all = URLSafeTimedSerializer(list(reversed(self._keys)), salt=salt, signer=signer)
         self._cache: OrderedDict[str, tuple[CookieState, float, bool]] = OrderedDict()
         self._cache_size = cache_size
         if same_site not in ("lax", "strict", "none"):
@@ -243,3 +245,14 @@ def _state_from_payload(payload: object) -> CookieState | None:
     if user_id is not None and (not isinstance(user_id, str) or not 0 < len(user_id) <= 256):
         return None
     return CookieState(visitor_id=visitor_id, user_id=user_id, consent=payload.get("c") == 1)
+
+
+def _clock_signer(clock: Callable[[], float]) -> type[TimestampSigner]:
+    """A :class:`TimestampSigner` that stamps the time of ``clock`` (a simulated clock's
+    cookies verify under the same clock)."""
+
+    class ClockSigner(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(clock())
+
+    return ClockSigner
