@@ -125,6 +125,8 @@ class PersonalizeMiddleware:
         if page and page[0] and scope["method"] == "GET":
             # After the response: the visitor is not waiting for this write.
             await personalizer.record(visitor)
+        elif visitor.pending_write:  # a logout's revocation, after a redirect or a POST
+            await personalizer.record(visitor, page_view=False)
         await personalizer.state.settle()  # decision state the page changed, if any
         await personalizer.impact.settle()  # the exposures and outcomes it reported, if any
 

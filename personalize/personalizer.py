@@ -34,6 +34,7 @@ from personalize.profiles.identity import anonymous_key, known_key
 from personalize.profiles.pageviews import CategoryMap, Hit, session_at, session_id
 from personalize.profiles.preferences import location_used, stated_language
 from personalize.profiles.profile import Profile
+from personalize.profiles.revocation import admits
 from personalize.routing import Router
 from personalize.rules.segments import SegmentLibrary
 from personalize.services.impact import ImpactLog
@@ -301,7 +302,15 @@ class Personalizer:
                     "page without the stored profile",
                     exc,
                 )
-                stored = None
+                stored = MISSING
+        if stored is MISSING:
+            stored = None
+        elif user_id is not None and (
+            stored is None or not admits(stored, state.visitor_id, state.epoch)
+        ):
+            # A login cookie whose profile was erased, or that a logout revoked: a new
+            # anonymous visitor, and nothing of the user is read or recreated.
+            return self._new_visitor(context, now, consent=state.consent)
         if stored is not None and stored.merged_into is not None:
             # This anonymous id was merged at a login: it never reads the known profile.
             # Requests in flight during the login still count (they are forwarded);
@@ -342,11 +351,17 @@ class Personalizer:
         visitor.cookie_out = state
         return visitor
 
-    async def record(self, visitor: Visitor) -> None:
-        """After a page's response: record its page view and let learning see it."""
+    async def record(self, visitor: Visitor, *, page_view: bool = True) -> None:
+        """After a page's response: record its page view and let learning see it (with
+        ``page_view=False``, after any other response: write what the visitor queued)."""
+        if not page_view:
+            await self.profiles.write_behind()
+            return
         recorded = visitor.page_view()
         key = visitor.profile_key
         if recorded is None or key is None:
+            if visitor.pending_write:
+                await self.profiles.write_behind()
             return
         hit, read = recorded
         try:

@@ -29,10 +29,11 @@ from personalize.content.decisions import Decision, Explanation
 from personalize.context.records import VisitorContext
 from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.profiles.cookie import OPTED_OUT, CookieState, new_visitor_id
-from personalize.profiles.events import apply_event, validate_event
+from personalize.profiles.events import Event, apply_event, validate_event
 from personalize.profiles.identity import anonymous_key, known_key
 from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, apply_hit
 from personalize.profiles.profile import Profile, copy_for_page_view, copy_profile
+from personalize.profiles.revocation import REVOKE
 from personalize.rules.attributes import build_attributes
 from personalize.rules.segments import Membership
 from personalize.site import Site
@@ -68,6 +69,7 @@ class Visitor:
         "id",
         "is_new",
         "mode",
+        "pending_write",
         "used",
         "user_id",
     )
@@ -91,6 +93,8 @@ class Visitor:
         self.used = False
         # The cookie the response sends (new visitor, rotation, login, logout, opt-out), if any.
         self.cookie_out: CookieState | None = None
+        # A change was queued without writing it (a logout): the response's end writes it.
+        self.pending_write = False
         self.consent = consent  # the visitor explicitly agreed to be remembered
         # "full": profile and learning; "context": personalized from this request alone,
         # nothing remembered (opted out, Global Privacy Control, or no consent yet).
@@ -308,28 +312,38 @@ class Visitor:
             if traits:
                 self._changed(await profiles.set_traits(uid, traits, now=now))
             return self.profile
-        state = CookieState(visitor_id=new_visitor_id(), user_id=uid, consent=self.consent)
+        device_id = new_visitor_id()
         if self.user_id is not None:
-            # Never merge two known profiles implicitly: just switch users.
-            if traits:
-                await profiles.set_traits(uid, traits, now=now)
-            self._rebind(state, await profiles.read(known_key(uid)))
-            return self.profile
-        assert self.id is not None
-        merged = await profiles.merge(
-            anonymous_key(self.id), uid, device_id=state.visitor_id, traits=traits, now=now
-        )
-        self._rebind(state, merged)
+            # Never merge two known profiles implicitly: just switch users. The profile is
+            # created if need be: a login cookie reads only a profile that exists.
+            known = await profiles.set_traits(uid, traits or {}, now=now)
+        else:
+            assert self.id is not None
+            known = await profiles.merge(
+                anonymous_key(self.id), uid, device_id=device_id, traits=traits, now=now
+            )
+        epoch = known.cookie_epoch if known is not None else 0
+        state = CookieState(device_id, user_id=uid, consent=self.consent, epoch=epoch)
+        self._rebind(state, known)
         return self.profile
 
-    def logout(self) -> None:
+    def logout(self, *, everywhere: bool = False) -> None:
         """Forget who this browser belonged to: a fresh anonymous id, unlinked from the user.
 
-        A shared computer never shows the last user's profile afterwards.
+        A shared computer never shows the last user's profile afterwards: by default the
+        login cookie this browser held stops reading the known profile, and so does every
+        copy of it taken before (the user's other devices stay logged in). With
+        ``everywhere=True`` every login cookie of the user issued so far is revoked, on
+        every device. (The revocation is written when the response ends.)
         """
         if self.mode == "context":
             return
-        self._identifiable()
+        site = self._identifiable()
+        if self.user_id is not None and self.id is not None:
+            revocation = {} if everywhere else {"device": self.id}
+            event = Event(REVOKE, "logout", site.now(), revocation)
+            site.profiles.enqueue(known_key(self.user_id), event)
+            self.pending_write = True
         self._rebind(CookieState(visitor_id=new_visitor_id(), consent=self.consent), None)
 
     async def forget(self) -> list[str]:

@@ -66,6 +66,20 @@ async def forget(request: Request) -> Response:
     return PlainTextResponse(",".join(sorted(removed)))
 
 
+TRACKED = {
+    "ticket": {"ticket_id": "t-attacker", "status": "open"},
+    "order": {"order_id": "o-attacker", "products": ["p1"], "value": 99.0},
+    "preference": {"promotions": "never"},
+    "wishlist": {"product": "p1"},
+}
+
+
+async def track(request: Request) -> Response:
+    name = request.path_params["name"]
+    await get_visitor(request).track(name, TRACKED[name])
+    return PlainTextResponse("tracked")
+
+
 def fields(r: httpx.Response) -> list[str]:
     return r.text.removeprefix("<p>").removesuffix("</p>").split("|")
 
@@ -95,6 +109,7 @@ def make_app(store: ProfileStore, **options: Any) -> PersonalizeMiddleware:
             Route("/login", login),
             Route("/logout", logout),
             Route("/forget", forget),
+            Route("/track/{name}", track, methods=["POST"]),
         ]
     )
     options.setdefault("flush_interval", 0)
@@ -202,8 +217,12 @@ def test_forget_erases_profile_and_aliases_everywhere(make_store: StoreFactory) 
         removed = (await phone.get("/forget")).text.split(",")
         assert "u:ann" in removed and len(removed) == 3
         assert await store.keys() == []
-        # The other device, still holding a cookie bound to ann, finds nothing.
-        assert fields(await desktop.get("/"))[1:4] == ["ann", "1", "1"]
+        # The other device's login cookie is revoked: a new anonymous visitor, with a new
+        # cookie, and nothing of ann is recreated.
+        r = await desktop.get("/")
+        assert fields(r)[1:4] == ["None", "1", "1"] and "set-cookie" in r.headers
+        await pz.personalizer.profiles.flush()
+        assert await store.keys() == [f"v:{fields(r)[0]}"]
         await phone.aclose()
         await desktop.aclose()
         await pz.aclose()

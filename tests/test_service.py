@@ -105,15 +105,15 @@ def test_events_fold_into_a_copy_so_views_sharing_facts_do_not_change(tmp_path: 
     async def scenario() -> None:
         store = SQLiteStore(tmp_path / "p.sqlite3")
         service = ProfileService(store, flush_interval=0)
-        await service.record("u:a", hit(1.7e9), new=True)
-        cached = await service.load("u:a")
+        await service.record("v:a", hit(1.7e9), new=True)
+        cached = await service.load("v:a")
         assert cached is not None
         view = copy_for_page_view(cached)  # shares facts with the cached profile
         order: Change = validate_event(
             "order", {"order_id": "o1", "value": 10.0, "products": ["p1"]}, ts=1.7e9 + 1
         )
-        await service.record("u:a", order)
-        after = await service.load("u:a")
+        await service.record("v:a", order)
+        after = await service.load("v:a")
         assert after is not None and after is not cached
         assert after.facts.get("purchases") == 1
         assert "purchases" not in view.facts and "purchases" not in cached.facts

@@ -542,6 +542,10 @@ def test_redis_log_folds_on_read_and_compacts_past_its_limit(redis_prefix: str) 
         # Anonymous profiles expire, profile and log alike; known ones keep.
         assert 0 < await client.ttl(key) <= store.anonymous_ttl
         assert 0 < await client.ttl(log) <= store.anonymous_ttl
+        await store.apply_changes({"u:1": [Hit(ts=1.0, path="/")]}, batch_id="j")
+        # Page views alone never create a known profile (a login does, see creates_profile).
+        assert not await client.exists(store.redis_key("u:1"), store.log_key("u:1"))
+        await store.update("u:1", lambda p: Profile(key="u:1", user_id="1"))
         await store.apply_changes({"u:1": [Hit(ts=1.0, path="/")]}, batch_id="k")
         assert await client.ttl(store.log_key("u:1")) == -1
         await store.close()

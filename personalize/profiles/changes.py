@@ -12,16 +12,17 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from personalize.profiles.events import Event, apply_event
-from personalize.profiles.identity import visitor_id_of
+from personalize.profiles.identity import user_id_of, visitor_id_of
 from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, apply_hit
 from personalize.profiles.profile import Profile
+from personalize.profiles.revocation import REVOKE
 
 #: What the request path writes: page views and events.
 Change = Hit | Event
@@ -38,6 +39,21 @@ def _renamed(change: Change, key: str, device_id: str | None) -> Change:
     if isinstance(change, Hit) and device_id and change.device_id == visitor_id_of(key):
         return replace(change, device_id=device_id)
     return change
+
+
+def creates_profile(key: str, changes: Iterable[Change]) -> bool:
+    """Whether ``changes`` may create the profile of ``key`` when the store holds none.
+
+    A known profile is created by a login, traits, or an event from another channel; page
+    views and logouts alone never create one, so a cookie of an erased user (a stale copy,
+    a request in flight, another worker's cache) recreates nothing.
+
+    >>> creates_profile("u:ann", [Hit(ts=1.0, path="/")]), creates_profile("v:x1", [])
+    (False, True)
+    """
+    if user_id_of(key) is None:
+        return True
+    return any(isinstance(c, Event) and c.kind != REVOKE for c in changes)
 
 
 def fold_changes(

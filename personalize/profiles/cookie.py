@@ -7,7 +7,7 @@ verify, and a cookie that only an older secret verifies is re-issued with the fi
 >>> jar = VisitorCookie(["a-new-secret-of-32-characters..", "the-old-secret-still-verifies.."])
 >>> value = jar.dump(CookieState(visitor_id="abc"))
 >>> jar.load(value).state
-CookieState(visitor_id='abc', user_id=None, consent=False, opted_out=False)
+CookieState(visitor_id='abc', user_id=None, consent=False, opted_out=False, epoch=0)
 >>> jar.load("tampered" + value).state is None
 True
 """
@@ -44,12 +44,15 @@ class CookieState:
 
     ``consent`` records that the visitor agreed to be remembered (consent mode "required");
     ``opted_out`` is the whole cookie of a visitor who opted out: no id at all.
+    ``epoch`` is the known profile's cookie epoch when a login cookie was signed (see
+    :mod:`personalize.profiles.revocation`).
     """
 
     visitor_id: str
     user_id: str | None = None
     consent: bool = False
     opted_out: bool = False
+    epoch: int = 0
 
 
 OPTED_OUT = CookieState(visitor_id="", opted_out=True)
@@ -189,6 +192,8 @@ class VisitorCookie:
         payload: dict[str, Any] = {"v": state.visitor_id}
         if state.user_id is not None:
             payload["u"] = state.user_id
+            if state.epoch:
+                payload["e"] = state.epoch
         if state.consent:
             payload["c"] = 1
         return self._current.dumps(payload)
@@ -244,7 +249,12 @@ def _state_from_payload(payload: object) -> CookieState | None:
         return None
     if user_id is not None and (not isinstance(user_id, str) or not 0 < len(user_id) <= 256):
         return None
-    return CookieState(visitor_id=visitor_id, user_id=user_id, consent=payload.get("c") == 1)
+    epoch = payload.get("e", 0)
+    if type(epoch) is not int or not 0 <= epoch < 2**31:
+        return None
+    return CookieState(
+        visitor_id=visitor_id, user_id=user_id, consent=payload.get("c") == 1, epoch=epoch
+    )
 
 
 def _clock_signer(clock: Callable[[], float]) -> type[TimestampSigner]:

@@ -29,6 +29,7 @@ from typing import Any
 from personalize.exceptions import EventError
 from personalize.profiles.preferences import check_preferences, state
 from personalize.profiles.profile import MAX_EVENTS, Profile
+from personalize.profiles.revocation import REVOKE, revoke
 
 MAX_TRACKED_IDS = 200  # order ids / products / tickets remembered per profile
 MAX_PROPERTIES_BYTES = 4096
@@ -206,6 +207,9 @@ def apply_event(profile: Profile, event: Event) -> None:
     if event.kind == "preference":
         state(profile, props, ts=event.ts)
         return  # kept in ``stated`` with its time and origin, not in the events list
+    if event.kind == REVOKE:  # a logout (internal: validate_event never makes one)
+        revoke(profile, props.get("device"))
+        return
     if event.kind == "order":
         orders = facts.setdefault("orders", {})
         if props["order_id"] in orders:

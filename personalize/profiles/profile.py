@@ -80,6 +80,11 @@ class Profile:
     # The visitor's usual context: past sessions by device, channel, daypart, country and
     # landing category (see personalize.profiles.norms).
     norms: dict[str, dict[str, float]] = field(default_factory=dict)
+    # On a known profile: which of its login cookies still read it (see
+    # personalize.profiles.revocation): cookies signed before this epoch do not, nor the
+    # login cookies (device ids) logged out since.
+    cookie_epoch: int = 0
+    revoked: list[str] = field(default_factory=list)
 
     @property
     def current_session(self) -> SessionRecord | None:
@@ -121,6 +126,8 @@ class Profile:
             "batches": self.batches,
             "stated": self.stated,
             "norms": self.norms,
+            "cookie_epoch": self.cookie_epoch,
+            "revoked": self.revoked,
         }
 
     def to_json(self) -> bytes:
@@ -159,6 +166,8 @@ class Profile:
             get("batches") or [],
             get("stated") or {},
             get("norms") or {},
+            get("cookie_epoch", 0),
+            get("revoked") or [],
         )
 
     @classmethod
@@ -190,6 +199,8 @@ class Profile:
                 str(k): {str(v): float(n) for v, n in dict(c).items()}
                 for k, c in dict(data.get("norms") or {}).items()
             },
+            cookie_epoch=int(data.get("cookie_epoch", 0)),
+            revoked=[str(d) for d in data.get("revoked", ())],
         )
 
     def copy(self) -> Profile:
@@ -255,6 +266,7 @@ def copy_profile(profile: Profile) -> Profile:
     copy.aliases = list(profile.aliases)
     copy.batches = list(profile.batches)
     copy.stated = dict(profile.stated)
+    copy.revoked = list(profile.revoked)
     return copy
 
 
@@ -289,6 +301,8 @@ def copy_for_page_view(profile: Profile) -> Profile:
         profile.batches,
         profile.stated,
         {k: v.copy() for k, v in profile.norms.items()} if profile.norms else {},
+        profile.cookie_epoch,
+        profile.revoked,
     )
 
 

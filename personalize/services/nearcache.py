@@ -31,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 
 from personalize.exceptions import StoreError
-from personalize.profiles.changes import Change, fold_changes
+from personalize.profiles.changes import Change, creates_profile, fold_changes
 from personalize.profiles.events import apply_event
 from personalize.profiles.pageviews import Hit, apply_hit
 from personalize.profiles.profile import Profile, copy_for_page_view, copy_profile
@@ -176,7 +176,7 @@ class CachedProfiles:
 
     def _with_pending(self, key: str, profile: Profile | None) -> Profile | None:
         pending = self._pending_for(key) if (self._pending or self._retry) else []
-        if pending:
+        if pending and (profile is not None or creates_profile(key, pending)):
             profile = Profile(key=key) if profile is None else copy_profile(profile)
             if profile.merged_into is None:
                 for change in sorted(pending, key=lambda c: c.ts):
@@ -225,12 +225,32 @@ class CachedProfiles:
         :func:`hit_view`): when the cache still holds the first, the second replaces it,
         so the page view is not folded twice.
         """
+        self.enqueue(key, change, new=new, read=read)
+        await self.write_behind()
+
+    def enqueue(
+        self,
+        key: str,
+        change: Change,
+        *,
+        new: bool = False,
+        read: tuple[Profile, Profile] | None = None,
+    ) -> None:
+        """Accept one change without writing: this process's cache sees it at once, and the
+        next :meth:`write_behind` (any request's) writes it. For code that cannot await."""
         with self._lock:
             self._pending.setdefault(key, []).append(change)
             self._pending_count += 1
             self._fold_into_cache(key, change, new, read)
             if self._pending_count > self._max_pending:
                 self._drop_oldest()
+
+    async def write_behind(self) -> None:
+        """Write what is pending after ``flush_interval``, unless a write is under way (it
+        takes these changes too) or the store failed a moment ago (the next one retries)."""
+        with self._lock:
+            if not (self._pending or self._retry):
+                return
             if self._flushing or self._clock() < self._retry_at:
                 return
             self._flushing = True
@@ -328,6 +348,8 @@ class CachedProfiles:
             return  # not cached: the next load reads the store and folds in what is pending
         timeout = self.store.session_timeout
         if entry is None or entry[0] is _ABSENT:
+            if not creates_profile(key, [change]):
+                return  # stays absent: the store will not create it either
             profile = Profile(key=key)
             fold_changes(profile, [change], session_timeout=timeout)
             if entry is None:

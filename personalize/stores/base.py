@@ -11,6 +11,7 @@ from personalize.profiles.changes import (
     FORWARD_GRACE,
     MAX_BATCH_IDS,
     Change,
+    creates_profile,
     fold_changes,
     split_forwarded,
 )
@@ -95,9 +96,12 @@ class ProfileStore(abc.ABC):
         def folding(key: str, items: Sequence[Change]) -> Mutation:
             ordered = sorted(items, key=lambda c: c.ts)
 
-            def mutate(profile: Profile | None) -> Profile:
+            def mutate(profile: Profile | None) -> Profile | None:
                 forwards.pop(key, None)  # a retried mutation starts afresh
-                profile = Profile(key=key) if profile is None else profile
+                if profile is None:
+                    if not creates_profile(key, ordered):
+                        return None  # page views of an erased user: nothing is recreated
+                    profile = Profile(key=key)
                 todo, forwarded = split_forwarded(profile, ordered)
                 if forwarded:
                     assert profile.merged_into is not None
@@ -140,6 +144,11 @@ class ProfileStore(abc.ABC):
         remembers its data and where it went; then the known profile absorbs that data
         unless it already lists the anonymous id among its aliases. Running it again (after a
         crash between the steps, or a double submit) adds nothing twice.
+
+        Every tombstone that names the known profile is listed among its aliases, even that
+        of a browser whose first request was the login (nothing to absorb), so erasing the
+        known profile finds it. Past ``max_aliases`` nothing more is absorbed and the
+        anonymous profile is deleted instead of becoming a tombstone nobody lists.
         """
         now = time.time() if now is None else now
         anonymous_id = identity.visitor_id_of(anonymous_key) or anonymous_key
@@ -157,31 +166,34 @@ class ProfileStore(abc.ABC):
             return profile
 
         def absorb(profile: Profile | None) -> Profile:
-            merged = [False]
+            merged = False
             profile = Profile(key=known_key, user_id=user_id) if profile is None else profile
             profile.user_id = user_id
             source = snapshot[0]
             if (
-                source is not None
-                and source.merged_into in (None, known_key)
+                (source is None or source.merged_into in (None, known_key))
                 and anonymous_id not in profile.aliases
                 and len(profile.aliases) < max_aliases
             ):
-                merge_profiles(profile, source)
+                if source is not None:
+                    merge_profiles(profile, source)
+                    if device_id is not None and anonymous_id in profile.devices:
+                        profile.devices[device_id] = profile.devices.pop(anonymous_id)
                 profile.aliases.append(anonymous_id)
-                if device_id is not None and anonymous_id in profile.devices:
-                    profile.devices[device_id] = profile.devices.pop(anonymous_id)
-                merged[0] = True
+                merged = True
             for name, value in (traits or {}).items():
                 profile.traits[name] = value
                 profile.trait_times[name] = now
-            absorbed[0] = merged[0]
+            absorbed[0] = merged
+            listed[0] = anonymous_id in profile.aliases
             return profile
 
         def compact(profile: Profile | None) -> Profile | None:
             # The data now lives in the known profile: keep only the forwarding address.
             if profile is None or profile.merged_into != known_key:
                 return profile
+            if not listed[0]:
+                return None  # over the alias cap: no tombstone that erasure could not find
             return Profile(
                 key=anonymous_key,
                 merged_into=known_key,
@@ -190,7 +202,7 @@ class ProfileStore(abc.ABC):
                 batches=profile.batches,
             )
 
-        absorbed = [False]
+        absorbed, listed = [False], [False]
         await self.update(anonymous_key, tombstone)
         known = await self.update(known_key, absorb)
         assert known is not None

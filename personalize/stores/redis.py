@@ -49,7 +49,7 @@ from personalize.profiles.changes import (
     encode_change,
     fold_changes,
 )
-from personalize.profiles.identity import is_anonymous_key
+from personalize.profiles.identity import is_anonymous_key, user_id_of
 from personalize.profiles.profile import Profile
 from personalize.stores.base import Mutation, ProfileStore
 from personalize.stores.state import StateStore
@@ -173,7 +173,10 @@ class RedisStore(ProfileStore):
         the profile already holds (a batch sent again after a timeout) is skipped."""
         if not entries:
             return profile
-        profile = Profile(key=key) if profile is None else profile
+        if profile is None:
+            if user_id_of(key) is not None:
+                return None  # a log without its profile (see creates_profile): nothing to read
+            profile = Profile(key=key)
         timeout = self.session_timeout
         for entry in entries:
             batch_id, *items = orjson.loads(entry)
@@ -277,6 +280,7 @@ class RedisStore(ProfileStore):
                     self.log_key(key),
                     entry,
                     self._ttl_for(key),
+                    "1" if user_id_of(key) is not None else "",
                 )
             lengths = await self._call(pipe.execute())
         refused: dict[str, Sequence[Change]] = {}

@@ -61,11 +61,14 @@ end
 return n
 """
 
-# KEYS[1] profile hash, KEYS[2] its change log. ARGV: one log entry, ttl (s). Returns the
-# log's new length, or -1 for a tombstone (a merged anonymous id), whose changes must go
-# through the compare-and-set, which forwards them to the known profile.
+# KEYS[1] profile hash, KEYS[2] its change log. ARGV: one log entry, ttl (s), "1" for a
+# known profile's key. Returns the log's new length, or -1 for a tombstone (a merged
+# anonymous id), whose changes must go through the compare-and-set, which forwards them to
+# the known profile, and for a known profile that does not exist (erased, or never logged
+# in): the compare-and-set decides whether the changes may create it.
 APPEND = """
 if redis.call('HEXISTS', KEYS[1], 'm') == 1 then return -1 end
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local n = redis.call('RPUSH', KEYS[2], ARGV[1])
 local ttl = tonumber(ARGV[2])
 if ttl > 0 then

@@ -20,6 +20,7 @@ from personalize.profiles.changes import (
     Change,
     change_from_value,
     change_value,
+    creates_profile,
     fold_changes,
     split_forwarded,
 )
@@ -188,7 +189,10 @@ class SQLiteStore(ProfileStore):
         """A stored profile (JSON, or None) with changes of the log folded in."""
         profile = None if raw is None else Profile.from_json(raw)
         if changes:
-            profile = Profile(key=key) if profile is None else profile
+            if profile is None:
+                if not creates_profile(key, changes):
+                    return None  # page views of an erased user: nothing is recreated
+                profile = Profile(key=key)
             kept, _ = split_forwarded(profile, sorted(changes, key=lambda c: c.ts))
             fold_changes(profile, kept, session_timeout=self.session_timeout)
         return profile
@@ -357,7 +361,8 @@ class SQLiteStore(ProfileStore):
                 upserts: list[tuple[str, bytes, float, int]] = []
                 for key in keys:
                     profile = self._fold(key, stored.get(key), pending[key])
-                    assert profile is not None  # changes were folded in
+                    if profile is None:
+                        continue  # nothing to create (see creates_profile)
                     merged = int(profile.merged_into is not None)
                     upserts.append((key, profile.to_json(), now, merged))
                 conn.executemany(UPSERT, upserts)
