@@ -186,7 +186,7 @@ class Personalizer:
                 continue
             profile = await self.profiles.load(key)
             if profile is not None and profile.merged_into is not None:
-                profile = await self.profiles.load(profile.merged_into)
+                profile = None  # a merged id's orders stay with it (see split_forwarded)
             unit = key if profile is None else profile.key
             for order in orders:
                 value = order.properties.get("value", 0.0)

@@ -265,6 +265,37 @@ def test_fixation_attack_leaks_nothing(make_store: StoreFactory) -> None:
     run(scenario())
 
 
+def test_fixation_attack_writes_nothing_into_the_known_profile(make_store: StoreFactory) -> None:
+    """The attacker's planted cookie, merged at the victim's login, sends a support ticket,
+    an order, a preference and a custom event within the forwarding window: none of them
+    reaches the victim's profile (page views in flight still do)."""
+
+    async def scenario() -> None:
+        store = make_store()
+        pz = make_app(store)
+        attacker = Browser(pz, DESKTOP)
+        await attacker.get("/")
+        planted = attacker.client.cookies["pz_visitor"]
+        victim = Browser(pz, IPHONE)
+        victim.client.cookies.set("pz_visitor", planted, domain="shop.test")
+        await victim.get("/")
+        assert fields(await victim.get("/login?user=victim"))[1] == "victim"
+        for name in TRACKED:
+            r = await attacker.client.post(f"/track/{name}")
+            assert r.status_code == 200
+        await attacker.get("/p/in-flight")  # a page view with the old cookie: forwarded
+        await pz.personalizer.profiles.flush()
+        known = await store.get("u:victim")
+        assert known is not None
+        assert known.facts == {} and known.events == [] and known.stated == {}
+        assert known.page_views == 4  # the attacker's first view, the victim's two, in flight
+        await attacker.aclose()
+        await victim.aclose()
+        await pz.aclose()
+
+    run(scenario())
+
+
 @pytest.mark.parametrize(
     "junk", ["", "null", "undefined", "0", "-1", "anonymous", "guest", "NULL", " none ", "x" * 300]
 )

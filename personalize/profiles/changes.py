@@ -70,13 +70,19 @@ def fold_changes(
 def split_forwarded(
     profile: Profile, ordered: Sequence[Change]
 ) -> tuple[Sequence[Change], list[Change]]:
-    """For a tombstone: (changes it keeps, changes forwarded to the known profile)."""
+    """For a tombstone: (changes it keeps, changes forwarded to the known profile).
+
+    Only page views are forwarded: those are the requests that were in flight during the
+    login. An event (an order, a ticket, a preference) sent with the merged cookie stays on
+    the tombstone: whoever holds that old cookie (an attacker who planted it, say) never
+    writes into the known profile.
+    """
     if profile.merged_into is None:
         return ordered, []
     grace_end = (profile.merged_at or 0.0) + FORWARD_GRACE
     forwarded = [_renamed(c, profile.key, profile.merged_device) for c in ordered
-                 if c.ts <= grace_end]  # fmt: skip
-    return [c for c in ordered if c.ts > grace_end], forwarded
+                 if c.ts <= grace_end and isinstance(c, Hit)]  # fmt: skip
+    return [c for c in ordered if c.ts > grace_end or not isinstance(c, Hit)], forwarded
 
 
 #: The fields of a page view in the change log's compact form ``["h1", ts, path, ...]``, in
