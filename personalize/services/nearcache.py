@@ -225,25 +225,19 @@ class CachedProfiles:
         :func:`hit_view`): when the cache still holds the first, the second replaces it,
         so the page view is not folded twice.
         """
-        self.enqueue(key, change, new=new, read=read)
-        await self.write_behind()
+        with self._lock:  # one lock and no extra coroutine: this runs for every page view
+            self._accept(key, change, new, read)
+            if self._flushing or self._clock() < self._retry_at:
+                return
+            self._flushing = True
+        await self._write_loop()
 
-    def enqueue(
-        self,
-        key: str,
-        change: Change,
-        *,
-        new: bool = False,
-        read: tuple[Profile, Profile] | None = None,
-    ) -> None:
+    def enqueue(self, key: str, change: Change) -> None:
         """Accept one change without writing: this process's cache sees it at once, and the
-        next :meth:`write_behind` (any request's) writes it. For code that cannot await."""
+        next :meth:`write_behind` (or any request's :meth:`record`) writes it. For code that
+        cannot await (a logout)."""
         with self._lock:
-            self._pending.setdefault(key, []).append(change)
-            self._pending_count += 1
-            self._fold_into_cache(key, change, new, read)
-            if self._pending_count > self._max_pending:
-                self._drop_oldest()
+            self._accept(key, change, False, None)
 
     async def write_behind(self) -> None:
         """Write what is pending after ``flush_interval``, unless a write is under way (it
@@ -254,6 +248,18 @@ class CachedProfiles:
             if self._flushing or self._clock() < self._retry_at:
                 return
             self._flushing = True
+        await self._write_loop()
+
+    def _accept(
+        self, key: str, change: Change, new: bool, read: tuple[Profile, Profile] | None
+    ) -> None:
+        self._pending.setdefault(key, []).append(change)
+        self._pending_count += 1
+        self._fold_into_cache(key, change, new, read)
+        if self._pending_count > self._max_pending:
+            self._drop_oldest()
+
+    async def _write_loop(self) -> None:
         try:
             await asyncio.sleep(self._flush_interval)
             while (self._pending or self._retry) and self._clock() >= self._retry_at:
