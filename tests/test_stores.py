@@ -370,7 +370,7 @@ def test_sqlite_forgets_old_batch_ids_through_the_ts_index(tmp_path: Path) -> No
                 for row in conn.execute("EXPLAIN QUERY PLAN DELETE FROM batches WHERE ts < 1")
             )
         assert "batches_by_ts" in plan  # a range on the index, not a scan of every id
-        store._last_prune = float("-inf")  # the once-a-minute prune is due
+        store._forwards._last_prune = float("-inf")  # the once-a-minute prune is due
         await store.apply_changes({"v:x": [Hit(ts=2.0, path="/")]}, batch_id="second")
         await store.close()
 

@@ -43,6 +43,18 @@ def is_anonymous_key(key: str) -> bool:
     return key.startswith(ANONYMOUS_PREFIX)
 
 
+def anonymous_key_range() -> tuple[str, str]:
+    """The bounds of anonymous profiles' keys, ``low <= key < high`` (for a store that
+    finds them in a sorted index).
+
+    >>> low, high = anonymous_key_range()
+    >>> low <= anonymous_key("x1") < high, low <= known_key("ann") < high
+    (True, False)
+    """
+    last = ANONYMOUS_PREFIX[-1]
+    return ANONYMOUS_PREFIX, ANONYMOUS_PREFIX[:-1] + chr(ord(last) + 1)
+
+
 def visitor_id_of(key: str) -> str | None:
     """The visitor id of an anonymous profile's key; None for a known profile's key."""
     return key[len(ANONYMOUS_PREFIX) :] if key.startswith(ANONYMOUS_PREFIX) else None

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import orjson
 
@@ -19,24 +19,24 @@ from personalize.exceptions import ConfigurationError, StoreError
 from personalize.profiles.changes import (
     Change,
     change_from_value,
-    change_value,
     creates_profile,
     fold_changes,
     split_forwarded,
 )
 from personalize.profiles.profile import Profile
 from personalize.stores.base import Mutation, ProfileStore
+from personalize.stores.sqlite_expiry import EXPIRE_BATCH, EXPIRE_INTERVAL, expire_batch, expired
+from personalize.stores.sqlite_forwards import Forwards
 from personalize.stores.sqlite_schema import (
-    BATCH_MEMORY,
     FORWARD_ROW_LIFE,
-    INSTR_KEYS,
     MAX_LOG_ROWS,
-    PRUNE_INTERVAL,
     UPSERT,
     chunks,
-    keys_text,
+    log_rows,
     log_rows_of,
+    oldest_changes,
     open_connection,
+    unlog,
 )
 from personalize.stores.state import StateStore
 from personalize.stores.state_sqlite import SQLiteStateStore
@@ -52,21 +52,19 @@ class SQLiteStore(ProfileStore):
     never waits behind a write. Each write is one ``BEGIN IMMEDIATE`` transaction: atomic
     against other tasks, threads and processes sharing the file.
 
-    Page views and events are appended to a change log rather than rewriting the profile
-    each time: a profile rewrite (read, decode, fold, encode) costs ten times an append.
-    Each write batch is one row of the log, holding its changes by key; the batch id is
-    remembered, so a batch sent twice is written once. The log has no index by key: an
-    index puts every change on a random page of the index (7 KB of write-ahead log per
-    page view, measured), where a batch row is written to the end of the table. A read
-    finds the rows of its key with instr() over the rows' key lists and folds their changes
-    in; :meth:`compact` folds the oldest rows into the stored profiles and deletes them, a
-    sequential read and a range delete. So that reads stay cheap, each process compacts
-    after appending ``compact_after`` changes or 2,000 rows, or after ``compact_interval``
-    seconds if it appended anything. Any other update of a profile (merge, erase, identity)
-    takes its changes out of the log first.
+    Page views and events are appended to a change log (one row per write batch, see
+    :mod:`personalize.stores.sqlite_schema`) that reads fold in; so that reads stay cheap,
+    each process compacts it after appending ``compact_after`` changes or 2,000 rows, or
+    after ``compact_interval`` seconds if it appended anything.
 
     ``synchronous="NORMAL"`` (the default) survives application crashes; use ``"FULL"`` to
     also survive power loss, at some write cost.
+
+    Anonymous profiles expire after ``anonymous_ttl`` seconds without a write, as in the
+    Redis store (same option, same default; 0 keeps them forever): they are no longer read,
+    and each process deletes them in the background, a few hundred per transaction, once a
+    minute (see :mod:`personalize.stores.sqlite_expiry`). Known profiles never expire.
+    ``clock`` (seconds since the epoch) is for tests.
 
     >>> import asyncio, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "profiles.sqlite3")
@@ -84,6 +82,8 @@ class SQLiteStore(ProfileStore):
         synchronous: Literal["OFF", "NORMAL", "FULL"] = "NORMAL",
         compact_interval: float = 30.0,  # seconds between compactions of the change log
         compact_after: int = 16_000,  # changes appended by this process before a compaction
+        anonymous_ttl: int = 90 * 24 * 3600,  # seconds; 0 keeps anonymous profiles forever
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path)
         if not self.path.parent.exists():
@@ -107,10 +107,12 @@ class SQLiteStore(ProfileStore):
         self._last_compact = time.monotonic()
         # What this process appended to the log since its last compaction: changes, rows.
         self._appended = self._appended_rows = 0
-        self._last_prune = float("-inf")  # prune at the first batch
-        # The forwards rows this process has read (key -> until), and the last id read.
-        self._forwards: dict[str, float] = {}
-        self._forwards_seen = 0
+        self._forwards = Forwards()
+        if anonymous_ttl < 0:
+            raise ConfigurationError("SQLiteStore: anonymous_ttl is seconds, 0 or more")
+        self.anonymous_ttl = anonymous_ttl
+        self._clock = clock
+        self._next_expiry = float("-inf")  # expire at the first batch
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -138,50 +140,25 @@ class SQLiteStore(ProfileStore):
 
     def _read(self, conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, Profile | None]:
         """The profiles of ``keys`` with their pending changes folded in."""
-        stored: dict[str, bytes | str] = {}
-        for marks, chunk in chunks(keys):
-            query = f"SELECT key, data FROM profiles WHERE key IN ({marks})"
-            stored.update(conn.execute(query, chunk))
+        stored = self._stored(conn, keys)
         pending: dict[str, list[Change]] = {}
         wanted = set(keys)
-        for _, batch in self._log_rows(conn, keys):
+        for _, batch in log_rows(conn, keys):
             for key, values in batch.items():
                 if key in wanted:
                     pending.setdefault(key, []).extend(map(change_from_value, values))
         return {key: self._fold(key, stored.get(key), pending.get(key)) for key in keys}
 
-    def _log_rows(
-        self, conn: sqlite3.Connection, keys: Sequence[str]
-    ) -> list[tuple[int, dict[str, list[Any]]]]:
-        """(id, {key: [change, ...]}) of the log rows that may hold changes of ``keys``."""
-        if not keys:
-            return []
-        if len(keys) <= INSTR_KEYS:
-            where = " OR ".join(["instr(keys, ?) > 0"] * len(keys))
-            query = f"SELECT id, data FROM log WHERE {where} ORDER BY id"
-            cursor = conn.execute(query, [f"\n{key}\n" for key in keys])
-        else:
-            cursor = conn.execute("SELECT id, data FROM log ORDER BY id")
-        return [(row_id, orjson.loads(data)) for row_id, data in cursor]
-
-    def _unlog(self, conn: sqlite3.Connection, keys: Sequence[str]) -> int:
-        """Delete the changes of ``keys`` from the log; returns how many there were."""
-        wanted = set(keys)
-        removed = 0
-        for row_id, batch in self._log_rows(conn, keys):
-            found = [key for key in batch if key in wanted]
-            if not found:
-                continue
-            for key in found:
-                removed += len(batch.pop(key))
-            if batch:
-                conn.execute(
-                    "UPDATE log SET keys = ?, data = ? WHERE id = ?",
-                    (keys_text(batch), orjson.dumps(batch), row_id),
-                )
-            else:
-                conn.execute("DELETE FROM log WHERE id = ?", (row_id,))
-        return removed
+    def _stored(self, conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, bytes | str]:
+        """The stored JSON of those ``keys`` that have a profile which has not expired."""
+        cutoff = self._clock() - self.anonymous_ttl if self.anonymous_ttl else None
+        stored: dict[str, bytes | str] = {}
+        for marks, chunk in chunks(keys):
+            query = f"SELECT key, data, updated FROM profiles WHERE key IN ({marks})"
+            for key, data, updated in conn.execute(query, chunk):
+                if not expired(key, updated, cutoff):
+                    stored[key] = data
+        return stored
 
     def _fold(
         self, key: str, raw: bytes | str | None, changes: list[Change] | None
@@ -211,7 +188,7 @@ class SQLiteStore(ProfileStore):
 
     async def update_many(self, mutations: Mapping[str, Mutation]) -> dict[str, Profile | None]:
         def write(conn: sqlite3.Connection) -> dict[str, Profile | None]:
-            now = time.time()
+            now = self._clock()
             keys = list(mutations)
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -231,7 +208,7 @@ class SQLiteStore(ProfileStore):
                             until = max(new.merged_at or now, now) + FORWARD_ROW_LIFE
                             forwards.append((key, until))
                     result[key] = new
-                self._unlog(conn, keys)  # folded into the profiles now
+                unlog(conn, keys)  # folded into the profiles now
                 if upserts:
                     conn.executemany(UPSERT, upserts)
                 if deletes:
@@ -248,22 +225,6 @@ class SQLiteStore(ProfileStore):
 
         return await self._run(write)
 
-    def _read_forwards(self, conn: sqlite3.Connection) -> None:
-        """Take in the forwards rows other processes (or this one) added since last time."""
-        query = "SELECT id, key, until FROM forwards WHERE id > ? ORDER BY id"
-        for row_id, key, until in conn.execute(query, (self._forwards_seen,)):
-            self._forwards[str(key)] = float(until)
-            self._forwards_seen = int(row_id)
-
-    def _prune(self, conn: sqlite3.Connection, now: float) -> None:
-        """Forget batch ids and forwards older than they can matter (once a minute)."""
-        # A range on the ts index: at 50 batches a second the table holds millions of ids,
-        # too many to scan per batch.
-        conn.execute("DELETE FROM batches WHERE ts < ?", (now - BATCH_MEMORY,))
-        conn.execute("DELETE FROM forwards WHERE until < ?", (now,))
-        self._forwards = {k: u for k, u in self._forwards.items() if u >= now}
-        self._last_prune = time.monotonic()
-
     async def apply_changes(
         self, changes: Mapping[str, Sequence[Change]], *, batch_id: str | None = None
     ) -> dict[str, Profile]:
@@ -273,8 +234,7 @@ class SQLiteStore(ProfileStore):
         """
 
         def append(conn: sqlite3.Connection) -> tuple[int, int]:
-            now = time.time()
-            keys = [k for k, v in changes.items() if v]
+            now = self._clock()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if batch_id is not None:
@@ -284,31 +244,8 @@ class SQLiteStore(ProfileStore):
                     if not inserted:  # this batch was written before
                         conn.execute("COMMIT")
                         return 0, 0
-                if time.monotonic() - self._last_prune > PRUNE_INTERVAL:
-                    self._prune(conn, now)
                 # Changes that reach a merged anonymous id go where the tombstone says.
-                self._read_forwards(conn)
-                merged = [key for key in keys if key in self._forwards]
-                tombstones: dict[str, Profile] = {}
-                for marks, chunk in chunks(merged):
-                    query = f"SELECT key, data FROM profiles WHERE key IN ({marks})"
-                    for key, data in conn.execute(query, chunk):
-                        tombstone = Profile.from_json(data)
-                        if tombstone.merged_into is not None:
-                            tombstones[key] = tombstone
-                entry: dict[str, list[Any]] = {}
-                for key in keys:
-                    items: Sequence[Change] = changes[key]
-                    tomb = tombstones.get(key)
-                    if tomb is not None:
-                        ordered = sorted(items, key=lambda c: c.ts)
-                        items, forwarded = split_forwarded(tomb, ordered)
-                        assert tomb.merged_into is not None
-                        if forwarded:
-                            target = entry.setdefault(tomb.merged_into, [])
-                            target += map(change_value, forwarded)
-                    if items:
-                        entry.setdefault(key, []).extend(map(change_value, items))
+                entry = self._forwards.route(conn, changes, now)
                 rows = log_rows_of(entry)
                 conn.executemany("INSERT INTO log (keys, data) VALUES (?, ?)", rows)
             except BaseException:
@@ -328,7 +265,26 @@ class SQLiteStore(ProfileStore):
             self._appended = self._appended_rows = 0
             self._last_compact = time.monotonic()
             await self.compact()
+        if self.anonymous_ttl and self._clock() >= self._next_expiry:
+            self._next_expiry = self._clock() + EXPIRE_INTERVAL
+            await self.expire()
         return {}
+
+    async def expire(self, *, max_rows: int = 20_000) -> int:
+        """Delete anonymous profiles nobody wrote for ``anonymous_ttl`` seconds, up to
+        ``max_rows``, a few hundred per transaction; returns how many. Runs by itself once a
+        minute after a write batch; call it to expire now."""
+        if not self.anonymous_ttl:
+            return 0
+        deleted = 0
+        while deleted < max_rows:
+            cutoff = self._clock() - self.anonymous_ttl
+            limit = min(EXPIRE_BATCH, max_rows - deleted)
+            batch = await self._run(functools.partial(expire_batch, cutoff=cutoff, limit=limit))
+            deleted += batch
+            if batch < limit:
+                break
+        return deleted
 
     async def compact(self, *, max_rows: int = 5000, max_keys: int = 2000) -> int:
         """Fold the oldest rows (write batches) of the log, up to ``max_rows``, into their
@@ -338,26 +294,15 @@ class SQLiteStore(ProfileStore):
         next batch) never wait long for the lock."""
 
         def fold(conn: sqlite3.Connection, limit: int) -> tuple[int, int]:
-            now = time.time()
+            now = self._clock()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                query = "SELECT id, data FROM log ORDER BY id LIMIT ?"
-                pending: dict[str, list[Change]] = {}
-                last, taken = None, 0
-                for row_id, data in conn.execute(query, (limit,)).fetchall():
-                    for key, values in orjson.loads(data).items():
-                        pending.setdefault(key, []).extend(map(change_from_value, values))
-                    last, taken = row_id, taken + 1
-                    if len(pending) >= max_keys:
-                        break
+                pending, last, taken = oldest_changes(conn, limit, max_keys)
                 if last is None:
                     conn.execute("COMMIT")
                     return 0, 0
                 keys = list(pending)
-                stored: dict[str, bytes | str] = {}
-                for marks, chunk in chunks(keys):
-                    query = f"SELECT key, data FROM profiles WHERE key IN ({marks})"
-                    stored.update(conn.execute(query, chunk))
+                stored = self._stored(conn, keys)
                 upserts: list[tuple[str, bytes, float, int]] = []
                 for key in keys:
                     profile = self._fold(key, stored.get(key), pending[key])
@@ -387,7 +332,7 @@ class SQLiteStore(ProfileStore):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 found = conn.execute("DELETE FROM profiles WHERE key = ?", (key,)).rowcount
-                found += self._unlog(conn, [key])
+                found += unlog(conn, [key])
                 conn.execute("DELETE FROM forwards WHERE key = ?", (key,))
             except BaseException:
                 conn.execute("ROLLBACK")
