@@ -12,6 +12,7 @@ True
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,11 @@ import orjson
 MAX_SESSIONS = 20  # session records kept per profile (the counters keep the totals)
 MAX_DEVICES = 10  # per-device records kept per profile, least recently seen dropped first
 MAX_EVENTS = 50  # raw events kept per profile (facts keep the aggregates)
+
+
+def new_cookie_epoch() -> int:
+    """A random cookie epoch for a new profile (see :mod:`personalize.profiles.revocation`)."""
+    return secrets.randbits(31)
 
 
 @dataclass(slots=True)
@@ -81,9 +87,9 @@ class Profile:
     # landing category (see personalize.profiles.norms).
     norms: dict[str, dict[str, float]] = field(default_factory=dict)
     # On a known profile: which of its login cookies still read it (see
-    # personalize.profiles.revocation): cookies signed before this epoch do not, nor the
-    # login cookies (device ids) logged out since.
-    cookie_epoch: int = 0
+    # personalize.profiles.revocation): those signed with this (random) epoch whose device
+    # ids were not logged out since.
+    cookie_epoch: int = field(default_factory=new_cookie_epoch, compare=False)
     revoked: list[str] = field(default_factory=list)
 
     @property

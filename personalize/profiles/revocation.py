@@ -1,39 +1,45 @@
 """Which login cookies still read a known profile.
 
-A cookie bound to a user carries the profile's ``cookie_epoch`` of when it was signed. It
-reads the profile while that epoch is current and its device id (the cookie's visitor id)
-is not among the profile's ``revoked`` ones. Logging out revokes the browser's device id
-(and every copy of its cookie); logging out everywhere starts a new epoch; erasing the
-profile revokes everything, since a cookie whose profile is gone reads nothing.
+A profile's ``cookie_epoch`` is a random number, drawn when the profile is created and
+drawn again when every login cookie is revoked. A cookie bound to a user carries the epoch
+of when it was signed; it reads the profile while that epoch is the profile's and its device
+id (the cookie's visitor id) is not among the profile's ``revoked`` ones. Logging out
+revokes the browser's device id (and every copy of its cookie); logging out everywhere draws
+a new epoch; erasing the profile revokes everything: a cookie whose profile is gone reads
+nothing, and a profile created again later for the same user (a new login, an event) has
+an epoch of its own, which no cookie of before carries.
 
 >>> from personalize.profiles.profile import Profile
 >>> ann = Profile(key="u:ann")
->>> admits(ann, "phone", 0), admits(ann, "laptop", 0)
+>>> signed = ann.cookie_epoch  # what the login cookies carry
+>>> admits(ann, "phone", signed), admits(ann, "laptop", signed)
 (True, True)
 >>> revoke(ann, "phone")
->>> admits(ann, "phone", 0), admits(ann, "laptop", 0)
+>>> admits(ann, "phone", signed), admits(ann, "laptop", signed)
 (False, True)
 >>> revoke(ann, None)  # everywhere
->>> admits(ann, "laptop", 0), admits(ann, "laptop", ann.cookie_epoch)
+>>> admits(ann, "laptop", signed), admits(ann, "laptop", ann.cookie_epoch)
 (False, True)
+>>> admits(Profile(key="u:ann"), "laptop", ann.cookie_epoch)  # erased, then created again
+False
 """
 
 from __future__ import annotations
 
-from personalize.profiles.profile import Profile
+from personalize.profiles.profile import Profile, new_cookie_epoch
 
 __all__ = ["MAX_REVOKED", "REVOKE", "admits", "revoke"]
 
 #: The event kind that carries a revocation through the write path (never accepted from the
 #: events API or ``track``): properties ``{"device": <id>}``, or ``{}`` for every cookie.
 REVOKE = "revoke"
-MAX_REVOKED = 64  # device ids remembered; one more starts a new epoch instead
+MAX_REVOKED = 64  # device ids remembered; one more draws a new epoch instead
 
 
 def admits(profile: Profile, device_id: str, epoch: int) -> bool:
     """True when a login cookie with ``device_id`` signed at ``epoch`` still reads
     ``profile`` (one comparison on every request of a known visitor, two after a logout)."""
-    if epoch < profile.cookie_epoch:
+    if epoch != profile.cookie_epoch:
         return False
     return not profile.revoked or device_id not in profile.revoked
 
@@ -48,5 +54,7 @@ def revoke(profile: Profile, device_id: str | None) -> None:
         if device_id not in profile.revoked:
             profile.revoked.append(device_id)
         return
-    profile.cookie_epoch += 1
+    old = profile.cookie_epoch
+    while profile.cookie_epoch == old:
+        profile.cookie_epoch = new_cookie_epoch()
     profile.revoked = []
