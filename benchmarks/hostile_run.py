@@ -34,15 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 START, END = "<!-- hostile:start -->", "<!-- hostile:end -->"
 # Two groups of about equal weight (the weights of the tests in tests/test_hostile.py).
-GROUPS = {
-    "a": ("headers_cookies_and_queries or slots_and_collect or me_pages or segment_files", 6.0),
-    "b": (
-        "not (headers_cookies_and_queries or slots_and_collect or me_pages or segment_files)",
-        6.0,
-    ),
-}
+_A = "headers_cookies_and_queries or slots_and_collect or me_pages or segment_files"
+_A += " or identity_sequences"
+GROUPS = {"a": (_A, 7.0), "b": (f"not ({_A})", 6.0)}
 COUNTS: tuple[str, ...] = ("cases", "requests", "server_errors", "exceptions", "incomplete")
-COUNTS += ("cache_violations", "ip_leaks")
+COUNTS += ("cache_violations", "ip_leaks", "identity_leaks")
 
 
 def _pytest(group: str, base: int, stats: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -94,7 +90,8 @@ def _section(total: dict[str, object], command: str, seconds: float, rcs: list[i
         "- what: `tests/test_hostile.py` with `HYPOTHESIS_PROFILE=hostile` (no shrinking; every "
         "problem counted, the run goes on): cookies, every header the middleware reads, query "
         "strings, paths, methods, bodies, the events API, /slots and /collect, /me and the "
-        "editor UI with real credentials and tokens, and editor YAML through SegmentLibrary, "
+        "editor UI with real credentials and tokens, sequences of logins, logouts, erasures, "
+        "planted and copied cookies and events, and editor YAML through SegmentLibrary, "
         "ContentLibrary, validate_content and `personalize check`",
         f"- duration: {seconds / 60:.1f} min ({len(rcs)} pytest process(es), exit codes "
         f"{', '.join(map(str, rcs))})",
@@ -108,6 +105,8 @@ def _section(total: dict[str, object], command: str, seconds: float, rcs: list[i
         f"| incomplete responses | {total['incomplete']} |",
         f"| personalized responses not private | {total['cache_violations']} |",
         f"| client IPs found in the store | {total['ip_leaks']} |",
+        f"| stale cookies that wrote into a known profile, erasures that left a link | "
+        f"{total.get('identity_leaks', 0)} |",
         "",
         "Cases per test: "
         + ", ".join(f"{name} {count:,}" for name, count in sorted(per_test.items()))

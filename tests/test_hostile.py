@@ -41,6 +41,8 @@ from personalize.rules.segments import SegmentLibrary
 from tests.hostile import harness as harness_module
 from tests.hostile import strategies as hs
 from tests.hostile.harness import API_KEY, EDITOR, PREFIXES, STATS, Harness, Req, where
+from tests.hostile.harness import OLD_SECRET as OLD_SECRET_KEY
+from tests.hostile.harness import SECRET as SECRET_KEY
 
 pytestmark = pytest.mark.hostile
 
@@ -353,7 +355,7 @@ ADMIN = ["", "/segments", "/slots", "/preview", "/profiles", "/model"]
 @given(
     page=st.sampled_from(ADMIN),
     method=st.sampled_from(["GET", "GET", "POST", "POST", "HEAD", "PUT"]),
-    auth=st.sampled_from(["editor", "editor", "editor", "none", "junk"]),
+    auth=st.sampled_from(["editor", "editor", "editor", "none", "junk", "guess"]),
     query=hs.query(),
     form=hs.form_body,
     valid_token=st.booleans(),
@@ -379,14 +381,153 @@ def test_hostile_admin(
         headers.append((b"authorization", Harness.basic(*EDITOR)))
     elif auth == "junk":
         headers.append((b"authorization", b"Basic !!" + bytes(len(form))))
+    elif auth == "guess":  # wrong passwords from an address of their own: 401, then 429
+        headers.append((b"authorization", Harness.basic("guesser", "wrong" * len(form))))
     if valid_token:
         form = [*form, ("csrf_token", harness.admin_csrf)]
     headers += [(b"origin", b"http://testserver"),
                 (b"content-type", b"application/x-www-form-urlencoded")]  # fmt: skip
-    harness.request(
+    client = ("10.0.0.5", 1) if auth == "guess" else ("10.0.0.3", 1)
+    outcome = harness.request(
         Req("full", method, "/_personalize/admin" + page, query, tuple(headers),
-            (urlencode(form).encode(),), ("10.0.0.3", 1), "http", tuple(extra[1]))
+            (urlencode(form).encode(),), client, "http", tuple(extra[1]))
     )  # fmt: skip
+    if auth == "guess" and outcome is not None and outcome.status not in (401, 429):
+        STATS.fail("admin", f"a wrong password got {outcome.status}", page)
+
+
+# -- identity: fixation, revocation, erasure ---------------------------------------------------
+
+IDENTITY = ["view", "login", "login", "logout", "logout-everywhere", "forget", "copy", "track"]
+
+
+class Identities:
+    """Three browsers acting in a generated order, and what must hold meanwhile: a ticket sent
+    with a stale cookie (an anonymous id merged at a login, or a login cookie revoked by a
+    logout, a logout everywhere or an erasure) never reaches a known profile, and right after
+    an erasure nothing in the store names the user (nor later, until they log in again)."""
+
+    def __init__(self, harness: Harness) -> None:
+        from personalize.profiles.cookie import VisitorCookie
+
+        self.harness = harness
+        self.jar = VisitorCookie([SECRET_KEY, OLD_SECRET_KEY])
+        self.cookies: list[str | None] = [None, None, None]
+        self.merged: set[str] = set()  # anonymous ids merged at a login
+        self.revoked: set[str] = set()  # login cookie values that must read nothing
+        self.issued: dict[str, set[str]] = {}  # user -> login cookie values issued
+        self.forgotten: set[str] = set()  # erased users who did not log in again
+        self.tickets = 0
+        self.trace: list[str] = []
+
+    def stale(self, cookie: str | None) -> bool:
+        state = self.jar.load(cookie).state if cookie else None
+        if state is None:
+            return False
+        if state.user_id is None:
+            return state.visitor_id in self.merged
+        return cookie in self.revoked
+
+    def send(self, browser: int, path: str, query: str = "") -> Any:
+        cookie = self.cookies[browser]
+        headers: tuple[tuple[bytes, bytes], ...] = ((b"user-agent", hs.UAS[1].encode()),)
+        if cookie:
+            headers += ((b"cookie", b"pz_visitor=" + cookie.encode()),)
+        self.trace.append(f"{browser}:{path}?{query}")
+        outcome = self.harness.request(
+            Req("full", "GET", path, query.encode(), headers, (), ("10.0.0.4", 1))
+        )
+        if outcome is None or self.stale(cookie):
+            return outcome  # whoever holds a stale cookie keeps sending it (an attacker would)
+        for value in outcome.all(b"set-cookie"):
+            if value.startswith(b"pz_visitor="):
+                self.cookies[browser] = value.split(b";")[0].split(b"=", 1)[1].decode()
+        return outcome
+
+    def act(self, action: str, browser: int, other: int, user: str) -> None:
+        cookie = self.cookies[browser]
+        state = self.jar.load(cookie).state if cookie else None
+        if action == "view":
+            self.send(browser, "/")
+        elif action == "login":
+            outcome = self.send(browser, "/login", f"user={user}")
+            if outcome is not None and outcome.status == 200 and not self.stale(cookie):
+                if state is not None and state.user_id is None:
+                    self.merged.add(state.visitor_id)
+                self.issued.setdefault(user, set()).add(self.cookies[browser] or "")
+                self.forgotten.discard(user)
+        elif action in ("logout", "logout-everywhere", "forget"):
+            if action == "logout-everywhere":
+                self.send(browser, "/logout", "everywhere=1")
+            else:
+                self.send(browser, "/" + action)
+            if state is not None and state.user_id is not None and not self.stale(cookie):
+                whose = state.user_id
+                if action == "logout":
+                    self.revoked.add(cookie or "")
+                else:
+                    self.revoked |= self.issued.get(whose, set())
+                if action == "forget":
+                    self.forgotten.add(whose)
+                    self.check_erased(whose, "right after the erasure")
+        elif action == "copy":
+            self.cookies[other] = cookie  # planted on, or copied from, another browser
+        else:
+            self.tickets += 1
+            kind = "stale" if self.stale(cookie) else "ok"
+            self.send(browser, "/track", f"name=ticket&ticket_id={kind}-{self.tickets}&status=open")
+
+    def stored(self) -> dict[str, bytes]:
+        store = self.harness.stores["full"]
+        self.harness.runner.run(self.harness.apps["full"].personalizer.profiles.flush())
+        return dict(store._data)  # type: ignore[attr-defined]
+
+    def check_erased(self, user: str, when: str) -> None:
+        named = [
+            k for k, v in self.stored().items() if f'"u:{user}"'.encode() in v or k == f"u:{user}"
+        ]
+        if named:
+            STATS.identity_leaks += 1
+            STATS.fail("identity", f"{when}, the store still names u:{user}", " ".join(self.trace))
+
+    def check(self) -> None:
+        for key, raw in self.stored().items():
+            if key.startswith("u:") and b'"stale-' in raw:
+                STATS.identity_leaks += 1
+                STATS.fail("identity", f"a stale cookie wrote into {key}", " ".join(self.trace))
+        for user in self.forgotten:
+            self.check_erased(user, "after the erasure and what followed")
+
+
+@sized(1)
+@given(
+    actions=st.lists(
+        st.tuples(
+            st.sampled_from(IDENTITY),
+            st.integers(0, 2),
+            st.integers(0, 2),
+            st.sampled_from(["ann", "bob"]),
+        ),
+        min_size=1,
+        max_size=14,
+    )
+)
+@example(  # the fixation of issue 16: a planted cookie, the victim logs in, a ticket with it
+    actions=[("view", 0, 0, "ann"), ("copy", 0, 1, "ann"), ("login", 1, 0, "ann"),
+             ("track", 0, 0, "ann")]
+)  # fmt: skip
+@example(  # issue 16: first request the login, a copied cookie, erasure, the copy comes back
+    actions=[("login", 0, 0, "bob"), ("copy", 0, 1, "bob"), ("forget", 0, 0, "bob"),
+             ("view", 1, 0, "bob"), ("track", 1, 0, "bob")]
+)  # fmt: skip
+def test_hostile_identity_sequences(
+    harness: Harness, actions: list[tuple[str, int, int, str]]
+) -> None:
+    case("identity_sequences", harness)
+    identities = Identities(harness)
+    for action, browser, other, user in actions:
+        identities.act(action, browser, other, user)
+    identities.check()
 
 
 # -- editor YAML ------------------------------------------------------------------------------

@@ -93,6 +93,7 @@ class Stats:
     incomplete: int = 0  # requests that ended without a complete response
     cache_violations: int = 0  # personalized or cookie-setting responses not private
     ip_leaks: int = 0  # client IPs found in the store afterwards
+    identity_leaks: int = 0  # stale cookies that wrote into a known profile, erasures left
     statuses: dict[str, int] = field(default_factory=dict)
     per_test: dict[str, int] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)  # distinct problem -> count
@@ -202,7 +203,7 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    get_visitor(request).logout()
+    get_visitor(request).logout(everywhere="everywhere" in request.query_params)
     return HTMLResponse("<p>bye</p>")
 
 
