@@ -102,10 +102,12 @@ def test_the_file_stops_growing_under_a_flood_of_one_time_visitors(tmp_path: Pat
         f"{[sizes[h - 1] // 1024 for h in (6, 12, 24, 36)]}, without "
         f"{[kept[h - 1] // 1024 for h in (6, 12, 24, 36)]}"
     )
-    # Once the first visitors expire (after 6 hours), the file stays within its size at 12
-    # hours: deleted pages are reused.
-    plateau = sizes[11]
-    assert max(sizes[12:]) <= plateau * 1.1, sizes
+    # Once the first visitors expire (after 6 hours) and the write-ahead log has reached its
+    # working size, the file stays within 10 % of its size at 18 hours: deleted pages are
+    # reused. (The same hours without expiry add half again.)
+    plateau = sizes[17]
+    assert max(sizes[18:]) <= plateau * 1.1, sizes
+    assert kept[-1] > 1.5 * kept[17], kept
     with sqlite3.connect(tmp_path / "ttl" / "p.sqlite3") as conn:
         (count,) = conn.execute("SELECT count(*) FROM profiles").fetchone()
     assert count <= 400 * 7  # the last six hours' visitors (and this hour's)
