@@ -10,8 +10,8 @@ execute per request, in process (no HTTP server, no network), under
 For each app it creates ``--visitors`` visitors, sends one request per visitor to warm every
 cache (verified cookies, profiles), then sends ``--requests`` requests rotating across them,
 writing page views every ``--batch`` requests as the write-behind buffer does under load
-(the SQLite store's time-based compaction is switched off: under valgrind's slow clock it
-would run fifty times as often as in production; its compaction after 16,000 changes does
+(the SQLite store's time-based compaction and expiry are switched off: under valgrind's slow
+clock they would run fifty times as often as in production; its compaction after 16,000 changes does
 not come up in these short runs, so the SQLite counts leave compaction out). It runs that
 twice, with ``--requests`` and with ``--requests`` plus 1,000, and reports the difference
 divided by 1,000, so start-up and set-up cancel out. Everything the process executes
@@ -106,6 +106,8 @@ async def _child(app_name: str, visitors: int, requests: int, batch: int) -> Non
         service._flushing = True  # this loop writes the batches itself, without timers
         if hasattr(service.store, "compact_interval"):
             service.store.compact_interval = float("inf")
+        if hasattr(service.store, "expire_interval"):  # once a minute, as slow as compaction
+            service.store.expire_interval = float("inf")
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}

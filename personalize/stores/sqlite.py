@@ -112,6 +112,7 @@ class SQLiteStore(ProfileStore):
             raise ConfigurationError("SQLiteStore: anonymous_ttl is seconds, 0 or more")
         self.anonymous_ttl = anonymous_ttl
         self._clock = clock
+        self.expire_interval = EXPIRE_INTERVAL  # seconds of ``clock`` between expiries
         self._next_expiry = float("-inf")  # expire at the first batch
 
     def __repr__(self) -> str:
@@ -266,7 +267,7 @@ class SQLiteStore(ProfileStore):
             self._last_compact = time.monotonic()
             await self.compact()
         if self.anonymous_ttl and self._clock() >= self._next_expiry:
-            self._next_expiry = self._clock() + EXPIRE_INTERVAL
+            self._next_expiry = self._clock() + self.expire_interval
             await self.expire()
         return {}
 
