@@ -57,8 +57,14 @@ HOST = re.compile(r"[\w-]+(?:\.[\w-]+)*|[0-9a-f:.]+", re.IGNORECASE)  # a host n
 _LOSSY_FIRST = re.compile(r"w+\d*|search")
 _COMBINED_TLD = frozenset({"com", "org", "net", "co", "it", "edu"})
 _FORMAT = 2  # of sources.json, as scripts/build_sources.py writes it
-# A name of a search front-end's own ("search", "isearch", "aolsearch", "search-results").
-_SEARCH_LABEL = re.compile(r"[a-z0-9]*search[a-z0-9-]*")
+# A name of a search front-end's own, in the languages Matomo's engines speak: "search",
+# "isearch", "aolsearch", "search-results", "suche", "recherche", "ricerca", "buscador",
+# "szukaj"...; image, scholarly and custom search ("images", "scholar", "cse"); "so" and
+# "sou" (Chinese: search).
+_SEARCH_LABEL = re.compile(
+    r"[a-z0-9]*(?:search|suche|recherche|ricerca|busca|busqueda|szukaj|hledani|pesquisa|arama"
+    r"|otsing|poisk)[a-z0-9-]*|images?|scholar|cse|so|sou"
+)
 # First labels of a mailbox's own host: mail., webmail., email., webmail1m., mail2...
 _WEBMAIL_LABEL = re.compile(r"(?:web|e)?mail\d*[a-z]?")
 
@@ -161,8 +167,9 @@ class SourceLists:
         """The search engine of a host that serves nothing but search (any path counts).
 
         That is a search front-end of sources-own.yaml, or a host of a Matomo engine with
-        "search" in a name of its own: search.brave.com, images.search.yahoo.com,
-        aolsearch.aol.co.uk, uk.search-results.com; not brave.com.
+        "search" (in one of several languages) in a name of its own: search.brave.com,
+        images.search.yahoo.com, aolsearch.aol.co.uk, recherche.aol.fr, de.images.yahoo.com,
+        so.360.cn; not brave.com or www.aol.com.
         """
         found = self.frontends.get(host)
         labels = host.split(".")[:-1]
