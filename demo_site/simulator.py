@@ -105,7 +105,7 @@ DEVICES: dict[str, DeviceSample] = {
                      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
                      "Gecko) Chrome/124.0.0.0 Safari/537.36"),
         # Reduced User-Agents: only the client hints tell the real system and version.
-        DeviceSample("android-hints", "Android 15 phone (Chrome; User-Agent says Android 10)",
+        DeviceSample("android-hints", "Android 15 (Chrome, reduced UA)",
                      "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
                      "Chrome/131.0.0.0 Mobile Safari/537.36",
                      (("sec-ch-ua", _CHROME_131), ("sec-ch-ua-mobile", "?1"),
@@ -113,7 +113,7 @@ DEVICES: dict[str, DeviceSample] = {
                       ("sec-ch-ua-platform-version", '"15.0.0"'),
                       ("sec-ch-ua-model", '"Pixel 9"'),
                       ("sec-ch-ua-full-version-list", _CHROME_131_FULL))),
-        DeviceSample("windows11-hints", "Windows 11 laptop (Chrome; User-Agent says Windows 10)",
+        DeviceSample("windows11-hints", "Windows 11 (Chrome, reduced UA)",
                      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
                      "Gecko) Chrome/131.0.0.0 Safari/537.36",
                      (("sec-ch-ua", _CHROME_131), ("sec-ch-ua-mobile", "?0"),
@@ -137,15 +137,15 @@ SOURCES: dict[str, SourceSample] = {
                      "&fbclid=IwAR0demo"),
         SourceSample("newsletter", "Newsletter e-mail", None,
                      "utm_source=newsletter&utm_medium=email&utm_campaign=weekly"),
-        SourceSample("gmail", "A link in an e-mail read in Gmail (webmail)",
+        SourceSample("gmail", "Gmail (a link in an e-mail)",
                      "https://mail.google.com/", ""),
-        SourceSample("chatgpt", "ChatGPT's answer (AI assistant)", "https://chatgpt.com/",
+        SourceSample("chatgpt", "ChatGPT (AI assistant)", "https://chatgpt.com/",
                      "utm_source=chatgpt.com"),  # ChatGPT tags its links so
-        SourceSample("perplexity", "Perplexity's answer (AI assistant)",
+        SourceSample("perplexity", "Perplexity (AI assistant)",
                      "https://www.perplexity.ai/", ""),
-        SourceSample("brave", "Brave Search (the browser sends only the origin)",
+        SourceSample("brave", "Brave Search (origin only)",
                      "https://search.brave.com/", ""),
-        SourceSample("display", "A banner ad in Google's display network",
+        SourceSample("display", "Google display ad (banner)",
                      "https://googleads.g.doubleclick.net/", "gclid=EAIaIQobChMIdisplay"),
         SourceSample("blog", "Link on a hiking blog (referral)",
                      "https://blog.example.org/best-hiking-gear", ""),
