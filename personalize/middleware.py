@@ -22,7 +22,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from personalize.context.client_hints import ACCEPT_CH
+from personalize.context.client_hints import ACCEPT_CH, HEADER_NAMES, HIGH_ENTROPY_HINTS
 from personalize.personalizer import Personalizer
 from personalize.scope import STATE_KEY
 from personalize.visitor import Visitor
@@ -61,7 +61,8 @@ def _add_vary(existing: bytes | None, hints: tuple[str, ...] = ()) -> bytes:
     names = {part.strip().lower() for part in (existing or b"").split(b",")}
     if b"*" in names:
         return existing or b"*"
-    missing = [n.encode() for n in ("Cookie", *hints) if n.lower().encode() not in names]
+    wanted = dict.fromkeys(("Cookie", *hints))
+    missing = [n.encode() for n in wanted if n.lower().encode() not in names]
     return b", ".join([existing, *missing] if existing else missing) or b"Cookie"
 
 
@@ -85,9 +86,11 @@ class PersonalizeMiddleware:
         install(personalizer)  # the built-in endpoints, once per personalizer
         self._router = personalizer.router
         self._excluded = personalizer.excluded
-        # Asked on HTML responses: browsers take Accept-CH from top-level documents only.
+        # Asked on HTML responses: browsers take Accept-CH from top-level documents only. The
+        # hints asked for are in Vary from then on: the next request's page depends on them.
         wants_hints = personalizer.settings.client_hints == "request"
         self._accept_ch = ACCEPT_CH.encode() if wants_hints else None
+        self._asked = tuple(HEADER_NAMES[h] for h in HIGH_ENTROPY_HINTS) if wants_hints else ()
 
     def excluded(self, path: str) -> bool:
         """True when ``path`` skips personalization (static files, health checks...)."""
@@ -146,10 +149,10 @@ class PersonalizeMiddleware:
         return lifespan_send
 
     def _finish_headers(self, scope: Scope, message: Message, visitor: Visitor) -> bool:
-        """Add Set-Cookie, Cache-Control: private and Vary (Cookie, the client hints read) where
-        they belong, and Accept-CH to HTML when the site asks for hints; return whether the
-        response is a page view (2xx HTML). Works on the raw header list: this runs for every
-        response."""
+        """Add Set-Cookie, Cache-Control: private and Vary (Cookie, the client hints read or
+        asked for) where they belong, and Accept-CH to HTML when the site asks for hints;
+        return whether the response is a page view (2xx HTML). Works on the raw header list:
+        this runs for every response."""
         raw = message.get("headers") or []
         cookie = visitor.cookie_out
         personalized = visitor.used or cookie is not None
@@ -176,7 +179,7 @@ class PersonalizeMiddleware:
             message["headers"] = headers
         if personalized:
             headers.append((b"cache-control", _merge_cache_control(cache_control)))
-            hints = visitor.context.client_hints
+            hints = visitor.context.client_hints + self._asked
             headers.append((b"vary", _add_vary(vary, hints) if hints else _add_vary(vary)))
             if cookie is not None:
                 https = scope.get("scheme") == "https"

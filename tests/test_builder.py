@@ -167,6 +167,12 @@ def test_accept_ch_is_sent_on_html_only_when_the_site_requests_hints() -> None:
     client = _client(client_hints="request")
     page = client.get("/page")
     assert page.headers["accept-ch"] == ACCEPT_CH
+    # The hints asked for are named in Vary already: the next request's page depends on them.
+    vary = [v.strip() for v in page.headers["vary"].split(",")]
+    assert vary == ["Accept-Encoding", "Cookie", *ACCEPT_CH.split(", ")]
+    asked = _browser_headers(PIXEL_7["requests"][-1]["headers"])
+    vary = [v.strip() for v in client.get("/page", headers=asked).headers["vary"].split(",")]
+    assert len(vary) == len(set(vary)) and "Sec-CH-UA-Mobile" in vary and "Sec-CH-UA-Model" in vary
     # A page nobody personalized asks too (hints come from the next request on), and stays
     # cacheable as the app made it.
     same = client.get("/same")
