@@ -150,6 +150,16 @@ def test_garbage_hints_fall_back_to_the_user_agent() -> None:
     assert "sec-ch-ua" not in r.headers["vary"].lower()
 
 
+def test_hints_are_read_only_with_the_platform_every_chromium_sends() -> None:
+    windows = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0.0.0"
+    partial = {"user-agent": windows, "sec-ch-ua-mobile": "?1"}
+    body = _client().get("/", headers=partial).json()
+    assert body["device"][:2] == ["desktop", "Windows"] and body["hints"] == []
+    body = _client().get("/", headers=partial | {"sec-ch-ua-platform": '"Android"'}).json()
+    assert body["device"][:2] == ["mobile", "Android"]
+    assert body["hints"] == ["Sec-CH-UA-Mobile", "Sec-CH-UA-Platform"]
+
+
 def test_vary_names_the_hints_read_and_the_response_stays_private() -> None:
     asked = _browser_headers(PIXEL_7["requests"][-1]["headers"])
     r = _client().get("/page", headers=asked)

@@ -6,9 +6,9 @@ lookup and then dropped: it is never part of the context.
 
 Two optional sources refine the parts: User-Agent Client Hints (``client_hints="read"``, the
 default, reads the ``Sec-CH-UA-*`` headers Chromium browsers send, and they take precedence
-over the User-Agent for device type, OS and browser; they are parsed only when present, and
-the context names the ones read in ``client_hints``, for the response's ``Vary``), and the
-geolocation headers of the CDNs named in ``cdn_geo``, believed only when the direct peer is
+over the User-Agent for device type, OS and browser; they are parsed only when
+``Sec-CH-UA-Platform`` is present, and the context names the ones read in ``client_hints``,
+for the response's ``Vary``), and the geolocation headers of the CDNs named in ``cdn_geo``, believed only when the direct peer is
 one of ``trusted_proxies``; the CDN's record wins and GeoIP fills in what it lacks (see
 :func:`~personalize.context.cdn_geo.merge_geo`), or stands alone when the CDN sends nothing.
 
@@ -172,11 +172,9 @@ class ContextBuilder:
         user_agent = get(b"user-agent")
         device = self.devices.detect(user_agent)
         hinted: tuple[str, ...] = ()
-        if self.hints is not None and (
-            b"sec-ch-ua-platform" in headers
-            or b"sec-ch-ua-mobile" in headers
-            or b"sec-ch-ua" in headers
-        ):
+        # Chromium sends Sec-CH-UA-Platform with every request to a secure origin; without it
+        # there are no hints worth parsing (one lookup: this runs for every request).
+        if self.hints is not None and b"sec-ch-ua-platform" in headers:
             device, hinted = self._hinted(device, headers, user_agent)
         # Positional, in field order (geo, device, source, clock, signals, path, host, hints).
         return VisitorContext(
