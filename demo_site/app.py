@@ -151,7 +151,9 @@ def create_app(
         content=engine,
         site_time_zone=site_time_zone,
         cookie_secure=secure_cookies,
-        **middleware_options,
+        # Chromium then sends its real OS version from the second page on (localhost counts
+        # as a secure origin, so the demo shows it too).
+        **{"client_hints": "request", **middleware_options},
     )
     if demo_mode:
         # Outside PersonalizeMiddleware (added last = outermost): it rewrites the request

@@ -6,7 +6,9 @@ PersonalizeMiddleware, rewrites each request before personalization sees it:
 
 - ``client``: a sample IP of the chosen country (a real address of the GeoLite2 City
   database the demo ships), so the GeoIP lookup finds that country, city and time zone;
-- ``User-Agent``: a sample of the chosen device;
+- ``User-Agent``: a sample of the chosen device, with the client hints (``Sec-CH-UA-*``) a
+  Chrome of that device sends; the browser's own hints are dropped, or they would describe
+  the demo's visitor instead;
 - ``Referer``: on the first page after a change only (the "arrival"), the chosen source's
   referrer; the utm tags and click ids are in the URL the simulator redirects to, as in a
   real ad or newsletter click;
@@ -50,6 +52,15 @@ class DeviceSample:
     key: str
     label: str
     user_agent: str
+    hints: tuple[tuple[str, str], ...] = ()  # Sec-CH-UA-* headers, lower-case names
+
+
+# What Chrome 131 sends with its reduced User-Agent (as tests/data/client_hints_chromium.yaml,
+# captured from Chromium, shows): the low-entropy hints always, the others after Accept-CH.
+_CHROME_131 = '"Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24"'
+_CHROME_131_FULL = (
+    '"Google Chrome";v="131.0.6778.86", "Chromium";v="131.0.6778.86", "Not_A Brand";v="24.0.0.0"'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +104,22 @@ DEVICES: dict[str, DeviceSample] = {
         DeviceSample("desktop", "Desktop (Chrome on Windows)",
                      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
                      "Gecko) Chrome/124.0.0.0 Safari/537.36"),
+        # Reduced User-Agents: only the client hints tell the real system and version.
+        DeviceSample("android-hints", "Android 15 (Chrome, reduced UA)",
+                     "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
+                     "Chrome/131.0.0.0 Mobile Safari/537.36",
+                     (("sec-ch-ua", _CHROME_131), ("sec-ch-ua-mobile", "?1"),
+                      ("sec-ch-ua-platform", '"Android"'),
+                      ("sec-ch-ua-platform-version", '"15.0.0"'),
+                      ("sec-ch-ua-model", '"Pixel 9"'),
+                      ("sec-ch-ua-full-version-list", _CHROME_131_FULL))),
+        DeviceSample("windows11-hints", "Windows 11 (Chrome, reduced UA)",
+                     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
+                     "Gecko) Chrome/131.0.0.0 Safari/537.36",
+                     (("sec-ch-ua", _CHROME_131), ("sec-ch-ua-mobile", "?0"),
+                      ("sec-ch-ua-platform", '"Windows"'),
+                      ("sec-ch-ua-platform-version", '"15.0.0"'),
+                      ("sec-ch-ua-full-version-list", _CHROME_131_FULL))),
     )
 }  # fmt: skip
 
@@ -110,6 +137,16 @@ SOURCES: dict[str, SourceSample] = {
                      "&fbclid=IwAR0demo"),
         SourceSample("newsletter", "Newsletter e-mail", None,
                      "utm_source=newsletter&utm_medium=email&utm_campaign=weekly"),
+        SourceSample("gmail", "Gmail (a link in an e-mail)",
+                     "https://mail.google.com/", ""),
+        SourceSample("chatgpt", "ChatGPT (AI assistant)", "https://chatgpt.com/",
+                     "utm_source=chatgpt.com"),  # ChatGPT tags its links so
+        SourceSample("perplexity", "Perplexity (AI assistant)",
+                     "https://www.perplexity.ai/", ""),
+        SourceSample("brave", "Brave Search (origin only)",
+                     "https://search.brave.com/", ""),
+        SourceSample("display", "Google display ad (banner)",
+                     "https://googleads.g.doubleclick.net/", "gclid=EAIaIQobChMIdisplay"),
         SourceSample("blog", "Link on a hiking blog (referral)",
                      "https://blog.example.org/best-hiking-gear", ""),
     )
@@ -213,9 +250,12 @@ class SimulatorMiddleware:
             port = scope["client"][1] if scope.get("client") else 0
             scope["client"] = (place.ip, port)
         if sim.device in DEVICES:
-            agent = DEVICES[sim.device].user_agent.encode()
-            headers = [(k, v) for k, v in headers if k != b"user-agent"]
-            headers.append((b"user-agent", agent))
+            sample = DEVICES[sim.device]
+            headers = [
+                (k, v) for k, v in headers if k != b"user-agent" and not k.startswith(b"sec-ch-ua")
+            ]
+            headers.append((b"user-agent", sample.user_agent.encode()))
+            headers.extend((name.encode(), value.encode()) for name, value in sample.hints)
         arrival = (
             sim.arriving
             and scope.get("method") == "GET"

@@ -22,6 +22,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from personalize.context.client_hints import ACCEPT_CH, HEADER_NAMES, HIGH_ENTROPY_HINTS
 from personalize.personalizer import Personalizer
 from personalize.scope import STATE_KEY
 from personalize.visitor import Visitor
@@ -49,18 +50,20 @@ def _merge_cache_control(existing: bytes | None) -> bytes:
 
 
 @functools.lru_cache(maxsize=256)
-def _add_vary_cookie(existing: bytes | None) -> bytes:
-    """The Vary header with Cookie in it.
+def _add_vary(existing: bytes | None, hints: tuple[str, ...] = ()) -> bytes:
+    """The Vary header with Cookie in it, and the client hints the context read.
 
-    >>> _add_vary_cookie(b"Accept-Encoding"), _add_vary_cookie(b"cookie"), _add_vary_cookie(None)
+    >>> _add_vary(b"Accept-Encoding"), _add_vary(b"cookie"), _add_vary(None)
     (b'Accept-Encoding, Cookie', b'cookie', b'Cookie')
+    >>> _add_vary(b"Accept-Encoding", ("Sec-CH-UA-Mobile", "Sec-CH-UA-Platform"))
+    b'Accept-Encoding, Cookie, Sec-CH-UA-Mobile, Sec-CH-UA-Platform'
     """
-    if not existing:
-        return b"Cookie"
-    names = {part.strip().lower() for part in existing.split(b",")}
-    if b"cookie" in names or b"*" in names:
-        return existing
-    return existing + b", Cookie"
+    names = {part.strip().lower() for part in (existing or b"").split(b",")}
+    if b"*" in names:
+        return existing or b"*"
+    wanted = dict.fromkeys(("Cookie", *hints))
+    missing = [n.encode() for n in wanted if n.lower().encode() not in names]
+    return b", ".join([existing, *missing] if existing else missing) or b"Cookie"
 
 
 class PersonalizeMiddleware:
@@ -83,6 +86,11 @@ class PersonalizeMiddleware:
         install(personalizer)  # the built-in endpoints, once per personalizer
         self._router = personalizer.router
         self._excluded = personalizer.excluded
+        # Asked on HTML responses: browsers take Accept-CH from top-level documents only. The
+        # hints asked for are in Vary from then on: the next request's page depends on them.
+        wants_hints = personalizer.settings.client_hints == "request"
+        self._accept_ch = ACCEPT_CH.encode() if wants_hints else None
+        self._asked = tuple(HEADER_NAMES[h] for h in HIGH_ENTROPY_HINTS) if wants_hints else ()
 
     def excluded(self, path: str) -> bool:
         """True when ``path`` skips personalization (static files, health checks...)."""
@@ -145,7 +153,8 @@ class PersonalizeMiddleware:
         return lifespan_send
 
     def _finish_headers(self, scope: Scope, message: Message, visitor: Visitor) -> bool:
-        """Add Set-Cookie, Cache-Control: private and Vary: Cookie where they belong;
+        """Add Set-Cookie, Cache-Control: private and Vary (Cookie, the client hints read or
+        asked for) where they belong, and Accept-CH to HTML when the site asks for hints;
         return whether the response is a page view (2xx HTML). Works on the raw header list:
         this runs for every response."""
         raw = message.get("headers") or []
@@ -154,11 +163,14 @@ class PersonalizeMiddleware:
         content_type = b""
         cache_control: bytes | None = None
         vary: bytes | None = None
+        accept_ch = self._accept_ch
         headers: list[tuple[bytes, bytes]] = []
         for name, value in raw:
             lowered = name.lower()
             if lowered == b"content-type":
                 content_type = value
+            elif accept_ch is not None and lowered == b"accept-ch":
+                accept_ch = None  # the app asks for hints itself
             elif personalized and lowered == b"cache-control":
                 cache_control = value
                 continue
@@ -166,9 +178,13 @@ class PersonalizeMiddleware:
                 vary = value if vary is None else vary + b", " + value
                 continue
             headers.append((name, value))
+        if accept_ch is not None and content_type.startswith(b"text/html"):
+            headers.append((b"accept-ch", accept_ch))
+            message["headers"] = headers
         if personalized:
             headers.append((b"cache-control", _merge_cache_control(cache_control)))
-            headers.append((b"vary", _add_vary_cookie(vary)))
+            hints = visitor.context.client_hints + self._asked
+            headers.append((b"vary", _add_vary(vary, hints) if hints else _add_vary(vary)))
             if cookie is not None:
                 https = scope.get("scheme") == "https"
                 headers.append(

@@ -100,6 +100,8 @@ class Personalizer:
             trusted_proxies=settings.trusted_proxies,
             internal_hosts=settings.internal_hosts,
             site_time_zone=settings.site_time_zone,
+            client_hints=settings.client_hints,
+            cdn_geo=settings.cdn_geo,
         )
         self.categories = CategoryMap(settings.categories or {})
         segments = settings.segments
@@ -247,7 +249,7 @@ class Personalizer:
         Never raises for what the request carries (a bad cookie is a new visitor); an
         unreachable store serves the page without the stored profile."""
         now = self._clock()
-        headers = read_headers(scope)
+        headers = read_headers(scope, self.context.wanted)
         context = self.context.build(scope, headers, now)
         if context.device.is_bot:
             # Bots get no id, no cookie, no profile, and never feed learning.

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from personalize.content.holdout import check_share
+from personalize.context.cdn_geo import Provider
+from personalize.context.client_hints import ClientHintsMode
 from personalize.exceptions import ConfigurationError
 from personalize.profiles.identity import DEFAULT_JUNK_IDS
 from personalize.profiles.merge import MAX_ALIASES
@@ -63,6 +65,12 @@ class Settings:
     state_store: StateStore | None = None  # decision state; None: on the store's backend
     geoip_db: str | os.PathLike[str] | None = None  # a GeoIP2/GeoLite2 City or Country .mmdb
     trusted_proxies: Iterable[str] = ()  # IPs or CIDRs whose X-Forwarded-For is believed
+    # Sec-CH-UA-* client hints: "off", "read" when the browser sends them, or "request" (read,
+    # and ask for the detailed ones with Accept-CH on HTML responses).
+    client_hints: ClientHintsMode = "read"
+    # CDNs whose geolocation headers are believed, only from trusted_proxies ("cloudflare",
+    # "cloudfront", "vercel", "akamai", "fastly", "netlify", "google"); none by default.
+    cdn_geo: Iterable[Provider] = ()
     internal_hosts: Iterable[str] = ()  # other hosts of the site (".example.com": subdomains)
     categories: Mapping[str, str] | None = None  # shell-style path pattern -> interest category
     segments: SegmentLibrary | str | os.PathLike[str] | None = None

@@ -7,7 +7,7 @@ that the package ships, so users never need ../shared/data:
 
     .venv/bin/python scripts/build_sources.py [--data ../shared/data] [--check]
 
-Output keys (see personalize/source.py for how they are matched):
+Output keys (see personalize/context/source_lists.py for how they are matched):
 
 - "exact":  GA4 source categories for hostname-like sources, matched exactly (after "www.").
 - "walk":   Matomo socials and AI assistants, matched on the host or any parent domain.

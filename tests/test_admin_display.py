@@ -80,3 +80,19 @@ def test_the_preview_shows_what_the_visitor_reads(pz: PersonalizeMiddleware) -> 
     page = get(pz, "/_personalize/admin/preview?path=/&device=mobile")
     assert "segment mobile" in page  # the engine's reasons, for the editor
     assert "The visitor reads: Shown because you are on a phone." in page
+
+
+def test_the_preview_offers_the_ai_channel_and_the_os_version(pz: PersonalizeMiddleware) -> None:
+    form = get(pz, "/_personalize/admin/preview")
+    assert '<option value="ai_assistant">' in form and '<option value="chatgpt">' in form
+    assert 'name="os_version"' in form
+    page = get(
+        pz,
+        "/_personalize/admin/preview?path=/&device=mobile&channel=ai_assistant&source=chatgpt"
+        "&os=Android&os_version=15",
+    )
+    attributes = page.split("All attributes of this visitor", 1)[1]
+    for line in ("channel: ai_assistant", "medium: ai", "source: chatgpt", "os: Android",
+                 "os_version: 15", "entry_channel: ai_assistant"):  # fmt: skip
+        assert line in attributes, line
+    assert '<option value="ai_assistant" selected>' in page

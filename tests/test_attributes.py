@@ -92,7 +92,7 @@ def test_every_built_attribute_is_in_the_vocabulary() -> None:
     apply_hit(profile, Hit(ts=10_000.0, path="/", source="g", campaign="c", device_type="tablet"))
     context = VisitorContext(
         geo=Geo(country="GB", region="ENG", city="x", continent="EU", time_zone="UTC"),
-        device=Device(os="iOS", browser="Safari"),
+        device=Device(os="iOS", os_version="17.4", browser="Safari"),
         source=Source(source="g", medium="m", campaign="c", term="t", referrer_host="h"),
         signals=Signals(languages=("en",)),
     )

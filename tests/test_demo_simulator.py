@@ -145,3 +145,70 @@ def test_arriving_as_i_am_is_not_a_visit_from_the_simulator_form(demo: TestClien
          headers={"referer": "http://testserver/bags"})  # fmt: skip
     page = demo.get("/bags", headers={"referer": "http://testserver/bags"}).text
     assert "This page view came from</dt> <dd>direct" in words(page)
+
+
+def test_an_ai_assistant_visitor_gets_the_short_answer_for_the_whole_visit(
+    demo: TestClient,
+) -> None:
+    applied = post(demo, "/_demo/simulate", {"source": "chatgpt", "new_visit": "1", "next": "/"},
+                   follow_redirects=False)  # fmt: skip
+    assert applied.headers["location"] == "/?utm_source=chatgpt.com"
+    page = words(demo.get(applied.headers["location"]).text)
+    assert "ai_assistant (chatgpt" in page
+    assert "<strong>from_ai_assistant</strong>" in page
+    assert variant(page, "hero") == "ai_short_answer"
+    assert "Sent here by an AI assistant?" in page
+    assert "Shown because ChatGPT sent you here." in slot_why(page, "hero")
+    later = words(demo.get("/bags").text)
+    assert "This visit began with</dt> <dd>ai_assistant (chatgpt)" in later
+    assert variant(words(demo.get("/").text), "hero") == "ai_short_answer"
+
+
+@pytest.mark.parametrize(
+    ("source", "came_from"),
+    [
+        ("perplexity", "ai_assistant (perplexity"),
+        ("gmail", "email (gmail"),
+        ("brave", "organic_search (brave"),
+        ("display", "display (google"),
+    ],
+)
+def test_the_new_arrivals_are_their_channels(demo: TestClient, source: str, came_from: str) -> None:
+    page = words(post(demo, "/_demo/simulate", {"source": source, "new_visit": "1",
+                                                "next": "/"}).text)  # fmt: skip
+    assert f"This page view came from</dt> <dd>{came_from}" in page
+    assert ("from_ai_assistant" in page) == (source == "perplexity")
+
+
+def test_a_webmail_link_is_the_visitors_email_not_ours(demo: TestClient) -> None:
+    page = words(post(demo, "/_demo/simulate", {"source": "gmail", "new_visit": "1",
+                                                "next": "/"}).text)  # fmt: skip
+    assert "email (gmail" in page and "our Gmail email" not in page
+
+
+@pytest.mark.parametrize(
+    ("device", "shown"),
+    [
+        ("android-hints", "mobile, Android 15, Chrome Mobile"),
+        ("windows11-hints", "desktop, Windows 11, Chrome"),
+    ],
+)
+def test_a_reduced_user_agent_is_told_apart_by_its_client_hints(
+    demo: TestClient, device: str, shown: str
+) -> None:
+    # The test browser's own hints say Linux: a simulated device replaces them.
+    real = {"sec-ch-ua-platform": '"Linux"', "sec-ch-ua-mobile": "?0"}
+    post(demo, "/_demo/simulate", {"device": device, "next": "/"})
+    page = words(demo.get("/", headers=real).text)
+    assert known(page, "Device").startswith(shown), known(page, "Device")
+    assert "Sec-CH-UA-Platform-Version" in known(page, "Device")
+
+
+def test_a_simulated_device_drops_the_real_browsers_hints(demo: TestClient) -> None:
+    post(demo, "/_demo/simulate", {"device": "iphone", "next": "/"})
+    hints = {"sec-ch-ua-platform": '"Windows"', "sec-ch-ua-mobile": "?0"}
+    assert known(words(demo.get("/", headers=hints).text), "Device").startswith("mobile, iOS 17.4")
+
+
+def test_the_demo_asks_chromium_for_its_detailed_hints(demo: TestClient) -> None:
+    assert "Sec-CH-UA-Platform-Version" in demo.get("/").headers["accept-ch"]

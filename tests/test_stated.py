@@ -139,8 +139,8 @@ def test_learning_never_sees_a_disowned_interest(when: str) -> None:
 # (orders, returns, tickets), being logged in, and the clock.
 NOT_HISTORY = {
     *("anonymous", "known", "now", "dnt", "gpc", "language", "languages", "path", "touch"),
-    *("browser", "device_type", "os", "campaign", "channel", "medium", "source", "term"),
-    *("referrer_host", "city", "continent", "country", "region", "time_zone"),
+    *("browser", "device_type", "os", "os_version", "campaign", "channel", "medium", "source"),
+    *("term", "referrer_host", "city", "continent", "country", "region", "time_zone"),
     *("daypart", "hour", "minute", "weekday", "weekend"),
     *("purchased", "purchases", "revenue", "last_purchase_at", "days_since_last_purchase"),
     *("returns", "last_return_at", "open_tickets", "last_ticket_at"),

@@ -136,6 +136,18 @@ def test_the_default_among_several_and_a_rule_without_words() -> None:
     [
         ("organic_search", "bing", "you found us through Bing search"),
         ("email", "newsletter", "you came from our Newsletter email"),
+        ("email", "gmail", "you followed a link in an email you read in Gmail"),
+        ("email", "yahoo-mail", "you followed a link in an email you read in Yahoo Mail"),
+        (
+            "email",
+            "webmail.orange.fr",
+            "you followed a link in an email you read in webmail.orange.fr",
+        ),
+        ("ai_assistant", "chatgpt", "ChatGPT sent you here"),
+        ("ai_assistant", "claude", "Claude sent you here"),
+        ("ai_assistant", None, "an AI assistant sent you here"),
+        ("display", "google", "you clicked a banner ad"),
+        ("organic_search", "brave", "you found us through Brave search"),
         ("referral", "blog.example.org", "you followed a link on blog.example.org"),
         ("paid_social", None, "you arrived from an ad on social media"),
         ("direct", None, "you came straight to the site"),

@@ -31,8 +31,9 @@ from personalize.content.holdout import HELD_OUT
 from personalize.content.mapping import NO_RULE
 from personalize.content.slots import Slot, label_from_id
 from personalize.content.suppression import suppression_kind
+from personalize.context.source_lists import source_lists
 
-__all__ = ["arrival", "join_words", "plain_reasons", "slot_label"]
+__all__ = ["arrival", "join_words", "plain_reasons", "slot_label", "source_name"]
 
 Attrs = Mapping[str, Any]
 
@@ -62,15 +63,51 @@ _ARRIVALS = {
 }
 
 
+# Source names whose title case is wrong ("Chatgpt"): the brand's own spelling.
+_BRANDS = {
+    "chatgpt": "ChatGPT",
+    "meta-ai": "Meta AI",
+    "character-ai": "Character.AI",
+    "deepseek": "DeepSeek",
+    "huggingchat": "HuggingChat",
+    "youtube": "YouTube",
+    "linkedin": "LinkedIn",
+    "tiktok": "TikTok",
+    "duckduckgo": "DuckDuckGo",
+    "icloud-mail": "iCloud Mail",
+    "aol-mail": "AOL Mail",
+    "gmx": "GMX",
+    "web-de": "WEB.DE",
+    "qq-mail": "QQ Mail",
+}
+
+
+def source_name(source: str) -> str:
+    """A source as people write it: "ChatGPT", "Yahoo Mail", "Bing"; hosts stay as they are.
+
+    >>> source_name("chatgpt"), source_name("yahoo-mail"), source_name("blog.example.org")
+    ('ChatGPT', 'Yahoo Mail', 'blog.example.org')
+    """
+    if "." in source:
+        return source
+    return _BRANDS.get(source) or source.replace("_", " ").replace("-", " ").title()
+
+
 def arrival(channel: object, source: object = None) -> str | None:
     """How a visit began, in words: ``arrival("paid_search", "google")`` is "you arrived from
-    a Google ad"; None for a channel it does not know."""
+    a Google ad"; None for a channel it does not know. An email read in webmail is the
+    visitor's, not necessarily ours.
+
+    >>> arrival("ai_assistant", "chatgpt"), arrival("email", "gmail")
+    ('ChatGPT sent you here', 'you followed a link in an email you read in Gmail')
+    """
     if not isinstance(channel, str) or channel not in _ARRIVALS:
         return None
     plain, named = _ARRIVALS[channel]
     if named and isinstance(source, str) and source and len(source) <= 40:
-        name = source if "." in source else source.replace("_", " ").title()
-        return named.format(source=name)
+        if channel == "email" and ("." in source or source_lists().names.get(source) == "email"):
+            return f"you followed a link in an email you read in {source_name(source)}"
+        return named.format(source=source_name(source))
     return plain
 
 

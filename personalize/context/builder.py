@@ -4,6 +4,14 @@ Each part comes from a small module (clientip, geo, device, source, clock, signa
 repeats across requests is cached there in bounded LRUs. The client IP is used for the geo
 lookup and then dropped: it is never part of the context.
 
+Two optional sources refine the parts: User-Agent Client Hints (``client_hints="read"``, the
+default, reads the ``Sec-CH-UA-*`` headers Chromium browsers send, and they take precedence
+over the User-Agent for device type, OS and browser; they are parsed only when
+``Sec-CH-UA-Platform`` is present, and the context names the ones read in ``client_hints``,
+for the response's ``Vary``), and the geolocation headers of the CDNs named in ``cdn_geo``, believed only when the direct peer is
+one of ``trusted_proxies``; the CDN's record wins and GeoIP fills in what it lacks (see
+:func:`~personalize.context.cdn_geo.merge_geo`), or stands alone when the CDN sends nothing.
+
 An ASGI layer in front of the middleware (a demo's visitor simulator, a test) may put an hour
 0-23 in ``scope[LOCAL_HOUR]``: the request's local clock then reads that hour, in the visitor's
 own time zone (the nearest such time, so the day may change). Nothing a client sends can set
@@ -28,19 +36,27 @@ from functools import lru_cache
 
 from starlette.types import Scope
 
+from personalize.context.cdn_geo import CDNGeoReader, Provider, merge_geo
+from personalize.context.client_hints import (
+    HEADER_NAMES,
+    ClientHintsMode,
+    ClientHintsParser,
+    apply_client_hints,
+)
 from personalize.context.clientip import ClientIPResolver
 from personalize.context.clock import local_clock, validate_time_zone
 from personalize.context.device import DeviceDetector
 from personalize.context.geo import GeoLocator
-from personalize.context.records import Clock, VisitorContext
+from personalize.context.records import Clock, Device, Geo, VisitorContext
 from personalize.context.signals import parse_signals
 from personalize.context.source import SourceClassifier
+from personalize.exceptions import ConfigurationError
 
 _MAX_PATH = 2048
 LOCAL_HOUR = "personalize.local_hour"  # scope key: the local hour to simulate (see above)
 
 # The request headers the context reads, as ASGI gives them (lower-case bytes).
-_WANTED = frozenset(
+WANTED = frozenset(
     {
         b"host",
         b"user-agent",
@@ -55,11 +71,16 @@ _WANTED = frozenset(
 )
 
 
-def read_headers(scope: Scope) -> dict[bytes, str]:
-    """The headers the middleware uses, decoded as latin-1 (never fails on odd bytes)."""
+# (canonical name, lower case, as ASGI gives it) of each hint; those present are named in Vary.
+_HINTS = tuple((canonical, name, name.encode()) for name, canonical in HEADER_NAMES.items())
+
+
+def read_headers(scope: Scope, wanted: frozenset[bytes] = WANTED) -> dict[bytes, str]:
+    """The ``wanted`` headers of a request (a builder's `ContextBuilder.wanted`), decoded as
+    latin-1 (never fails on odd bytes)."""
     found: dict[bytes, str] = {}
     for name, value in scope.get("headers", ()):
-        if name in _WANTED:
+        if name in wanted:
             text = value.decode("latin-1")
             # Repeated headers: join as RFC 9110 allows (cookies with "; ").
             if name in found:
@@ -78,11 +99,36 @@ class ContextBuilder:
         trusted_proxies: Iterable[str] = (),
         internal_hosts: Iterable[str] = (),
         site_time_zone: str = "UTC",
+        client_hints: ClientHintsMode = "read",
+        cdn_geo: Iterable[Provider] = (),
     ) -> None:
+        if client_hints not in ("off", "read", "request"):
+            raise ConfigurationError(
+                f"client_hints must be 'off', 'read' or 'request', not {client_hints!r}"
+            )
         self.site_time_zone = validate_time_zone(site_time_zone)
         self.geo = GeoLocator(geoip_db) if geoip_db is not None else None
         self.ips = ClientIPResolver(trusted_proxies)
         self.devices = DeviceDetector()
+        self.hints = ClientHintsParser() if client_hints != "off" else None
+        if isinstance(cdn_geo, str):
+            raise ConfigurationError(f"cdn_geo must be a list, e.g. [{cdn_geo!r}]")
+        cdns = tuple(cdn_geo)
+        self.cdn = CDNGeoReader(cdns) if cdns else None
+        if self.cdn is not None and not self.ips.trusted_proxies:
+            raise ConfigurationError(
+                "cdn_geo headers are believed only from trusted_proxies (anybody can send "
+                "them to the site directly): list the addresses the CDN connects from, or "
+                "your load balancer's, in trusted_proxies"
+            )
+        self._cdn_headers = tuple(
+            (name, name.encode()) for name in (self.cdn.header_names if self.cdn else ())
+        )
+        wanted = set(WANTED)
+        if self.hints is not None:
+            wanted.update(key for _, _, key in _HINTS)
+        wanted.update(name for _, name in self._cdn_headers)
+        self.wanted = frozenset(wanted)  # the request headers build() reads
         self.sources = SourceClassifier(internal_hosts=internal_hosts)
         # The clock of a time zone changes once a minute: cache per (zone, minute).
         self._clock = lru_cache(maxsize=1024)(self._clock_for_minute)
@@ -113,6 +159,8 @@ class ContextBuilder:
         peer = client[0] if client else None
         ip = self.ips.resolve(peer, get(b"x-forwarded-for"), get(b"forwarded"))
         geo = self.geo.lookup(ip) if self.geo is not None and ip is not None else None
+        if self.cdn is not None:
+            geo = self._cdn_geo(peer, headers, geo)
         host = get(b"host")
         query = scope.get("query_string", b"").decode("latin-1")
         source = self.sources.classify(host=host, referer=get(b"referer"), query_string=query)
@@ -121,16 +169,55 @@ class ContextBuilder:
         wanted = scope.get(LOCAL_HOUR)
         if type(wanted) is int and 0 <= wanted <= 23 and wanted != clock.hour:
             clock = self._at_hour(zone, minute, clock.hour, wanted)
-        # Positional, in field order (geo, device, source, clock, signals, path, host).
+        user_agent = get(b"user-agent")
+        device = self.devices.detect(user_agent)
+        hinted: tuple[str, ...] = ()
+        # Chromium sends Sec-CH-UA-Platform with every request to a secure origin; without it
+        # there are no hints worth parsing (one lookup: this runs for every request).
+        if self.hints is not None and b"sec-ch-ua-platform" in headers:
+            device, hinted = self._hinted(device, headers, user_agent)
+        # Positional, in field order (geo, device, source, clock, signals, path, host, hints).
         return VisitorContext(
             geo,
-            self.devices.detect(get(b"user-agent")),
+            device,
             source,
             clock,
             parse_signals(get(b"accept-language"), get(b"sec-gpc"), get(b"dnt")),
             str(scope.get("path", "/"))[:_MAX_PATH],
             host[:255] if host else None,
+            hinted,
         )
+
+    def _hinted(
+        self, device: Device, headers: dict[bytes, str], user_agent: str | None
+    ) -> tuple[Device, tuple[str, ...]]:
+        """``device`` as the client hints correct it, and the names of the hints read."""
+        assert self.hints is not None
+        raw: dict[str, str] = {}
+        names = []
+        for canonical, name, key in _HINTS:
+            if value := headers.get(key):
+                raw[name] = value
+                names.append(canonical)
+        hints = self.hints.parse(raw)
+        if not hints.present:
+            return device, ()
+        return apply_client_hints(device, hints, user_agent=user_agent), tuple(names)
+
+    def _cdn_geo(
+        self, peer: str | None, headers: dict[bytes, str], geoip: Geo | None
+    ) -> Geo | None:
+        """The CDN's record (from a trusted peer) merged with GeoIP's, or GeoIP's alone."""
+        assert self.cdn is not None
+        raw = {
+            name: value
+            for name, key in self._cdn_headers
+            if (value := headers.get(key)) is not None
+        }
+        if not raw:
+            return geoip
+        cdn = self.cdn.read(raw, trusted=self.ips.peer_trusted(peer))
+        return merge_geo(cdn, geoip) if cdn is not None else geoip
 
     def as_stated(
         self, context: VisitorContext, now: float, *, use_geo: bool, language: str | None

@@ -42,7 +42,7 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from personalize.context.records import Device, DeviceType
 from personalize.context.structured_fields import BareItem, Token, parse_item, parse_list
@@ -50,6 +50,7 @@ from personalize.exceptions import ConfigurationError
 
 __all__ = [
     "ACCEPT_CH",
+    "HEADER_NAMES",
     "HIGH_ENTROPY_HINTS",
     "LOW_ENTROPY_HINTS",
     "MAX_FIELD_LENGTH",
@@ -57,6 +58,7 @@ __all__ = [
     "VARY_WITH_ACCEPT_CH",
     "Brand",
     "ClientHints",
+    "ClientHintsMode",
     "ClientHintsParser",
     "apply_client_hints",
 ]
@@ -75,6 +77,10 @@ ACCEPT_CH = (  # the Accept-CH value that asks for every hint read here
 )
 VARY_LOW_ENTROPY = "Sec-CH-UA, Sec-CH-UA-Mobile, Sec-CH-UA-Platform"
 VARY_WITH_ACCEPT_CH = f"{VARY_LOW_ENTROPY}, {ACCEPT_CH}"
+# Lower-case header name -> as the specification writes it (for Vary).
+HEADER_NAMES = {name.lower(): name for name in VARY_WITH_ACCEPT_CH.split(", ")}
+# A site's choice: ignore the hints, read them when sent, or also ask for the detailed ones.
+ClientHintsMode = Literal["off", "read", "request"]
 MAX_FIELD_LENGTH = 512  # characters; Chromium's longest, the full version list, is ~120
 _MAX_MEMBERS = 12  # brands or form factors looked at
 _MAX_STRING = 64  # characters of a brand, platform, model or version kept

@@ -72,6 +72,7 @@ class ClientIPResolver:
         self._v6 = tuple(n for n in networks if isinstance(n, ipaddress.IPv6Network))
         # The same peers and proxy chains repeat all day: parse each combination once.
         self._cached = functools.lru_cache(maxsize=cache_size)(self._resolve)
+        self._peer_trusted = functools.lru_cache(maxsize=cache_size)(self._is_trusted_peer)
 
     @property
     def trusted_proxies(self) -> tuple[IPNetwork, ...]:
@@ -83,6 +84,24 @@ class ClientIPResolver:
         if isinstance(address, ipaddress.IPv4Address):
             return any(address in network for network in self._v4)
         return any(address in network for network in self._v6)
+
+    def peer_trusted(self, peer: str | None) -> bool:
+        """Whether the direct peer (``scope["client"][0]``) is one of the trusted proxies.
+
+        >>> resolver = ClientIPResolver(["10.0.0.0/8"])
+        >>> resolver.peer_trusted("10.1.2.3"), resolver.peer_trusted("203.0.113.7")
+        (True, False)
+        """
+        if not peer or len(peer) > _MAX_NODE_LENGTH:
+            return False
+        try:
+            return self._peer_trusted(peer)
+        except Exception:  # defensive: the request path must never fail here
+            return False
+
+    def _is_trusted_peer(self, peer: str) -> bool:
+        address = _parse_node(peer)
+        return address is not None and self.is_trusted(address)
 
     def resolve(
         self, peer: str | None, x_forwarded_for: str | None, forwarded: str | None

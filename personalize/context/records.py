@@ -121,3 +121,4 @@ class VisitorContext:
     signals: Signals = field(default_factory=Signals)
     path: str = "/"
     host: str | None = None
+    client_hints: tuple[str, ...] = ()  # the Sec-CH-UA-* headers read ("Sec-CH-UA-Mobile")

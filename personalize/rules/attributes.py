@@ -9,15 +9,20 @@ attribute                  type       what
 =========================  =========  ======================================================
 country                    text       ISO 3166-1 alpha-2 country code, upper case ("GB")
 region                     text       ISO 3166-2 subdivision without the country ("ENG")
-city                       text       city name from the GeoIP database
+city                       text       city name (from the CDN's headers or GeoIP)
 continent                  text       two-letter continent code ("EU")
 time_zone                  text       IANA time zone from geo ("Europe/London")
-device_type                text       mobile, tablet, desktop, bot or other
-os                         text       operating system family ("iOS")
+device_type                text       mobile, tablet, desktop, bot or other (client hints
+                                      first, where Chromium sends them)
+os                         text       operating system family ("iOS", "Mac OS X", "Windows")
+os_version                 text       its version ("17.4", "11"; client hints give the real
+                                      one where the User-Agent is frozen)
 browser                    text       browser family ("Mobile Safari")
 touch                      bool       the device has a touch screen
-channel                    text       this request's channel (direct, paid_search, email...)
-source                     text       this request's source ("google", "newsletter")
+channel                    text       this request's channel (direct, organic_search, email,
+                                      ai_assistant...; see the README)
+source                     text       this request's source ("google", "newsletter"; for
+                                      ai_assistant the assistant: "chatgpt", "claude")
 medium                     text       utm_medium or the inferred one ("cpc", "organic")
 campaign                   text       utm_campaign
 term                       text       search term or utm_term
@@ -182,6 +187,7 @@ def build_attributes(
     device, source, clock, signals = context.device, context.source, context.clock, context.signals
     attrs["device_type"] = device.type
     _put(attrs, "os", device.os)
+    _put(attrs, "os_version", device.os_version)
     _put(attrs, "browser", device.browser)
     attrs["touch"] = device.is_touch
     attrs["channel"] = source.channel

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.support import IPHONE_UA, PHONE, simulate
+from tests.browser.support import IPHONE_UA, PHONE, open_why, simulate
 
 pytestmark = pytest.mark.browser
 
@@ -101,3 +101,35 @@ def test_a_local_time_keeps_the_chosen_country(
         assert came == "direct"  # the form's own page is not where the visit came from
         known.evaluate("element => element.scrollIntoView({block: 'start'})")
         screenshot(page, "simulator-uk-evening")
+
+
+def test_chromium_sends_the_hints_the_demo_asks_for(new_context: Callable[..., Any]) -> None:
+    """A real Chromium on the demo (127.0.0.1 is a secure origin): the low-entropy hints come
+    unasked, the ones Accept-CH names from the next page on."""
+    page = new_context().new_page()
+    response = page.goto("/")
+    assert "Sec-CH-UA-Platform-Version" in response.headers["accept-ch"]
+    device = page.locator("details.context dt:has-text('Device') + dd")
+    first = device.text_content()  # the panel may be folded: its text, shown or not
+    assert "Sec-CH-UA-Platform" in first and "Full-Version-List" not in first
+    page.goto("/bags")
+    assert "Sec-CH-UA-Full-Version-List" in device.text_content()
+
+
+def test_an_ai_assistant_visit_on_a_reduced_user_agent(
+    new_context: Callable[..., Any], screenshot: Callable[..., Path]
+) -> None:
+    page = new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
+    page.goto("/")
+    simulate(page, device="android-hints", source="chatgpt")
+    check_layout(page)  # the longest new options fit
+    known = page.locator("details.context")
+    device = known.locator("dt:has-text('Device') + dd").inner_text()
+    assert device.startswith("mobile, Android 15, Chrome Mobile"), device
+    came = known.locator("dt:has-text('This page view came from') + dd").inner_text()
+    assert came.startswith("ai_assistant (chatgpt")
+    hero = page.locator(".slot-hero")
+    assert "Sent here by an AI assistant?" in hero.inner_text()
+    assert "ChatGPT sent you here" in open_why(page, "hero").inner_text()
+    hero.scroll_into_view_if_needed()
+    screenshot(page, "simulator-ai-assistant")

@@ -280,6 +280,7 @@ class Harness:
                 store=self.stores["full"],
                 api_keys=[API_KEY],
                 admin_users={EDITOR[0]: hash_password(EDITOR[1], n=2**10)},
+                cdn_geo=["cloudflare", "cloudfront", "netlify"],
                 **common,
             ),
             "strict": PersonalizeMiddleware(
@@ -287,6 +288,7 @@ class Harness:
                 secret_key=SECRET,
                 store=self.stores["strict"],
                 consent="required",
+                client_hints="request",
                 cookie_name=COOKIES["strict"],
                 cookie_secure=True,
                 path_prefix=PREFIXES["strict"],

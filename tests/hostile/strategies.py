@@ -245,6 +245,25 @@ def header_values(config: str, prefix: str) -> dict[bytes, st.SearchStrategy[byt
             [b"http://testserver", b"https://testserver", b"null", b"https://evil.example"]
         ),
         b"if-none-match": near([b'"abc"', b"*"]),
+        # Client hints (read by both configurations) and CDN geo ("full" believes Cloudflare,
+        # CloudFront and Netlify from its trusted proxies).
+        b"sec-ch-ua": near(
+            [
+                b'"Chromium";v="156", "Not.A/Brand";v="99", "Google Chrome";v="156"',
+                b'"unterminated',
+                b'"a";v=' + b"9" * 600,
+                b", ".join([b'"b";v="1"'] * 40),
+            ]
+        ),
+        b"sec-ch-ua-mobile": near([b"?1", b"?0", b"?2", b"1", b"?1;x=1"]),
+        b"sec-ch-ua-platform": near([b'"Android"', b'"Windows"', b"Android", b'""', b'"\\x"']),
+        b"sec-ch-ua-platform-version": near(
+            [b'"15.0.0"', b'"0.3.0"', b'"99999999999999"', b'"a.b"']
+        ),
+        b"cf-ipcountry": near([b"GB", b"T1", b"XX", b"gb", b"<b>"]),
+        b"cf-timezone": near([b"Europe/London", b"EST", b"../../etc/passwd", b"Etc/GMT+25"]),
+        b"cloudfront-viewer-country": near([b"US", b"**", b"USA"]),
+        b"x-nf-geo": near([b'{"country": {"code": "DE"}}', b"e30=", b"!!!", b"[" * 500]),
         b"cookie": cookie_header(config),
     }
 

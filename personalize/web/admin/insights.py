@@ -156,6 +156,8 @@ class PreviewRequest:
     path: str = "/"
     country: str = ""
     device: str = "desktop"
+    os: str = ""  # "Android", "iOS", "Windows"...
+    os_version: str = ""  # "14", "17.4"
     channel: str = "direct"
     source: str = ""
     campaign: str = ""
@@ -221,6 +223,8 @@ def parse_preview(
         path=path,
         country=country,
         device=device,
+        os=(params.get("os") or "").strip()[:32],
+        os_version=(params.get("os_version") or "").strip()[:16],
         channel=channel,
         source=(params.get("source") or "").strip()[:64],
         campaign=(params.get("campaign") or "").strip()[:64],
@@ -242,15 +246,31 @@ class PreviewResult:
     plain: list[list[str]] = field(default_factory=list)  # what the visitor reads, per slot
 
 
+# The medium a preview's channel implies, as the source classifier would infer it.
+_PREVIEW_MEDIUMS = {
+    "paid_search": "cpc",
+    "email": "email",
+    "organic_search": "organic",
+    "ai_assistant": "ai",
+    "display": "display",
+    "referral": "referral",
+}
+
+
 def preview(pz: Personalizer, request: PreviewRequest) -> PreviewResult:
     """Segments and every slot's decision for the simulated visitor; writes nothing."""
     now = pz.now()
     device: Any = request.device
     channel: Any = request.channel
-    medium = {"paid_search": "cpc", "email": "email", "organic_search": "organic"}.get(channel)
+    medium = _PREVIEW_MEDIUMS.get(channel)
     context = VisitorContext(
         geo=Geo(country=request.country) if request.country else None,
-        device=Device(type=device, is_touch=device in ("mobile", "tablet")),
+        device=Device(
+            type=device,
+            os=request.os or None,
+            os_version=request.os_version or None,
+            is_touch=device in ("mobile", "tablet"),
+        ),
         source=Source(
             channel=channel,
             source=request.source or None,
