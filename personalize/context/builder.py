@@ -8,9 +8,10 @@ Two optional sources refine the parts: User-Agent Client Hints (``client_hints="
 default, reads the ``Sec-CH-UA-*`` headers Chromium browsers send, and they take precedence
 over the User-Agent for device type, OS and browser; they are parsed only when
 ``Sec-CH-UA-Platform`` is present, and the context names the ones read in ``client_hints``,
-for the response's ``Vary``), and the geolocation headers of the CDNs named in ``cdn_geo``, believed only when the direct peer is
-one of ``trusted_proxies``; the CDN's record wins and GeoIP fills in what it lacks (see
-:func:`~personalize.context.cdn_geo.merge_geo`), or stands alone when the CDN sends nothing.
+for the response's ``Vary``), and the geolocation headers of the CDNs named in ``cdn_geo``,
+believed only when the direct peer is one of ``trusted_proxies``; the CDN's record wins and
+GeoIP fills in what it lacks (see :func:`~personalize.context.cdn_geo.merge_geo`), or stands
+alone when the CDN sends nothing.
 
 An ASGI layer in front of the middleware (a demo's visitor simulator, a test) may put an hour
 0-23 in ``scope[LOCAL_HOUR]``: the request's local clock then reads that hour, in the visitor's
