@@ -31,7 +31,13 @@ from personalize.profiles.changes import FORWARD_GRACE
 from personalize.profiles.cookie import OPTED_OUT, CookieState, VisitorCookie, new_visitor_id
 from personalize.profiles.events import Event
 from personalize.profiles.identity import anonymous_key, known_key
-from personalize.profiles.pageviews import CategoryMap, Hit, session_at, session_id
+from personalize.profiles.pageviews import (
+    CategoryMap,
+    Hit,
+    session_at,
+    session_id,
+    session_start,
+)
 from personalize.profiles.preferences import location_used, stated_language
 from personalize.profiles.profile import Profile
 from personalize.profiles.revocation import admits
@@ -87,7 +93,9 @@ class Personalizer:
             flush_interval=settings.flush_interval,
         )
         self.state = StateService(
-            settings.state_store or store.state_store(), flush_interval=settings.flush_interval
+            settings.state_store or store.state_store(),
+            flush_interval=settings.flush_interval,
+            cache_ttl=settings.state_cache_ttl,
         )
         # Exposures and attributed outcomes of the holdout comparison, in the state store.
         self.impact = ImpactLog(
@@ -127,6 +135,8 @@ class Personalizer:
                 content.default_holdout = settings.holdout
             if content.segments is None and segments is not None:
                 content.use_segments(segments)
+        if content is not None:
+            content.use_state(self.state)
         self._decisions: DecisionEngine | None = content
         self.learning = settings.learning
         patterns = list(settings.exclude)
@@ -337,6 +347,11 @@ class Personalizer:
         )
         if loaded.reissue:
             visitor.cookie_out = state
+        decisions = self._decisions
+        if decisions is not None and decisions.shared is not None:
+            # Caps and session picks other workers counted: read before the page decides.
+            timeout = self.profiles.session_timeout
+            await decisions.prepare(key, session_start(stored, now, session_timeout=timeout))
         return visitor
 
     def _new_visitor(self, context: VisitorContext, now: float, *, consent: bool) -> Visitor:

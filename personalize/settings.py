@@ -94,6 +94,7 @@ class Settings:
     metrics_public: bool = False  # serve <prefix>/metrics without an API key
     profile_cache_size: int = 10_000  # profiles kept in the near-cache
     flush_interval: float = 0.02  # seconds page views wait to be written in one batch
+    state_cache_ttl: float = 1.0  # seconds a worker uses decision state others may have changed
     holdout: float = 0.0  # share of visitors who see only defaults: 0 (none) or 0.05..0.2
     attribution_window: float = 7 * 24 * 3600  # seconds an outcome counts for what was shown
     clock: Callable[[], float] = time.time
@@ -110,6 +111,8 @@ class Settings:
             raise ConfigurationError("max_aliases must be at least 1")
         if not 0 <= self.flush_interval <= 3600:
             raise ConfigurationError("flush_interval is 0 to 3600 seconds")
+        if not 0 <= self.state_cache_ttl <= 3600:
+            raise ConfigurationError("state_cache_ttl is 0 to 3600 seconds")
         if self.session_timeout <= 0:
             raise ConfigurationError("session_timeout must be positive seconds")
         check_share(self.holdout)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from personalize.exceptions import StoreError, StoreUnavailableError
-from personalize.services.state import StateService
+from personalize.services.state import MISSING, StateService
 from personalize.stores.state import Increments
 from personalize.stores.state_memory import MemoryStateStore
 from personalize.stores.state_sqlite import SQLiteStateStore
@@ -278,3 +278,68 @@ def test_a_read_older_than_a_write_does_not_replace_it() -> None:
         assert state.cached("k") == {"n": 1.0}
 
     asyncio.run(scenario())
+
+
+def test_values_put_soon_are_seen_at_once_and_written_after_the_response() -> None:
+    store = MemoryStateStore()
+    state = StateService(store, flush_interval=0)
+
+    async def scenario() -> None:
+        assert state.cached_value("pick") is MISSING
+        state.put_value_soon("pick", b"a", ttl=60, only_if_absent=True)
+        assert state.cached_value("pick") == b"a"
+        assert await store.values(["pick"]) == {}
+        await state.settle()
+        assert await store.values(["pick"]) == {"pick": b"a"}
+
+    run(scenario())
+
+
+def test_a_pick_put_soon_loses_to_the_one_another_worker_wrote_first() -> None:
+    store = MemoryStateStore()
+    mine, theirs = StateService(store, flush_interval=0), StateService(store, flush_interval=0)
+
+    async def scenario() -> None:
+        mine.put_value_soon("pick", b"mine", ttl=60, only_if_absent=True)
+        await theirs.put_value("pick", b"theirs", ttl=60, only_if_absent=True)
+        await mine.settle()
+        assert mine.cached_value("pick") == b"theirs"
+        mine.put_value_soon("pick", b"again", ttl=60, only_if_absent=True)
+        assert mine.cached_value("pick") == b"theirs"  # a known value wins over a new first pick
+
+    run(scenario())
+
+
+def test_what_was_asked_from_memory_is_read_after_the_response() -> None:
+    store = Recording()
+    clock = Clock()
+    state = StateService(store, flush_interval=0, cache_ttl=1.0, clock=clock)
+
+    async def scenario() -> None:
+        await store.increment({"arm": {"trials": 4}})
+        await store.put_values({"pick": b"a"}, ttl=60)
+        assert state.cached("arm") is None and state.cached_value("pick") is MISSING
+        await state.settle()  # a response ends: the keys asked for are read
+        assert state.cached("arm") == {"trials": 4.0} and state.cached_value("pick") == b"a"
+        reads = len(store.reads)
+        await state.settle()
+        assert len(store.reads) == reads  # fresh now: nothing to read
+
+    run(scenario())
+
+
+def test_prefetch_reads_only_what_is_missing_or_stale() -> None:
+    store = Recording()
+    clock = Clock()
+    state = StateService(store, cache_ttl=1.0, clock=clock)
+
+    async def scenario() -> None:
+        await state.prefetch(counters=["a", "b"], values=["v"])
+        assert store.reads == [["a", "b"]]
+        await state.prefetch(counters=["a", "b", "c"])
+        assert store.reads[-1] == ["c"]
+        clock.now = 2.0
+        await state.prefetch(counters=["a"])
+        assert store.reads[-1] == ["a"]
+
+    run(scenario())

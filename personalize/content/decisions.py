@@ -6,12 +6,16 @@ those the context forbids, and :mod:`~personalize.content.offers` the offers the
 no to; a pin wins if it survived; otherwise
 :class:`~personalize.content.policy.ThompsonPolicy` picks by expected value (probability of the
 reward x value) in the visitor's context bucket (device type / entry channel). The decision is
-cached per (visitor, session, slot): the page does not flicker, and a visitor counts as one
-exposure per session. The Thompson draw is seeded with a hash of (visitor id, session start,
-slot), so even a restarted worker decides the same.
+cached per (visitor, session, slot), and with shared state every worker keeps the session's
+first pick: the page does not flicker, and a visitor counts as one exposure per session. The
+Thompson draw is seeded with a hash of (visitor id, session start, slot), so even a restarted
+worker decides the same.
 
-Nothing here does I/O: counters and caches are in memory, so :meth:`DecisionEngine.decide_sync`
-can be called from a synchronous Jinja2 template (see :func:`personalize.templating.install`);
+Nothing here does I/O: counters, caps and session picks are read from memory (in this
+process, or from the state every worker shares, :mod:`~personalize.content.shared`, which the
+:class:`~personalize.Personalizer` reads for a visitor before their page and writes after it),
+so :meth:`DecisionEngine.decide_sync` can be called from a synchronous Jinja2 template (see
+:func:`personalize.templating.install`);
 ``await visitor.decide("hero")`` and ``decide_all`` are the async faces of the same call. An
 unknown slot or a failing template gives an empty :class:`Decision` with the reason, logged.
 The engine decides for a :class:`Subject`: a :class:`~personalize.Visitor`, or a
@@ -35,7 +39,6 @@ can attribute a click or conversion to the (variant, bucket) without shared stat
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import random
 import secrets as _secrets
@@ -49,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
+from personalize.content.decision_ids import DecisionIds
 from personalize.content.explanation import Explanation as Explanation  # re-exported: it lived here
 from personalize.content.holdout import (
     HELD_OUT,
@@ -75,6 +79,7 @@ from personalize.content.offers import (
     fewer_offers,
 )
 from personalize.content.policy import ThompsonPolicy
+from personalize.content.shared import SharedDecisionState, SharedExposures
 from personalize.content.slots import Slot, Variant
 from personalize.content.subject import Subject
 from personalize.content.suppression import ExposureLog, why_suppressed
@@ -82,9 +87,11 @@ from personalize.content.wording import plain_reasons
 
 if TYPE_CHECKING:
     from personalize.rules.segments import SegmentLibrary
+    from personalize.services.state import StateService
 
 logger = logging.getLogger("personalize.decisions")
 _local = threading.local()
+KEPT = "kept for the session (picked on an earlier page)"
 _WRAP = Markup('<div data-pz-slot="{}" data-pz-decision="{}">{}</div>')
 
 
@@ -142,12 +149,14 @@ class DecisionEngine:
             content = ContentLibrary(content, segments=segments)
         self.library = content
         self.segments = segments
+        self._own_policy = policy is None
         self.policy = policy or ThompsonPolicy(long_term_weight=long_term_weight)
         self.long_term_weight = long_term_weight
         self.suppress_purchased_days = suppress_purchased_days
-        self.exposures = ExposureLog()
+        self.exposures: ExposureLog | SharedExposures = ExposureLog()
+        self.shared: SharedDecisionState | None = None
         self._salt = (rng or random.Random(0)).getrandbits(64).to_bytes(8, "big")
-        self._secret = hashlib.blake2b((secret or _secrets.token_urlsafe(32)).encode()).digest()
+        self._ids = DecisionIds(secret or _secrets.token_urlsafe(32))
         self.counts = {"decisions": 0, "errors": 0}  # for the metrics endpoint
         self._clock = clock
         self._cache: OrderedDict[tuple[str, float, str, int], Decision] = OrderedDict()
@@ -168,6 +177,21 @@ class DecisionEngine:
         self.segments = segments
         self.library.segments = segments
         self.library.reload_if_changed(force=True)
+
+    def use_state(self, state: StateService) -> None:
+        """Keep counters, caps and session picks in ``state``, shared by every worker (the
+        :class:`~personalize.Personalizer` calls it; a policy given to the constructor keeps
+        its own store)."""
+        self.shared = SharedDecisionState(state)
+        if self._own_policy:
+            self.policy.store = self.shared.policy
+        self.exposures = self.shared.exposures
+
+    async def prepare(self, visitor_key: str, session_started: float) -> None:
+        """Read a visitor's caps and session picks from the shared state before their page,
+        where they are not cached (decisions themselves never wait)."""
+        if self.shared is not None:
+            await self.shared.prepare(visitor_key, session_started, self.library.slots)
 
     async def decide(self, visitor: Subject, slot: str) -> Decision:
         """The decision for ``slot``; never raises (see :meth:`decide_sync`)."""
@@ -227,6 +251,10 @@ class DecisionEngine:
         allowed: list[Variant] = []
         removed: list[tuple[str, str]] = []
         cached = self._cache.get(key) if visitor.id is not None else None
+        shared = self.shared if visitor.id is not None else None
+        picked = shared.pick(key[0], started, name) if shared is not None else None
+        if cached is not None and picked is not None and cached.variant != picked:
+            cached = None  # another worker picked first: the session keeps theirs
         blind = allowed_without_history(slot, attrs, self.segments)
         fewer = fewer_offers(attrs)
         for vid in candidates:
@@ -271,6 +299,9 @@ class DecisionEngine:
         elif any(v.id == pin for v in allowed):
             chosen = pin
             explanation = replace(explanation, pinned=pin)
+        elif picked is not None and any(v.id == picked for v in allowed):
+            chosen = picked
+            explanation = replace(explanation, note=KEPT)
         else:
             arms = {f"{name}/{v.id}": v.value for v in allowed}
             rng = self._rng(visitor.id, started, name) if visitor.id is not None else None
@@ -287,10 +318,13 @@ class DecisionEngine:
         decision = Decision(name, chosen, content or Markup(""), "", explanation)
         if visitor.id is None:
             return decision  # bots: no id, no learning
-        decision = Decision(name, chosen, decision.content, self._sign(name, chosen, bucket, key),
-                            explanation)  # fmt: skip
-        if arm == PERSONALIZED:  # the holdout's defaults teach the policy nothing
-            self.policy.expose(f"{name}/{chosen}", bucket)
+        decision_id = self._ids.sign(name, chosen, bucket, key[0], started)
+        decision = Decision(name, chosen, decision.content, decision_id, explanation)
+        if chosen != picked:  # one exposure per session: the worker that picked counted it
+            if arm == PERSONALIZED:  # the holdout's defaults teach the policy nothing
+                self.policy.expose(f"{name}/{chosen}", bucket)
+            if shared is not None:
+                shared.keep_pick(key[0], started, name, chosen, replace=picked is not None)
         self._seen(visitor, key[0], slot, variant, now)
         if self.on_exposure is not None and (share > 0 or slot.holdout > 0):
             segment = "(default)" if entry is None else entry.segment or "(condition)"
@@ -320,15 +354,6 @@ class DecisionEngine:
         rng.seed(int.from_bytes(digest, "big"))
         return rng
 
-    def _sign(self, slot: str, variant: str, bucket: str, key: tuple[str, float, str, int]) -> str:
-        nonce = hashlib.blake2b(f"{key[0]}|{key[1]!r}".encode(), digest_size=6).hexdigest()
-        payload = f"{slot}.{variant}.{bucket}.{nonce}"
-        signature = self._mac(payload)
-        return f"{payload}.{signature}"
-
-    def _mac(self, payload: str) -> str:
-        return hashlib.blake2b(payload.encode(), digest_size=8, key=self._secret).hexdigest()
-
     def record(
         self, decision_id: str, kind: str, *, visitor_key: str = "", value: float = 0.0
     ) -> str:
@@ -336,14 +361,7 @@ class DecisionEngine:
 
         Raises ValueError for an id this engine did not sign. Each (decision, kind) counts once.
         """
-        parts = decision_id.split(".")
-        if len(parts) != 5:
-            raise ValueError("not a decision id")
-        payload, signature = ".".join(parts[:4]), parts[4]
-        expected = self._mac(payload)
-        if not hmac.compare_digest(signature, expected):
-            raise ValueError("unknown decision id (not signed by this site)")
-        slot_name, variant, bucket, _ = parts[:4]
+        slot_name, variant, bucket = self._ids.verify(decision_id)
         if (decision_id, kind) in self._counted:
             return "already counted"
         self._counted[(decision_id, kind)] = None

@@ -11,11 +11,12 @@ Five checks, in order, each with a sentence for the explanation:
   ticket;
 - **frequency cap**: seen ``cap.views`` times without a click, it rests ``cap.rest_hours``.
 
-Frequency-cap state (views since the last click, rest until) is kept in memory per visitor in a
-bounded LRU (:class:`ExposureLog`), not in the profile: counting every view of every slot in the
-store would cost a write per slot per page. A restart forgets it (at worst a variant shows again
-before its rest is over), and with several workers each counts its own views, so a cap of N may
-allow up to N per worker unless sessions are sticky. Rewards for learning do not depend on it.
+Frequency-cap state (views since the last click, rest until) is kept per visitor and arm. A
+:class:`~personalize.Personalizer` keeps it in the state every worker shares
+(:class:`~personalize.content.shared.SharedExposures`): views on any worker count, and a restart
+keeps them. An engine on its own keeps it in memory (:class:`ExposureLog`, a bounded LRU): a
+restart forgets it, and each worker counts its own views. Rewards for learning do not depend on
+it.
 
 >>> from personalize.content.slots import Variant
 >>> v = Variant("boots", products=("boots-42",))

@@ -145,6 +145,24 @@ def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TI
             del profile.devices[oldest]
 
 
+def session_start(
+    profile: Profile | None, ts: float, *, session_timeout: float = SESSION_TIMEOUT
+) -> float:
+    """When the session of a page view at ``ts`` started, as :func:`apply_hit` will fold it
+    into ``profile`` (the stored profile, before this page view).
+
+    >>> from personalize.profiles.profile import Profile
+    >>> p = Profile(key="v:x1")
+    >>> apply_hit(p, Hit(ts=1000.0, path="/"))
+    >>> session_start(p, 1500.0), session_start(p, 1000.0 + 3600), session_start(None, 7.0)
+    (1000.0, 4600.0, 7.0)
+    """
+    last = profile.sessions[-1] if profile is not None and profile.sessions else None
+    if last is None or ts - last.last_seen > session_timeout:
+        return ts
+    return last.started
+
+
 def session_id(profile: Profile, session: SessionRecord) -> str:
     """The identity of one of ``profile``'s sessions; it survives a login (the merged profile
     keeps the session record). Records written before sessions had ids get one from the

@@ -2,18 +2,18 @@
 
 In front of a :class:`~personalize.stores.state.StateStore`:
 
-- **increments are batched**: :meth:`StateService.add` only buffers; after the response,
-  :meth:`StateService.settle` (the first caller that finds no write running) waits
-  ``flush_interval`` seconds and writes everything buffered in one ``increment`` call per
-  TTL. A failed write is kept with its batch id and sent again after ``retry_backoff``
-  seconds (the store adds a batch id once); the buffer is bounded (``max_pending`` keys).
-- **reads are cached** in this process for ``cache_ttl`` seconds: what another worker adds
-  is seen within that bound. Every answer includes what this process added and has not
-  written yet, so a worker always sees its own increments at once.
-  :meth:`StateService.cached` answers from memory alone (for code that must not await);
-  :meth:`StateService.counters` reads the store for keys missing or stale in the cache.
-- **a store that fails never fails the page**: reads then answer the last counters known
-  (or none) plus what is buffered.
+- **counters** (:class:`~personalize.services.counters.CachedCounters`): increments are
+  buffered and written after the response, in batches; reads come from a cache at most
+  ``cache_ttl`` seconds old, plus what this process added and has not written yet.
+- **values**: read through the same short-lived cache; :meth:`StateService.put_value` writes
+  at once, :meth:`StateService.put_value_soon` after the response (for code that cannot
+  await, such as a decision in a synchronous template).
+- **blobs**: passed through (model snapshots are read at start and written rarely).
+
+After every response the middleware calls :meth:`StateService.settle`: the first caller
+that finds no write running waits ``flush_interval`` seconds, writes what is buffered, and
+reads again what :meth:`~CachedCounters.cached` and :meth:`StateService.cached_value` found
+missing or stale. A store that fails never fails the page: reads answer what is known.
 
 >>> import asyncio
 >>> from personalize.stores.state_memory import MemoryStateStore
@@ -30,195 +30,121 @@ In front of a :class:`~personalize.stores.state.StateStore`:
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
-import secrets
-import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from personalize.exceptions import StoreError
-from personalize.services.latency import LatencyHistogram
-from personalize.stores.state import StateStore, check_increments, check_key, check_ttl
+from personalize.services.counters import MAX_WANTED, CachedCounters
+from personalize.stores.state import StateStore, check_key, check_ttl, check_values
 
-__all__ = ["StateService"]
+__all__ = ["MISSING", "Missing", "StateService"]
 
 logger = logging.getLogger("personalize.state")
 
-Fields = dict[str, float]
-# ttl (None: no expiry) -> key -> field -> amount
-Buffer = dict[float | None, dict[str, Fields]]
+
+class Missing(enum.Enum):
+    """The type of :data:`MISSING`."""
+
+    MISSING = "not in the cache"
 
 
-class StateService:
-    """Batched increments and a short-lived read cache in front of a :class:`StateStore`."""
+#: :meth:`StateService.cached_value` knows nothing of the key yet.
+MISSING = Missing.MISSING
+
+
+class StateService(CachedCounters):
+    """Batched writes and a short-lived read cache in front of a :class:`StateStore`."""
 
     def __init__(
         self,
         store: StateStore,
         *,
         flush_interval: float = 0.02,  # seconds increments wait to be written in one batch
-        cache_ttl: float = 1.0,  # seconds a read is used before the store is read again
-        cache_size: int = 10_000,  # keys of counters (and of values) cached
-        max_pending: int = 100_000,  # keys buffered while the store is slow or down
-        retry_backoff: float = 1.0,  # seconds before retrying after a failed write
-        clock: Callable[[], float] = time.monotonic,
+        **options: Any,
     ) -> None:
-        self.store = store
+        super().__init__(store, **options)
         self.flush_interval = flush_interval
-        self.cache_ttl = cache_ttl
-        self._cache_size = cache_size
-        self._max_pending = max_pending
-        self._retry_backoff = retry_backoff
-        self._clock = clock
-        self._lock = threading.Lock()
-        # key -> (counters, when read, the write sequence number the read started at)
-        self._counters: OrderedDict[str, tuple[Fields, float, int]] = OrderedDict()
         self._values: OrderedDict[str, tuple[bytes | None, float]] = OrderedDict()
-        self._pending: Buffer = {}
-        self._inflight: Buffer = {}
-        self._retry: list[tuple[str, Buffer]] = []  # (batch id, increments) to send again
-        self._seq = 0  # writes completed: a read older than a write is not cached over it
+        # key -> (value, ttl, only if absent): written after the response
+        self._puts: dict[str, tuple[bytes, float | None, bool]] = {}
+        self._wanted_values: dict[str, None] = {}
         self._flushing = False
-        self._retry_at = 0.0
-        self.stats = {
-            "cache_hits": 0,
-            "cache_misses": 0,
-            "written": 0,
-            "failed": 0,
-            "read_failed": 0,
-            "dropped": 0,
-        }
-        self.latency = LatencyHistogram()
 
     def __repr__(self) -> str:
         return f"<StateService {self.store!r}>"
 
-    # -- counters -------------------------------------------------------------------------
+    # -- values ---------------------------------------------------------------------------
 
-    def add(self, key: str, field: str, amount: float = 1.0, *, ttl: float | None = None) -> None:
-        """Buffer ``amount`` for ``key``'s ``field``; written after the response (see
-        :meth:`settle`). ``ttl`` (seconds) makes the key expire that long after the write."""
-        self.add_many({key: {field: amount}}, ttl=ttl)
+    def cached_value(self, key: str) -> bytes | Missing | None:
+        """``key``'s value from memory alone (no I/O): a value put here and not written yet,
+        else the cached one (stale or not), None for none, or :data:`MISSING`. A key
+        missing or stale is read again after the response."""
+        put = self._puts.get(key)
+        entry = self._values.get(key)
+        stale = entry is None or self._clock() - entry[1] > self.cache_ttl
+        if stale and len(self._wanted_values) < MAX_WANTED:
+            self._wanted_values[key] = None
+        if put is not None and not (put[2] and entry is not None and entry[0] is not None):
+            return put[0]
+        return MISSING if entry is None else entry[0]
 
-    def add_many(
-        self, changes: Mapping[str, Mapping[str, float]], *, ttl: float | None = None
-    ) -> None:
-        """Buffer several increments at once (ValueError for a bad key, field or amount)."""
-        checked = check_increments(changes)
-        ttl = check_ttl(ttl)
-        with self._lock:
-            buffer = self._pending.setdefault(ttl, {})
-            for key, amounts in checked.items():
-                fields = buffer.setdefault(key, {})
-                for field, amount in amounts.items():
-                    fields[field] = fields.get(field, 0.0) + amount
-            if self.pending > self._max_pending:
-                self._drop_oldest()
-
-    @property
-    def pending(self) -> int:
-        """Keys with increments not written yet (buffered or being retried)."""
-        return sum(len(b) for b in self._pending.values()) + sum(
-            len(b) for _, buffer in self._retry for b in buffer.values()
-        )
-
-    def _unwritten(self, key: str) -> Iterable[Fields]:
-        for buffer in (self._pending, self._inflight, *(b for _, b in self._retry)):
-            for by_key in buffer.values():
-                fields = by_key.get(key)
-                if fields:
-                    yield fields
-
-    def _view(self, key: str, stored: Fields | None) -> Fields:
-        out = dict(stored or {})
-        for fields in self._unwritten(key):
-            for field, amount in fields.items():
-                out[field] = out.get(field, 0.0) + amount
-        return out
-
-    def cached(self, key: str) -> Fields | None:
-        """``key``'s counters from memory alone, stale or not, with what this process added
-        since; None when this process never read the key and added nothing to it."""
-        entry = self._counters.get(key)
-        if entry is None and not any(True for _ in self._unwritten(key)):
-            return None
-        return self._view(key, None if entry is None else entry[0])
-
-    async def counters(self, keys: Sequence[str]) -> dict[str, Fields]:
-        """Each key's counters (``{}`` for none), read from the store when the cache has no
-        copy younger than ``cache_ttl``; one store call for all of them."""
+    async def values(self, keys: Sequence[str]) -> dict[str, bytes | None]:
+        """Each key's value (None: none), read from the store for keys not cached within
+        ``cache_ttl`` (one call); the cached value (or None) when the store cannot be read."""
         for key in keys:
             check_key(key)
         now = self._clock()
-        stale = []
-        for key in dict.fromkeys(keys):
-            entry = self._counters.get(key)
-            if entry is None or now - entry[1] > self.cache_ttl:
-                stale.append(key)
+        stale = [k for k in dict.fromkeys(keys) if self._stale_value(k, now)]
         self.stats["cache_hits"] += len(keys) - len(stale)
         if stale:
-            self.stats["cache_misses"] += len(stale)
-            seq = self._seq
-            started = time.perf_counter()
-            try:
-                found = await self.store.counters(stale)
-            except Exception as exc:
-                self.stats["read_failed"] += 1
-                logger.warning("personalize: reading decision state failed (%s)", exc)
-            else:
-                self.latency.observe(time.perf_counter() - started)
-                with self._lock:
-                    for key in stale:
-                        self._install(key, found.get(key, {}), seq)
-        out = {}
+            await self._read_values(stale)
+        out: dict[str, bytes | None] = {}
         for key in keys:
-            entry = self._counters.get(key)
-            out[key] = self._view(key, None if entry is None else entry[0])
+            found = self.cached_value(key)
+            out[key] = None if found is MISSING else found
         return out
 
-    def _install(self, key: str, fields: Fields, seq: int) -> None:
-        """Cache what the store said at write sequence ``seq``, unless a newer answer is in."""
-        entry = self._counters.get(key)
-        if entry is not None and entry[2] > seq:
-            return
-        self._counters[key] = (fields, self._clock(), seq)
-        self._counters.move_to_end(key)
-        if len(self._counters) > self._cache_size:
-            self._counters.popitem(last=False)
-
-    # -- values ---------------------------------------------------------------------------
-
     async def value(self, key: str) -> bytes | None:
-        """``key``'s value (None: none), cached for ``cache_ttl`` seconds; None too when the
-        store cannot be read and nothing is cached."""
-        check_key(key)
+        """One key's value (see :meth:`values`)."""
+        return (await self.values([key]))[key]
+
+    def _stale_value(self, key: str, now: float) -> bool:
         entry = self._values.get(key)
-        if entry is not None and self._clock() - entry[1] <= self.cache_ttl:
-            self.stats["cache_hits"] += 1
-            return entry[0]
-        self.stats["cache_misses"] += 1
+        return entry is None or now - entry[1] > self.cache_ttl
+
+    async def _read_values(self, keys: list[str]) -> None:
+        self.stats["cache_misses"] += len(keys)
         try:
-            found = await self.store.values([key])
+            found = await self.store.values(keys)
         except Exception as exc:
             self.stats["read_failed"] += 1
             logger.warning("personalize: reading decision state failed (%s)", exc)
-            return None if entry is None else entry[0]
-        value = found.get(key)
-        self._remember_value(key, value)
-        return value
+            return
+        for key in keys:
+            self._remember_value(key, found.get(key))
+            self._wanted_values.pop(key, None)
 
     async def put_value(
         self, key: str, value: bytes, *, ttl: float | None, only_if_absent: bool = False
     ) -> bytes:
-        """Store ``value`` now (not batched: workers must agree at once); returns what the key
-        holds afterwards (with ``only_if_absent``, an earlier value wins). Raises
+        """Store ``value`` now; returns what the key holds afterwards (with
+        ``only_if_absent``, an earlier value wins). Raises
         :class:`~personalize.exceptions.StoreError` when the store cannot take it."""
-        stored = (
-            await self.store.put_values({key: value}, ttl=ttl, only_if_absent=only_if_absent)
-        )[key]
-        self._remember_value(key, stored)
-        return stored
+        result = await self.store.put_values({key: value}, ttl=ttl, only_if_absent=only_if_absent)
+        self._remember_value(key, result[key])
+        return result[key]
+
+    def put_value_soon(
+        self, key: str, value: bytes, *, ttl: float | None, only_if_absent: bool = False
+    ) -> None:
+        """Store ``value`` after the response (see :meth:`put_value`); until then
+        :meth:`cached_value` answers it (or, with ``only_if_absent``, the value known)."""
+        check_values({key: value})
+        ttl = check_ttl(ttl)
+        self._puts[key] = (value, ttl, only_if_absent)
 
     def _remember_value(self, key: str, value: bytes | None) -> None:
         self._values[key] = (value, self._clock())
@@ -226,15 +152,32 @@ class StateService:
         if len(self._values) > self._cache_size:
             self._values.popitem(last=False)
 
+    async def _write_values(self) -> bool:
+        puts, self._puts = self._puts, {}
+        groups: dict[tuple[float | None, bool], dict[str, bytes]] = {}
+        for key, (value, ttl, nx) in puts.items():
+            groups.setdefault((ttl, nx), {})[key] = value
+        try:
+            for (ttl, nx), items in groups.items():
+                stored = await self.store.put_values(items, ttl=ttl, only_if_absent=nx)
+                for key, value in stored.items():
+                    self._remember_value(key, value)
+                    puts.pop(key, None)
+        except Exception as exc:
+            for key, put in puts.items():
+                self._puts.setdefault(key, put)  # tried again after the back-off
+            self._retry_at = self._clock() + self._retry_backoff
+            self.stats["failed"] += 1
+            logger.warning("personalize: writing decision state failed (%s); will retry", exc)
+            return False
+        return True
+
     async def delete(self, keys: Sequence[str]) -> int:
-        """Remove keys' counters and values everywhere (buffered increments included)."""
-        with self._lock:
-            for key in keys:
-                self._counters.pop(key, None)
-                self._values.pop(key, None)
-                for buffer in (self._pending, *(b for _, b in self._retry)):
-                    for by_key in buffer.values():
-                        by_key.pop(key, None)
+        """Remove keys' counters and values everywhere (buffered writes included)."""
+        self.forget_counters(keys)
+        for key in keys:
+            self._values.pop(key, None)
+            self._puts.pop(key, None)
         return await self.store.delete(keys)
 
     # -- blobs ----------------------------------------------------------------------------
@@ -247,33 +190,57 @@ class StateService:
         """``(version, data)`` of blob ``name``'s newest version (or ``version``), or None."""
         return await self.store.get_blob(name, version)
 
-    # -- writing --------------------------------------------------------------------------
+    # -- after the response -----------------------------------------------------------------
+
+    async def prefetch(self, counters: Sequence[str] = (), values: Sequence[str] = ()) -> None:
+        """Read into the cache the keys missing or stale there (at most one call each), so
+        that :meth:`cached` and :meth:`cached_value` answer them fresh."""
+        now = self._clock()
+        if counters:
+            stale = [k for k in counters if self._stale_counter(k, now)]
+            if stale:
+                await self._read(stale)
+        if values:
+            stale = [k for k in values if self._stale_value(k, now)]
+            if stale:
+                await self._read_values(stale)
+
+    def _stale_counter(self, key: str, now: float) -> bool:
+        entry = self._counters.get(key)
+        return entry is None or now - entry[1] > self.cache_ttl
 
     async def settle(self) -> None:
-        """After a response: if no write is running, wait ``flush_interval`` seconds and
-        write what is buffered, looping while more arrives. Never raises."""
-        if self._flushing or not (self._pending or self._retry):
-            return  # the common case, without taking the lock
-        with self._lock:
-            if self._flushing or not (self._pending or self._retry):
-                return
-            if self._clock() < self._retry_at:
-                return
-            self._flushing = True
+        """After a response: if no write is running, wait ``flush_interval`` seconds, write
+        what is buffered (looping while more arrives) and read what was wanted. Never raises."""
+        if self._flushing or not (self._pending or self._retry or self._puts or self._wanted
+                                  or self._wanted_values):  # fmt: skip
+            return  # the common case, without a coroutine switch
+        self._flushing = True
         try:
             if self.flush_interval:
                 await asyncio.sleep(self.flush_interval)
-            while (self._pending or self._retry) and self._clock() >= self._retry_at:
-                if not await self._flush_once():
+            while self.may_write and (self.unwritten or self._puts):
+                if self.unwritten and not await self.write_once():
                     break
+                if self._puts and not await self._write_values():
+                    break
+            await self.read_wanted()
+            if self._wanted_values:
+                keys = list(self._wanted_values)
+                self._wanted_values.clear()
+                await self._read_values(keys)
+        except Exception:  # never the visitor's problem
+            logger.exception("personalize: settling decision state failed")
         finally:
             self._flushing = False
 
     async def flush(self) -> None:
         """Write everything buffered now (at shutdown, in tests); StoreError if it cannot."""
-        while self._pending or self._retry:
-            if not await self._flush_once():
+        while self.unwritten or self._puts:
+            if self.unwritten and not await self.write_once():
                 raise StoreError(f"could not write {self.pending} keys of decision state")
+            if self._puts and not await self._write_values():
+                raise StoreError(f"could not write {len(self._puts)} values of decision state")
 
     async def aclose(self) -> None:
         """Write what is buffered (logging what cannot be) and close the store."""
@@ -285,56 +252,3 @@ class StateService:
                 self.pending,
             )
         await self.store.close()
-
-    async def _flush_once(self) -> bool:
-        with self._lock:
-            if self._retry:
-                batch_id, batch = self._retry.pop(0)
-            else:
-                batch_id, batch = secrets.token_hex(8), self._pending
-                self._pending = {}
-            self._inflight = batch
-        written: dict[str, Fields] = {}
-        started = time.perf_counter()
-        try:
-            for ttl, changes in batch.items():
-                if changes:
-                    sub_id = batch_id if ttl is None else f"{batch_id}-{ttl:g}"
-                    result = await self.store.increment(changes, ttl=ttl, batch_id=sub_id)
-                    written.update(result)
-        except Exception as exc:
-            with self._lock:
-                self._inflight = {}
-                self._retry.insert(0, (batch_id, batch))
-                self._retry_at = self._clock() + self._retry_backoff
-                self.stats["failed"] += 1
-            logger.warning(
-                "personalize: writing decision state failed (%s); will retry, %d keys buffered",
-                exc,
-                self.pending,
-            )
-            return False
-        self.latency.observe(time.perf_counter() - started)
-        with self._lock:
-            self._inflight = {}
-            self._seq += 1
-            for key, fields in written.items():
-                self._install(key, fields, self._seq)
-            self.stats["written"] += sum(len(b) for b in batch.values())
-        return True
-
-    def _drop_oldest(self) -> None:
-        excess = self.pending - self._max_pending
-        dropped = 0
-        for buffer in [b for _, b in self._retry] + [self._pending]:
-            for by_key in buffer.values():
-                while by_key and dropped < excess:
-                    del by_key[next(iter(by_key))]
-                    dropped += 1
-        self._retry = [(bid, b) for bid, b in self._retry if any(b.values())]
-        self.stats["dropped"] += dropped
-        logger.error(
-            "personalize: decision state buffer full (%d keys); dropped the %d oldest",
-            self._max_pending,
-            dropped,
-        )

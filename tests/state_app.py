@@ -1,0 +1,71 @@
+"""A small site that the tests run in several uvicorn processes sharing one store.
+
+From the environment: ``PZ_TEST_STORE`` (an SQLite path or a Redis URL), ``PZ_TEST_PREFIX``
+(the Redis key prefix), ``PZ_TEST_CONTENT`` (the content folder), ``PZ_TEST_STATE_TTL`` (the
+state cache's bound, seconds). ``/`` answers what the slots show as JSON (an HTML page, so
+its page view is recorded); ``/counts`` the exposures of every arm as this worker sees them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from personalize import PersonalizeMiddleware, Personalizer, SQLiteStore, get_visitor
+from personalize.stores.base import ProfileStore
+
+SECRET = "change-me-to-32-random-characters"
+
+
+def store_from_env() -> ProfileStore:
+    where = os.environ["PZ_TEST_STORE"]
+    if where.startswith("redis://"):
+        from personalize.stores.redis import RedisStore
+
+        return RedisStore(where, prefix=os.environ.get("PZ_TEST_PREFIX", "pztest:"))
+    return SQLiteStore(where)
+
+
+personalizer = Personalizer(
+    secret_key=SECRET,
+    store=store_from_env(),
+    content=os.environ["PZ_TEST_CONTENT"],
+    flush_interval=0.01,
+    state_cache_ttl=float(os.environ.get("PZ_TEST_STATE_TTL", "1")),
+)
+
+
+async def home(request: Request) -> Response:
+    visitor = get_visitor(request)
+    shown: dict[str, object] = {}
+    for slot in ("hero", "teaser"):
+        decision = await visitor.decide(slot)
+        shown[slot] = decision.variant
+        shown[f"{slot}_why"] = decision.explanation.lines()
+    return Response(orjson.dumps(shown), media_type="text/html")
+
+
+async def counts(request: Request) -> JSONResponse:
+    engine = personalizer.decisions
+    assert engine is not None
+    arms = [f"{name}/{v}" for name, slot in engine.library.slots.items() for v in slot.variants]
+    keys = [f"arm:{arm}|*" for arm in arms]
+    found = await personalizer.state.counters(keys)
+    return JSONResponse(
+        {arm: found[k].get("trials", 0.0) for arm, k in zip(arms, keys, strict=True)}
+    )
+
+
+async def health(request: Request) -> Response:
+    return Response("ok")
+
+
+app = PersonalizeMiddleware(
+    Starlette(routes=[Route("/", home), Route("/counts", counts), Route("/health", health)]),
+    personalizer,
+)
