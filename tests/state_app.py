@@ -1,4 +1,5 @@
-"""A small site that the tests run in several uvicorn processes sharing one store.
+"""A small site that the tests run in several uvicorn processes sharing one store
+(``uvicorn --factory tests.state_app:create_app``).
 
 From the environment: ``PZ_TEST_STORE`` (an SQLite path or a Redis URL), ``PZ_TEST_PREFIX``
 (the Redis key prefix), ``PZ_TEST_CONTENT`` (the content folder), ``PZ_TEST_STATE_TTL`` (the
@@ -31,15 +32,6 @@ def store_from_env() -> ProfileStore:
     return SQLiteStore(where)
 
 
-personalizer = Personalizer(
-    secret_key=SECRET,
-    store=store_from_env(),
-    content=os.environ["PZ_TEST_CONTENT"],
-    flush_interval=0.01,
-    state_cache_ttl=float(os.environ.get("PZ_TEST_STATE_TTL", "1")),
-)
-
-
 async def home(request: Request) -> Response:
     visitor = get_visitor(request)
     shown: dict[str, object] = {}
@@ -50,22 +42,29 @@ async def home(request: Request) -> Response:
     return Response(orjson.dumps(shown), media_type="text/html")
 
 
-async def counts(request: Request) -> JSONResponse:
-    engine = personalizer.decisions
-    assert engine is not None
-    arms = [f"{name}/{v}" for name, slot in engine.library.slots.items() for v in slot.variants]
-    keys = [f"arm:{arm}|*" for arm in arms]
-    found = await personalizer.state.counters(keys)
-    return JSONResponse(
-        {arm: found[k].get("trials", 0.0) for arm, k in zip(arms, keys, strict=True)}
-    )
-
-
 async def health(request: Request) -> Response:
     return Response("ok")
 
 
-app = PersonalizeMiddleware(
-    Starlette(routes=[Route("/", home), Route("/counts", counts), Route("/health", health)]),
-    personalizer,
-)
+def create_app() -> PersonalizeMiddleware:
+    """The site, configured from the environment."""
+    personalizer = Personalizer(
+        secret_key=SECRET,
+        store=store_from_env(),
+        content=os.environ["PZ_TEST_CONTENT"],
+        flush_interval=0.01,
+        state_cache_ttl=float(os.environ.get("PZ_TEST_STATE_TTL", "1")),
+    )
+
+    async def counts(request: Request) -> JSONResponse:
+        engine = personalizer.decisions
+        assert engine is not None
+        slots = engine.library.slots
+        arms = [f"{name}/{v}" for name, slot in slots.items() for v in slot.variants]
+        keys = [f"arm:{arm}|*" for arm in arms]
+        found = await personalizer.state.counters(keys)
+        trials = {arm: found[k].get("trials", 0.0) for arm, k in zip(arms, keys, strict=True)}
+        return JSONResponse(trials)
+
+    routes = [Route("/", home), Route("/counts", counts), Route("/health", health)]
+    return PersonalizeMiddleware(Starlette(routes=routes), personalizer)

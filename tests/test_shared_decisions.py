@@ -56,8 +56,8 @@ class Worker:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "tests.state_app:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
+            [sys.executable, "-m", "uvicorn", "--factory", "tests.state_app:create_app",
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
             cwd=ROOT,
             env={**os.environ, **env},
         )  # fmt: skip
