@@ -86,8 +86,8 @@ def test_the_policy_learns_from_every_workers_exposures_and_rewards() -> None:
 def test_the_first_pick_of_a_session_wins_on_every_worker() -> None:
     a, b = workers()
     shared_a, shared_b = SharedDecisionState(a), SharedDecisionState(b)
-    shared_a.keep_pick("v:1", 100.0, "hero", "x", replace=False)
-    shared_b.keep_pick("v:1", 100.0, "hero", "y", replace=False)
+    shared_a.keep_pick("v:1", 100.0, "hero", "x", "rule 1", replace=False)
+    shared_b.keep_pick("v:1", 100.0, "hero", "y", "rule 1", replace=False)
 
     async def run() -> None:
         await a.settle()
@@ -95,5 +95,5 @@ def test_the_first_pick_of_a_session_wins_on_every_worker() -> None:
         await shared_b.prepare("v:1", 100.0, ["hero"])
 
     asyncio.run(run())
-    assert shared_b.pick("v:1", 100.0, "hero") == "x"
+    assert shared_b.pick("v:1", 100.0, "hero") == ("x", "rule 1")
     assert shared_b.pick("v:1", 200.0, "hero") is None  # another session

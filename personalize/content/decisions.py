@@ -252,7 +252,8 @@ class DecisionEngine:
         removed: list[tuple[str, str]] = []
         cached = self._cache.get(key) if visitor.id is not None else None
         shared = self.shared if visitor.id is not None else None
-        picked = shared.pick(key[0], started, name) if shared is not None else None
+        found = shared.pick(key[0], started, name) if shared is not None else None
+        picked = found[0] if found is not None and found[1] == rule else None
         if cached is not None and picked is not None and cached.variant != picked:
             cached = None  # another worker picked first: the session keeps theirs
         blind = allowed_without_history(slot, attrs, self.segments)
@@ -324,7 +325,8 @@ class DecisionEngine:
             if arm == PERSONALIZED:  # the holdout's defaults teach the policy nothing
                 self.policy.expose(f"{name}/{chosen}", bucket)
             if shared is not None:
-                shared.keep_pick(key[0], started, name, chosen, replace=picked is not None)
+                replace_pick = found is not None
+                shared.keep_pick(key[0], started, name, chosen, rule, replace=replace_pick)
         self._seen(visitor, key[0], slot, variant, now)
         if self.on_exposure is not None and (share > 0 or slot.holdout > 0):
             segment = "(default)" if entry is None else entry.segment or "(condition)"

@@ -11,8 +11,9 @@ the response.
 - **frequency caps** of a visitor: one hash ``caps:<profile key>``, per arm the views since
   the last click (field ``<arm>``) and the end of its rest (field ``<arm>!``, seconds since
   the epoch, 0 when not resting), kept 30 days after the visitor's last capped view;
-- **session picks**: value ``pick:<profile key>|<session start>|<slot>`` = the variant, put
-  only if absent, so of two workers deciding at once both keep the first one's.
+- **session picks**: value ``pick:<profile key>|<session start>|<slot>`` = the variant and the
+  rule that allowed it, put only if absent, so of two workers deciding at once both keep the
+  first one's; it holds while the same rule matches (as a worker's own cached decision).
 """
 
 from __future__ import annotations
@@ -51,6 +52,15 @@ class SharedPolicyStore:
         amounts = {n: a for n, a in zip(_FIELDS, (trials, rewards, value), strict=True) if a}
         if amounts:
             self.state.add_many({self.prefix + key: amounts})
+
+    def snapshot(self) -> dict[str, tuple[float, float, float]]:
+        """The counters this process knows, as plain data (as ``MemoryPolicyStore``'s)."""
+        start = len(self.prefix)
+        return {
+            key[start:]: (f.get("trials", 0.0), f.get("rewards", 0.0), f.get("value", 0.0))
+            for key, f in self.state.known(self.prefix).items()
+            if f
+        }
 
     def keys(self, names: Iterable[str]) -> list[str]:
         """The state keys of policy keys ``names``."""
@@ -128,20 +138,23 @@ class SharedDecisionState:
     def pick_key(visitor: str, started: float, slot: str) -> str:
         return f"pick:{visitor}|{started!r}|{slot}"
 
-    def pick(self, visitor: str, started: float, slot: str) -> str | None:
-        """The variant this visitor's session shows in ``slot``, if any worker picked one."""
+    def pick(self, visitor: str, started: float, slot: str) -> tuple[str, str] | None:
+        """``(variant, rule)``: what this visitor's session shows in ``slot`` and the rule
+        that allowed it, if any worker picked one."""
         found = self.state.cached_value(self.pick_key(visitor, started, slot))
         if found is MISSING or found is None:
             return None
-        return found.decode("utf-8", "replace")
+        variant, _, rule = found.decode("utf-8", "replace").partition("\n")
+        return variant, rule
 
     def keep_pick(
-        self, visitor: str, started: float, slot: str, variant: str, *, replace: bool
+        self, visitor: str, started: float, slot: str, variant: str, rule: str, *, replace: bool
     ) -> None:
-        """Remember the session's pick: a first pick only if no worker picked first (then
-        theirs stays); with ``replace``, instead of a pick that can no longer show."""
+        """Remember the session's pick and the rule that allowed it: a first pick only if no
+        worker picked first (then theirs stays); with ``replace``, instead of a pick that can
+        no longer show or that another rule allowed."""
         key = self.pick_key(visitor, started, slot)
-        value = variant.encode()
+        value = f"{variant}\n{rule}".encode()
         self.state.put_value_soon(key, value, ttl=PICK_LIFE, only_if_absent=not replace)
 
     async def prepare(self, visitor: str, started: float, slots: Iterable[str]) -> None:

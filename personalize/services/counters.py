@@ -130,6 +130,19 @@ class CachedCounters:
                 return None
         return self._view(key, None if entry is None else entry[0])
 
+    def known(self, prefix: str = "") -> dict[str, Fields]:
+        """Every key starting with ``prefix`` that this process holds (cached, stale or not,
+        or added to), with its counters as :meth:`cached` gives them (for reports)."""
+        keys = dict.fromkeys(k for k in self._counters if k.startswith(prefix))
+        for buffer in (self._pending, self._inflight, *(b for _, b in self._retry)):
+            for by_key in buffer.values():
+                keys.update(dict.fromkeys(k for k in by_key if k.startswith(prefix)))
+        found = {}
+        for key in keys:
+            entry = self._counters.get(key)
+            found[key] = self._view(key, None if entry is None else entry[0])
+        return found
+
     async def counters(self, keys: Sequence[str]) -> dict[str, Fields]:
         """Each key's counters (``{}`` for none), read from the store when the cache has no
         copy younger than ``cache_ttl`` (one store call for all of them). When the store
