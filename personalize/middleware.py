@@ -102,7 +102,7 @@ class PersonalizeMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self.app(scope, receive, self._flush_on_shutdown(send))
+            await self.app(scope, receive, self._lifespan(send))
             return
         if scope["type"] != "http" or self._excluded(scope["path"]):
             await self.app(scope, receive, send)
@@ -138,11 +138,14 @@ class PersonalizeMiddleware:
         await personalizer.state.settle()  # decision state the page changed, if any
         await personalizer.impact.settle()  # the exposures and outcomes it reported, if any
 
-    def _flush_on_shutdown(self, send: Send) -> Send:
-        """``send`` for the lifespan: before the app reports its shutdown complete, the page
-        views still buffered are written and the store closed (the server exits after it)."""
+    def _lifespan(self, send: Send) -> Send:
+        """``send`` for the lifespan: before the app reports its start-up complete, learning
+        resumes from its snapshot; before it reports its shutdown complete, the page views
+        still buffered are written and the store closed (the server exits after it)."""
 
         async def lifespan_send(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                await self.personalizer.start()
             if message["type"] == "lifespan.shutdown.complete":
                 try:
                     await self.personalizer.aclose()

@@ -139,6 +139,8 @@ class Personalizer:
             content.use_state(self.state)
         self._decisions: DecisionEngine | None = content
         self.learning = settings.learning
+        if self.learning is not None:
+            self.learning.use_store(self.state)
         patterns = list(settings.exclude)
         self._exclude = re.compile("|".join(translate(p) for p in patterns)) if patterns else None
         self.router = Router(settings.path_prefix)
@@ -402,6 +404,14 @@ class Personalizer:
             return None
         return profile
 
+    async def start(self) -> None:
+        """At start-up (the ASGI lifespan's): learning resumes from its newest snapshot."""
+        if self.learning is not None:
+            try:
+                await self.learning.restore()
+            except Exception:
+                logger.exception("personalize: could not restore the learned models")
+
     async def aclose(self) -> None:
         """Write pending profile updates and release the store and the GeoIP reader.
 
@@ -410,6 +420,11 @@ class Personalizer:
         if self._closed:
             return
         self._closed = True
+        if self.learning is not None:
+            try:
+                await self.learning.aclose()  # its last snapshot goes to the state store
+            except Exception:
+                logger.exception("personalize: could not save the learned models")
         await self.impact.aclose()  # before the state store it writes to closes
         await self.state.aclose()  # first: it may share the profile store's connections
         await self.profiles.aclose()

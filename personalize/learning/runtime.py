@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from personalize.learning.features import session_features
 from personalize.learning.learner import Learner
-from personalize.learning.snapshots import ModelSet
+from personalize.learning.persistence import BlobStore, SnapshotKeeper
+from personalize.learning.snapshots import ModelSet, Snapshot
 from personalize.profiles.pageviews import SESSION_TIMEOUT, session_id
 
 if TYPE_CHECKING:
@@ -76,6 +77,16 @@ class _Runtime:
 
     def models(self) -> ModelSet | None:
         raise NotImplementedError
+
+    def use_store(self, store: BlobStore) -> None:
+        """Keep model snapshots in ``store`` (the site's state store)."""
+
+    async def restore(self) -> bool:
+        """Load the newest snapshot kept in the store, once; True if one was loaded."""
+        return False
+
+    async def aclose(self) -> None:
+        """Save what must survive a restart."""
 
     def _enqueue(self, event: Event) -> None:
         if len(self._queue) >= self._max_queue:
@@ -177,12 +188,44 @@ class LocalLearning(_Runtime):
         max_queue: int = 10_000,
         batch: int = 50,  # events learned per request, bounding the work after each response
         timeout: float = SESSION_TIMEOUT,  # seconds of inactivity that end a session
+        snapshot_every: float = 300.0,  # seconds between snapshots kept in the state store
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(max_queue=max_queue, clock=clock)
         self.learner = Learner(models, timeout=timeout, clock=clock)
         self._batch = batch
         self._last_tick = clock()
+        self._timeout = timeout
+        self._snapshot_every = snapshot_every
+        self.snapshots: SnapshotKeeper | None = None
+
+    def use_store(self, store: BlobStore) -> None:
+        """Save the models to ``store`` every ``snapshot_every`` seconds while learning and
+        at shutdown, and start from the newest snapshot there (see
+        :mod:`~personalize.learning.persistence`). The :class:`~personalize.Personalizer`
+        calls it with its state service."""
+        self.snapshots = SnapshotKeeper(store, every=self._snapshot_every)
+
+    async def restore(self) -> bool:
+        keeper = self.snapshots
+        if keeper is None or keeper.restored:
+            return False
+
+        def make(snapshot: Snapshot) -> Learner:
+            return Learner(
+                snapshot.models, timeout=self._timeout, version=snapshot.version, clock=self._clock
+            )
+
+        learner = await keeper.restore(make)
+        if learner is None:
+            return False
+        self.learner = learner
+        return True
+
+    async def aclose(self) -> None:
+        keeper = self.snapshots
+        if keeper is not None and keeper.restored and self.learner.events:
+            await keeper.save(self.learner)
 
     def models(self) -> ModelSet | None:
         return self.learner.models
@@ -199,7 +242,10 @@ class LocalLearning(_Runtime):
         return status
 
     async def drain(self) -> None:
-        """Learn queued events (a bounded number per call)."""
+        """Learn queued events (a bounded number per call); save a snapshot when due."""
+        keeper = self.snapshots
+        if keeper is not None and not keeper.restored:
+            await self.restore()  # a server without lifespan events: before the first lesson
         for _ in range(min(self._batch, len(self._queue))):
             self.learner.handle(self._queue.popleft())
         now = self._clock()
@@ -210,6 +256,8 @@ class LocalLearning(_Runtime):
             if q.n_labelled:
                 self.auc_history.append((q.n_labelled, q.auc))
                 del self.auc_history[:-200]
+        if keeper is not None and keeper.due(self.learner):
+            await keeper.save(self.learner)
 
 
 class StreamLearning(_Runtime):
