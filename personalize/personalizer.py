@@ -261,8 +261,15 @@ class Personalizer:
         Never raises for what the request carries (a bad cookie is a new visitor); an
         unreachable store serves the page without the stored profile."""
         now = self._clock()
-        headers = read_headers(scope, self.context.wanted)
-        context = self.context.build(scope, headers, now)
+        listed = scope.get("headers", ())
+        raw = dict(listed) if type(listed) is list else {}
+        if len(raw) == len(listed):  # no header repeated: the raw bytes are the memo key
+            context = self.context.memoized(scope, raw, now)
+            loaded = self.cookies.read(raw.get(b"cookie"))
+        else:
+            headers = read_headers(scope, self.context.wanted)
+            context = self.context.build(scope, headers, now)
+            loaded = self.cookies.load(self.cookies.find(headers.get(b"cookie")))
         if context.device.is_bot:
             # Bots get no id, no cookie, no profile, and never feed learning.
             self.counts["bot"] += 1
@@ -274,7 +281,6 @@ class Personalizer:
                 site=self,
                 context_only="bot",
             )
-        loaded = self.cookies.load(self.cookies.find(headers.get(b"cookie")))
         state = loaded.state
         if (state is not None and state.opted_out) or context.signals.gpc:
             # Context-only for good: no id, no profile; the cookie only says "opted out".

@@ -30,7 +30,7 @@ it, and only the local clock changes: sessions, timestamps and caps keep the rea
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -72,6 +72,9 @@ WANTED = frozenset(
 )
 
 
+_MEMO_SIZE = 4096  # contexts remembered by the raw bytes they were built from
+
+
 # (canonical name, lower case, as ASGI gives it) of each hint; those present are named in Vary.
 _HINTS = tuple((canonical, name, name.encode()) for name, canonical in HEADER_NAMES.items())
 
@@ -88,6 +91,10 @@ def read_headers(scope: Scope, wanted: frozenset[bytes] = WANTED) -> dict[bytes,
                 text = found[name] + ("; " if name == b"cookie" else ", ") + text
             found[name] = text
     return found
+
+
+def _decoded(raw: Mapping[bytes, bytes], wanted: frozenset[bytes]) -> dict[bytes, str]:
+    return {name: value.decode("latin-1") for name, value in raw.items() if name in wanted}
 
 
 class ContextBuilder:
@@ -130,6 +137,10 @@ class ContextBuilder:
             wanted.update(key for _, _, key in _HINTS)
         wanted.update(name for _, name in self._cdn_headers)
         self.wanted = frozenset(wanted)  # the request headers build() reads
+        # Contexts by the raw bytes of what they read (memoized: every header build() reads
+        # but the cookie, in a fixed order), each with the minute it was built in.
+        self._memo_headers = tuple(sorted(self.wanted - {b"cookie"}))
+        self._memo: dict[tuple[object, ...], tuple[int, VisitorContext]] = {}
         self.sources = SourceClassifier(internal_hosts=internal_hosts)
         # The clock of a time zone changes once a minute: cache per (zone, minute).
         self._clock = lru_cache(maxsize=1024)(self._clock_for_minute)
@@ -219,6 +230,38 @@ class ContextBuilder:
             return geoip
         cdn = self.cdn.read(raw, trusted=self.ips.peer_trusted(peer))
         return merge_geo(cdn, geoip) if cdn is not None else geoip
+
+    def memoized(self, scope: Scope, raw: Mapping[bytes, bytes], now: float) -> VisitorContext:
+        """:meth:`build` for a request whose headers are ``raw`` (name -> value, no name
+        repeated), remembered by the raw bytes it reads: a request like an earlier one in the
+        same minute gets the same context without decoding or classifying anything again.
+        The client address is part of the key only where it matters (a GeoIP database, or
+        CDN geo headers believed only from trusted proxies)."""
+        hour = scope.get(LOCAL_HOUR)
+        peer = None
+        if self.geo is not None or self.cdn is not None:
+            client = scope.get("client")
+            peer = client[0] if client else None
+        key = (
+            scope.get("path"),
+            scope.get("query_string"),
+            hour if type(hour) is int else None,
+            peer,
+            *map(raw.get, self._memo_headers),
+        )
+        minute = int(now // 60)
+        memo = self._memo
+        try:
+            entry = memo.get(key)
+        except TypeError:  # something unhashable where ASGI promises bytes: just build it
+            return self.build(scope, _decoded(raw, self.wanted), now)
+        if entry is not None and entry[0] == minute:
+            return entry[1]
+        context = self.build(scope, _decoded(raw, self.wanted), now)
+        if entry is None and len(memo) >= _MEMO_SIZE:
+            memo.pop(next(iter(memo)), None)  # the oldest: first in, first out
+        memo[key] = (minute, context)
+        return context
 
     def as_stated(
         self, context: VisitorContext, now: float, *, use_geo: bool, language: str | None

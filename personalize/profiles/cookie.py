@@ -30,6 +30,9 @@ SameSite = Literal["lax", "strict", "none"]
 
 _MAX_COOKIE_LENGTH = 1024  # a valid cookie is ~120 characters; longer ones are not ours
 _MAX_COOKIE_HEADER = 8192  # characters of a Cookie header searched for ours
+# Where our cookie sits is remembered for this many Cookie headers of up to this many bytes.
+_FOUND_SIZE = 8192
+_MAX_FOUND_HEADER = 2048
 _ID_LENGTH = 16  # bytes of randomness in a visitor id (22 URL-safe characters)
 
 
@@ -70,6 +73,9 @@ class LoadedCookie:
 
     state: CookieState | None
     reissue: bool = False
+
+
+_NOT_LOADED = LoadedCookie(None)
 
 
 class _Secret(str):
@@ -121,6 +127,7 @@ class VisitorCookie:
         self._current = URLSafeTimedSerializer(self._keys[0], salt=salt, signer=signer)
         self._all = URLSafeTimedSerializer(list(reversed(self._keys)), salt=salt, signer=signer)
         self._cache: OrderedDict[str, tuple[CookieState, float, bool]] = OrderedDict()
+        self._found: dict[bytes, str] = {}  # raw Cookie header -> the value of this cookie
         self._cache_size = cache_size
         if same_site not in ("lax", "strict", "none"):
             raise ConfigurationError(f"cookie same_site is lax, strict or none, not {same_site!r}")
@@ -150,6 +157,31 @@ class VisitorCookie:
         'new-secret-0123456789abcdef'
         """
         return str(self._keys[0])
+
+    def read(self, header: bytes | None) -> LoadedCookie:
+        """:meth:`load` of this cookie in a raw ``Cookie`` header, as ASGI gives it; where
+        the cookie sits in a header is remembered by the header's bytes.
+
+        >>> jar = VisitorCookie("s" * 32)
+        >>> value = jar.dump(CookieState(visitor_id="abc"))
+        >>> jar.read(b"theme=dark; pz_visitor=" + value.encode()).state.visitor_id
+        'abc'
+        >>> jar.read(None).state, jar.read(b"pz_visitor=forged").state
+        (None, None)
+        """
+        if not header:
+            return _NOT_LOADED
+        found = self._found
+        value = found.get(header)
+        if value is None:
+            value = self.find(header.decode("latin-1"))
+            if value is None:
+                return _NOT_LOADED
+            if len(header) <= _MAX_FOUND_HEADER:
+                if len(found) >= _FOUND_SIZE:
+                    found.pop(next(iter(found)), None)  # the oldest: first in, first out
+                found[header] = value
+        return self.load(value)
 
     def find(self, header: str | None) -> str | None:
         """The value of this cookie in a ``Cookie`` header (the first, if repeated).
