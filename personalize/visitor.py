@@ -31,8 +31,8 @@ from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.profiles.cookie import OPTED_OUT, CookieState, new_visitor_id
 from personalize.profiles.events import Event, apply_event, validate_event
 from personalize.profiles.identity import anonymous_key, known_key
-from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, apply_hit
-from personalize.profiles.profile import Profile, copy_for_page_view, copy_profile
+from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, apply_hit, hit_view
+from personalize.profiles.profile import Profile, copy_profile
 from personalize.profiles.revocation import REVOKE
 from personalize.rules.attributes import build_attributes
 from personalize.rules.segments import Membership
@@ -158,18 +158,21 @@ class Visitor:
         current = self._current
         if current is None:
             stored = self._stored
+            hit = self._hit
             if stored is None or stored.merged_into is not None:
                 current = Profile(key=self.profile_key or "", user_id=self.user_id)
-            elif self._hit is not None:
-                current = copy_for_page_view(stored)
+                if hit is not None:
+                    apply_hit(current, hit, session_timeout=self._session_timeout())
+            elif hit is not None:
+                current = hit_view(stored, hit, session_timeout=self._session_timeout())
             else:
                 current = copy_profile(stored)
-            if self._hit is not None:
-                site = self._site
-                timeout = site.profiles.session_timeout if site is not None else SESSION_TIMEOUT
-                apply_hit(current, self._hit, session_timeout=timeout)
             self._current = current
         return current
+
+    def _session_timeout(self) -> float:
+        site = self._site
+        return site.profiles.session_timeout if site is not None else SESSION_TIMEOUT
 
     def page_view(self) -> tuple[Hit, tuple[Profile, Profile] | None] | None:
         """The page view to record after the response (None: nothing to record), with

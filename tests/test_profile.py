@@ -5,7 +5,7 @@ import json
 import pytest
 
 from personalize import CategoryMap, Hit, Profile
-from personalize.profiles.pageviews import apply_hit
+from personalize.profiles.pageviews import apply_hit, hit_view
 from personalize.profiles.profile import MAX_SESSIONS
 
 
@@ -118,3 +118,47 @@ def test_category_map_first_match_wins(path: str, category: str | None) -> None:
     )
     assert cats.category(path) == category
     assert CategoryMap().category(path) is None
+
+
+def _history() -> Profile:
+    """A profile with several sessions, devices, affinities and norms."""
+    p = Profile(key="v:h1")
+    ts = 1_700_000_000.0
+    for day in range(12):
+        for page in range(3):
+            apply_hit(
+                p,
+                Hit(
+                    ts=ts + day * 86_400 + page * 60,
+                    path=f"/p{page}",
+                    category=("shoes", "bags", None)[page],
+                    device_id=f"d{day % 11}",  # more devices than are kept
+                    device_type="mobile",
+                    channel="organic_search" if page == 0 else "internal",
+                    hour=day % 24,
+                ),
+            )
+    return p
+
+
+@pytest.mark.parametrize(
+    "hit",
+    [
+        Hit(ts=1_700_000_000.0 + 11 * 86_400 + 600, path="/x", category="shoes", device_id="d0"),
+        Hit(ts=1_700_000_000.0 + 11 * 86_400 + 600, path="/x", device_id="new-device"),
+        Hit(ts=1_700_000_000.0 + 30 * 86_400, path="/x", category="hats", device_id="d3"),
+        Hit(ts=1_700_000_000.0 + 30 * 86_400, path="/x"),  # a new session, no device
+        Hit(ts=1_600_000_000.0, path="/old", category="bags", device_id="d1"),  # out of order
+    ],
+)
+def test_hit_view_folds_like_apply_hit_and_never_changes_its_source(hit: Hit) -> None:
+    source = _history()
+    before = source.to_json()
+    expected = source.copy()
+    apply_hit(expected, hit)
+    view = hit_view(source, hit)
+    assert view == expected
+    assert source.to_json() == before  # nothing shared was changed
+    # The next page view, folded into the view, leaves both earlier profiles alone too.
+    later = hit_view(view, Hit(ts=hit.ts + 5, path="/y", category="shoes", device_id="d2"))
+    assert source.to_json() == before and view == expected and later.page_views == 38

@@ -8,7 +8,7 @@ from pathlib import Path
 from personalize import Hit, MemoryStore, Profile, SQLiteStore
 from personalize.profiles.changes import Change
 from personalize.profiles.events import validate_event
-from personalize.profiles.pageviews import apply_hit
+from personalize.profiles.pageviews import hit_view
 from personalize.profiles.profile import copy_for_page_view
 from personalize.services.profiles import MISSING, ProfileService
 
@@ -27,22 +27,24 @@ def test_page_views_fold_into_the_cached_profile_and_views_stay_as_they_were(
         await service.record("v:a", hit(1000.0, "/shoes", "shoes"), new=True)
         cached = await service.load("v:a")
         assert cached is not None and cached.page_views == 1
-        # A request's view: a copy with its own page view folded in.
-        view = copy_for_page_view(cached)
-        apply_hit(view, hit(1010.0, "/shoes", "shoes"))
+        # A request's view: its own page view folded into a new profile.
+        view = hit_view(cached, hit(1010.0, "/shoes", "shoes"))
         await service.record("v:a", hit(1010.0, "/shoes", "shoes"))
         await service.record("v:a", hit(4000.0, "/bags", "bags"))  # a new session
-        assert await service.load("v:a") is cached  # the cache keeps its object...
-        assert (cached.page_views, cached.visits) == (3, 2)  # ...with every page view in it
-        assert cached.affinities == {"shoes": 2.0, "bags": 1.0}
-        # The view the request read is not changed by later page views.
+        latest = await service.load("v:a")
+        assert latest is not None and (latest.page_views, latest.visits) == (3, 2)
+        assert latest.affinities == {"shoes": 2.0, "bags": 1.0}
+        # Nothing a request read changes under it: neither its view nor what it came from.
+        assert (cached.page_views, cached.visits, cached.affinities) == (1, 1, {"shoes": 1.0})
+        assert cached.sessions[-1].page_views == 1 and cached.devices["d1"]["last_seen"] == 1000
         assert (view.page_views, view.visits, view.affinities) == (2, 1, {"shoes": 2.0})
         assert view.sessions[-1].page_views == 2 and len(view.sessions) == 1
-        assert view.devices["d1"] is not cached.devices["d1"]
+        assert view.devices["d1"] is not latest.devices["d1"]
+        assert view.norms == {} and latest.norms != {}
         await service.flush()
         stored = await store.get("v:a")
         assert stored is not None and (stored.page_views, stored.visits) == (3, 2)
-        assert stored.affinities == cached.affinities
+        assert stored.affinities == latest.affinities
         await store.close()
 
     asyncio.run(scenario())
@@ -53,7 +55,7 @@ def test_a_view_handed_over_becomes_the_cached_profile_and_is_never_changed_afte
 ) -> None:
     """A page that read its profile hands its view over with the page view: the view
     becomes the cached profile (the page view is not folded twice), and the next page view
-    folds into a copy, because the app of that page may still hold the view."""
+    folds into a new profile, because the app of that page may still hold the view."""
 
     async def scenario() -> None:
         store = SQLiteStore(tmp_path / "p.sqlite3")
@@ -62,22 +64,21 @@ def test_a_view_handed_over_becomes_the_cached_profile_and_is_never_changed_afte
         base = await service.load("v:a")
         assert base is not None
         second = hit(1010.0, "/shoes", "shoes")
-        view = copy_for_page_view(base)
-        apply_hit(view, second)
+        view = hit_view(base, second)
         await service.record("v:a", second, read=(base, view))
         assert await service.load("v:a") is view and view.page_views == 2  # once, not twice
         await service.record("v:a", hit(1020.0, "/bags", "bags"))  # a page that did not read
         cached = await service.load("v:a")
         assert cached is not view and cached is not None and cached.page_views == 3
         assert (view.page_views, view.affinities) == (2, {"shoes": 2.0})  # as the app read it
-        await service.record("v:a", hit(1030.0))  # now the cache's own object: in place
-        assert await service.load("v:a") is cached and cached.page_views == 4
+        await service.record("v:a", hit(1030.0))
+        fourth = await service.load("v:a")
+        assert fourth is not None and fourth.page_views == 4 and cached.page_views == 3
         # A view of a profile the cache no longer holds is not taken: it would lose a view.
-        stale = copy_for_page_view(base)
-        apply_hit(stale, hit(1040.0))
+        stale = hit_view(base, hit(1040.0))
         await service.record("v:a", hit(1040.0), read=(base, stale))
         latest = await service.load("v:a")
-        assert latest is cached and latest.page_views == 5
+        assert latest is not stale and latest is not None and latest.page_views == 5
         await service.flush()
         stored = await store.get("v:a")
         assert stored is not None and stored.page_views == 5

@@ -25,7 +25,13 @@ from typing import Any
 
 from personalize.profiles.norms import count_session
 from personalize.profiles.preferences import location_used, norms_used, wants_less
-from personalize.profiles.profile import MAX_DEVICES, MAX_SESSIONS, Profile, SessionRecord
+from personalize.profiles.profile import (
+    MAX_DEVICES,
+    MAX_SESSIONS,
+    Profile,
+    SessionRecord,
+    copy_session,
+)
 from personalize.util.frozen import fast_init
 
 SESSION_TIMEOUT = 30 * 60  # seconds of inactivity that end a session
@@ -161,6 +167,66 @@ def session_start(
     if last is None or ts - last.last_seen > session_timeout:
         return ts
     return last.started
+
+
+def hit_view(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TIMEOUT) -> Profile:
+    """``profile`` with ``hit`` folded in, as a new profile; ``profile`` is not changed.
+
+    Only what this page view changes is copied (the session list and the session it
+    continues, the device it came from, the affinities when it has a category, the norms
+    when it opens a session); everything else is shared with ``profile``: treat both as
+    read-only and fold the next page view into another view.
+
+    >>> from personalize.profiles.profile import Profile
+    >>> p = Profile(key="v:v1")
+    >>> apply_hit(p, Hit(ts=1000.0, path="/shoes", category="shoes", device_id="d1"))
+    >>> v = hit_view(p, Hit(ts=1100.0, path="/shoes/red", category="shoes", device_id="d1"))
+    >>> (p.page_views, p.affinities, p.sessions[-1].page_views), (v.page_views, v.affinities)
+    ((1, {'shoes': 1.0}, 1), (2, {'shoes': 2.0}))
+    """
+    sessions = profile.sessions[:]
+    last = sessions[-1] if sessions else None
+    norms = profile.norms
+    if last is None or hit.ts - last.last_seen > session_timeout:
+        if last is not None and norms:
+            norms = {k: v.copy() for k, v in norms.items()}  # the closed session counts
+        elif last is not None:
+            norms = {}
+    else:
+        sessions[-1] = copy_session(last)
+    devices = profile.devices
+    device_id = hit.device_id
+    if device_id:
+        devices = devices.copy()
+        device = devices.get(device_id)
+        if device is not None:
+            devices[device_id] = device.copy()
+    # Positional, in field order: this runs for every page that reads its profile.
+    view = Profile(
+        profile.key,
+        profile.user_id,
+        profile.first_seen,
+        profile.last_seen,
+        profile.visits,
+        profile.page_views,
+        profile.affinities.copy() if hit.category else profile.affinities,
+        sessions,
+        profile.traits,
+        profile.trait_times,
+        devices,
+        profile.events,
+        profile.facts,
+        profile.aliases,
+        profile.merged_into,
+        profile.merged_at,
+        profile.merged_device,
+        profile.opted_out,
+        profile.batches,
+        profile.stated,
+        norms,
+    )
+    apply_hit(view, hit, session_timeout=session_timeout)
+    return view
 
 
 def session_id(profile: Profile, session: SessionRecord) -> str:

@@ -283,7 +283,7 @@ def copy_for_page_view(profile: Profile) -> Profile:
     ``profile``, read-only."""
     sessions = profile.sessions[:]
     if sessions:
-        sessions[-1] = _copy_session(sessions[-1])  # the only session a page view changes
+        sessions[-1] = copy_session(sessions[-1])  # the only session a page view changes
     # Positional, in field order: this runs for every page that reads its profile.
     return Profile(
         profile.key,
@@ -312,7 +312,8 @@ def copy_for_page_view(profile: Profile) -> Profile:
     )
 
 
-def _copy_session(s: SessionRecord) -> SessionRecord:
+def copy_session(s: SessionRecord) -> SessionRecord:
+    """A copy of one session record (its fields are all immutable values)."""
     return SessionRecord(
         s.started,
         s.last_seen,

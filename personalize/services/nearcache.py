@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterable, Mapping
 from personalize.exceptions import StoreError
 from personalize.profiles.changes import Change, creates_profile, fold_changes
 from personalize.profiles.events import apply_event
-from personalize.profiles.pageviews import Hit, apply_hit
-from personalize.profiles.profile import Profile, copy_for_page_view, copy_profile
+from personalize.profiles.pageviews import Hit, apply_hit, hit_view
+from personalize.profiles.profile import Profile, copy_profile
 from personalize.services.latency import LatencyHistogram
 from personalize.stores.base import ProfileStore
 
@@ -68,9 +68,9 @@ class CachedProfiles:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
-        # key -> (profile, when it was read, whether a page's app holds it and it must not
-        # change in place)
-        self._cache: OrderedDict[str, tuple[Profile, float, bool]] = OrderedDict()
+        # key -> (profile, when it was read); a cached profile never changes in place: page
+        # views fold into a new one (hit_view), events into a copy
+        self._cache: OrderedDict[str, tuple[Profile, float]] = OrderedDict()
         self._cache_size = cache_size
         self._flush_interval = flush_interval
         self._max_pending = max_pending
@@ -109,7 +109,7 @@ class CachedProfiles:
         entry = self._cache.get(key)
         if entry is None:
             return None
-        profile, stored_at, _ = entry
+        profile, stored_at = entry
         ttl = self.store.trusted_cache_ttl
         if ttl is not None and self._clock() - stored_at > ttl:
             return None  # stale: kept only as a fallback while the store is unreachable
@@ -341,13 +341,11 @@ class CachedProfiles:
     ) -> None:
         """Keep the cached profile equal to the stored one plus what is pending.
 
-        A page view is folded into the cached profile in place: requests read views of it
-        (:func:`hit_view` copies everything :func:`~personalize.profiles.profile.apply_hit`
-        changes), never the object itself, so a view the app still holds never changes
-        under it, and a page that does not read its profile builds no copy at all. A page
-        that did read it hands its view over (``read``): the view becomes the cached
-        profile, marked as held by the app, so the next page view folds into a copy of it.
-        Events change nested values that views share, so they fold into a copy.
+        Nothing cached changes in place: a page view folds into a new profile that shares
+        what it leaves unchanged (:func:`~personalize.profiles.pageviews.hit_view`), so a
+        profile a page still holds never changes under it. A page that read its profile
+        hands its view over (``read``): the view, already folded, becomes the cached
+        profile. Events fold into a copy (:func:`copy_profile`).
         """
         entry = self._cache.get(key)
         if entry is None and not new:
@@ -361,27 +359,24 @@ class CachedProfiles:
             if entry is None:
                 self._remember(key, profile)
             else:
-                self._cache[key] = (profile, entry[1], False)
+                self._cache[key] = (profile, entry[1])
             return
-        current, stored_at, held = entry
+        current, stored_at = entry
         if current.merged_into is not None:
             return  # a tombstone: where its changes go is the store's business
         if isinstance(change, Hit):
             if read is not None and read[0] is current:
-                self._cache[key] = (read[1], stored_at, True)
-            elif held:
-                profile = copy_for_page_view(current)
-                apply_hit(profile, change, session_timeout=timeout)
-                self._cache[key] = (profile, stored_at, False)
+                self._cache[key] = (read[1], stored_at)
             else:
-                apply_hit(current, change, session_timeout=timeout)
+                profile = hit_view(current, change, session_timeout=timeout)
+                self._cache[key] = (profile, stored_at)
         else:
             profile = copy_profile(current)
             apply_event(profile, change)
-            self._cache[key] = (profile, stored_at, False)
+            self._cache[key] = (profile, stored_at)
 
     def _remember(self, key: str, profile: Profile) -> None:
-        self._cache[key] = (profile, self._clock(), False)
+        self._cache[key] = (profile, self._clock())
         self._cache.move_to_end(key)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
