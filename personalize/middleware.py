@@ -110,7 +110,7 @@ class PersonalizeMiddleware:
 
         personalizer = self.personalizer
         try:
-            visitor = await personalizer.visitor_for(scope)
+            visitor = personalizer.visitor_now(scope) or await personalizer.visitor_for(scope)
         except Exception:  # never let a bug or an outage here cost the visitor their page
             logger.exception("personalize: could not build the visitor; serving defaults")
             # With the site attached, its endpoints (opt-out on /me...) still work.

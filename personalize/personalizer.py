@@ -44,7 +44,7 @@ from personalize.profiles.revocation import admits
 from personalize.routing import Router
 from personalize.rules.segments import SegmentLibrary
 from personalize.services.impact import ImpactLog
-from personalize.services.nearcache import MISSING
+from personalize.services.nearcache import MISSING, Missing
 from personalize.services.profiles import ProfileService
 from personalize.services.state import StateService
 from personalize.settings import Settings
@@ -261,6 +261,48 @@ class Personalizer:
         Never raises for what the request carries (a bad cookie is a new visitor); an
         unreachable store serves the page without the stored profile."""
         now = self._clock()
+        found = self._visitor(scope, now, MISSING)
+        if isinstance(found, str):
+            stored, unavailable = None, False
+            try:
+                stored = await self.profiles.load(found)
+            except Exception as exc:  # an outage: keep the identity, show default content
+                logger.warning(
+                    "personalize: profile store unavailable (%s); serving this "
+                    "page without the stored profile",
+                    exc,
+                )
+                unavailable = True
+            found = self._visitor(scope, now, stored, unavailable=unavailable)
+            assert not isinstance(found, str)  # (given the stored profile, it is a visitor)
+        visitor, prepare = found
+        decisions = self._decisions
+        if prepare is not None and decisions is not None:
+            # Caps and session picks other workers counted: read before the page decides.
+            await decisions.prepare(*prepare)
+        return visitor
+
+    def visitor_now(self, scope: Scope) -> Visitor | None:
+        """:meth:`visitor_for` without a coroutine (this runs for every request): the
+        visitor, or None when its profile must be read from the store first."""
+        decisions = self._decisions
+        if decisions is not None and decisions.shared is not None:
+            return None  # shared decision state is read before the page: that awaits
+        found = self._visitor(scope, self._clock(), MISSING)
+        return found[0] if isinstance(found, tuple) else None
+
+    def _visitor(
+        self,
+        scope: Scope,
+        now: float,
+        stored: Profile | Missing | None,
+        *,
+        unavailable: bool = False,
+    ) -> tuple[Visitor, tuple[str, float] | None] | str:
+        """The visitor of a request and what shared decision state to read for it first (the
+        profile key and the session's start), or the key of the profile to read when
+        ``stored`` is :data:`MISSING` and the cache does not hold it (``unavailable``: the
+        store could not be read)."""
         listed = scope.get("headers", ())
         raw = dict(listed) if type(listed) is list else {}
         if len(raw) == len(listed):  # no header repeated: the raw bytes are the memo key
@@ -280,7 +322,7 @@ class Personalizer:
                 is_new=False,
                 site=self,
                 context_only="bot",
-            )
+            ), None
         state = loaded.state
         if (state is not None and state.opted_out) or context.signals.gpc:
             # Context-only for good: no id, no profile; the cookie only says "opted out".
@@ -295,7 +337,7 @@ class Personalizer:
             )
             if state is None or not state.opted_out or loaded.reissue:
                 visitor.cookie_out = OPTED_OUT
-            return visitor
+            return visitor, None
         if self.settings.consent == "required" and (state is None or not state.consent):
             # Until the visitor consents: personalize from the request, persist nothing.
             self.counts["context"] += 1
@@ -306,37 +348,31 @@ class Personalizer:
                 is_new=state is None,
                 site=self,
                 context_only="no_consent",
-            )
-        self.counts["remembered"] += 1
+            ), None
         if state is None:
-            return self._new_visitor(context, now, consent=False)
+            self.counts["remembered"] += 1
+            return self._new_visitor(context, now, consent=False), None
         user_id = state.user_id
-        key = known_key(user_id) if user_id is not None else anonymous_key(state.visitor_id)
-        stored = self.profiles.cached(key)
         if stored is MISSING:
-            try:
-                stored = await self.profiles.load(key)
-            except Exception as exc:  # an outage: keep the identity, show default content
-                logger.warning(
-                    "personalize: profile store unavailable (%s); serving this "
-                    "page without the stored profile",
-                    exc,
-                )
-                stored = MISSING
-        if stored is MISSING:
+            key = known_key(user_id) if user_id is not None else anonymous_key(state.visitor_id)
+            stored = self.profiles.cached(key)
+            if stored is MISSING:
+                return key
+        self.counts["remembered"] += 1
+        if unavailable:
             stored = None
         elif user_id is not None and (
             stored is None or not admits(stored, state.visitor_id, state.epoch)
         ):
             # A login cookie whose profile was erased, or that a logout revoked: a new
             # anonymous visitor, and nothing of the user is read or recreated.
-            return self._new_visitor(context, now, consent=state.consent)
+            return self._new_visitor(context, now, consent=state.consent), None
         if stored is not None and stored.merged_into is not None:
             # This anonymous id was merged at a login: it never reads the known profile.
             # Requests in flight during the login still count (they are forwarded);
             # after that the browser starts over as a new anonymous visitor.
             if now > (stored.merged_at or 0.0) + FORWARD_GRACE:
-                return self._new_visitor(context, now, consent=state.consent)
+                return self._new_visitor(context, now, consent=state.consent), None
             stored = None
         if stored is not None and stored.stated:
             # What the visitor said beats what the request says: no geo, their language.
@@ -357,10 +393,10 @@ class Personalizer:
             visitor.cookie_out = state
         decisions = self._decisions
         if decisions is not None and decisions.shared is not None:
-            # Caps and session picks other workers counted: read before the page decides.
             timeout = self.profiles.session_timeout
-            await decisions.prepare(key, session_start(stored, now, session_timeout=timeout))
-        return visitor
+            key = visitor.profile_key or ""
+            return visitor, (key, session_start(stored, now, session_timeout=timeout))
+        return visitor, None
 
     def _new_visitor(self, context: VisitorContext, now: float, *, consent: bool) -> Visitor:
         state = CookieState(visitor_id=new_visitor_id(), consent=consent)

@@ -184,8 +184,18 @@ def hit_view(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TIM
     >>> (p.page_views, p.affinities, p.sessions[-1].page_views), (v.page_views, v.affinities)
     ((1, {'shoes': 1.0}, 1), (2, {'shoes': 2.0}))
     """
+    ts = hit.ts
+    last = profile.sessions[-1] if profile.sessions else None
+    device_id = hit.device_id
+    device = profile.devices.get(device_id) if device_id else None
+    if (
+        last is not None
+        and ts >= last.last_seen
+        and ts - last.last_seen <= session_timeout
+        and (device is not None or not device_id)
+    ):
+        return _next_page(profile, hit, last, device_id, device)
     sessions = profile.sessions[:]
-    last = sessions[-1] if sessions else None
     norms = profile.norms
     if last is None or hit.ts - last.last_seen > session_timeout:
         if last is not None and norms:
@@ -195,10 +205,8 @@ def hit_view(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TIM
     else:
         sessions[-1] = copy_session(last)
     devices = profile.devices
-    device_id = hit.device_id
     if device_id:
         devices = devices.copy()
-        device = devices.get(device_id)
         if device is not None:
             devices[device_id] = device.copy()
     # Positional, in field order: this runs for every page that reads its profile.
@@ -227,6 +235,64 @@ def hit_view(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TIM
     )
     apply_hit(view, hit, session_timeout=session_timeout)
     return view
+
+
+def _next_page(
+    profile: Profile,
+    hit: Hit,
+    last: SessionRecord,
+    device_id: str | None,
+    device: dict[str, Any] | None,
+) -> Profile:
+    """:func:`hit_view` of the most common page view: the next page of the session under
+    way, from a device the profile knows (or none), in order. The same rules as
+    :func:`apply_hit`, written out for that case (tests hold the two equal)."""
+    ts = hit.ts
+    session = copy_session(last)
+    session.last_seen = ts
+    session.page_views += 1
+    sessions = profile.sessions[:]
+    sessions[-1] = session
+    devices = profile.devices
+    if device_id and device is not None and ts >= device.get("last_seen", -1.0):
+        devices = devices.copy()
+        devices[device_id] = {
+            **device,
+            "type": hit.device_type,
+            "os": hit.os,
+            "browser": hit.browser,
+            "last_seen": ts,
+        }
+    affinities = profile.affinities
+    category = hit.category
+    if category and not (profile.stated and wants_less(profile.stated, category)):
+        affinities = affinities.copy()
+        affinities[category] = affinities.get(category, 0.0) + 1.0
+    first_seen, last_seen = profile.first_seen, profile.last_seen
+    # Positional, in field order: this runs for most pages that read their profile.
+    return Profile(
+        profile.key,
+        profile.user_id,
+        ts if first_seen is None or ts < first_seen else first_seen,
+        ts if last_seen is None or ts > last_seen else last_seen,
+        profile.visits,
+        profile.page_views + 1,
+        affinities,
+        sessions,
+        profile.traits,
+        profile.trait_times,
+        devices,
+        profile.events,
+        profile.facts,
+        profile.aliases,
+        profile.merged_into,
+        profile.merged_at,
+        profile.merged_device,
+        profile.opted_out,
+        profile.batches,
+        profile.stated,
+        profile.norms,
+    )
 
 
 def session_id(profile: Profile, session: SessionRecord) -> str:
