@@ -48,7 +48,7 @@ from personalize.services.nearcache import MISSING, Missing
 from personalize.services.profiles import ProfileService
 from personalize.services.state import StateService
 from personalize.settings import Settings
-from personalize.visitor import Visitor
+from personalize.visitor import ContextOnly, Visitor
 
 if TYPE_CHECKING:
     from personalize.learning.runtime import Visit
@@ -315,40 +315,19 @@ class Personalizer:
         if context.device.is_bot:
             # Bots get no id, no cookie, no profile, and never feed learning.
             self.counts["bot"] += 1
-            return Visitor(
-                visitor_id=None,
-                user_id=None,
-                context=context,
-                is_new=False,
-                site=self,
-                context_only="bot",
-            ), None
+            return self._context_only(context, "bot"), None
         state = loaded.state
         if (state is not None and state.opted_out) or context.signals.gpc:
             # Context-only for good: no id, no profile; the cookie only says "opted out".
             self.counts["context"] += 1
-            visitor = Visitor(
-                visitor_id=None,
-                user_id=None,
-                context=context,
-                is_new=False,
-                site=self,
-                context_only="gpc" if context.signals.gpc else "opted_out",
-            )
+            visitor = self._context_only(context, "gpc" if context.signals.gpc else "opted_out")
             if state is None or not state.opted_out or loaded.reissue:
                 visitor.cookie_out = OPTED_OUT
             return visitor, None
         if self.settings.consent == "required" and (state is None or not state.consent):
             # Until the visitor consents: personalize from the request, persist nothing.
             self.counts["context"] += 1
-            return Visitor(
-                visitor_id=None,
-                user_id=None,
-                context=context,
-                is_new=state is None,
-                site=self,
-                context_only="no_consent",
-            ), None
+            return self._context_only(context, "no_consent", is_new=state is None), None
         if state is None:
             self.counts["remembered"] += 1
             return self._new_visitor(context, now, consent=False), None
@@ -397,6 +376,18 @@ class Personalizer:
             key = visitor.profile_key or ""
             return visitor, (key, session_start(stored, now, session_timeout=timeout))
         return visitor, None
+
+    def _context_only(
+        self, context: VisitorContext, why: ContextOnly, *, is_new: bool = False
+    ) -> Visitor:
+        return Visitor(
+            visitor_id=None,
+            user_id=None,
+            context=context,
+            is_new=is_new,
+            site=self,
+            context_only=why,
+        )
 
     def _new_visitor(self, context: VisitorContext, now: float, *, consent: bool) -> Visitor:
         state = CookieState(visitor_id=new_visitor_id(), consent=consent)

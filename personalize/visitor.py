@@ -31,7 +31,7 @@ from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.profiles.cookie import OPTED_OUT, CookieState, new_visitor_id
 from personalize.profiles.events import Event, apply_event, validate_event
 from personalize.profiles.identity import anonymous_key, known_key
-from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, apply_hit, hit_view
+from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, hit_view
 from personalize.profiles.profile import Profile, copy_profile
 from personalize.profiles.revocation import REVOKE
 from personalize.rules.attributes import build_attributes
@@ -154,25 +154,20 @@ class Visitor:
 
     def _profile(self) -> Profile:
         """The profile this request sees (stored plus this page view), without marking the
-        response personalized. A copy: the cached profile it comes from changes in place."""
+        response personalized. Its own object: never the cached one."""
         current = self._current
         if current is None:
             stored = self._stored
-            hit = self._hit
             if stored is None or stored.merged_into is not None:
-                current = Profile(key=self.profile_key or "", user_id=self.user_id)
-                if hit is not None:
-                    apply_hit(current, hit, session_timeout=self._session_timeout())
-            elif hit is not None:
-                current = hit_view(stored, hit, session_timeout=self._session_timeout())
-            else:
+                stored = Profile(key=self.profile_key or "", user_id=self.user_id)
+            hit, site = self._hit, self._site
+            if hit is None:
                 current = copy_profile(stored)
+            else:
+                timeout = site.profiles.session_timeout if site is not None else SESSION_TIMEOUT
+                current = hit_view(stored, hit, session_timeout=timeout)
             self._current = current
         return current
-
-    def _session_timeout(self) -> float:
-        site = self._site
-        return site.profiles.session_timeout if site is not None else SESSION_TIMEOUT
 
     def page_view(self) -> tuple[Hit, tuple[Profile, Profile] | None] | None:
         """The page view to record after the response (None: nothing to record), with
