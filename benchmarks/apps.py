@@ -129,7 +129,10 @@ def make_personalized_redis() -> ASGIApp:
 
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     prefix = os.environ.get("BENCH_PREFIX", "pzbench:")
-    return _make_personalized(lambda: RedisStore(url, prefix=prefix))
+    # Under valgrind everything runs ~50 times slower: benchmarks.instructions lengthens the
+    # store's timeout (BENCH_REDIS_TIMEOUT, seconds) so a batch is not cut short.
+    timeout = float(os.environ.get("BENCH_REDIS_TIMEOUT", "0.5"))
+    return _make_personalized(lambda: RedisStore(url, prefix=prefix, timeout=timeout))
 
 
 def make_personalized_nowrite() -> ASGIApp:

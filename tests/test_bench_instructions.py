@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks import apps
 from benchmarks.instructions import _child, render
+from personalize import SQLiteStore
 
 
 @pytest.mark.parametrize("app", ["bare", "personalized_nowrite", "personalized"])
@@ -24,6 +25,25 @@ def test_child_sets_up_warms_and_measures(
     if service is not None:
         assert service.stats["cache_misses"] == 0  # every measured request hit the near-cache
         assert service.stats["written"] == 5 + 5 + 20  # new visits, warm-up, measured
+
+
+def test_new_visitors_send_no_cookie_and_each_creates_a_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BENCH_DB", str(tmp_path / "bench.sqlite3"))
+    monkeypatch.setattr(apps, "_BUILT", {})
+    asyncio.run(_child("personalized_new", visitors=5, requests=20, batch=7))
+    service = apps._BUILT["personalized"].personalizer.profiles
+    assert service.stats["written"] == 5 + 1 + 20  # set-up visits, the warm-up one, measured
+
+    async def profiles() -> int:
+        store = SQLiteStore(tmp_path / "bench.sqlite3")
+        try:
+            return len(await store.keys())
+        finally:
+            await store.close()
+
+    assert asyncio.run(profiles()) == 26  # every request was a visitor of its own
 
 
 def test_render_gives_ratios_to_bare() -> None:
