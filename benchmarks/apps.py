@@ -7,6 +7,9 @@
     uvicorn benchmarks.apps:personalized_memory  # behind PersonalizeMiddleware + MemoryStore
     uvicorn benchmarks.apps:personalized_redis   # behind PersonalizeMiddleware + RedisStore
     uvicorn benchmarks.apps:personalized_nowrite # ... + a store that writes nothing
+    uvicorn benchmarks.apps:realistic_bare       # a 24-product listing (benchmarks.realistic)
+    uvicorn benchmarks.apps:personalized_realistic_sqlite  # ... hero and banner decided, SQLite
+    uvicorn benchmarks.apps:personalized_realistic_redis   # ... the same on Redis
 
 The apps are built lazily on first attribute access (module ``__getattr__``), so a server that
 imports ``bare`` never opens an SQLite file. ``personalized`` stores profiles in the file named
@@ -37,6 +40,9 @@ APP_NAMES = (
     "personalized_memory",
     "personalized_redis",
     "personalized_nowrite",
+    "realistic_bare",
+    "personalized_realistic_sqlite",
+    "personalized_realistic_redis",
 )
 
 
@@ -151,7 +157,32 @@ def make_personalized_nowrite() -> ASGIApp:
     return _make_personalized(NoWriteStore)
 
 
+def make_realistic_bare() -> ASGIApp:
+    from benchmarks.realistic import make_bare
+
+    return make_bare()
+
+
+def make_personalized_realistic_sqlite() -> ASGIApp:
+    from benchmarks.realistic import make_personalized
+    from personalize import SQLiteStore
+
+    return make_personalized(SQLiteStore(bench_db_path()))
+
+
+def make_personalized_realistic_redis() -> ASGIApp:
+    from benchmarks.realistic import make_personalized
+    from personalize.stores.redis import RedisStore
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = os.environ.get("BENCH_PREFIX", "pzbench:") + "realistic:"
+    return make_personalized(RedisStore(url, prefix=prefix))
+
+
 _FACTORIES: dict[str, Callable[[], ASGIApp]] = {
+    "realistic_bare": make_realistic_bare,
+    "personalized_realistic_sqlite": make_personalized_realistic_sqlite,
+    "personalized_realistic_redis": make_personalized_realistic_redis,
     "personalized_same": make_personalized_same,
     "personalized_nowrite": make_personalized_nowrite,
     "personalized_redis": make_personalized_redis,
