@@ -6,7 +6,9 @@ import random
 from pathlib import Path
 from typing import Any
 
-from personalize.content.decisions import DecisionEngine
+from markupsafe import Markup
+
+from personalize.content.decisions import Decision, DecisionEngine
 from personalize.content.library import ContentLibrary
 from personalize.context import Clock, Device, Source, VisitorContext
 from personalize.profiles.pageviews import Hit
@@ -254,3 +256,16 @@ def test_rewards_need_a_signed_id() -> None:
     with pytest.raises(ValueError, match="not a decision id"):
         e.record("x", "click")
     assert e.record(d.decision_id, "conversion", value=12.0).startswith("counted conversion")
+
+
+def test_a_decisions_html_escapes_slot_and_id_and_keeps_the_contents_markup() -> None:
+    decided = Decision('he"ro', "v1", Markup("<h1>Hi</h1>"), "id<1>&")
+    html = decided.html
+    assert isinstance(html, Markup)
+    assert (
+        html
+        == '<div data-pz-slot="he&#34;ro" data-pz-decision="id&lt;1&gt;&amp;"><h1>Hi</h1></div>'
+    )
+    unsafe = Decision("hero", "v1", "<script>", "id")  # type: ignore[arg-type]  # plain text
+    assert "&lt;script&gt;" in unsafe.html
+    assert Decision("hero", None, Markup("<b>x</b>"), "").html == ""

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from personalize.content.decision_ids import DecisionIds
 from personalize.content.explanation import Explanation as Explanation  # re-exported: it lived here
@@ -92,7 +92,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("personalize.decisions")
 _local = threading.local()
 KEPT = "kept for the session (picked on an earlier page)"
-_WRAP = Markup('<div data-pz-slot="{}" data-pz-decision="{}">{}</div>')
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +108,16 @@ class Decision:
     def html(self) -> Markup:
         if self.variant is None:
             return Markup("")
-        return _WRAP.format(self.slot, self.decision_id, self.content)
+        # What Markup.format does, without its Python-level formatter: text escaped, the
+        # content's markup kept (this renders for every decided slot of every page).
+        slot, decision_id, content = (
+            escape(self.slot),
+            escape(self.decision_id),
+            escape(self.content),
+        )
+        return Markup(
+            f'<div data-pz-slot="{slot}" data-pz-decision="{decision_id}">{content}</div>'
+        )
 
     def __html__(self) -> str:
         return str(self.html)
