@@ -40,7 +40,8 @@ from personalize.visitor import Visitor
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 START, END = "<!-- decisions:start -->", "<!-- decisions:end -->"
-TARGET_US = 100.0
+TARGET_US = 25.0  # a new decision, per slot, median (issue 21)
+REPEAT_TARGET_US = 5.0  # the same session asking again
 SLOTS = ("hero", "banner", "greeting", "recommendation")
 NOW = 1_800_000_000.0
 
@@ -128,6 +129,7 @@ def run(visitors: int, repeats: int) -> dict[str, float]:
 def _section(f: dict[str, float], command: str, visitors: int, repeats: int) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     ok = f["new_p50"] <= TARGET_US  # attributes are built once per request whatever decides
+    repeat_ok = f["cached_p50"] <= REPEAT_TARGET_US
     row = "| {} | {:.1f} us | {:.1f} us |"
     return "\n".join(
         [
@@ -152,7 +154,9 @@ def _section(f: dict[str, float], command: str, visitors: int, repeats: int) -> 
             "",
             f"Acceptance (a new decision adds <= {TARGET_US:.0f} us per slot, median; the "
             "attributes are built once per request for segments anyway): "
-            f"**{'PASS' if ok else 'FAIL'}**",
+            f"**{'PASS' if ok else 'FAIL'}**; a repeat in the session <= "
+            f"{REPEAT_TARGET_US:.0f} us: **{'PASS' if repeat_ok else 'FAIL'}**. Times depend "
+            "on the machine's load: read them beside the speed reference above.",
             END,
         ]
     )
