@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -153,11 +154,16 @@ def _history() -> Profile:
 )
 def test_hit_view_folds_like_apply_hit_and_never_changes_its_source(hit: Hit) -> None:
     source = _history()
-    before = source.to_json()
+    source.revoked = ["an-old-login-cookie"]
     expected = source.copy()
     apply_hit(expected, hit)
+    before = source.to_json()
     view = hit_view(source, hit)
     assert view == expected
+    folded = {"first_seen", "last_seen", "visits", "page_views", "affinities", "sessions"}
+    for f in dataclasses.fields(Profile):  # every other field carried over, as it was
+        if f.name not in folded | {"devices", "norms"}:
+            assert getattr(view, f.name) == getattr(source, f.name), f.name
     assert source.to_json() == before  # nothing shared was changed
     # The next page view, folded into the view, leaves both earlier profiles alone too.
     later = hit_view(view, Hit(ts=hit.ts + 5, path="/y", category="shoes", device_id="d2"))

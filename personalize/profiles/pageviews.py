@@ -232,6 +232,8 @@ def hit_view(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TIM
         profile.batches,
         profile.stated,
         norms,
+        profile.cookie_epoch,
+        profile.revoked,
     )
     apply_hit(view, hit, session_timeout=session_timeout)
     return view
@@ -292,6 +294,8 @@ def _next_page(
         profile.batches,
         profile.stated,
         profile.norms,
+        profile.cookie_epoch,
+        profile.revoked,
     )
 
 
