@@ -48,7 +48,7 @@ def test_anything_the_context_reads_makes_another_context() -> None:
     assert german.signals.languages == ("de",)
     referred = builder.memoized(scope(), headers(referer=b"https://www.google.com/"), NOW)
     assert referred.source.channel == "organic_search"
-    evening = builder.memoized(scope(**{LOCAL_HOUR: 20}), headers(), NOW)
+    evening = builder.memoized({**scope(), LOCAL_HOUR: 20}, headers(), NOW)
     assert evening.clock.hour == 20
     assert builder.memoized(scope(), headers(), NOW) is base  # and the first is still there
 
