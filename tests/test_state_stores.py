@@ -177,6 +177,50 @@ def test_delete_removes_counters_and_values(make_state: StateFactory) -> None:
     run(scenario())
 
 
+ODD_PREFIX = "pick:u:b*b?[x]\\{y}|"  # glob characters and hash-tag braces, taken literally
+
+
+def test_keys_lists_every_live_key_under_a_prefix_and_nothing_else(
+    make_state: StateFactory,
+) -> None:
+    async def scenario() -> None:
+        store = make_state()
+        under = [ODD_PREFIX + "1.5|hero", ODD_PREFIX + "2.5|nav"]
+        await store.put_values(dict.fromkeys(under, b"v"), ttl=60)
+        await store.increment({ODD_PREFIX + "c": {"n": 1}})
+        others = ["pick:u:bXb?[x]\\{y}|1|hero", "pick:u:b*b?[x]\\{y}", "pick:u:b*b?[x]\\{y}}"]
+        await store.put_values(dict.fromkeys(others, b"v"), ttl=60)
+        await store.put_values({ODD_PREFIX + "gone": b"v"}, ttl=0.05)
+        await asyncio.sleep(0.1)
+        assert sorted(await store.keys(ODD_PREFIX)) == sorted([*under, ODD_PREFIX + "c"])
+        assert await store.keys("nothing:") == []
+        await store.delete(await store.keys(ODD_PREFIX))
+        assert await store.keys(ODD_PREFIX) == []
+        assert len(await store.values(others)) == 3
+        await store.close()
+
+    run(scenario())
+
+
+def test_keys_scans_every_primary_of_a_redis_cluster(redis_cluster: Any) -> None:
+    from personalize.stores.state_redis import RedisStateStore
+
+    async def scenario() -> None:
+        client = redis_cluster.async_client()
+        store = RedisStateStore(redis_cluster.url, client=client, prefix="test-keys:")
+        wanted = [f"pick:v:{i}|1.0|hero" for i in range(40)]  # spread over every slot range
+        await store.put_values(dict.fromkeys(wanted, b"v"), ttl=60)
+        try:
+            assert sorted(await store.keys("pick:v:")) == sorted(wanted)
+            assert await store.delete(wanted) == 40
+            assert await store.keys("pick:") == []
+        finally:
+            await store.delete(wanted)
+            await client.aclose()
+
+    run(scenario())
+
+
 def test_blobs_are_versioned_and_only_the_newest_are_kept(make_state: StateFactory) -> None:
     async def scenario() -> None:
         store = make_state()

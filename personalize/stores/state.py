@@ -89,7 +89,13 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     async def delete(self, keys: Sequence[str]) -> int:
-        """Remove the counters and the value of each key; returns how many keys held any."""
+        """Remove the counters and the value of each key; returns how many keys held any.
+        A deletion is an erasure: no copy of what was deleted stays on disk."""
+
+    @abc.abstractmethod
+    async def keys(self, prefix: str) -> list[str]:
+        """Every key starting with ``prefix`` that holds counters or a value: a scan, for
+        erasure and maintenance, never on the request path."""
 
     @abc.abstractmethod
     async def put_blob(self, name: str, data: bytes, *, keep: int = 3) -> int:

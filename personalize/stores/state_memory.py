@@ -118,6 +118,16 @@ class MemoryStateStore(StateStore):
                 removed += had
             return removed
 
+    async def keys(self, prefix: str) -> list[str]:
+        check_key(prefix, "prefix")
+        with self._lock:
+            now = self._clock()
+            found = [k for k in list(self._counters) if k.startswith(prefix)]
+            found = [k for k in found if self._live_counters(k, now)[0]]
+            values = self._values.items()
+            found += [k for k, (_, t) in values if k.startswith(prefix) and (t is None or t > now)]
+            return list(dict.fromkeys(found))
+
     async def put_blob(self, name: str, data: bytes, *, keep: int = 3) -> int:
         check_blob(name, data, keep)
         with self._lock:

@@ -210,6 +210,22 @@ class RedisStateStore(StateStore):
             rows = await self._guard.call(pipe.execute())
         return sum(1 for i in range(0, len(rows), 2) if rows[i] or rows[i + 1])
 
+    async def keys(self, prefix: str) -> list[str]:
+        check_key(prefix, "prefix")
+        pattern = _glob_escape(prefix) + "*}"
+        found: dict[str, None] = {}
+
+        async def scan() -> None:
+            # scan_iter visits every primary of a Redis Cluster, cursor by cursor.
+            for kind in (self.counter_key(""), self.value_key("")):
+                start = len(kind) - 1  # the key after "{"
+                match = _glob_escape(kind[:-1]) + pattern
+                async for raw in self._client.scan_iter(match=match, count=500):
+                    found[raw.decode("utf-8", "replace")[start:-1]] = None
+
+        await self._guard.call(scan(), extra=5.0)
+        return [k for k in found if k.startswith(prefix)]
+
     async def put_blob(self, name: str, data: bytes, *, keep: int = 3) -> int:
         check_blob(name, data, keep)
         # Large snapshots take longer than one call's bound: the guard's timeout is for
@@ -233,6 +249,11 @@ class RedisStateStore(StateStore):
     async def close(self) -> None:
         if self._owns_client:
             await self._client.aclose(close_connection_pool=True)
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal in a SCAN ``MATCH`` pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def _counters(row: Any) -> dict[str, float]:

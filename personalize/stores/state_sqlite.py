@@ -73,6 +73,7 @@ INCREMENT = (
     "ON CONFLICT(key, field) DO UPDATE SET value = value + excluded.value"
 )
 LIVE = "(expires IS NULL OR expires > ?)"
+LIVE_NAMED = "(expires IS NULL OR expires > :now)"
 
 
 class SQLiteStateStore(StateStore):
@@ -112,6 +113,8 @@ class SQLiteStateStore(StateStore):
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
+                # Deleting is erasing (a visitor's caps, picks, impact): overwrite the pages.
+                conn.execute("PRAGMA secure_delete=ON")
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     for statement in SCHEMA.split(";"):
@@ -269,7 +272,28 @@ class SQLiteStateStore(StateStore):
                 removed += live is not None
             return removed
 
-        return await self._write(remove)
+        removed = await self._write(remove)
+        # An erasure leaves no copy in the write-ahead log either.
+        await self._run(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        return removed
+
+    async def keys(self, prefix: str) -> list[str]:
+        check_key(prefix, "prefix")
+        # A range on the primary keys (UTF-8 sorts by code point): prefix <= key < upper.
+        last = ord(prefix[-1])
+        upper = prefix[:-1] + chr(last + 1) if last < 0x10FFFF else None
+        bound = "" if upper is None else " AND key < :upper"
+        query = (
+            f"SELECT key FROM state_counters WHERE key >= :prefix{bound} AND {LIVE_NAMED} "
+            f"UNION SELECT key FROM state_values WHERE key >= :prefix{bound} AND {LIVE_NAMED}"
+        )
+
+        def read(conn: sqlite3.Connection) -> list[str]:
+            args = {"prefix": prefix, "upper": upper, "now": self._clock()}
+            rows = conn.execute(query, args).fetchall()
+            return sorted(str(r[0]) for r in rows if str(r[0]).startswith(prefix))
+
+        return await self._run(read)
 
     async def put_blob(self, name: str, data: bytes, *, keep: int = 3) -> int:
         check_blob(name, data, keep)
