@@ -185,6 +185,17 @@ class Personalizer:
         if visitor.profile_key:
             self.impact.converted(visitor.profile_key, value, self.now(), ref=ref)
 
+    async def erase(self, key: str) -> list[str]:
+        """Erase profile ``key``, the anonymous profiles merged into it, and the decision
+        state that names any of them (caps, session picks, impact counters; aggregate counts
+        stay). Returns the profile keys erased."""
+        removed = await self.profiles.erase(key)
+        keys = list(dict.fromkeys([key, *removed]))
+        if self._decisions is not None and self._decisions.shared is not None:
+            await self._decisions.shared.forget(keys)
+        await self.impact.forget(keys)
+        return removed
+
     async def orders_stored(self, events: Mapping[str, Sequence[Event]]) -> int:
         """Orders that reached profiles from another channel (the events API): each is
         attributed to what its profile was shown before it (the impact log, once per order

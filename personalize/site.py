@@ -37,6 +37,9 @@ class Site(Protocol):
 
     def now(self) -> float: ...  # seconds since the epoch
 
+    async def erase(self, key: str) -> list[str]:
+        """Erase profile ``key`` and everything stored that names it or its merged ids."""
+
     def learned_scores(self, visitor: Visit) -> Mapping[str, Any] | None: ...
 
     def converted(self, visitor: Visit, value: float = 0.0, *, ref: str = "") -> None:

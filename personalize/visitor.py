@@ -351,7 +351,7 @@ class Visitor:
         if self.mode == "context":
             return []
         site = self._identifiable()
-        removed = await site.profiles.erase(self.profile_key or "")
+        removed = await site.erase(self.profile_key or "")
         self._rebind(CookieState(visitor_id=new_visitor_id(), consent=self.consent), None)
         self._hit = None  # this very page view is not recorded either
         return removed
@@ -365,7 +365,7 @@ class Visitor:
             raise MiddlewareMissingError(_NO_SITE)
         if self.is_bot:
             return []  # bots are never remembered: nothing to erase, no cookie to set
-        removed = await self._site.profiles.erase(self.profile_key or "") if self.remembers else []
+        removed = await self._site.erase(self.profile_key or "") if self.remembers else []
         self._rebind(OPTED_OUT, None)
         self.context_only = "opted_out"
         return removed

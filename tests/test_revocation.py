@@ -54,15 +54,40 @@ async def forget(request: Request) -> Response:
     return render(request)
 
 
-def make_app(store: ProfileStore) -> PersonalizeMiddleware:
+async def shop(request: Request) -> Response:
+    """A page with a decided, capped slot (a session pick, caps and, with the holdout on, an
+    exposure in the impact log) and an order (an order key in the impact log)."""
+    visitor = get_visitor(request)
+    await visitor.decide("hero")
+    await visitor.track("order", {"order_id": f"o-{visitor.id}", "products": ["p1"], "value": 9})
+    return render(request)
+
+
+# A holdout, a capped variant and a slot decided per session: per-visitor decision state.
+CONTENT = """\
+holdout: 0.2
+slots:
+  hero:
+    variants:
+      - {id: welcome, html: Welcome}
+      - {id: picked, html: Picked for you, cap: {views: 5, rest_hours: 24}}
+    rules:
+      - when: {attribute: hour, operator: between, value: [0, 23]}
+        variants: [picked]
+    default: [welcome]
+"""
+
+
+def make_app(store: ProfileStore, content: Path | None = None) -> PersonalizeMiddleware:
     routes = [
         Route("/", page),
         Route("/login", login),
         Route("/logout", logout, methods=["POST"]),
         Route("/forget", forget),
+        Route("/shop", shop),
     ]
     return PersonalizeMiddleware(
-        Starlette(routes=routes), secret_key=SECRET, store=store, flush_interval=0
+        Starlette(routes=routes), secret_key=SECRET, store=store, flush_interval=0, content=content
     )
 
 
@@ -191,54 +216,92 @@ def test_an_old_cookie_after_erasure_is_a_new_visitor_and_recreates_nothing(
     asyncio.run(scenario())
 
 
-async def erase_everything_about_bob(store: ProfileStore) -> set[str]:
-    """Three browsers (one whose first request is the login), a copied cookie, erasure, and
-    the old cookies coming back; returns every id that linked a browser to bob."""
-    pz = make_app(store)
+async def erase_everything_about_bob(store: ProfileStore, content: Path) -> set[str]:
+    """Three browsers (one whose first request is the login) shopping before and after their
+    login, a copied cookie, erasure, and the old cookies coming back; returns every id that
+    linked a browser to bob."""
+    pz = make_app(store, content)
     first, second, third = Browser(pz), Browser(pz), Browser(pz)
     ids: set[str] = set()
     first_anonymous = (await first.get("/login"))[0]  # the login cookie's device id
     ids.add(first_anonymous)
-    ids.add((await second.get("/"))[0])
+    await first.get("/shop")
+    ids.add((await second.get("/shop"))[0])  # caps, a pick and impact as an anonymous id
     await second.get("/")
     ids.add((await second.get("/login"))[0])
+    await second.get("/shop")
     ids.add((await third.get("/"))[0])
     ids.add((await third.get("/login"))[0])
     await third.get("/")
     copy = Browser(pz, first.cookie)
-    await pz.personalizer.profiles.flush()
+    personalizer = pz.personalizer
+    await personalizer.profiles.flush()
+    await personalizer.state.flush()
+    await personalizer.impact.flush()
+    state = personalizer.state.store
+    assert await state.keys("caps:u:bob") and await state.keys("pick:u:bob|")
+    assert await state.keys("pz:impact:{u:bob}:o:")  # the scan below would find them
     await first.get("/forget")
     for b in (second, third, copy):
-        assert (await b.get("/"))[1] == "None"
-    await pz.personalizer.profiles.flush()
+        assert (await b.get("/shop"))[1] == "None"
+    await personalizer.profiles.flush()
     await asyncio.gather(*(b.aclose() for b in (first, second, third, copy)))
     await pz.aclose()
     return ids
 
 
-def test_erasure_leaves_no_link_in_the_sqlite_file(tmp_path: Path) -> None:
-    ids = asyncio.run(erase_everything_about_bob(SQLiteStore(tmp_path / "p.sqlite3")))
+@pytest.fixture
+def content(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("content")
+    (folder / "hero.yaml").write_text(CONTENT, encoding="utf-8")
+    return folder
+
+
+def test_erasure_leaves_no_link_in_the_sqlite_file(tmp_path: Path, content: Path) -> None:
+    ids = asyncio.run(erase_everything_about_bob(SQLiteStore(tmp_path / "p.sqlite3"), content))
     assert len(ids) == 5
     raw = b"".join(f.read_bytes() for f in tmp_path.iterdir())
     assert b"u:bob" not in raw and b"gold" not in raw
+    assert b"caps:" in raw and b"pick:" in raw  # the new visitors' own decision state
     for visitor_id in ids:
         assert visitor_id.encode() not in raw, visitor_id
 
 
-def test_erasure_leaves_no_link_in_the_redis_keyspace(redis_prefix: str) -> None:
+def test_erasure_leaves_no_link_in_the_redis_keyspace(redis_prefix: str, content: Path) -> None:
     import redis
 
     from personalize.stores.redis import RedisStore
 
-    ids = asyncio.run(erase_everything_about_bob(RedisStore(REDIS_URL, prefix=redis_prefix)))
+    store = RedisStore(REDIS_URL, prefix=redis_prefix)
+    ids = asyncio.run(erase_everything_about_bob(store, content))
     sync = redis.Redis.from_url(REDIS_URL)
     keys = list(sync.scan_iter(match=f"{redis_prefix}*"))
     everything = b"".join(keys) + b"".join(sync.dump(k) or b"" for k in keys)
     sync.close()
-    assert keys  # the old cookies' new anonymous visitors
+    assert b"caps:" in everything and b"pick:" in everything  # the new visitors' own
     assert b"u:bob" not in everything and b"gold" not in everything
     for visitor_id in ids:
         assert visitor_id.encode() not in everything, visitor_id
+
+
+def test_erasure_leaves_no_decision_state_in_memory(content: Path) -> None:
+    from personalize.stores.state_memory import MemoryStateStore
+
+    class Kept(MemoryStore):
+        state = MemoryStateStore()
+
+        def state_store(self) -> MemoryStateStore:
+            return self.state  # still readable after the site closes it
+
+    async def scenario() -> None:
+        store = Kept()
+        ids = await erase_everything_about_bob(store, content)
+        keys = [k for p in ("caps:", "pick:", "pz:impact:") for k in await store.state.keys(p)]
+        assert any(k.startswith("caps:") for k in keys)  # the new visitors' own
+        for name in ("u:bob", *ids):
+            assert not [k for k in keys if name in k], name
+
+    asyncio.run(scenario())
 
 
 def test_past_the_alias_cap_a_login_leaves_no_tombstone_that_names_the_user() -> None:

@@ -18,6 +18,7 @@ the response.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -31,6 +32,7 @@ __all__ = ["CAP_MEMORY", "PICK_LIFE", "SharedDecisionState", "SharedExposures", 
 CAP_MEMORY = 30 * 86_400.0  # seconds a visitor's cap counts are kept after their last view
 PICK_LIFE = 86_400.0  # seconds a session pick is kept (a session rarely lasts a day)
 _FIELDS = ("trials", "rewards", "value")
+_PICK_TAIL = re.compile(r"[^|]+\|[a-z][a-z0-9_-]*")  # a pick key after "pick:<visitor>|"
 
 
 class SharedPolicyStore:
@@ -137,6 +139,18 @@ class SharedDecisionState:
     @staticmethod
     def pick_key(visitor: str, started: float, slot: str) -> str:
         return f"pick:{visitor}|{started!r}|{slot}"
+
+    async def forget(self, visitors: Iterable[str]) -> int:
+        """Erase the caps and session picks of profile keys ``visitors``; returns how many
+        keys were deleted (StoreError when the store cannot delete them)."""
+        keys: list[str] = []
+        for visitor in visitors:
+            keys.append(SharedExposures.key(visitor))
+            prefix = f"pick:{visitor}|"
+            # Only "<start>|<slot>" after the prefix: a user id may itself hold "|".
+            found = await self.state.keys(prefix)
+            keys += [k for k in found if _PICK_TAIL.fullmatch(k[len(prefix) :])]
+        return await self.state.delete(keys)
 
     def pick(self, visitor: str, started: float, slot: str) -> tuple[str, str] | None:
         """``(variant, rule)``: what this visitor's session shows in ``slot`` and the rule

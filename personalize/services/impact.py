@@ -89,6 +89,10 @@ class CounterStore(Protocol):
         self, items: Mapping[str, bytes], *, ttl: float | None, only_if_absent: bool = False
     ) -> dict[str, bytes]: ...
 
+    async def keys(self, prefix: str) -> list[str]: ...
+
+    async def delete(self, keys: Sequence[str]) -> int: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Exposure:
@@ -147,6 +151,10 @@ def _visitor_key(unit: str) -> str:
 
 def _times_key(unit: str) -> str:
     return f"{_PREFIX}{{{unit}}}:x"
+
+
+def _orders_prefix(unit: str) -> str:
+    return f"{_PREFIX}{{{unit}}}:o:"  # + the order's ref: counted once
 
 
 def _day_key(day: str) -> str:
@@ -247,6 +255,26 @@ class ImpactLog:
                     return False
         return True
 
+    async def forget(self, units: Sequence[str]) -> int:
+        """Erase what names the visitors with profile keys ``units``: their buffered
+        exposures and outcomes, their counters, exposure times and order keys (the daily
+        sums, which name no one, stay). Returns how many keys were deleted; raises
+        :class:`~personalize.exceptions.StoreError` when the store cannot delete them."""
+        gone = set(units)
+        with self._lock:
+            kept = [item for item in self._pending if item.unit not in gone]
+            self._pending.clear()
+            self._pending.extend(kept)
+            if self._retry is not None:
+                self._retry = (self._retry[0], [i for i in self._retry[1] if i.unit not in gone])
+        if self._flushing is None:
+            self._flushing = asyncio.Lock()
+        async with self._flushing:  # a batch being written lands before it is deleted
+            keys = [k for u in gone for k in (_visitor_key(u), _times_key(u))]
+            for unit in gone:
+                keys += await self.store.keys(_orders_prefix(unit))
+            return await self.store.delete(keys)
+
     def _count(self, batch: Sequence[Exposure | Outcome]) -> None:
         exposures = sum(isinstance(item, Exposure) for item in batch)
         self.stats["exposures"] += exposures
@@ -301,7 +329,7 @@ class ImpactLog:
         """``batch`` without the orders (outcomes with a ``ref``) counted before: the first
         batch to claim an order's key keeps it, a batch sent again keeps what it claimed."""
         refs = {
-            f"{_PREFIX}{{{item.unit}}}:o:{item.ref}": item
+            _orders_prefix(item.unit) + item.ref: item
             for item in batch
             if isinstance(item, Outcome) and item.ref
         }
@@ -315,7 +343,7 @@ class ImpactLog:
         kept: list[Exposure | Outcome] = []
         for item in batch:
             if isinstance(item, Outcome) and item.ref:
-                key = f"{_PREFIX}{{{item.unit}}}:o:{item.ref}"
+                key = _orders_prefix(item.unit) + item.ref
                 if held.get(key) != mine or key in seen:
                     continue  # counted before, or twice in this batch
                 seen.add(key)

@@ -172,6 +172,15 @@ class StateService(CachedCounters):
             return False
         return True
 
+    async def keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix`` that the store holds or this process has still to
+        write (a scan: for erasure, never on the request path)."""
+        stored = await self.store.keys(prefix)
+        buffers = (self._pending, *(batch for _, batch in self._retry))
+        local = [*self._puts, *(k for buffer in buffers for by_key in buffer.values()
+                                for k in by_key)]  # fmt: skip
+        return list(dict.fromkeys([*stored, *(k for k in local if k.startswith(prefix))]))
+
     async def delete(self, keys: Sequence[str]) -> int:
         """Remove keys' counters and values everywhere (buffered writes included)."""
         self.forget_counters(keys)
