@@ -97,3 +97,27 @@ def test_the_first_pick_of_a_session_wins_on_every_worker() -> None:
     asyncio.run(run())
     assert shared_b.pick("v:1", 100.0, "hero") == ("x", "rule 1")
     assert shared_b.pick("v:1", 200.0, "hero") is None  # another session
+
+
+def test_forget_erases_a_visitors_caps_and_picks_written_or_buffered_and_no_one_elses() -> None:
+    async def scenario() -> None:
+        state = StateService(MemoryStateStore(), flush_interval=0, cache_ttl=0)
+        shared = SharedDecisionState(state)
+        visitors = ("u:bob", "v:anon", "u:bob|1.0|hero", "u:bobby")  # a user id may hold "|"
+        for visitor in visitors:
+            shared.exposures.seen(visitor, "hero/x", CAP, now=10.0, request=10.0)
+            shared.keep_pick(visitor, 1.0, "hero", "x", "rule", replace=False)
+        await state.flush()
+        shared.keep_pick("u:bob", 2.0, "nav", "y", "rule", replace=False)  # not written yet
+        shared.exposures.seen("u:bob", "nav/y", CAP, now=11.0, request=11.0)
+        assert await shared.forget(["u:bob", "v:anon"]) == 4  # stored ones; the rest dropped
+        await state.flush()  # nothing of theirs is left to write
+        kept = [*await state.store.keys("caps:"), *await state.store.keys("pick:")]
+        assert sorted(kept) == [
+            "caps:u:bobby",
+            "caps:u:bob|1.0|hero",
+            "pick:u:bobby|1.0|hero",
+            "pick:u:bob|1.0|hero|1.0|hero",
+        ]
+
+    asyncio.run(scenario())

@@ -101,6 +101,30 @@ def test_an_order_reported_twice_counts_once(make_state: StateFactory) -> None:
     run(scenario())
 
 
+def test_forget_erases_a_visitors_keys_and_buffer_and_keeps_the_daily_sums(
+    make_state: StateFactory,
+) -> None:
+    async def scenario() -> None:
+        store = make_state()
+        log = ImpactLog(store, window=DAY, flush_interval=0)
+        for unit in ("u:ann", "v:anon", "u:ann}:o:x", "u:ann|b"):  # odd ids stay apart
+            log.exposed(exposure(unit))
+            log.converted(unit, 20.0, T0 + 10, ref="o-1")
+        await log.flush()
+        log.converted("u:ann", 5.0, T0 + 30, ref="o-2")  # still buffered at the erasure
+        before = await totals(log)
+        assert await log.forget(["u:ann", "v:anon"]) == 6
+        assert log.pending == 0
+        keys = set(await store.keys("pz:impact:{"))
+        for unit in ("u:ann}:o:x", "u:ann|b"):
+            assert {f"pz:impact:{{{unit}}}:{k}" for k in ("n", "x", "o:o-1")} <= keys
+        assert len(keys) == 6
+        assert await totals(log) == before  # the aggregate counts name no one
+        await store.close()
+
+    run(scenario())
+
+
 def test_days_are_kept_apart_and_read_oldest_first(make_state: StateFactory) -> None:
     async def scenario() -> None:
         store = make_state()

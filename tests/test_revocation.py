@@ -54,6 +54,11 @@ async def forget(request: Request) -> Response:
     return render(request)
 
 
+async def opt_out(request: Request) -> Response:
+    await get_visitor(request).opt_out()
+    return render(request)
+
+
 async def shop(request: Request) -> Response:
     """A page with a decided, capped slot (a session pick, caps and, with the holdout on, an
     exposure in the impact log) and an order (an order key in the impact log)."""
@@ -85,6 +90,7 @@ def make_app(store: ProfileStore, content: Path | None = None) -> PersonalizeMid
         Route("/logout", logout, methods=["POST"]),
         Route("/forget", forget),
         Route("/shop", shop),
+        Route("/opt-out", opt_out),
     ]
     return PersonalizeMiddleware(
         Starlette(routes=routes), secret_key=SECRET, store=store, flush_interval=0, content=content
@@ -216,7 +222,9 @@ def test_an_old_cookie_after_erasure_is_a_new_visitor_and_recreates_nothing(
     asyncio.run(scenario())
 
 
-async def erase_everything_about_bob(store: ProfileStore, content: Path) -> set[str]:
+async def erase_everything_about_bob(
+    store: ProfileStore, content: Path, erase: str = "/forget"
+) -> set[str]:
     """Three browsers (one whose first request is the login) shopping before and after their
     login, a copied cookie, erasure, and the old cookies coming back; returns every id that
     linked a browser to bob."""
@@ -241,7 +249,7 @@ async def erase_everything_about_bob(store: ProfileStore, content: Path) -> set[
     state = personalizer.state.store
     assert await state.keys("caps:u:bob") and await state.keys("pick:u:bob|")
     assert await state.keys("pz:impact:{u:bob}:o:")  # the scan below would find them
-    await first.get("/forget")
+    await first.get(erase)
     for b in (second, third, copy):
         assert (await b.get("/shop"))[1] == "None"
     await personalizer.profiles.flush()
@@ -257,8 +265,12 @@ def content(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_erasure_leaves_no_link_in_the_sqlite_file(tmp_path: Path, content: Path) -> None:
-    ids = asyncio.run(erase_everything_about_bob(SQLiteStore(tmp_path / "p.sqlite3"), content))
+@pytest.mark.parametrize("erase", ["/forget", "/opt-out"])
+def test_erasure_leaves_no_link_in_the_sqlite_file(
+    tmp_path: Path, content: Path, erase: str
+) -> None:
+    store = SQLiteStore(tmp_path / "p.sqlite3")
+    ids = asyncio.run(erase_everything_about_bob(store, content, erase))
     assert len(ids) == 5
     raw = b"".join(f.read_bytes() for f in tmp_path.iterdir())
     assert b"u:bob" not in raw and b"gold" not in raw

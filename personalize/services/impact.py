@@ -203,7 +203,8 @@ class ImpactLog:
             return
         if value != value or value < 0 or value > 1e9:  # NaN, refunds, absurd: count no value
             value = 0.0
-        self._buffer(Outcome(unit, float(value), ts, ref[:128]))
+        # No "}" in a ref: after "{<unit>}:o:" a "}" then means another unit's key.
+        self._buffer(Outcome(unit, float(value), ts, ref[:128].replace("}", "%7D")))
 
     def _buffer(self, item: Exposure | Outcome) -> None:
         with self._lock:
@@ -272,7 +273,9 @@ class ImpactLog:
         async with self._flushing:  # a batch being written lands before it is deleted
             keys = [k for u in gone for k in (_visitor_key(u), _times_key(u))]
             for unit in gone:
-                keys += await self.store.keys(_orders_prefix(unit))
+                prefix = _orders_prefix(unit)
+                found = await self.store.keys(prefix)
+                keys += [k for k in found if "}" not in k[len(prefix) :]]
             return await self.store.delete(keys)
 
     def _count(self, batch: Sequence[Exposure | Outcome]) -> None:
