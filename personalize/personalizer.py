@@ -189,12 +189,19 @@ class Personalizer:
         """Erase profile ``key``, the anonymous profiles merged into it, and the decision
         state that names any of them (caps, session picks, impact counters; aggregate counts
         stay). Returns the profile keys erased."""
+        # The decision state first: if deleting it fails, a retry still finds the aliases.
+        keys = await self.profiles.linked_keys(key)
+        await self._forget_decision_state(keys)
         removed = await self.profiles.erase(key)
-        keys = list(dict.fromkeys([key, *removed]))
+        late = [k for k in removed if k not in keys]  # merged in meanwhile
+        if late:
+            await self._forget_decision_state(late)
+        return removed
+
+    async def _forget_decision_state(self, keys: list[str]) -> None:
         if self._decisions is not None and self._decisions.shared is not None:
             await self._decisions.shared.forget(keys)
         await self.impact.forget(keys)
-        return removed
 
     async def orders_stored(self, events: Mapping[str, Sequence[Event]]) -> int:
         """Orders that reached profiles from another channel (the events API): each is

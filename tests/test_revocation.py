@@ -372,3 +372,43 @@ def test_a_cookie_with_a_forged_epoch_is_not_ours() -> None:
         assert jar.load(value).state is None, epoch
     value = jar.dump(CookieState("d1", user_id="bob", epoch=3))
     assert jar.load(value).state == CookieState("d1", user_id="bob", epoch=3)
+
+
+def test_an_erasure_that_fails_midway_can_be_retried_and_leaves_nothing(content: Path) -> None:
+    from personalize.exceptions import StoreUnavailableError
+    from personalize.stores.state_memory import MemoryStateStore
+
+    class FailsOnce(MemoryStateStore):
+        fails = 1
+
+        async def delete(self, keys: Any) -> int:
+            if self.fails:
+                self.fails -= 1
+                raise StoreUnavailableError("state store away")
+            return await super().delete(keys)
+
+    state = FailsOnce()
+
+    class Kept(MemoryStore):
+        def state_store(self) -> MemoryStateStore:
+            return state
+
+    async def scenario() -> None:
+        pz = make_app(Kept(), content)
+        browser = Browser(pz)
+        anonymous = (await browser.get("/shop"))[0]
+        await browser.get("/login")
+        await browser.get("/shop")
+        personalizer = pz.personalizer
+        await personalizer.state.flush()
+        await personalizer.impact.flush()
+        with pytest.raises(StoreUnavailableError):
+            await personalizer.erase("u:bob")
+        assert await personalizer.profiles.read("u:bob") is not None  # nothing half-erased
+        assert await personalizer.erase("u:bob")
+        keys = [k for p in ("caps:", "pick:", "pz:impact:{") for k in await state.keys(p)]
+        assert not [k for k in keys if "u:bob" in k or anonymous in k], keys
+        await browser.aclose()
+        await pz.aclose()
+
+    asyncio.run(scenario())

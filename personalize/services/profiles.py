@@ -26,7 +26,12 @@ from typing import Any
 from personalize.exceptions import IdentityError
 from personalize.profiles.changes import Change
 from personalize.profiles.events import MAX_DEPTH, nesting_depth
-from personalize.profiles.identity import DEFAULT_JUNK_IDS, check_user_id, known_key
+from personalize.profiles.identity import (
+    DEFAULT_JUNK_IDS,
+    anonymous_key,
+    check_user_id,
+    known_key,
+)
 from personalize.profiles.merge import MAX_ALIASES
 from personalize.profiles.profile import Profile
 from personalize.services.nearcache import MISSING, CachedProfiles, Missing
@@ -117,6 +122,13 @@ class ProfileService(CachedProfiles):
         self.remember(key, merged)
         self.remember(anonymous_key, None)
         return merged
+
+    async def linked_keys(self, key: str) -> list[str]:
+        """``key`` and the keys of the anonymous profiles merged into it: what :meth:`erase`
+        deletes (read from the store)."""
+        profile = await self.read(key)
+        aliases = [] if profile is None else [anonymous_key(a) for a in profile.aliases]
+        return list(dict.fromkeys([key, *aliases]))
 
     async def erase(self, key: str) -> list[str]:
         """Erase a profile and every anonymous profile merged into it; returns the keys."""
