@@ -41,11 +41,29 @@ import logging
 import secrets
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from collections.abc import Iterable, Sequence
 
-import orjson
+from personalize.services.impact_records import (
+    RETENTION,
+    SKEW,
+    STATS,
+    TIMES_KEPT,
+    Arm,
+    CounterStore,
+    Exposure,
+    Outcome,
+    Times,
+    add_to,
+    daily_sums,
+    day_key,
+    day_of,
+    dump_times,
+    load_times,
+    orders_prefix,
+    scopes_of,
+    times_key,
+    visitor_key,
+)
 
 __all__ = [
     "RETENTION",
@@ -60,105 +78,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("personalize.impact")
-
-Arm = Literal["personalized", "holdout"]
-RETENTION = 400 * 86_400.0  # seconds per-visitor and daily counters are kept
-STATS = ("visitors", "converted", "value", "value_sq")
-SKEW = 60.0  # seconds an exposure may follow its outcome (clocks of workers differ a little)
-_TIMES_KEPT = 8  # exposure times kept per visitor and scope
-_PREFIX = "pz:impact:"
-Times = dict[str, tuple[str, list[float]]]  # scope -> (arm, exposure times)
-
-
-class CounterStore(Protocol):
-    """What the impact log needs of a :class:`~personalize.stores.state.StateStore`."""
-
-    async def increment(
-        self,
-        changes: Mapping[str, Mapping[str, float]],
-        *,
-        ttl: float | None = None,
-        batch_id: str | None = None,
-    ) -> dict[str, dict[str, float]]: ...
-
-    async def counters(self, keys: Sequence[str]) -> dict[str, dict[str, float]]: ...
-
-    async def values(self, keys: Sequence[str]) -> dict[str, bytes]: ...
-
-    async def put_values(
-        self, items: Mapping[str, bytes], *, ttl: float | None, only_if_absent: bool = False
-    ) -> dict[str, bytes]: ...
-
-    async def keys(self, prefix: str) -> list[str]: ...
-
-    async def delete(self, keys: Sequence[str]) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Exposure:
-    """One visitor saw one slot's decision (once per session): what impact counts.
-
-    ``arm`` is the slot's (held out by the site or by the slot), ``site_arm`` the site's;
-    ``segment`` names the mapping rule the visitor matched, held out or not ("(default)"
-    when none, "(condition)" for a rule without a segment).
-    """
-
-    unit: str  # the profile key: u:<user id> when known, else v:<visitor id>
-    slot: str
-    variant: str
-    arm: Arm
-    site_arm: Arm
-    segment: str
-    ts: float  # seconds since the epoch
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """A conversion of the visitor with profile key ``unit``, worth ``value``."""
-
-    unit: str
-    value: float
-    ts: float
-    ref: str = ""  # an order id: the same order reported again counts once
-
-
-def scopes_of(exposure: Exposure) -> list[tuple[str, Arm]]:
-    """The scopes an exposure counts in, with its arm in each.
-
-    >>> scopes_of(Exposure("v:1", "hero", "a", "holdout", "personalized", "uk", 0.0))
-    [('site', 'personalized'), ('slot/hero', 'holdout'), ('segment/hero/uk', 'holdout')]
-    """
-    slot = exposure.slot
-    return [
-        ("site", exposure.site_arm),
-        (f"slot/{slot}", exposure.arm),
-        (f"segment/{slot}/{exposure.segment}", exposure.arm),
-    ]
-
-
-def day_of(ts: float) -> str:
-    """The UTC day of a timestamp, as the daily keys name it.
-
-    >>> day_of(0.0)
-    '1970-01-01'
-    """
-    return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
-
-
-def _visitor_key(unit: str) -> str:
-    return f"{_PREFIX}{{{unit}}}:n"  # hash-tagged: a visitor's keys share a cluster slot
-
-
-def _times_key(unit: str) -> str:
-    return f"{_PREFIX}{{{unit}}}:x"
-
-
-def _orders_prefix(unit: str) -> str:
-    return f"{_PREFIX}{{{unit}}}:o:"  # + the order's ref: counted once
-
-
-def _day_key(day: str) -> str:
-    return f"{_PREFIX}day:{day}"
 
 
 class ImpactLog:
@@ -271,9 +190,9 @@ class ImpactLog:
         if self._flushing is None:
             self._flushing = asyncio.Lock()
         async with self._flushing:  # a batch being written lands before it is deleted
-            keys = [k for u in gone for k in (_visitor_key(u), _times_key(u))]
+            keys = [k for u in gone for k in (visitor_key(u), times_key(u))]
             for unit in gone:
-                prefix = _orders_prefix(unit)
+                prefix = orders_prefix(unit)
                 found = await self.store.keys(prefix)
                 keys += [k for k in found if "}" not in k[len(prefix) :]]
             return await self.store.delete(keys)
@@ -291,8 +210,8 @@ class ImpactLog:
     async def _write(self, batch: Sequence[Exposure | Outcome], batch_id: str) -> None:
         batch = await self._new_orders(batch, batch_id)
         units = list(dict.fromkeys(item.unit for item in batch))
-        found = await self.store.values([_times_key(u) for u in units])
-        times = {u: _load_times(found.get(_times_key(u))) for u in units}
+        found = await self.store.values([times_key(u) for u in units])
+        times = {u: load_times(found.get(times_key(u))) for u in units}
         per_visitor: dict[str, dict[str, float]] = {}
         #: (unit, scope, arm, day, kind, amount): what the daily sums need once totals are known
         facts: list[tuple[str, str, str, str, str, float]] = []
@@ -302,18 +221,18 @@ class ImpactLog:
                 mine = times[item.unit]
                 for scope, arm in scopes_of(item):
                     seen = mine[scope][1] if scope in mine else []
-                    mine[scope] = (arm, sorted({*seen, item.ts})[-_TIMES_KEPT:])
-                    _add(per_visitor, item.unit, f"n|{scope}|{arm}", 1.0)
+                    mine[scope] = (arm, sorted({*seen, item.ts})[-TIMES_KEPT:])
+                    add_to(per_visitor, item.unit, f"n|{scope}|{arm}", 1.0)
                     facts.append((item.unit, scope, arm, day, "n", 1.0))
         for item in batch:
             if isinstance(item, Outcome):
                 day = day_of(item.ts)
                 for scope, held in self._attributed(times[item.unit], item.ts):
                     self.stats["attributed"] += 1
-                    _add(per_visitor, item.unit, f"c|{scope}|{held}", 1.0)
-                    _add(per_visitor, item.unit, f"v|{scope}|{held}", item.value)
+                    add_to(per_visitor, item.unit, f"c|{scope}|{held}", 1.0)
+                    add_to(per_visitor, item.unit, f"v|{scope}|{held}", item.value)
                     facts.append((item.unit, scope, held, day, "c", item.value))
-        changed = {_times_key(u): _dump_times(times[u], self.window) for u in units if times[u]}
+        changed = {times_key(u): dump_times(times[u], self.window) for u in units if times[u]}
         if changed:
             await self.store.put_values(changed, ttl=self.window + SKEW)
         if not per_visitor:
@@ -323,7 +242,7 @@ class ImpactLog:
             ttl=self.retention,
             batch_id=f"{batch_id}:v",
         )
-        daily = _daily(facts, per_visitor, totals)
+        daily = daily_sums(facts, per_visitor, totals)
         await self.store.increment(daily, ttl=self.retention, batch_id=f"{batch_id}:d")
 
     async def _new_orders(
@@ -332,7 +251,7 @@ class ImpactLog:
         """``batch`` without the orders (outcomes with a ``ref``) counted before: the first
         batch to claim an order's key keeps it, a batch sent again keeps what it claimed."""
         refs = {
-            _orders_prefix(item.unit) + item.ref: item
+            orders_prefix(item.unit) + item.ref: item
             for item in batch
             if isinstance(item, Outcome) and item.ref
         }
@@ -346,7 +265,7 @@ class ImpactLog:
         kept: list[Exposure | Outcome] = []
         for item in batch:
             if isinstance(item, Outcome) and item.ref:
-                key = _orders_prefix(item.unit) + item.ref
+                key = orders_prefix(item.unit) + item.ref
                 if held.get(key) != mine or key in seen:
                     continue  # counted before, or twice in this batch
                 seen.add(key)
@@ -363,66 +282,5 @@ class ImpactLog:
         left out): ``(day, {"<scope>|<arm>|<stat>": sum})``."""
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()
         wanted = [(today - dt.timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]
-        found = await self.store.counters([_day_key(d) for d in wanted])
-        return [(d, found[_day_key(d)]) for d in wanted if found.get(_day_key(d))]
-
-
-def _add(out: dict[str, dict[str, float]], unit: str, field: str, amount: float) -> None:
-    fields = out.setdefault(_visitor_key(unit), {})
-    fields[field] = fields.get(field, 0.0) + amount
-
-
-def _daily(
-    facts: Sequence[tuple[str, str, str, str, str, float]],
-    added: Mapping[str, Mapping[str, float]],
-    totals: Mapping[str, Mapping[str, float]],
-) -> dict[str, dict[str, float]]:
-    """The daily sums' increments, from what this batch added per visitor and the totals the
-    store returned: a first exposure or conversion counts once, and the sum of squares moves
-    by the square of the visitor's new value minus that of their old one."""
-    out: dict[str, dict[str, float]] = {}
-    done: set[tuple[str, str, str, str]] = set()
-    for unit, scope, arm, day, kind, _ in facts:
-        if (unit, scope, arm, kind) in done:
-            continue
-        done.add((unit, scope, arm, kind))
-        key = _visitor_key(unit)
-        fields = out.setdefault(_day_key(day), {})
-        base = f"{scope}|{arm}|"
-        if kind == "n":
-            total, mine = totals[key].get(f"n|{scope}|{arm}", 0.0), added[key][f"n|{scope}|{arm}"]
-            if total - mine <= 0:  # nothing before this batch: a new visitor of this arm
-                fields[base + "visitors"] = fields.get(base + "visitors", 0.0) + 1.0
-            continue
-        count, mine = totals[key].get(f"c|{scope}|{arm}", 0.0), added[key][f"c|{scope}|{arm}"]
-        if count - mine <= 0:
-            fields[base + "converted"] = fields.get(base + "converted", 0.0) + 1.0
-        value, gained = totals[key].get(f"v|{scope}|{arm}", 0.0), added[key][f"v|{scope}|{arm}"]
-        if gained:
-            before = value - gained
-            fields[base + "value"] = fields.get(base + "value", 0.0) + gained
-            sq = fields.get(base + "value_sq", 0.0) + value * value - before * before
-            fields[base + "value_sq"] = sq
-    return {k: v for k, v in out.items() if v}
-
-
-def _load_times(raw: bytes | None) -> Times:
-    """A visitor's exposure times as stored (anything unreadable is no exposure)."""
-    try:
-        data = orjson.loads(raw) if raw else {}
-    except orjson.JSONDecodeError:
-        data = {}
-    times: Times = {}
-    for scope, entry in data.items() if isinstance(data, dict) else ():
-        if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], list):
-            seen = [float(t) for t in entry[1] if isinstance(t, int | float)]
-            times[str(scope)] = (str(entry[0]), seen)
-    return times
-
-
-def _dump_times(times: Times, window: float) -> bytes:
-    newest = max((t for _, seen in times.values() for t in seen), default=0.0)
-    oldest = newest - window - SKEW
-    return orjson.dumps(
-        {s: [arm, [t for t in seen if t >= oldest]] for s, (arm, seen) in times.items()}
-    )
+        found = await self.store.counters([day_key(d) for d in wanted])
+        return [(d, found[day_key(d)]) for d in wanted if found.get(day_key(d))]
