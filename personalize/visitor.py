@@ -29,7 +29,7 @@ from personalize.content.decisions import Decision, Explanation
 from personalize.context.records import VisitorContext
 from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.profiles.cookie import OPTED_OUT, CookieState, new_visitor_id
-from personalize.profiles.events import Event, apply_event, validate_event
+from personalize.profiles.events import Event, apply_event, check_revenue, validate_event
 from personalize.profiles.identity import anonymous_key, known_key
 from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, hit_view
 from personalize.profiles.profile import Profile, copy_profile
@@ -389,16 +389,16 @@ class Visitor:
 
     async def track(self, name: str, properties: Mapping[str, Any] | None = None) -> None:
         """Record an event for this visitor: ``order``, ``return``, ``ticket``, ``preference``
-        (with the properties the events API documents) or any custom name.
-
-        Raises :class:`~personalize.exceptions.EventError` for invalid events.
-        """
+        (with the properties the events API documents) or any custom name. Raises
+        :class:`~personalize.exceptions.EventError` for invalid events (or an order that
+        would take the revenue past its bound)."""
         if self.mode == "context":
             return
         site = self._identifiable()
         kind = name if name in ("order", "return", "ticket", "preference") else "custom"
         props, categories = dict(properties or {}), site.categories.names
         event = validate_event(kind, props, name=name, ts=site.now(), categories=categories)
+        check_revenue(self._stored, event)
         key = self.profile_key or ""
         stored = self._stored
         if stored is None or stored.merged_into is not None:

@@ -119,6 +119,19 @@ def test_collect_attributes_rewards(client: TestClient) -> None:
     assert (counts.trials, counts.rewards, counts.value) == (1.0, 1.0, 25.5)
 
 
+@pytest.mark.parametrize("value", ["1e308", "1e999", "NaN", "-Infinity", "1", "true"])
+def test_collect_refuses_absurd_conversion_values(client: TestClient, value: str) -> None:
+    banner = client.get("/_personalize/slots?slot=banner").json()["decisions"][0]
+    body = f'{{"decision_id": "{banner["id"]}", "type": "conversion", "value": {value}}}'
+    if value == "1":  # a real one, to show the decision id is good
+        assert client.post("/_personalize/collect", content=body).status_code == 204
+        return
+    r = client.post("/_personalize/collect", content=body)
+    assert r.status_code == 422 and "value must be a number from 0 to" in r.json()["error"]
+    engine = client.app.middleware_stack.app.personalizer.decisions  # type: ignore[union-attr]
+    assert engine.policy.store.get("banner/free_returns|*").value == 0.0
+
+
 @pytest.mark.parametrize(
     ("body", "headers", "status"),
     [

@@ -12,6 +12,8 @@ True
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -57,14 +59,96 @@ def creates_profile(key: str, changes: Iterable[Change]) -> bool:
 
 
 def fold_changes(
-    profile: Profile, changes: Sequence[Change], *, session_timeout: float = SESSION_TIMEOUT
+    profile: Profile,
+    changes: Sequence[Change],
+    *,
+    session_timeout: float = SESSION_TIMEOUT,
+    rejected: list[tuple[Change, str]] | None = None,
 ) -> None:
-    """Apply page views and events to ``profile`` in place, in the order given."""
+    """Apply page views and events to ``profile`` in place, in the order given.
+
+    With ``rejected``, a change that cannot be folded (into a sum an earlier version stored
+    as ``null``, say) is listed there with the reason and the others are folded: stores set
+    those aside, so one bad profile never stops a compaction. Without it, it raises.
+    """
     for change in changes:
-        if isinstance(change, Hit):
-            apply_hit(profile, change, session_timeout=session_timeout)
-        else:
-            apply_event(profile, change)
+        try:
+            if isinstance(change, Hit):
+                apply_hit(profile, change, session_timeout=session_timeout)
+            else:
+                apply_event(profile, change)
+        except Exception as exc:
+            if rejected is None:
+                raise
+            rejected.append((change, _reason(exc)))
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def quarantine_record(
+    key: str,
+    reason: str,
+    *,
+    profile: bytes | str | None = None,
+    changes: Sequence[tuple[Change, str]] = (),
+) -> bytes:
+    """What a store keeps of a profile it could not read, or changes it could not fold or
+    encode: JSON ``{key, at, reason, profile, changes: [[change, reason], ...]}`` (changes in
+    the log's form), for an operator to inspect; erasing the profile erases it too.
+
+    >>> record = orjson.loads(quarantine_record("u:ann", "TypeError: x", profile=b"{"))
+    >>> record["key"], record["reason"], record["profile"], record["changes"]
+    ('u:ann', 'TypeError: x', '{', [])
+    """
+    raw = profile.decode("utf-8", "replace") if isinstance(profile, bytes) else profile
+    data = {
+        "key": key,
+        "at": time.time(),
+        "reason": reason,
+        "profile": raw,
+        "changes": [[change_value(c), why] for c, why in changes],
+    }
+    try:
+        return orjson.dumps(data)
+    except TypeError:  # text orjson refuses (a lone surrogate): kept escaped
+        return json.dumps(data, default=str).encode()
+
+
+def read_stored(key: str, raw: bytes | str | None, quarantine: list[bytes]) -> Profile | None:
+    """A stored profile from its JSON (or None); one that cannot be read is set aside as a
+    :func:`quarantine_record` appended to ``quarantine``, and reads as None."""
+    if raw is None:
+        return None
+    try:
+        return Profile.from_json(raw)
+    except Exception as exc:
+        quarantine.append(quarantine_record(key, _reason(exc), profile=raw))
+        return None
+
+
+def fold_guarded(
+    key: str,
+    profile: Profile | None,
+    changes: Sequence[Change],
+    *,
+    session_timeout: float,
+    quarantine: list[bytes],
+) -> Profile | None:
+    """``profile`` (or a new one) with ``changes`` folded in, in the order given, as a store
+    folds its change log; changes for a tombstone's forwarding window are left out (they
+    were forwarded). Changes that cannot be folded are set aside as one
+    :func:`quarantine_record` appended to ``quarantine``, and the others are folded."""
+    if not changes:
+        return profile
+    profile = Profile(key=key) if profile is None else profile
+    kept, _ = split_forwarded(profile, changes)
+    rejected: list[tuple[Change, str]] = []
+    fold_changes(profile, kept, session_timeout=session_timeout, rejected=rejected)
+    if rejected:
+        quarantine.append(quarantine_record(key, rejected[0][1], changes=rejected))
+    return profile
 
 
 def split_forwarded(

@@ -18,22 +18,30 @@ said, :mod:`personalize.profiles.preferences`) goes to ``stated`` instead.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from personalize.exceptions import EventError
+from personalize.exceptions import EventError, IdentityError
+from personalize.profiles.bounds import (
+    MAX_TOTAL,
+    add_amount,
+    amount_problem,
+    bad_text,
+    problem_in,
+)
+from personalize.profiles.identity import DEFAULT_JUNK_IDS, check_user_id
 from personalize.profiles.preferences import check_preferences, state
 from personalize.profiles.profile import MAX_EVENTS, Profile
 from personalize.profiles.revocation import REVOKE, revoke
 
 MAX_TRACKED_IDS = 200  # order ids / products / tickets remembered per profile
 MAX_PROPERTIES_BYTES = 4096
-MAX_DEPTH = 8  # levels of nesting in properties (stores serialise with bounded recursion)
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
 _ID_MAX = 256
 
@@ -55,9 +63,17 @@ def _identifier(value: object, name: str) -> str:
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise EventError(f"{name} must be a string")
     text = str(value).strip()
-    if not text or len(text) > _ID_MAX or any(ord(c) < 32 for c in text):
+    if not text or len(text) > _ID_MAX or bad_text(text):
         raise EventError(f"{name} must be 1 to {_ID_MAX} printable characters")
     return text
+
+
+def _profile_id(value: object, name: str, junk: Collection[str]) -> str:
+    """A user or visitor id, by the rules :func:`check_user_id` applies at login."""
+    try:
+        return check_user_id(value, junk)
+    except IdentityError as exc:
+        raise EventError(f"{name}: {exc}") from None
 
 
 def _timestamp(value: object) -> float:
@@ -89,17 +105,6 @@ def _products(props: Mapping[str, Any]) -> list[str]:
     return [_identifier(p, "properties.products[]") for p in products]
 
 
-def nesting_depth(value: object, level: int = 0) -> int:
-    """How deeply ``value`` nests (stops counting past MAX_DEPTH + 1)."""
-    if level > MAX_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((nesting_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((nesting_depth(v, level + 1) for v in value), default=level + 1)
-    return level
-
-
 def validate_event(
     kind: str,
     properties: object,
@@ -115,15 +120,10 @@ def validate_event(
         properties = {}
     if not isinstance(properties, dict):
         raise EventError("properties must be an object")
-    if nesting_depth(properties) > MAX_DEPTH:
-        raise EventError(f"properties are nested deeper than {MAX_DEPTH} levels")
-    import json
-
-    try:
-        size = len(json.dumps(properties))
-    except (TypeError, ValueError):
-        raise EventError("properties must be plain JSON") from None
-    if size > MAX_PROPERTIES_BYTES:
+    problem = problem_in(properties, "properties")
+    if problem is not None:
+        raise EventError(problem)
+    if len(json.dumps(properties)) > MAX_PROPERTIES_BYTES:
         raise EventError(f"properties exceed {MAX_PROPERTIES_BYTES} bytes")
     props = dict(properties)
     when = _timestamp(ts)
@@ -131,12 +131,9 @@ def validate_event(
         props["order_id"] = _identifier(props.get("order_id"), "properties.order_id")
         props["products"] = _products(props)
         value = props.get("value", 0)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not (math.isfinite(value) and value >= 0)
-        ):
-            raise EventError("properties.value must be a non-negative number")
+        problem = amount_problem(value, "properties.value")
+        if problem is not None:
+            raise EventError(problem)
         props["value"] = float(value)
         return Event("order", "order", when, props)
     if kind == "return":
@@ -163,10 +160,13 @@ def validate_event(
     )
 
 
-def parse_event(payload: object, *, categories: Collection[str] = ()) -> tuple[str, Event]:
+def parse_event(
+    payload: object, *, categories: Collection[str] = (), junk: Collection[str] = DEFAULT_JUNK_IDS
+) -> tuple[str, Event]:
     """Validate one API payload; returns the profile key it targets and the event.
 
-    A payload names ``user_id`` (a known customer) or ``visitor_id`` (an anonymous browser).
+    A payload names ``user_id`` (a known customer) or ``visitor_id`` (an anonymous browser),
+    either checked as a login checks a user id (``junk`` are the placeholders refused).
     A ``preference`` without an ``origin`` property says it came through the API.
     """
     if not isinstance(payload, dict):
@@ -175,9 +175,9 @@ def parse_event(payload: object, *, categories: Collection[str] = ()) -> tuple[s
     if (user_id is None) == (visitor_id is None):
         raise EventError("give exactly one of user_id or visitor_id")
     if user_id is not None:
-        key = "u:" + _identifier(user_id, "user_id")
+        key = "u:" + _profile_id(user_id, "user_id", junk)
     else:
-        key = "v:" + _identifier(visitor_id, "visitor_id")
+        key = "v:" + _profile_id(visitor_id, "visitor_id", junk)
     unknown = set(payload) - {"type", "name", "user_id", "visitor_id", "ts", "properties"}
     if unknown:
         raise EventError(f"unknown fields: {', '.join(sorted(map(str, unknown)))[:200]}")
@@ -191,6 +191,40 @@ def parse_event(payload: object, *, categories: Collection[str] = ()) -> tuple[s
         kind, properties, name=payload.get("name"), ts=payload.get("ts"), categories=categories
     )
     return key, event
+
+
+REVENUE_OVERFLOW = f"properties.value: the profile's revenue would pass {MAX_TOTAL:.0f}"
+
+
+def revenue_overflow(profile: Profile | None, events: Sequence[Event]) -> int | None:
+    """The index of the first of ``events`` whose order would take the profile's revenue
+    past MAX_TOTAL (orders it holds already count once), or None when all fit.
+
+    >>> first = Event("order", "order", 1.7e9, {"order_id": "o1", "value": 9e14})
+    >>> again = Event("order", "order", 1.7e9, {"order_id": "o2", "value": 9e14})
+    >>> revenue_overflow(None, [first, first]), revenue_overflow(None, [first, again])
+    (None, 1)
+    """
+    facts = profile.facts if profile is not None else {}
+    seen = set(facts.get("orders") or ())
+    total = facts.get("revenue", 0.0)
+    total = total if isinstance(total, int | float) and math.isfinite(total) else 0.0
+    for index, event in enumerate(events):
+        order_id = event.properties.get("order_id") if event.kind == "order" else None
+        if order_id is None or order_id in seen:
+            continue
+        seen.add(order_id)
+        total += event.properties["value"]
+        if total > MAX_TOTAL:
+            return index
+    return None
+
+
+def check_revenue(profile: Profile | None, event: Event) -> None:
+    """Raise :class:`EventError` when ``event`` is an order that would take the profile's
+    revenue past MAX_TOTAL (see :func:`revenue_overflow`)."""
+    if revenue_overflow(profile, [event]) is not None:
+        raise EventError(REVENUE_OVERFLOW)
 
 
 def bounded(d: dict[str, Any], limit: int = MAX_TRACKED_IDS) -> None:
@@ -214,10 +248,12 @@ def apply_event(profile: Profile, event: Event) -> None:
         orders = facts.setdefault("orders", {})
         if props["order_id"] in orders:
             return
+        # The sum first: a stored revenue that is not a number fails before anything changed.
+        revenue = add_amount(facts.get("revenue", 0.0), props["value"])
         orders[props["order_id"]] = {"ts": event.ts, "value": props["value"]}
         bounded(orders)
         facts["purchases"] = facts.get("purchases", 0) + 1
-        facts["revenue"] = float(facts.get("revenue", 0.0)) + props["value"]
+        facts["revenue"] = revenue
         facts["last_purchase_at"] = max(facts.get("last_purchase_at", 0.0), event.ts)
         purchased = facts.setdefault("purchased", {})
         for product in props["products"]:

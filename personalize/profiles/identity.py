@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from personalize.exceptions import IdentityError
+from personalize.profiles.bounds import bad_text
 
 KNOWN_PREFIX = "u:"
 ANONYMOUS_PREFIX = "v:"
@@ -110,6 +111,6 @@ def check_user_id(user_id: object, junk: Iterable[str] = DEFAULT_JUNK_IDS) -> st
         raise IdentityError(f"refusing user id {text!r}: it is a placeholder, not a user")
     if len(text) > MAX_USER_ID_LENGTH:
         raise IdentityError(f"user id longer than {MAX_USER_ID_LENGTH} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise IdentityError("user id contains control characters")
+    if bad_text(text):
+        raise IdentityError("user id contains control characters or lone surrogates")
     return text

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from personalize.profiles.bounds import add_amount
 from personalize.profiles.events import bounded
 from personalize.profiles.norms import count_session, merge_norms
 from personalize.profiles.preferences import merge_stated
@@ -91,16 +92,14 @@ def merge_facts(target: dict[str, Any], source: Mapping[str, Any]) -> None:
         if order_id not in orders:
             orders[order_id] = dict(order)
             target["purchases"] = target.get("purchases", 0) + 1
-            target["revenue"] = float(target.get("revenue", 0.0)) + order["value"]
+            target["revenue"] = add_amount(target.get("revenue", 0.0), order["value"])
     # Orders the source already forgot (beyond MAX_TRACKED_IDS) still count.
     evicted = source.get("purchases", 0) - len(source_orders)
     if evicted > 0:
         target["purchases"] = target.get("purchases", 0) + evicted
-        target["revenue"] = (
-            float(target.get("revenue", 0.0))
-            + float(source.get("revenue", 0.0))
-            - sum(o["value"] for o in source_orders.values())
-        )
+        kept = sum(o["value"] for o in source_orders.values())
+        forgotten = float(source.get("revenue", 0.0)) - kept
+        target["revenue"] = add_amount(target.get("revenue", 0.0), forgotten)
     bounded(orders)
     for name in ("last_purchase_at", "last_return_at", "last_ticket_at"):
         if name in source:

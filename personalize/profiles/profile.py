@@ -141,8 +141,9 @@ class Profile:
         data = self.to_dict()
         try:
             return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
-        except TypeError:  # what orjson refuses (integers beyond 64 bits...), json takes
-            return json.dumps(data, default=str).encode()
+        except TypeError:  # what orjson refuses (integers beyond 64 bits...), json takes;
+            # text that is not UTF-8 and non-finite numbers raise: no store could read them back.
+            return json.dumps(data, default=str, ensure_ascii=False, allow_nan=False).encode()
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Profile:

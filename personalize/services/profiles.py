@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from personalize.exceptions import IdentityError
+from personalize.profiles.bounds import problem_in
 from personalize.profiles.changes import Change
-from personalize.profiles.events import MAX_DEPTH, nesting_depth
 from personalize.profiles.identity import (
     DEFAULT_JUNK_IDS,
     anonymous_key,
@@ -155,11 +155,14 @@ class ProfileService(CachedProfiles):
 
 
 def check_traits(traits: object) -> None:
-    """Traits are a mapping of names to JSON-able values, not nested too deeply."""
+    """Traits are a mapping of names to plain JSON values (see
+    :func:`~personalize.profiles.bounds.problem_in`: finite numbers, storable text, not
+    nested too deeply)."""
     if not isinstance(traits, Mapping):
         raise IdentityError("traits must be a mapping")
-    if nesting_depth(dict(traits)) > MAX_DEPTH:
-        raise IdentityError(f"traits are nested deeper than {MAX_DEPTH} levels")
+    problem = problem_in(dict(traits), "traits")
+    if problem is not None:
+        raise IdentityError(problem)
 
 
 def _with_traits(

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import abc
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
 
 from personalize.profiles import identity
 from personalize.profiles.changes import (
@@ -13,6 +17,7 @@ from personalize.profiles.changes import (
     Change,
     creates_profile,
     fold_changes,
+    quarantine_record,
     split_forwarded,
 )
 from personalize.profiles.merge import MAX_ALIASES, merge_profiles
@@ -26,6 +31,7 @@ __all__ = ["FORWARD_GRACE", "MAX_BATCH_IDS", "Change", "Mutation", "ProfileStore
 #: (or None to delete it). It must be a pure, synchronous function of its input: a store may
 #: call it more than once (optimistic retries) and runs it inside its atomic section.
 Mutation = Callable[[Profile | None], Profile | None]
+logger = logging.getLogger("personalize")
 
 
 class ProfileStore(abc.ABC):
@@ -70,6 +76,22 @@ class ProfileStore(abc.ABC):
 
         return MemoryStateStore()
 
+    async def quarantined(self, key: str) -> list[dict[str, Any]]:
+        """What was set aside for ``key`` because it could not be read, folded or encoded
+        (see :func:`~personalize.profiles.changes.quarantine_record`), oldest first."""
+        return [orjson.loads(r) for r in self._set_aside_records().get(key, ())]
+
+    def set_aside(self, key: str, records: Sequence[bytes]) -> None:
+        """Keep and log what could not be folded into ``key``'s profile (stores that keep
+        it in their own storage, atomically with the write, do so instead)."""
+        self._set_aside_records().setdefault(key, []).extend(records)
+        for record in records:
+            logger.error("personalize: quarantined data of profile %s: %s", key, record.decode())
+
+    def _set_aside_records(self) -> dict[str, list[bytes]]:
+        records: dict[str, list[bytes]] = self.__dict__.setdefault("_set_aside", {})
+        return records
+
     async def update(self, key: str, mutation: Mutation) -> Profile | None:
         """Apply one mutation atomically and return the new profile."""
         return (await self.update_many({key: mutation}))[key]
@@ -92,12 +114,14 @@ class ProfileStore(abc.ABC):
         """
         timeout = self.session_timeout
         forwards: dict[str, tuple[str, list[Change]]] = {}
+        rejected: dict[str, list[tuple[Change, str]]] = {}
 
         def folding(key: str, items: Sequence[Change]) -> Mutation:
             ordered = sorted(items, key=lambda c: c.ts)
 
             def mutate(profile: Profile | None) -> Profile | None:
                 forwards.pop(key, None)  # a retried mutation starts afresh
+                bad = rejected[key] = []
                 if profile is None:
                     if not creates_profile(key, ordered):
                         return None  # page views of an erased user: nothing is recreated
@@ -111,12 +135,15 @@ class ProfileStore(abc.ABC):
                         return profile
                     profile.batches.append(batch_id)
                     del profile.batches[:-MAX_BATCH_IDS]
-                fold_changes(profile, todo, session_timeout=timeout)
+                fold_changes(profile, todo, session_timeout=timeout, rejected=bad)
                 return profile
 
             return mutate
 
         result = await self.update_many({k: folding(k, v) for k, v in changes.items() if v})
+        for key, bad in rejected.items():
+            if bad:
+                self.set_aside(key, [quarantine_record(key, bad[0][1], changes=bad)])
         written = {k: p for k, p in result.items() if p is not None}
         by_target: dict[str, list[Change]] = {}
         for target, forwarded in forwards.values():
@@ -217,6 +244,6 @@ class ProfileStore(abc.ABC):
             keys += [identity.anonymous_key(alias) for alias in profile.aliases]
         removed = []
         for k in keys:
-            if await self.delete(k):
+            if await self.delete(k) | (self._set_aside_records().pop(k, None) is not None):
                 removed.append(k)
         return removed

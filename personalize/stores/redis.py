@@ -26,6 +26,10 @@ near-cache, and every write publishes the changed keys on ``<prefix>invalidate``
 listens and drops those keys from its cache. While that listener is not connected, cached entries
 are trusted for one second only.
 
+A stored profile that cannot be read, or changes that cannot be folded, are set aside in
+the profile's hash (fields ``q<version>``, so they expire and are erased with it; logged; see
+:meth:`RedisStore.quarantined`) and the rest is written: one bad profile never stops a write.
+
 A Redis that is down or slow never blocks a page: every call has a timeout, and after a
 failure the store answers :class:`~personalize.exceptions.StoreUnavailableError` at once for
 ``retry_after`` seconds, then tries again (redis-py reconnects by itself).
@@ -47,7 +51,8 @@ from personalize.profiles.changes import (
     Change,
     change_from_value,
     encode_change,
-    fold_changes,
+    fold_guarded,
+    read_stored,
 )
 from personalize.profiles.identity import is_anonymous_key, user_id_of
 from personalize.profiles.profile import Profile
@@ -166,28 +171,42 @@ class RedisStore(ProfileStore):
             pipe.hget(self.redis_key(key), "d")
             pipe.lrange(self.log_key(key), 0, -1)
             raw, entries = await self._call(pipe.execute())
-        return self._fold_log(key, None if raw is None else Profile.from_json(raw), entries)
+        # What cannot be read is left out here and set aside by the next write.
+        return self._fold_log(key, raw, entries, [])
 
-    def _fold_log(self, key: str, profile: Profile | None, entries: list[bytes]) -> Profile | None:
-        """``profile`` with the log's entries folded in, in order; an entry whose batch id
-        the profile already holds (a batch sent again after a timeout) is skipped."""
+    def _fold_log(
+        self, key: str, raw: bytes | None, entries: list[bytes], quarantine: list[bytes]
+    ) -> Profile | None:
+        """The stored profile (JSON ``raw``) with the log's entries folded in, in order; an
+        entry whose batch id the profile already holds (a batch sent again after a timeout)
+        is skipped. What cannot be read or folded is described in ``quarantine``."""
+        profile = read_stored(key, raw, quarantine)
         if not entries:
             return profile
-        if profile is None:
-            if user_id_of(key) is not None:
-                return None  # a log without its profile (see creates_profile): nothing to read
-            profile = Profile(key=key)
-        timeout = self.session_timeout
+        if profile is None and user_id_of(key) is not None:
+            return None  # a log without its profile (see creates_profile): nothing to read
+        batches = list(profile.batches) if profile is not None else []
+        changes: list[Change] = []
         for entry in entries:
             batch_id, *items = orjson.loads(entry)
             if batch_id is not None:
-                if batch_id in profile.batches:
+                if batch_id in batches:
                     continue
-                profile.batches.append(batch_id)
-                del profile.batches[:-MAX_BATCH_IDS]
-            changes = sorted(map(change_from_value, items), key=_ts)
-            fold_changes(profile, changes, session_timeout=timeout)
+                batches.append(batch_id)
+                del batches[:-MAX_BATCH_IDS]
+            changes += sorted(map(change_from_value, items), key=_ts)
+        timeout, bad = self.session_timeout, quarantine
+        profile = fold_guarded(key, profile, changes, session_timeout=timeout, quarantine=bad)
+        profile = Profile(key=key) if profile is None else profile
+        profile.batches = batches
         return profile
+
+    async def quarantined(self, key: str) -> list[dict[str, Any]]:
+        """What was set aside for ``key`` because it could not be read or folded (see
+        :func:`~personalize.profiles.changes.quarantine_record`), oldest first."""
+        fields = await self._call(self._client.hgetall(self.redis_key(key)))
+        found = [(int(f[1:]), v) for f, v in fields.items() if f.startswith(b"q")]
+        return [r for _, v in sorted(found) for r in orjson.loads(v)]
 
     async def update_many(self, mutations: Mapping[str, Mutation]) -> dict[str, Profile | None]:
         # Writers in this process take turns (no point racing each other; the write-behind
@@ -217,15 +236,15 @@ class RedisStore(ProfileStore):
                     pipe.hmget(self.redis_key(key), "d", "n")
                     pipe.lrange(self.log_key(key), 0, -1)
                 rows = await self._call(pipe.execute())
-            planned: list[tuple[str, Profile | None, bytes]] = []
+            planned: list[tuple[str, Profile | None, list[bytes]]] = []
             async with self._writes.pipeline(transaction=False) as pipe:
                 # What awaiting the Script on the pipeline does, once per batch instead of
                 # once per key: the pipeline loads the script first if Redis lost it.
                 pipe.scripts.add(self._cas)  # type: ignore[arg-type]  # (redis-py does the same)
                 for index, key in enumerate(keys):
                     (raw, version), entries = rows[2 * index], rows[2 * index + 1]
-                    stored = None if raw is None else Profile.from_json(raw)
-                    new = todo[key](self._fold_log(key, stored, entries))
+                    quarantine: list[bytes] = []
+                    new = todo[key](self._fold_log(key, raw, entries, quarantine))
                     data = b"" if new is None else new.to_json()
                     tombstone = "1" if new is not None and new.merged_into is not None else ""
                     pipe.evalsha(
@@ -238,13 +257,17 @@ class RedisStore(ProfileStore):
                         self._ttl_for(key),
                         len(entries),
                         tombstone,
+                        b"[" + b",".join(quarantine) + b"]" if quarantine else b"",
                     )
-                    planned.append((key, new, data))
+                    planned.append((key, new, quarantine))
                 outcomes = await self._call(pipe.execute())
             changed = []
-            for (key, new, _), outcome in zip(planned, outcomes, strict=True):
+            for (key, new, quarantine), outcome in zip(planned, outcomes, strict=True):
                 if outcome == -1:
                     continue  # lost a race with another writer: read again and retry
+                for record in quarantine:
+                    reason = orjson.loads(record)["reason"]
+                    logger.error("personalize: quarantined data of profile %s: %s", key, reason)
                 result[key] = new
                 changed.append(key)
                 del todo[key]

@@ -31,8 +31,10 @@ __all__ = ["APPEND", "CAS", "CONNECTION_ERRORS", "CallGuard", "hiredis_packing",
 
 # KEYS[1] profile hash, KEYS[2] its change log. ARGV: expected version ("" = absent), new
 # JSON ("" = delete both), ttl (s), how many log entries the new JSON folded in (a prefix of
-# the log: entries appended since stay), "1" when the new profile is a tombstone. A tombstone
-# is only written over the whole log, so no change ever waits on one unforwarded.
+# the log: entries appended since stay), "1" when the new profile is a tombstone, and what
+# could not be read or folded ("" = nothing; kept in the hash as field q<version>, so it
+# expires and is erased with the profile). A tombstone is only written over the whole log,
+# so no change ever waits on one unforwarded.
 CAS = """
 local v = redis.call('HGET', KEYS[1], 'n')
 if (v or '') ~= ARGV[1] then return -1 end
@@ -45,6 +47,7 @@ end
 if folded > 0 then redis.call('LTRIM', KEYS[2], folded, -1) end
 local n = tonumber(v or '0') + 1
 redis.call('HSET', KEYS[1], 'd', ARGV[2], 'n', n)
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'q' .. n, ARGV[6]) end
 if ARGV[5] == '1' then
   redis.call('HSET', KEYS[1], 'm', '1')
 else

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import sqlite3
 import threading
@@ -11,22 +12,22 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import orjson
 
 from personalize.exceptions import ConfigurationError, StoreError
-from personalize.profiles.changes import (
-    Change,
-    change_from_value,
-    creates_profile,
-    fold_changes,
-    split_forwarded,
-)
+from personalize.profiles.changes import Change, change_from_value
 from personalize.profiles.profile import Profile
 from personalize.stores.base import Mutation, ProfileStore
 from personalize.stores.sqlite_expiry import EXPIRE_BATCH, EXPIRE_INTERVAL, expire_batch, expired
 from personalize.stores.sqlite_forwards import Forwards
+from personalize.stores.sqlite_quarantine import (
+    encode_or_set_aside,
+    fold_logged,
+    quarantined,
+    set_aside,
+)
 from personalize.stores.sqlite_schema import (
     FORWARD_ROW_LIFE,
     MAX_LOG_ROWS,
@@ -42,6 +43,7 @@ from personalize.stores.state import StateStore
 from personalize.stores.state_sqlite import SQLiteStateStore
 
 T = TypeVar("T")
+logger = logging.getLogger("personalize.sqlite")
 
 
 class SQLiteStore(ProfileStore):
@@ -55,7 +57,9 @@ class SQLiteStore(ProfileStore):
     Page views and events are appended to a change log (one row per write batch, see
     :mod:`personalize.stores.sqlite_schema`) that reads fold in; so that reads stay cheap,
     each process compacts it after appending ``compact_after`` changes or 2,000 rows, or
-    after ``compact_interval`` seconds if it appended anything.
+    after ``compact_interval`` seconds if it appended anything. A stored profile that cannot
+    be read, or changes that cannot be folded or encoded, are set aside (table
+    ``quarantine``, logged; :meth:`quarantined`): one bad profile never stops the store.
 
     ``synchronous="NORMAL"`` (the default) survives application crashes; use ``"FULL"`` to
     also survive power loss, at some write cost.
@@ -139,8 +143,11 @@ class SQLiteStore(ProfileStore):
         except sqlite3.Error as exc:
             raise StoreError(f"{self!r}: {exc}") from exc
 
-    def _read(self, conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, Profile | None]:
-        """The profiles of ``keys`` with their pending changes folded in."""
+    def _read(
+        self, conn: sqlite3.Connection, keys: Sequence[str], quarantine: list[bytes]
+    ) -> dict[str, Profile | None]:
+        """The profiles of ``keys`` with their pending changes folded in; what cannot be
+        read or folded is described in ``quarantine`` (for ``set_aside``)."""
         stored = self._stored(conn, keys)
         pending: dict[str, list[Change]] = {}
         wanted = set(keys)
@@ -148,7 +155,11 @@ class SQLiteStore(ProfileStore):
             for key, values in batch.items():
                 if key in wanted:
                     pending.setdefault(key, []).extend(map(change_from_value, values))
-        return {key: self._fold(key, stored.get(key), pending.get(key)) for key in keys}
+        timeout = self.session_timeout
+        return {
+            key: fold_logged(key, stored.get(key), pending.get(key), timeout, quarantine)
+            for key in keys
+        }
 
     def _stored(self, conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, bytes | str]:
         """The stored JSON of those ``keys`` that have a profile which has not expired."""
@@ -161,27 +172,13 @@ class SQLiteStore(ProfileStore):
                     stored[key] = data
         return stored
 
-    def _fold(
-        self, key: str, raw: bytes | str | None, changes: list[Change] | None
-    ) -> Profile | None:
-        """A stored profile (JSON, or None) with changes of the log folded in."""
-        profile = None if raw is None else Profile.from_json(raw)
-        if changes:
-            if profile is None:
-                if not creates_profile(key, changes):
-                    return None  # page views of an erased user: nothing is recreated
-                profile = Profile(key=key)
-            kept, _ = split_forwarded(profile, sorted(changes, key=lambda c: c.ts))
-            fold_changes(profile, kept, session_timeout=self.session_timeout)
-        return profile
-
     async def get(self, key: str) -> Profile | None:
         def read(conn: sqlite3.Connection) -> Profile | None:
             # One read transaction, one snapshot: a compaction by another process cannot
             # move changes from the log into the profile between the two reads.
             conn.execute("BEGIN")
-            try:
-                return self._read(conn, [key])[key]
+            try:  # what cannot be read is left out here, and set aside by the next write
+                return self._read(conn, [key], [])[key]
             finally:
                 conn.execute("COMMIT")
 
@@ -193,7 +190,8 @@ class SQLiteStore(ProfileStore):
             keys = list(mutations)
             conn.execute("BEGIN IMMEDIATE")
             try:
-                current = self._read(conn, keys)
+                quarantine: list[bytes] = []
+                current = self._read(conn, keys, quarantine)
                 upserts: list[tuple[str, bytes, float, int]] = []
                 deletes: list[tuple[str]] = []
                 forwards: list[tuple[str, float]] = []
@@ -218,6 +216,7 @@ class SQLiteStore(ProfileStore):
                 if forwards:  # a new id: every process reads rows past the last id it saw
                     query = "INSERT OR REPLACE INTO forwards (key, until) VALUES (?, ?)"
                     conn.executemany(query, forwards)
+                set_aside(conn, quarantine)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -265,7 +264,10 @@ class SQLiteStore(ProfileStore):
         ):
             self._appended = self._appended_rows = 0
             self._last_compact = time.monotonic()
-            await self.compact()
+            try:
+                await self.compact()
+            except Exception:  # the changes are stored: the caller must not hear otherwise
+                logger.exception("personalize: compacting the change log failed; will retry")
         if self.anonymous_ttl and self._clock() >= self._next_expiry:
             self._next_expiry = self._clock() + self.expire_interval
             await self.expire()
@@ -305,13 +307,17 @@ class SQLiteStore(ProfileStore):
                 keys = list(pending)
                 stored = self._stored(conn, keys)
                 upserts: list[tuple[str, bytes, float, int]] = []
+                quarantine: list[bytes] = []
+                timeout = self.session_timeout
                 for key in keys:
-                    profile = self._fold(key, stored.get(key), pending[key])
+                    profile = fold_logged(key, stored.get(key), pending[key], timeout, quarantine)
                     if profile is None:
                         continue  # nothing to create (see creates_profile)
-                    merged = int(profile.merged_into is not None)
-                    upserts.append((key, profile.to_json(), now, merged))
+                    data = encode_or_set_aside(key, profile, pending[key], quarantine)
+                    if data is not None:
+                        upserts.append((key, data, now, int(profile.merged_into is not None)))
                 conn.executemany(UPSERT, upserts)
+                set_aside(conn, quarantine)
                 # Everything up to the last id read: a range of the table, no search.
                 conn.execute("DELETE FROM log WHERE id <= ?", (last,))
             except BaseException:
@@ -335,6 +341,7 @@ class SQLiteStore(ProfileStore):
                 found = conn.execute("DELETE FROM profiles WHERE key = ?", (key,)).rowcount
                 found += unlog(conn, [key])
                 conn.execute("DELETE FROM forwards WHERE key = ?", (key,))
+                found += conn.execute("DELETE FROM quarantine WHERE key = ?", (key,)).rowcount
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -342,6 +349,9 @@ class SQLiteStore(ProfileStore):
             return found > 0
 
         return await self._run(remove)
+
+    async def quarantined(self, key: str) -> list[dict[str, Any]]:
+        return await self._run(lambda conn: quarantined(conn, key), self._reader)
 
     async def erase(self, key: str) -> list[str]:
         """Delete a profile and its aliases, then checkpoint the write-ahead log so no copy

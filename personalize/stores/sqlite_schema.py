@@ -67,12 +67,21 @@ CREATE TABLE IF NOT EXISTS forwards (
     until    REAL NOT NULL
 );
 DROP INDEX IF EXISTS tombstones;
+CREATE TABLE IF NOT EXISTS quarantine (
+    id       INTEGER PRIMARY KEY,
+    key      TEXT NOT NULL,
+    data     BLOB NOT NULL,
+    ts       REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quarantine_by_key ON quarantine (key);
 """
 # ``forwards`` lists the anonymous ids merged into a known profile (tombstones) whose page
 # views may still arrive: each write batch reads the rows added since its process last
 # looked (ids only grow: AUTOINCREMENT), so the check of a batch's keys against the
 # tombstones is a set lookup in memory. A row is kept a day past the forwarding grace
 # period, as long as a batch id is remembered (a batch retried that late is forwarded too).
+# ``quarantine`` keeps what a compaction or write could not read, fold or encode (a
+# :func:`quarantine_record` each), so that one bad profile never stops the others.
 # The change log: one row per write batch. ``keys`` lists the batch's profile keys between
 # newlines ("\nv:a\nv:b\n"), so a read finds the rows of a key with instr() and no index;
 # ``data`` is the JSON object {key: [change, ...]} (changes as :func:`change_value` gives

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from personalize.content.decisions import DecisionEngine
+from personalize.profiles.bounds import amount_problem
 
 if TYPE_CHECKING:
     from personalize.visitor import Visitor
@@ -57,10 +57,11 @@ def _parse(body: bytes) -> dict[str, Any] | str:
     if data.get("type") not in _TYPES:
         return "type must be click or conversion"
     value = data.get("value", 0.0)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return "value must be a number"
-    if value < 0 or (value and data["type"] != "conversion"):
-        return "value is a conversion's non-negative value"
+    problem = amount_problem(value, "value")
+    if problem is not None:
+        return problem
+    if value and data["type"] != "conversion":
+        return "value is a conversion's value"
     return data
 
 

@@ -10,10 +10,16 @@ Authenticated with ``Authorization: Bearer <api key>`` (keys from the middleware
 ``ticket`` (ticket_id, status: open | closed), ``preference`` (what the visitor said, e.g.
 from a preference centre: ``{"promotions": "never", "interest.shoes": "less", "origin":
 "call_centre"}``, see :mod:`personalize.profiles.preferences`; categories must be the site's)
-or ``custom`` (with a ``name``). Each event names ``user_id`` or ``visitor_id``. Invalid
-input gets a 4xx with every problem listed and nothing is stored; valid events are stored
-atomically per profile before the 202 answer. Then ``stored`` (the site's learning) hears
-of them: an order converts the session it happened in.
+or ``custom`` (with a ``name``). Each event names ``user_id`` or ``visitor_id``, checked
+as a login checks a user id (no placeholders such as "null", no control characters).
+
+Invalid input gets a 4xx and nothing is stored: a body that is not UTF-8 JSON 400, invalid
+events 422 with every problem listed by index (numbers must be finite; an order's value is
+at most 10^12, and an order that would take a profile's revenue past 10^15 is refused).
+Valid events are stored atomically per profile before the 202 answer. 503 (with
+Retry-After) means the store could not be reached and nothing was stored: send them again.
+Then ``stored`` (the site's learning) hears of them: an order converts the session it
+happened in.
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from personalize.exceptions import EventError
-from personalize.profiles.events import Event, parse_event
+from personalize.exceptions import EventError, StoreError
+from personalize.profiles.events import REVENUE_OVERFLOW, Event, parse_event, revenue_overflow
 from personalize.services.profiles import ProfileService
 from personalize.web.apikeys import ApiKeys
 
@@ -80,10 +86,12 @@ class EventsApi:
             if len(body) > MAX_BODY:
                 return _error(413, f"body larger than {MAX_BODY} bytes")
         try:
-            payload = json.loads(body)
+            payload = json.loads(body.decode("utf-8"))
         except RecursionError:
             return _error(400, "body is nested too deeply")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            return _error(400, f"body is not UTF-8: {exc}")
+        except ValueError as exc:
             return _error(400, f"body is not valid JSON: {exc}")
         items = payload if isinstance(payload, list) else [payload]
         if not items:
@@ -92,18 +100,24 @@ class EventsApi:
             return _error(413, f"at most {MAX_EVENTS_PER_REQUEST} events per request")
         problems = []
         by_key: dict[str, list[Event]] = {}
+        indexes: dict[str, list[int]] = {}
+        junk = self.profiles.junk_user_ids
         for index, item in enumerate(items):
             try:
-                key, event = parse_event(item, categories=self.categories)
+                key, event = parse_event(item, categories=self.categories, junk=junk)
             except EventError as exc:
                 problems.append({"index": index, "error": str(exc)})
                 continue
             by_key.setdefault(key, []).append(event)
+            indexes.setdefault(key, []).append(index)
         if problems:
             return _error(422, "invalid events; nothing was stored", problems=problems)
         try:
+            problems = await self._overflows(by_key, indexes)
+            if problems:
+                return _error(422, "invalid events; nothing was stored", problems=problems)
             await self.profiles.ingest(by_key)
-        except Exception as exc:  # the store is down: the sender keeps the events and retries
+        except StoreError as exc:  # unreachable: nothing was stored, the sender retries
             return JSONResponse(
                 {"error": f"profile store unavailable ({type(exc).__name__}); retry later"},
                 status_code=503,
@@ -115,3 +129,16 @@ class EventsApi:
             except Exception:  # stored already: learning missing an order is no reason to fail
                 logger.exception("personalize: learning could not take the stored events")
         return JSONResponse({"accepted": len(items)}, status_code=202)
+
+    async def _overflows(
+        self, by_key: Mapping[str, Sequence[Event]], indexes: Mapping[str, Sequence[int]]
+    ) -> list[dict[str, Any]]:
+        """Orders that would take their profile's revenue past its bound, as problems."""
+        problems = []
+        for key, events in by_key.items():
+            if not any(e.kind == "order" for e in events):
+                continue
+            at = revenue_overflow(await self.profiles.read(key), events)
+            if at is not None:
+                problems.append({"index": indexes[key][at], "error": REVENUE_OVERFLOW})
+        return sorted(problems, key=lambda p: p["index"])
