@@ -223,6 +223,7 @@ def test_consent_from_a_bot_is_not_an_error(harness: Harness) -> None:
     ),
     cuts=st.lists(st.integers(0, 70_000), max_size=2),
     extra=hs.headers(),
+    config=st.sampled_from(["full", "sqlite"]),
 )
 @example(  # regression: deep JSON -> RecursionError from json.loads -> 500
     body=b'{"a":' * 3000,
@@ -230,6 +231,25 @@ def test_consent_from_a_bot_is_not_an_error(harness: Harness) -> None:
     ctype=b"application/json",
     cuts=[],
     extra=([], []),
+    config="full",
+)
+@example(  # regression: a lone surrogate in an id -> TypeError in the SQLite store -> 503
+    body=b'{"type":"custom","name":"x","user_id":"\\ud800"}',
+    auth=b"Bearer " + API_KEY.encode(),
+    ctype=b"application/json",
+    cuts=[],
+    extra=([], []),
+    config="sqlite",
+)
+@example(  # regression: two orders of 1e308 -> revenue null -> every compaction failed
+    body=b'[{"type":"order","user_id":"ann","properties":{"order_id":"a","products":["p"],'
+    b'"value":1e308}},{"type":"order","user_id":"ann","properties":{"order_id":"b",'
+    b'"products":["p"],"value":1e308}}]',
+    auth=b"Bearer " + API_KEY.encode(),
+    ctype=b"application/json",
+    cuts=[],
+    extra=([], []),
+    config="sqlite",
 )
 def test_hostile_events_api(
     harness: Harness,
@@ -238,16 +258,21 @@ def test_hostile_events_api(
     ctype: bytes,
     cuts: list[int],
     extra: tuple[list[tuple[bytes, bytes]], list[str]],
+    config: str,
 ) -> None:
     case("events_api", harness)
     headers = [(k, v) for k, v in extra[0] if k.lower() not in (b"authorization", b"content-type")]
     headers += [(b"authorization", auth), (b"content-type", ctype)]
     out = harness.request(
-        Req("full", "POST", "/_personalize/events", b"", tuple(headers),
+        Req(config, "POST", "/_personalize/events", b"", tuple(headers),
             hs.chunks(body, cuts), ("127.0.0.1", 9), "https", tuple(extra[1]))
     )  # fmt: skip
     if out is not None and out.status == 202:
-        assert harness.stores["full"]._data, "202 Accepted but nothing stored"
+        stored = harness.stores["full"]._data if config == "full" else harness.sqlite_keys()
+        assert stored, "202 Accepted but nothing stored"
+    if config == "sqlite":  # what was stored could be folded and encoded: nothing set aside
+        for key in harness.sqlite_keys():
+            assert not harness.runner.run(harness.sqlite.quarantined(key)), key
 
 
 @sized(1.5)

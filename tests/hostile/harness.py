@@ -2,9 +2,11 @@
 
 One :class:`Harness` per test module: two middlewares (consent implied with every feature on,
 and consent required under another prefix and cookie) around one tiny Starlette app, on one
-long-lived event loop. :meth:`Harness.request` sends one raw request (arbitrary header bytes,
-paths, methods and bodies, beyond what an HTTP client allows) and asserts the properties every
-response must have; :data:`STATS` counts what happened, for the long run's report.
+long-lived event loop, and a third like the first on an SQLite store that compacts after
+every write (what the events API accepts must also be storable, foldable and encodable).
+:meth:`Harness.request` sends one raw request (arbitrary header bytes, paths, methods and
+bodies, beyond what an HTTP client allows) and asserts the properties every response must
+have; :data:`STATS` counts what happened, for the long run's report.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import base64
 import json
 import os
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from personalize import (
     MemoryStore,
     MiddlewareMissingError,
     PersonalizeMiddleware,
+    SQLiteStore,
     get_visitor,
 )
 from personalize.web.admin.passwords import hash_password
@@ -37,8 +41,8 @@ SECRET = "hostile-secret-key-of-at-least-32-chars"
 OLD_SECRET = "hostile-previous-secret-0123456789abc"
 API_KEY = "hostile-api-key-0123456789abcdef"
 EDITOR = ("editor", "correct horse battery staple")
-PREFIXES = {"full": "/_personalize", "strict": "/_pz"}
-COOKIES = {"full": "pz_visitor", "strict": "vid"}
+PREFIXES = {"full": "/_personalize", "strict": "/_pz", "sqlite": "/_personalize"}
+COOKIES = {"full": "pz_visitor", "strict": "vid", "sqlite": "pz_visitor"}
 TRUSTED = ["127.0.0.0/8", "10.0.0.0/8", "::1", "fd00::/8"]
 STATS_ENV = "HOSTILE_STATS"  # where the counts are written as JSON at the end of the module
 
@@ -262,6 +266,8 @@ class Harness:
         (content / "home.yaml").write_text(CONTENT)
         self.runner = asyncio.Runner()
         self.stores = {"full": MemoryStore(), "strict": MemoryStore()}
+        self.sqlite = SQLiteStore(root / "profiles.sqlite3", compact_after=1)
+        self._used_sqlite = False
         site = make_site()
         common: dict[str, Any] = {
             "geoip_db": geoip_db(),
@@ -294,6 +300,9 @@ class Harness:
                 path_prefix=PREFIXES["strict"],
                 **common,
             ),
+            "sqlite": PersonalizeMiddleware(
+                site, secret_key=SECRET, store=self.sqlite, api_keys=[API_KEY], **common
+            ),
         }
 
     def close(self) -> None:
@@ -313,12 +322,22 @@ class Harness:
         """Empty the stores (each example starts small, so scanning them stays cheap)."""
         for store in self.stores.values():
             store._data.clear()
+        if self._used_sqlite:
+            self._used_sqlite = False
+            with sqlite3.connect(self.sqlite.path) as conn:
+                for table in ("profiles", "log", "quarantine"):
+                    conn.execute(f"DELETE FROM {table}")
+
+    def sqlite_keys(self) -> list[str]:
+        """The keys the SQLite store holds (profiles and logged changes)."""
+        return self.runner.run(self.sqlite.keys())
 
     def request(self, req: Req) -> Outcome | None:
         """Send ``req``; assert no escaping exception, a complete response, no 5xx, private
         caching where the visitor was read or a cookie set, and no client IP in the store."""
         STATS.requests += 1
         app = self.apps[req.config]
+        self._used_sqlite |= req.config == "sqlite"
         raw_path = req.path.encode("utf-8", "surrogateescape")
         scope: dict[str, Any] = {
             "type": "http",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 from typing import Any
 
 from hypothesis import strategies as st
@@ -123,6 +124,8 @@ ids = st.one_of(
     st.text(max_size=40),
     st.sampled_from(["", "null", "guest", "admin", "0" * 32, "x" * 300, "a\nb", "é"]),
 )
+# Ids an API sender may send: lone surrogates (JSON escapes them; no store can write them).
+event_ids = st.one_of(ids, st.sampled_from(["\ud800", "a\udc00", "x\x85y", "\x9b", "undefined"]))
 
 
 @st.composite
@@ -389,6 +392,15 @@ times = st.one_of(
     json_values,
 )
 fuzzy = st.one_of(json_values, st.text(max_size=20))
+# For events and beacons: what overflows a sum, what JSON parsers read as infinity, text no
+# store can write (JSON escapes a lone surrogate).
+extreme = st.sampled_from([1e308, -1e308, 1e12, 1e12 + 1, math.inf, math.nan, 2**63, "\ud800"])
+fuzzier = st.one_of(
+    fuzzy,
+    extreme,
+    st.lists(extreme, max_size=2),
+    st.dictionaries(st.text(max_size=3), extreme, max_size=2),
+)
 
 
 @st.composite
@@ -427,15 +439,15 @@ def event(draw: st.DrawFn) -> Any:
             max_size=3,
         )
     ):
-        props[key] = draw(fuzzy)
+        props[key] = draw(fuzzier)
     if draw(st.booleans()):
         props.pop(draw(st.sampled_from(["order_id", "products", "value", "status"])), None)
     data: dict[str, Any] = {"type": kind, "properties": props}
     who = draw(st.sampled_from(["user_id", "visitor_id", "both", "none"]))
     if who in ("user_id", "both"):
-        data["user_id"] = draw(st.one_of(ids, fuzzy))
+        data["user_id"] = draw(st.one_of(event_ids, fuzzy))
     if who in ("visitor_id", "both"):
-        data["visitor_id"] = draw(st.one_of(ids, fuzzy))
+        data["visitor_id"] = draw(st.one_of(event_ids, fuzzy))
     if draw(st.booleans()):
         data["ts"] = draw(times)
     if kind == "custom" or draw(st.integers(0, 5)) == 0:
@@ -465,7 +477,7 @@ collect_body = st.one_of(
             "decision_id": st.one_of(st.text(max_size=40), fuzzy),
             "type": st.sampled_from(["click", "conversion", "view", 1]),
         },
-        optional={"value": st.one_of(st.floats(), st.integers(), fuzzy), "extra": fuzzy},
+        optional={"value": st.one_of(st.floats(), st.integers(), fuzzier), "extra": fuzzy},
     ).map(_dump),
     json_values.map(_dump),
     junk_bytes,
