@@ -19,11 +19,14 @@ import functools
 import logging
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from personalize.context.client_hints import ACCEPT_CH, HEADER_NAMES, HIGH_ENTROPY_HINTS
+from personalize.exceptions import StoreUnavailableError
 from personalize.personalizer import Personalizer
+from personalize.routing import store_unavailable
 from personalize.scope import STATE_KEY
 from personalize.visitor import Visitor
 from personalize.web import install
@@ -129,7 +132,15 @@ class PersonalizeMiddleware:
             await personalizer.state.settle()
             await personalizer.impact.settle()
             return
-        await self.app(scope, receive, send_wrapper)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except StoreUnavailableError as exc:  # a login or erasure during an outage
+            if page:  # the response has started: too late to answer 503
+                raise
+            logger.warning("personalize: %s needed the unreachable store: %s", scope["path"], exc)
+            response = store_unavailable(Headers(scope=scope))
+            await response(scope, receive, send_wrapper)
+            return
         if page and page[0] and scope["method"] == "GET":
             # After the response: the visitor is not waiting for this write.
             await personalizer.record(visitor)

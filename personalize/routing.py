@@ -24,17 +24,46 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-from personalize.exceptions import ConfigurationError
+from personalize.exceptions import ConfigurationError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from personalize.visitor import Visitor
 
-__all__ = ["Handler", "Route", "Router"]
+__all__ = ["RETRY_AFTER", "Handler", "Route", "Router", "store_unavailable"]
 
 logger = logging.getLogger("personalize")
+
+RETRY_AFTER = 5  # seconds a client is asked to wait while the profile store is unreachable
+_UNAVAILABLE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Please try again in a moment</title></head>
+<body><h1>Please try again in a moment</h1>
+<p>This could not be saved just now, and nothing was changed. Please try again in a few
+seconds.</p></body></html>
+"""
+
+
+def store_unavailable(headers: Headers) -> Response:
+    """503 with Retry-After, for a request whose action needed the profile store while it
+    was unreachable (a login, an erasure, an opt-out): a small page when the client accepts
+    HTML (a browser), JSON otherwise (an API client).
+
+    >>> store_unavailable(Headers({"accept": "text/html"})).headers["retry-after"]
+    '5'
+    >>> store_unavailable(Headers({})).body
+    b'{"error":"the profile store is unreachable; nothing was changed, retry later"}'
+    """
+    extra = {"retry-after": str(RETRY_AFTER), "cache-control": "no-store"}
+    if "text/html" in headers.get("accept", ""):
+        return HTMLResponse(_UNAVAILABLE_PAGE, status_code=503, headers=extra)
+    message = "the profile store is unreachable; nothing was changed, retry later"
+    return JSONResponse({"error": message}, status_code=503, headers=extra)
+
 
 #: An endpoint: the request and its visitor in, a response out.
 Handler = Callable[[Request, "Visitor"], Awaitable[Response]]
@@ -101,7 +130,8 @@ class Router:
         return route, 200
 
     async def respond(self, request: Request, visitor: Visitor) -> Response:
-        """The response of the endpoint for ``request`` (404, 405, or 500 if it fails)."""
+        """The response of the endpoint for ``request`` (404, 405, 503 when it needed the
+        store while it was unreachable, or 500 if it fails)."""
         route, status = self.match(request.scope["path"], request.method)
         if status == 404 or route is None:
             return PlainTextResponse("Not Found", status_code=404)
@@ -112,6 +142,9 @@ class Router:
             )
         try:
             return await route.handler(request, visitor)
+        except StoreUnavailableError as exc:
+            logger.warning("personalize: %s needed the unreachable store: %s", route.path, exc)
+            return store_unavailable(request.headers)
         except Exception:
             logger.exception("personalize: endpoint %s failed", route.path)
             return PlainTextResponse("Internal error, logged", status_code=500)

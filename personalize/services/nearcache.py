@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 
-from personalize.exceptions import StoreError
+from personalize.exceptions import StoreUnavailableError
 from personalize.profiles.changes import Change, creates_profile, fold_changes
 from personalize.profiles.events import apply_event
 from personalize.profiles.pageviews import Hit, apply_hit, hit_view
@@ -270,11 +270,13 @@ class CachedProfiles:
     async def flush(self) -> None:
         """Write everything pending now (at shutdown, before a merge, in tests).
 
-        Raises :class:`StoreError` when the store cannot take it; the changes stay buffered.
+        Raises :class:`StoreUnavailableError` when the store cannot take it; the changes
+        stay buffered.
         """
         while self._pending or self._retry:
             if not await self._flush_once():
-                raise StoreError(f"could not write {self._pending_count} pending changes")
+                count = self._pending_count
+                raise StoreUnavailableError(f"could not write {count} pending changes")
 
     async def aclose(self) -> None:
         """Flush what is pending (logging what cannot be written) and close the store."""

@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
-from personalize.exceptions import ConfigurationError, StoreError
+from personalize.exceptions import ConfigurationError, StoreError, StoreUnavailableError
 from personalize.profiles.changes import Change, change_from_value
 from personalize.profiles.profile import Profile
 from personalize.stores.base import Mutation, ProfileStore
@@ -57,9 +57,8 @@ class SQLiteStore(ProfileStore):
     Page views and events are appended to a change log (one row per write batch, see
     :mod:`personalize.stores.sqlite_schema`) that reads fold in; so that reads stay cheap,
     each process compacts it after appending ``compact_after`` changes or 2,000 rows, or
-    after ``compact_interval`` seconds if it appended anything. A stored profile that cannot
-    be read, or changes that cannot be folded or encoded, are set aside (table
-    ``quarantine``, logged; :meth:`quarantined`): one bad profile never stops the store.
+    after ``compact_interval`` seconds if it appended anything.  What cannot be read, folded or
+    encoded is set aside (:mod:`~personalize.stores.sqlite_quarantine`), never stopping it.
 
     ``synchronous="NORMAL"`` (the default) survives application crashes; use ``"FULL"`` to
     also survive power loss, at some write cost.
@@ -140,14 +139,15 @@ class SQLiteStore(ProfileStore):
             return await loop.run_in_executor(
                 executor or self._executor, lambda: fn(self._connection())
             )
+        except sqlite3.OperationalError as exc:  # locked past the timeout, disk I/O, full...
+            raise StoreUnavailableError(f"{self!r}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"{self!r}: {exc}") from exc
 
     def _read(
         self, conn: sqlite3.Connection, keys: Sequence[str], quarantine: list[bytes]
     ) -> dict[str, Profile | None]:
-        """The profiles of ``keys`` with their pending changes folded in; what cannot be
-        read or folded is described in ``quarantine`` (for ``set_aside``)."""
+        """The profiles of ``keys`` with their pending changes folded in (see fold_logged)."""
         stored = self._stored(conn, keys)
         pending: dict[str, list[Change]] = {}
         wanted = set(keys)
