@@ -330,8 +330,9 @@ class Personalizer:
             headers = read_headers(scope, self.context.wanted)
             context = self.context.build(scope, headers, now)
             loaded = self.cookies.load(self.cookies.find(headers.get(b"cookie")))
-        if context.device.is_bot:
-            # Bots get no id, no cookie, no profile, and never feed learning.
+        if not context.device.is_browser:
+            # Bots, and whatever is not a plausible browser (no User-Agent, "x", HTTP
+            # libraries), get no id, no cookie, no profile, and never feed learning.
             self.counts["bot"] += 1
             return self._context_only(context, "bot"), None
         state = loaded.state

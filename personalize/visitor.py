@@ -296,7 +296,7 @@ class Visitor:
         another user is switched to this one without merging the two known profiles.
         Raises :class:`IdentityError` for junk ids ("", "null", "guest", ...).
         """
-        if self.mode == "context" and self._site is not None and not self.is_bot:
+        if self.mode == "context" and self._site is not None and self.context_only != "bot":
             # Opted out, GPC or no consent: the login works, personalize remembers nothing.
             self._site.profiles.check_user_id(user_id)
             return self.profile
@@ -363,7 +363,7 @@ class Visitor:
         keys."""
         if self._site is None:
             raise MiddlewareMissingError(_NO_SITE)
-        if self.is_bot:
+        if self.context_only == "bot":
             return []  # bots are never remembered: nothing to erase, no cookie to set
         removed = await self._site.erase(self.profile_key or "") if self.remembers else []
         self._rebind(OPTED_OUT, None)
@@ -373,7 +373,7 @@ class Visitor:
     def opt_in(self) -> None:
         """Undo :meth:`opt_out` (or give consent in consent mode "required"): a fresh
         anonymous id that is remembered from now on."""
-        if self.is_bot:
+        if self.context_only == "bot":
             return  # bots are never remembered (and carry no site)
         if self._site is None:
             raise MiddlewareMissingError(_NO_SITE)

@@ -14,6 +14,9 @@ from personalize import MemoryStore, PersonalizeMiddleware, get_visitor
 from personalize.stores.base import ProfileStore
 
 SECRET = "test-secret-key-of-at-least-32-chars"
+# Only a plausible browser is remembered (a test client says "testclient"): tests of
+# visitors send a browser's User-Agent, as their visitors' browsers would.
+BROWSER = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"}
 
 
 async def page(request: Request) -> Response:

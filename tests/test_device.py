@@ -310,6 +310,28 @@ def test_uap_core_browsers_are_not_bots(detector: DeviceDetector) -> None:
     assert bots == []
 
 
+def test_uap_core_browsers_are_plausible_browsers(detector: DeviceDetector) -> None:
+    """Nearly every browser in uap-core's vectors is remembered; what is not is old
+    feature-phone software (J2ME, Symbian), app fetches (CFNetwork) or mangled log lines."""
+    cases = [
+        case["user_agent_string"]
+        for case in _uap_cases("test_ua.yaml")
+        if case["family"] in BROWSERS and "Google Web Preview" not in case["user_agent_string"]
+    ]
+    browsers = [ua for ua in cases if detector.detect(ua).is_browser]
+    assert len(browsers) >= 0.8 * len(cases) > 80
+    modern = [ua for ua in cases if ua.startswith("Mozilla/5.0 (")]
+    assert [ua for ua in modern if ua not in browsers] == []
+
+
+def test_uap_core_spiders_are_not_browsers(detector: DeviceDetector) -> None:
+    cases = [
+        c["user_agent_string"] for c in _uap_cases("test_device.yaml") if c["family"] == "Spider"
+    ]
+    assert len(cases) > 50
+    assert [ua for ua in cases if detector.detect(ua).is_browser] == []
+
+
 @pytest.mark.parametrize(
     ("families", "expected"),
     [

@@ -25,7 +25,7 @@ from personalize import (
     identify,
 )
 from personalize.stores.base import ProfileStore
-from tests.apps import SECRET
+from tests.apps import BROWSER, SECRET
 from tests.conftest import REDIS_URL
 
 IPHONE = (
@@ -301,7 +301,7 @@ def test_fixation_attack_writes_nothing_into_the_known_profile(make_store: Store
 )
 def test_junk_user_ids_are_refused(junk: str) -> None:
     store = MemoryStore()
-    client = TestClient(make_app(store))
+    client = TestClient(make_app(store), headers=BROWSER)
     client.headers["user-agent"] = IPHONE
     client.get("/")
     r = client.get("/login", params={"user": junk})
@@ -347,7 +347,7 @@ def test_never_merges_two_known_profiles() -> None:
 
 
 def test_identify_without_middleware_or_for_bots_is_clear() -> None:
-    client = TestClient(make_app(MemoryStore()))
+    client = TestClient(make_app(MemoryStore()), headers=BROWSER)
     r = client.get("/login?user=ann", headers={"user-agent": "Googlebot/2.1"})
     assert r.status_code == 400 and "cannot be identified" in r.text
 

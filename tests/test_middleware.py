@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from personalize import MemoryStore, MiddlewareMissingError, PersonalizeMiddleware, get_visitor
 from personalize.exceptions import StoreUnavailableError
 from personalize.profiles.cookie import CookieState, VisitorCookie
-from tests.apps import SECRET, make_app
+from tests.apps import BROWSER, SECRET, make_app
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
@@ -38,7 +38,7 @@ class Clock:
 
 
 def test_new_visitor_gets_a_signed_cookie_with_safe_attributes() -> None:
-    client = TestClient(make_app())
+    client = TestClient(make_app(), headers=BROWSER)
     r = client.get("/")
     assert r.status_code == 200
     header = r.headers["set-cookie"]
@@ -53,14 +53,16 @@ def test_new_visitor_gets_a_signed_cookie_with_safe_attributes() -> None:
 
 def test_secure_on_https_and_configurable_name_and_max_age() -> None:
     client = TestClient(
-        make_app(cookie_name="vid", cookie_max_age=3600), base_url="https://testserver"
+        make_app(cookie_name="vid", cookie_max_age=3600),
+        base_url="https://testserver",
+        headers=BROWSER,
     )
     header = client.get("/").headers["set-cookie"]
     assert header.startswith("vid=") and "; Secure" in header and "Max-Age=3600" in header
 
 
 def test_returning_visitor_keeps_id_and_gets_no_new_cookie() -> None:
-    client = TestClient(make_app())
+    client = TestClient(make_app(), headers=BROWSER)
     first = client.get("/")
     second = client.get("/")
     assert "set-cookie" not in second.headers
@@ -81,7 +83,7 @@ def test_returning_visitor_keeps_id_and_gets_no_new_cookie() -> None:
     ],
 )
 def test_garbage_or_tampered_cookie_means_new_visitor(cookie: str) -> None:
-    client = TestClient(make_app())
+    client = TestClient(make_app(), headers=BROWSER)
     client.cookies.set(COOKIE, cookie)
     r = client.get("/")
     assert r.status_code == 200
@@ -90,7 +92,7 @@ def test_garbage_or_tampered_cookie_means_new_visitor(cookie: str) -> None:
 
 
 def test_tampered_user_binding_is_rejected() -> None:
-    client = TestClient(make_app())
+    client = TestClient(make_app(), headers=BROWSER)
     client.get("/")
     value = client.cookies[COOKIE]
     forged = VisitorCookie("attacker-secret-0123456789abcdefgh").dump(
@@ -104,12 +106,12 @@ def test_tampered_user_binding_is_rejected() -> None:
 
 def test_key_rotation_reissues_with_the_new_key_and_keeps_the_visitor() -> None:
     old = "the-old-secret-key-0123456789abcdef"
-    old_client = TestClient(make_app(secret_key=old))
+    old_client = TestClient(make_app(secret_key=old), headers=BROWSER)
     visitor_id = fields(old_client.get("/"))[0]
     cookie = old_client.cookies[COOKIE]
 
     store = MemoryStore()
-    rotated = TestClient(make_app(store=store, secret_key=[SECRET, old]))
+    rotated = TestClient(make_app(store=store, secret_key=[SECRET, old]), headers=BROWSER)
     rotated.cookies.set(COOKIE, cookie)
     r = rotated.get("/")
     assert fields(r)[0] == visitor_id
@@ -126,7 +128,7 @@ def test_expired_cookie_means_new_visitor() -> None:
     import time
 
     clock = Clock(time.time())  # itsdangerous stamps cookies with the real time
-    client = TestClient(make_app(clock=clock, cookie_max_age=3600))
+    client = TestClient(make_app(clock=clock, cookie_max_age=3600), headers=BROWSER)
     first = fields(client.get("/"))[0]
     assert fields(client.get("/"))[0] == first
     clock.now = time.time() + 3601
@@ -134,7 +136,7 @@ def test_expired_cookie_means_new_visitor() -> None:
 
 
 def test_personalized_responses_are_private_and_vary_on_cookie() -> None:
-    client = TestClient(make_app())
+    client = TestClient(make_app(), headers=BROWSER)
     client.get("/")
     r = client.get("/cached")
     assert r.headers["cache-control"] == "private, max-age=60"
@@ -144,19 +146,19 @@ def test_personalized_responses_are_private_and_vary_on_cookie() -> None:
     assert r.headers["cache-control"] == "public, max-age=60"
     assert "vary" not in r.headers
     # A response that sets the cookie is never shared, personalized or not.
-    r = TestClient(make_app()).get("/plain")
+    r = TestClient(make_app(), headers=BROWSER).get("/plain")
     assert "set-cookie" in r.headers
     assert r.headers["cache-control"] == "private, max-age=60"
 
 
 def test_excluded_paths_and_non_http_scopes_pass_through() -> None:
-    client = TestClient(make_app())
+    client = TestClient(make_app(), headers=BROWSER)
     r = client.get("/static/x.css")
     assert "set-cookie" not in r.headers
     assert r.status_code == 500 and "PersonalizeMiddleware must be installed" in r.text
     with client.websocket_connect("/ws") as ws:
         assert ws.receive_text() == "hello"
-    with TestClient(make_app()) as lifespan_client:  # lifespan passes through too
+    with TestClient(make_app(), headers=BROWSER) as lifespan_client:  # lifespan passes through too
         assert lifespan_client.get("/").status_code == 200
 
 
@@ -170,7 +172,7 @@ def test_get_visitor_without_the_middleware_says_what_to_do() -> None:
 
 def test_profile_counts_only_successful_html_get_page_views() -> None:
     store = MemoryStore()
-    client = TestClient(make_app(store=store))
+    client = TestClient(make_app(store=store), headers=BROWSER)
     client.get("/")
     client.get("/shoes/red")
     client.get("/api")  # JSON, not a page view
@@ -186,7 +188,9 @@ def test_profile_counts_only_successful_html_get_page_views() -> None:
 def test_sessions_and_affinities_through_requests() -> None:
     clock = Clock()
     store = MemoryStore()
-    client = TestClient(make_app(store=store, clock=clock, categories={"/shoes/*": "shoes"}))
+    client = TestClient(
+        make_app(store=store, clock=clock, categories={"/shoes/*": "shoes"}), headers=BROWSER
+    )
     client.get("/", headers={"referer": "https://www.google.com/"})
     clock.now += 60
     client.get("/shoes/a", headers={"referer": "http://testserver/"})
@@ -205,12 +209,38 @@ def test_sessions_and_affinities_through_requests() -> None:
 
 def test_bots_get_no_cookie_and_no_profile() -> None:
     store = MemoryStore()
-    client = TestClient(make_app(store=store))
+    client = TestClient(make_app(store=store), headers=BROWSER)
     r = client.get("/", headers={"user-agent": GOOGLEBOT})
     assert r.status_code == 200
     assert "set-cookie" not in r.headers
     assert fields(r)[:2] == ["None", "bot"]
     assert len(store) == 0
+
+
+@pytest.mark.parametrize(
+    "user_agent",
+    [None, "", "x", "Mozilla/5.0", "PostmanRuntime/7.36.0", "Dalvik/2.1.0 (Linux; U; Android 13)",
+     "python-requests/2.31.0", "curl/8.5.0", "Lynx/2.9.0dev.12 libwww-FM/2.14"],
+)  # fmt: skip
+def test_requests_without_a_browser_user_agent_get_the_page_context_only(
+    user_agent: str | None,
+) -> None:
+    """The report: 833 requests without a User-Agent, or with one like "x", got 833 cookies
+    and 833 stored profiles. Not a plausible browser: the page, from the request alone."""
+    store = MemoryStore()
+    client = TestClient(make_app(store=store))
+    if user_agent is None:
+        del client.headers["user-agent"]
+    else:
+        client.headers["user-agent"] = user_agent
+    for path in ("/", "/shoes/a", "/api"):
+        r = client.get(path)
+        assert r.status_code == 200
+        assert "set-cookie" not in r.headers
+    assert fields(client.get("/"))[0] == "None"
+    assert len(store) == 0
+    r = client.get("/", headers=BROWSER)
+    assert "set-cookie" in r.headers and fields(r)[0] != "None"  # the same site, a browser
 
 
 def test_concurrent_requests_of_one_visitor_lose_no_page_view() -> None:
@@ -331,7 +361,7 @@ def test_a_broken_store_never_costs_the_visitor_their_page() -> None:
             raise ConnectionError("down")
 
     app = make_app(store=BrokenStore())
-    client = TestClient(app)
+    client = TestClient(app, headers=BROWSER)
     assert client.get("/").status_code == 200
     assert client.get("/").status_code == 200  # returning visitor: load fails too
 
@@ -391,7 +421,7 @@ def test_the_lifespan_shutdown_writes_what_is_buffered_and_closes_the_store() ->
             closed.append(True)
 
     store = FlakyStore()
-    with TestClient(make_app(store)) as client:
+    with TestClient(make_app(store), headers=BROWSER) as client:
         r = client.get("/", headers={"user-agent": IPHONE})
         visitor = r.text.split("|")[0].removeprefix("<p>")
         assert asyncio.run(store.get(f"v:{visitor}")) is None  # still buffered

@@ -37,7 +37,7 @@ from personalize.profiles.preferences import (
 )
 from personalize.profiles.profile import copy_for_page_view, copy_profile
 from personalize.stores.base import ProfileStore
-from tests.apps import SECRET
+from tests.apps import BROWSER, SECRET
 from tests.conftest import REDIS_URL
 
 NOW = 1_700_000_000.0
@@ -266,7 +266,7 @@ def test_statements_reach_every_store_merge_at_login_and_are_erased(
                             Route("/login", _login), Route("/forget", _forget)])  # fmt: skip
     pz = PersonalizeMiddleware(app, secret_key=SECRET, store=store, api_keys=[API_KEY],
                                categories={"/shoes/*": "shoes"}, flush_interval=0)  # fmt: skip
-    with TestClient(pz) as c:  # one event loop for the store's connections
+    with TestClient(pz, headers=BROWSER) as c:  # one event loop for the store's connections
         assert c.portal is not None
         vid = c.get("/shoes/a").text
         c.get("/shoes/b")

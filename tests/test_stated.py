@@ -20,7 +20,7 @@ from personalize.learning.features import session_features
 from personalize.profiles.events import apply_event, validate_event
 from personalize.profiles.pageviews import Hit, apply_hit
 from personalize.profiles.profile import Profile
-from tests.apps import SECRET
+from tests.apps import BROWSER, SECRET
 from tests.conftest import shared_data_path
 
 LONDON = {"x-forwarded-for": "81.2.69.142"}  # London, GB, Europe/London in MaxMind's test data
@@ -84,8 +84,8 @@ def test_location_not_used_means_no_geo_for_that_visitor_only() -> None:
     pz = app(geoip_db=str(db), trusted_proxies=["10.0.0.1"], site_time_zone="UTC")
     proxy = ("10.0.0.1", 5000)
     with (
-        TestClient(pz, headers=LONDON, client=proxy) as c,
-        TestClient(pz, headers=LONDON, client=proxy) as other,
+        TestClient(pz, headers={**BROWSER, **LONDON}, client=proxy) as c,
+        TestClient(pz, headers={**BROWSER, **LONDON}, client=proxy) as other,
     ):
         first = c.get("/").json()
         assert (first["country"], first["zone"], first["attrs_country"]) == (
@@ -103,14 +103,14 @@ def test_location_not_used_means_no_geo_for_that_visitor_only() -> None:
 
 
 def test_a_chosen_language_beats_accept_language() -> None:
-    with TestClient(app(), headers={"accept-language": "de-DE, de;q=0.9"}) as c:
+    with TestClient(app(), headers={**BROWSER, "accept-language": "de-DE, de;q=0.9"}) as c:
         assert c.get("/").json()["language"] == "de"
         c.post("/say", json={"language": "pt-BR"})
         assert c.get("/").json()["language"] == "pt"
 
 
 def test_in_app_preferences_are_validated_like_the_apis() -> None:
-    with TestClient(app()) as c:
+    with TestClient(app(), headers=BROWSER) as c:
         c.get("/")
         r = c.post("/say", json={"interest.hats": "less"})
         assert r.status_code == 400 and "unknown category 'hats'" in r.json()["error"]

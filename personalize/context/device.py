@@ -6,6 +6,14 @@
 and libraries (curl, Wget, python-requests, Go-http-client...) are bots too, as that list has it.
 "other" is what cannot be classified: no header, an empty one, or one nobody recognises.
 
+``is_browser`` says whether a User-Agent is a plausible browser's (:data:`BROWSER_RULE`): it is
+not a bot, and it starts as every current browser's does, with ``Mozilla/<version> (`` and
+its platform (``Mozilla/5.0 (iPhone; ...``; Opera Mini's ``Opera/9.80 (`` too). No header,
+``x``, ``Mozilla/5.0`` alone, HTTP tools and libraries (curl and python-requests are bots
+already; ``PostmanRuntime/7.36``, ``Dalvik/2.1.0 (Linux; ...)``), text browsers such as Lynx
+and old feature-phone browsers are not: those requests get the page context-only, without a
+cookie or a stored profile.
+
 >>> detector = DeviceDetector()
 >>> device = detector.detect(
 ...     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15"
@@ -15,6 +23,8 @@ and libraries (curl, Wget, python-requests, Go-http-client...) are bots too, as 
 ('mobile', 'iOS', 'Mobile Safari', True)
 >>> detector.detect("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)").type
 'bot'
+>>> device.is_browser, detector.detect("x").is_browser, detector.detect(None).is_browser
+(True, False, False)
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from personalize.context.records import Device, DeviceType
 from personalize.exceptions import ConfigurationError
 
 __all__ = [
+    "BROWSER_RULE",
     "MAX_USER_AGENT_LENGTH",
     "PATTERN_FIXES",
     "CrawlerMatcher",
@@ -43,6 +54,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAX_USER_AGENT_LENGTH = 512  # characters; real ones stay under ~500, the rest is noise or abuse
+#: How a browser's User-Agent starts (besides not being a bot): "Mozilla/5.0 (<platform>...",
+#: or Opera Mini's "Opera/9.80 (...".
+BROWSER_RULE = re.compile(r"(?:Mozilla|Opera)/\d+(?:\.\d+)* \(")
 
 _UNKNOWN = Device()
 _CLASS_ESCAPES = frozenset("dDsSwWbBAZ")  # escapes that stand for no literal text
@@ -322,6 +336,7 @@ class DeviceDetector:
                 browser_version=_version(parsed.browser.version_string),
                 is_bot=is_bot,
                 is_touch=bool(parsed.is_touch_capable),
+                is_browser=not is_bot and BROWSER_RULE.match(user_agent) is not None,
             )
         except Exception:  # a parser bug must not fail the visitor's request
             logger.warning("could not parse User-Agent %r", user_agent[:200], exc_info=True)

@@ -55,7 +55,11 @@ class Geo:
 
 @dataclass(frozen=True, slots=True)
 class Device:
-    """The visitor's device, from the User-Agent header."""
+    """The visitor's device, from the User-Agent header.
+
+    ``is_browser``: the User-Agent is a plausible browser's (see
+    :data:`personalize.context.device.BROWSER_RULE`); anything else is served context-only.
+    """
 
     type: DeviceType = "other"
     os: str | None = None  # family, e.g. "iOS"
@@ -64,6 +68,7 @@ class Device:
     browser_version: str | None = None
     is_bot: bool = False
     is_touch: bool = False
+    is_browser: bool = False
 
 
 @dataclass(frozen=True, slots=True)

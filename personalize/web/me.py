@@ -261,7 +261,9 @@ class MePages:
             entry=profile.current_session if profile is not None else None,
             arrival=arrival,
             flash=DONE.get(done, ""),
-            can_opt_in=not visitor.remembers and not context.signals.gpc and not visitor.is_bot,
+            can_opt_in=not (
+                visitor.remembers or context.signals.gpc or visitor.context_only == "bot"
+            ),
             preferences=self.preferences.view(visitor, profile),
             csrf_field=FIELD,
             csrf_token=self.csrf.token(_subject(visitor)),

@@ -34,10 +34,12 @@ from personalize import (
     SQLiteStore,
     get_visitor,
 )
+from personalize.context.device import DeviceDetector
 from personalize.web.admin.passwords import hash_password
 from personalize.web.csrf import CsrfSigner
 
 SECRET = "hostile-secret-key-of-at-least-32-chars"
+DETECTOR = DeviceDetector(cache_size=4096)
 OLD_SECRET = "hostile-previous-secret-0123456789abc"
 API_KEY = "hostile-api-key-0123456789abcdef"
 EDITOR = ("editor", "correct horse battery staple")
@@ -96,6 +98,7 @@ class Stats:
     exceptions: int = 0  # exceptions that escaped the middleware or a loader
     incomplete: int = 0  # requests that ended without a complete response
     cache_violations: int = 0  # personalized or cookie-setting responses not private
+    non_browsers_remembered: int = 0  # a cookie or profile for a User-Agent not a browser's
     ip_leaks: int = 0  # client IPs found in the store afterwards
     identity_leaks: int = 0  # stale cookies that wrote into a known profile, erasures left
     statuses: dict[str, int] = field(default_factory=dict)
@@ -365,6 +368,8 @@ class Harness:
         async def send(message: dict[str, Any]) -> None:
             messages.append(message)
 
+        store = self.stores.get(req.config)
+        keys_before = set(store._data) if store is not None else set()
         try:
             self.runner.run(app(scope, receive, send))
             self.runner.run(app.personalizer.profiles.flush())
@@ -382,7 +387,23 @@ class Harness:
             STATS.fail(f"{outcome.status} on {route}", f"{outcome.body[:100]!r}", repr(req))
         self._check_caching(outcome, req)
         self._check_ips(req)
+        self._check_non_browser(outcome, req, keys_before)
         return outcome
+
+    def _check_non_browser(self, outcome: Outcome, req: Req, keys_before: set[str]) -> None:
+        """A request whose User-Agent is not a plausible browser's gets no visitor cookie,
+        and nothing is stored for it (the events API, server to server, aside)."""
+        agents = [v for k, v in req.headers if k.lower() == b"user-agent"]
+        if len(agents) > 1 or not all(a.isascii() for a in agents) or "/events" in req.path:
+            return
+        if DETECTOR.detect(agents[0].decode() if agents else None).is_browser:
+            return
+        cookie = COOKIES[req.config].encode() + b"="
+        store = self.stores.get(req.config)
+        added = set(store._data) - keys_before if store is not None else set()
+        if added or any(v.startswith(cookie) for v in outcome.all(b"set-cookie")):
+            STATS.non_browsers_remembered += 1
+            STATS.fail("non-browser remembered", f"{agents[:1]!r}", repr(req))
 
     @staticmethod
     def _complete(messages: list[dict[str, Any]], req: Req) -> Outcome | None:
