@@ -39,6 +39,7 @@ _A += " or identity_sequences"
 GROUPS = {"a": (_A, 7.0), "b": (f"not ({_A})", 6.0)}
 COUNTS: tuple[str, ...] = ("cases", "requests", "server_errors", "exceptions", "incomplete")
 COUNTS += ("cache_violations", "ip_leaks", "identity_leaks", "non_browsers_remembered")
+COUNTS += ("unavailable",)
 
 
 def _pytest(group: str, base: int, stats: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -91,9 +92,9 @@ def _section(total: dict[str, object], command: str, seconds: float, rcs: list[i
         "problem counted, the run goes on): cookies, every header the middleware reads, query "
         "strings, paths, methods, bodies, the events API (also on an SQLite store that "
         "compacts every write: ids with lone surrogates, numbers that overflow), /slots and "
-        "/collect, /me and the editor UI with real credentials and tokens, sequences of "
-        "logins, logouts, erasures, planted and copied cookies and events, and editor YAML "
-        "through SegmentLibrary, "
+        "/collect, /me, login and erasure while the store is unreachable, the editor UI "
+        "with real credentials and tokens, sequences of logins, logouts, erasures, planted "
+        "and copied cookies and events, and editor YAML through SegmentLibrary, "
         "ContentLibrary, validate_content and `personalize check`",
         f"- duration: {seconds / 60:.1f} min ({len(rcs)} pytest process(es), exit codes "
         f"{', '.join(map(str, rcs))})",
@@ -110,6 +111,7 @@ def _section(total: dict[str, object], command: str, seconds: float, rcs: list[i
         f"| stale cookies that wrote into a known profile, erasures that left a link | "
         f"{total.get('identity_leaks', 0)} |",
         f"| non-browsers given a cookie or a profile | {total['non_browsers_remembered']} |",
+        f"| 503 + Retry-After while the store is unreachable (expected) | {total['unavailable']} |",
         "",
         "Cases per test: "
         + ", ".join(f"{name} {count:,}" for name, count in sorted(per_test.items()))

@@ -330,6 +330,7 @@ def test_hostile_slots_and_collect(
     origin=st.one_of(st.just(b"http://testserver"), hs.junk_bytes),
     extra=hs.headers(),
     ctype=st.one_of(st.just(b"application/x-www-form-urlencoded"), hs.junk_bytes),
+    config=st.sampled_from(["full", "full", "down"]),
 )
 @example(  # regression: non-ASCII Host -> hmac.compare_digest TypeError in same_origin -> 500
     action="erase",
@@ -338,6 +339,16 @@ def test_hostile_slots_and_collect(
     origin=b"http://testserver",
     extra=([(b"host", b"\xe9")], []),
     ctype=b"application/x-www-form-urlencoded",
+    config="full",
+)
+@example(  # regression: erasing or opting out while the store is unreachable -> 500
+    action="erase",
+    form=[("confirm", "yes")],
+    valid_token=True,
+    origin=b"http://testserver",
+    extra=([(b"user-agent", hs.UAS[0].encode())], []),
+    ctype=b"application/x-www-form-urlencoded",
+    config="down",
 )
 def test_hostile_me_pages(
     harness: Harness,
@@ -347,13 +358,15 @@ def test_hostile_me_pages(
     origin: bytes,
     extra: tuple[list[tuple[bytes, bytes]], list[str]],
     ctype: bytes,
+    config: str,
 ) -> None:
     case("me_pages", harness)
     import re
 
+    prefix = PREFIXES[config]
     headers = [(k, v) for k, v in extra[0] if k.lower() not in (b"origin", b"content-type")]
     page = harness.request(
-        Req("full", "GET", "/_personalize/me", b"", tuple(headers), (), ("10.0.0.2", 1),
+        Req(config, "GET", prefix + "/me", b"", tuple(headers), (), ("10.0.0.2", 1),
             "http", tuple(extra[1]))
     )  # fmt: skip
     if page is None:
@@ -365,12 +378,36 @@ def test_hostile_me_pages(
         headers.append((b"cookie", cookies[0]))
     if valid_token and token is not None:
         form = [*form, ("csrf_token", token.group(1).decode())]
-    path = "/_personalize/me" + (f"/{action}" if action else "")
+    path = prefix + "/me" + (f"/{action}" if action else "")
     harness.request(
-        Req("full", "POST" if action != "export" else "GET", path, b"",
+        Req(config, "POST" if action != "export" else "GET", path, b"",
             (*headers, (b"origin", origin), (b"content-type", ctype)),
             (urlencode(form).encode(),), ("10.0.0.2", 1), "http", tuple(extra[1]))
     )  # fmt: skip
+
+
+@sized(0.5)
+@given(
+    action=st.sampled_from(["/login", "/forget", "/track", "/consent", "/"]),
+    user=st.one_of(st.sampled_from(["ann", "bob@example.com"]), hs.event_ids),
+    extra=hs.headers(),
+)
+@example(  # regression: a login while the store is unreachable -> 500 "Internal error"
+    action="/login", user="ann", extra=([(b"user-agent", hs.UAS[1].encode())], [])
+)
+def test_hostile_login_and_erasure_during_an_outage(
+    harness: Harness, action: str, user: str, extra: tuple[list[tuple[bytes, bytes]], list[str]]
+) -> None:
+    case("outage_actions", harness)
+    query = urlencode({"user": user, "name": "order", "order_id": "o1", "products": "p"},
+                      encoding="utf-8", errors="replace").encode()  # fmt: skip
+    out = harness.request(
+        Req("down", "GET", action, query, tuple(extra[0]), (), ("10.0.0.3", 1), "http",
+            tuple(extra[1]))
+    )  # fmt: skip
+    browser = [v for k, v in extra[0] if k.lower() == b"user-agent"] == [hs.UAS[1].encode()]
+    if out is not None and action == "/login" and user == "ann" and browser:
+        assert out.status == 503 and out.header(b"retry-after") == b"5"
 
 
 ADMIN = ["", "/segments", "/slots", "/preview", "/profiles", "/model"]

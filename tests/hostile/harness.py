@@ -3,7 +3,9 @@
 One :class:`Harness` per test module: two middlewares (consent implied with every feature on,
 and consent required under another prefix and cookie) around one tiny Starlette app, on one
 long-lived event loop, and a third like the first on an SQLite store that compacts after
-every write (what the events API accepts must also be storable, foldable and encodable).
+every write (what the events API accepts must also be storable, foldable and encodable), and
+a fourth on a store that is unreachable (where a login or an erasure must answer 503 with
+Retry-After, never 500).
 :meth:`Harness.request` sends one raw request (arbitrary header bytes, paths, methods and
 bodies, beyond what an HTTP client allows) and asserts the properties every response must
 have; :data:`STATS` counts what happened, for the long run's report.
@@ -16,6 +18,7 @@ import base64
 import json
 import os
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +34,13 @@ from personalize import (
     MemoryStore,
     MiddlewareMissingError,
     PersonalizeMiddleware,
+    Profile,
     SQLiteStore,
+    StoreUnavailableError,
     get_visitor,
 )
 from personalize.context.device import DeviceDetector
+from personalize.stores.base import Mutation
 from personalize.web.admin.passwords import hash_password
 from personalize.web.csrf import CsrfSigner
 
@@ -43,8 +49,8 @@ DETECTOR = DeviceDetector(cache_size=4096)
 OLD_SECRET = "hostile-previous-secret-0123456789abc"
 API_KEY = "hostile-api-key-0123456789abcdef"
 EDITOR = ("editor", "correct horse battery staple")
-PREFIXES = {"full": "/_personalize", "strict": "/_pz", "sqlite": "/_personalize"}
-COOKIES = {"full": "pz_visitor", "strict": "vid", "sqlite": "pz_visitor"}
+PREFIXES = {"full": "/_personalize", "strict": "/_pz", "sqlite": "/_personalize", "down": "/_pd"}
+COOKIES = {"full": "pz_visitor", "strict": "vid", "sqlite": "pz_visitor", "down": "pz_visitor"}
 TRUSTED = ["127.0.0.0/8", "10.0.0.0/8", "::1", "fd00::/8"]
 STATS_ENV = "HOSTILE_STATS"  # where the counts are written as JSON at the end of the module
 
@@ -99,6 +105,7 @@ class Stats:
     incomplete: int = 0  # requests that ended without a complete response
     cache_violations: int = 0  # personalized or cookie-setting responses not private
     non_browsers_remembered: int = 0  # a cookie or profile for a User-Agent not a browser's
+    unavailable: int = 0  # 503 with Retry-After (the unreachable store's right answer)
     ip_leaks: int = 0  # client IPs found in the store afterwards
     identity_leaks: int = 0  # stale cookies that wrote into a known profile, erasures left
     statuses: dict[str, int] = field(default_factory=dict)
@@ -174,6 +181,20 @@ class Outcome:
 
 # -- the site ----------------------------------------------------------------------------------
 
+
+class DownStore(MemoryStore):
+    """A store that cannot be reached: every call fails as an unreachable one does."""
+
+    async def get(self, key: str) -> Profile | None:
+        raise StoreUnavailableError("down (hostile harness)")
+
+    async def update_many(self, mutations: Mapping[str, Mutation]) -> dict[str, Profile | None]:
+        raise StoreUnavailableError("down (hostile harness)")
+
+    async def delete(self, key: str) -> bool:
+        raise StoreUnavailableError("down (hostile harness)")
+
+
 READ = {"x-read-visitor": "1", "cache-control": "public, max-age=60, s-maxage=600"}
 
 
@@ -206,6 +227,8 @@ async def login(request: Request) -> Response:
         await visitor.identify(request.query_params.get("user", ""), traits)
     except IdentityError as exc:
         return HTMLResponse(f"<p>refused: {exc}</p>", status_code=400)  # nothing personal
+    except StoreUnavailableError:  # as the README's login shows
+        return HTMLResponse("<p>try again</p>", status_code=503, headers={"retry-after": "5"})
     return HTMLResponse("<p>logged in</p>", headers=READ)
 
 
@@ -215,7 +238,10 @@ async def logout(request: Request) -> Response:
 
 
 async def forget(request: Request) -> Response:
-    await get_visitor(request).forget()
+    try:
+        await get_visitor(request).forget()
+    except StoreUnavailableError:
+        return HTMLResponse("<p>try again</p>", status_code=503, headers={"retry-after": "5"})
     return HTMLResponse("<p>forgotten</p>")
 
 
@@ -268,7 +294,7 @@ class Harness:
         (segments / "site.yaml").write_text(SEGMENTS)
         (content / "home.yaml").write_text(CONTENT)
         self.runner = asyncio.Runner()
-        self.stores = {"full": MemoryStore(), "strict": MemoryStore()}
+        self.stores = {"full": MemoryStore(), "strict": MemoryStore(), "down": DownStore()}
         self.sqlite = SQLiteStore(root / "profiles.sqlite3", compact_after=1)
         self._used_sqlite = False
         site = make_site()
@@ -305,6 +331,13 @@ class Harness:
             ),
             "sqlite": PersonalizeMiddleware(
                 site, secret_key=SECRET, store=self.sqlite, api_keys=[API_KEY], **common
+            ),
+            "down": PersonalizeMiddleware(
+                site,
+                secret_key=SECRET,
+                store=self.stores["down"],
+                path_prefix=PREFIXES["down"],
+                **common,
             ),
         }
 
@@ -381,7 +414,7 @@ class Harness:
         if outcome is None:
             return None
         STATS.statuses[str(outcome.status)] = STATS.statuses.get(str(outcome.status), 0) + 1
-        if outcome.status >= 500:
+        if outcome.status >= 500 and not self._unavailable(outcome, req):
             STATS.server_errors += 1
             route = req.path if len(req.path) <= 40 else req.path[:40] + "..."
             STATS.fail(f"{outcome.status} on {route}", f"{outcome.body[:100]!r}", repr(req))
@@ -404,6 +437,13 @@ class Harness:
         if added or any(v.startswith(cookie) for v in outcome.all(b"set-cookie")):
             STATS.non_browsers_remembered += 1
             STATS.fail("non-browser remembered", f"{agents[:1]!r}", repr(req))
+
+    @staticmethod
+    def _unavailable(outcome: Outcome, req: Req) -> bool:
+        """A 503 with Retry-After from the unreachable store: the right answer there."""
+        answered = outcome.status == 503 and outcome.header(b"retry-after") is not None
+        STATS.unavailable += int(answered)
+        return req.config == "down" and answered
 
     @staticmethod
     def _complete(messages: list[dict[str, Any]], req: Req) -> Outcome | None:
