@@ -129,3 +129,24 @@ def test_sqlite_compaction_goes_on_past_a_bad_profile(tmp_path: Path) -> None:
         await store.close()
 
     asyncio.run(run())
+
+
+def test_the_memory_store_sets_aside_in_the_process_and_erases_with_the_profile(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from personalize import MemoryStore
+
+    async def run() -> None:
+        store = MemoryStore()
+        store._data["u:ann"] = POISONED.to_json()
+        event = validate_event("order", {"order_id": "o", "products": ["p"], "value": 1})
+        with caplog.at_level(logging.ERROR, logger="personalize"):
+            await store.apply_changes({"u:ann": [event, Hit(event.ts, "/")]})
+        ann = await store.get("u:ann")
+        assert ann is not None and (ann.page_views, ann.facts["purchases"]) == (1, 2)
+        (record,) = await store.quarantined("u:ann")
+        assert "TypeError" in record["reason"] and "quarantined" in caplog.text
+        assert await store.erase("u:ann") == ["u:ann"]
+        assert await store.quarantined("u:ann") == []
+
+    asyncio.run(run())

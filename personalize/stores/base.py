@@ -32,6 +32,7 @@ __all__ = ["FORWARD_GRACE", "MAX_BATCH_IDS", "Change", "Mutation", "ProfileStore
 #: call it more than once (optimistic retries) and runs it inside its atomic section.
 Mutation = Callable[[Profile | None], Profile | None]
 logger = logging.getLogger("personalize")
+_SET_ASIDE_PER_KEY, _SET_ASIDE_KEYS = 20, 1000  # records kept in memory by set_aside
 
 
 class ProfileStore(abc.ABC):
@@ -82,9 +83,15 @@ class ProfileStore(abc.ABC):
         return [orjson.loads(r) for r in self._set_aside_records().get(key, ())]
 
     def set_aside(self, key: str, records: Sequence[bytes]) -> None:
-        """Keep and log what could not be folded into ``key``'s profile (stores that keep
-        it in their own storage, atomically with the write, do so instead)."""
-        self._set_aside_records().setdefault(key, []).extend(records)
+        """Keep (the last few, in this process) and log what could not be folded into
+        ``key``'s profile; stores that keep it with the profile, atomically with the write,
+        do that instead."""
+        kept = self._set_aside_records()
+        mine = kept.setdefault(key, [])
+        mine.extend(records)
+        del mine[:-_SET_ASIDE_PER_KEY]
+        while len(kept) > _SET_ASIDE_KEYS:  # bounded: the log keeps every record
+            del kept[next(iter(kept))]
         for record in records:
             logger.error("personalize: quarantined data of profile %s: %s", key, record.decode())
 
