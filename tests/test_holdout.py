@@ -24,6 +24,7 @@ from personalize.content.holdout import (
 from personalize.content.library import ContentLibrary
 from personalize.exceptions import ConfigurationError, ContentError
 from personalize.settings import Settings
+from tests.apps import BROWSER
 from tests.test_decisions import SEGMENTS, visitor
 
 SECRET = "test-secret-key-of-at-least-32-chars"
@@ -163,7 +164,7 @@ def test_a_stitched_user_keeps_one_arm_on_every_device(tmp_path: Path) -> None:
     app = _app(tmp_path)
     for user, expected in ((held, "a|held out"), (shown, "b|rule at ")):
         for _device in range(3):  # three browsers, each anonymous first
-            with TestClient(app) as client:
+            with TestClient(app, headers=BROWSER) as client:
                 client.get("/")
                 assert client.get(f"/login?user={user}").text == "ok"
                 assert client.get("/").text == expected
