@@ -86,7 +86,7 @@ class EventsApi:
             if len(body) > MAX_BODY:
                 return _error(413, f"body larger than {MAX_BODY} bytes")
         try:
-            payload = json.loads(body.decode("utf-8"))
+            payload = json.loads(body.decode("utf-8-sig"))  # a BOM is allowed, as before
         except RecursionError:
             return _error(400, "body is nested too deeply")
         except UnicodeDecodeError as exc:
