@@ -57,7 +57,7 @@ class SQLiteStore(ProfileStore):
     Page views and events are appended to a change log (one row per write batch, see
     :mod:`personalize.stores.sqlite_schema`) that reads fold in; so that reads stay cheap,
     each process compacts it after appending ``compact_after`` changes or 2,000 rows, or
-    after ``compact_interval`` seconds if it appended anything.  What cannot be read, folded or
+    after ``compact_interval`` seconds if it appended anything. What cannot be read, folded or
     encoded is set aside (:mod:`~personalize.stores.sqlite_quarantine`), never stopping it.
 
     ``synchronous="NORMAL"`` (the default) survives application crashes; use ``"FULL"`` to
