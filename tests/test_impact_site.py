@@ -44,7 +44,7 @@ def totals(folder: Path) -> dict[str, float]:
 def test_every_channel_is_attributed_and_written_by_shutdown(tmp_path: Path) -> None:
     shop = make_app(tmp_path)
     arms: dict[str, str] = {}
-    with TestClient(shop) as client:
+    with TestClient(shop, headers={"user-agent": BROWSER}) as client:  # browsers only
         for i in range(40):
             client.cookies.clear()
             vid, variant = client.get("/").text.split("|")
