@@ -27,6 +27,7 @@ from starlette.types import Scope
 from personalize.content.decisions import DecisionEngine
 from personalize.context.builder import ContextBuilder, read_headers
 from personalize.context.records import VisitorContext
+from personalize.personalizer.parts import Outcomes, build_decisions, default_store, page_view_of
 from personalize.profiles.changes import FORWARD_GRACE
 from personalize.profiles.cookie import OPTED_OUT, CookieState, VisitorCookie, new_visitor_id
 from personalize.profiles.events import Event
@@ -34,8 +35,6 @@ from personalize.profiles.identity import anonymous_key, known_key
 from personalize.profiles.pageviews import (
     CategoryMap,
     Hit,
-    session_at,
-    session_id,
     session_start,
 )
 from personalize.profiles.preferences import location_used, stated_language
@@ -79,11 +78,7 @@ class Personalizer:
             secure=settings.cookie_secure,
             clock=settings.clock,
         )
-        store = settings.store
-        if store is None:
-            from personalize.stores.sqlite import SQLiteStore
-
-            store = SQLiteStore("personalize.sqlite3")
+        store = default_store() if settings.store is None else settings.store
         store.session_timeout = settings.session_timeout
         self.profiles = ProfileService(
             store,
@@ -116,31 +111,12 @@ class Personalizer:
         if segments is not None and not isinstance(segments, SegmentLibrary):
             segments = SegmentLibrary(Path(segments))
         self._segments: SegmentLibrary | None = segments
-        content = settings.content
-        if content is not None and not isinstance(content, DecisionEngine):
-            # Decision ids are signed with a key derived from the cookie secret, so every
-            # worker of the site accepts the clicks of every other.
-            content = DecisionEngine(
-                Path(content),
-                segments=segments,
-                secret=f"decisions:{self.cookies.signing_secret}",
-                clock=settings.clock,
-                holdout=settings.holdout,
-                on_exposure=self.impact.exposed,
-            )
-        elif content is not None:
-            if content.on_exposure is None:
-                content.on_exposure = self.impact.exposed
-            if settings.holdout:
-                content.default_holdout = settings.holdout
-            if content.segments is None and segments is not None:
-                content.use_segments(segments)
-        if content is not None:
-            content.use_state(self.state)
+        content = build_decisions(settings, segments, self.cookies, self.state, self.impact)
         self._decisions: DecisionEngine | None = content
         self.learning = settings.learning
         if self.learning is not None:
             self.learning.use_store(self.state)
+        self.outcomes = Outcomes(self.profiles, self.impact, self.learning, content, self._clock)
         patterns = list(settings.exclude)
         self._exclude = re.compile("|".join(translate(p) for p in patterns)) if patterns else None
         self.router = Router(settings.path_prefix)
@@ -178,87 +154,22 @@ class Personalizer:
     def converted(self, visitor: Visit, value: float = 0.0, *, ref: str = "") -> None:
         """The visitor converted (worth ``value``; ``ref``: an order id, counted once):
         learning labels the session, the impact log attributes it to what they were shown."""
-        if not visitor.remembers:
-            return
-        if self.learning is not None:
-            self.learning.convert(visitor)
-        if visitor.profile_key:
-            self.impact.converted(visitor.profile_key, value, self.now(), ref=ref)
+        self.outcomes.converted(visitor, value, ref=ref)
 
     async def erase(self, key: str) -> list[str]:
         """Erase profile ``key``, the anonymous profiles merged into it, and the decision
         state that names any of them (caps, session picks, impact counters; aggregate counts
         stay). Returns the profile keys erased."""
-        # The decision state first: if deleting it fails, a retry still finds the aliases.
-        keys = await self.profiles.linked_keys(key)
-        await self._forget_decision_state(keys)
-        removed = await self.profiles.erase(key)
-        late = [k for k in removed if k not in keys]  # merged in meanwhile
-        if late:
-            await self._forget_decision_state(late)
-        return removed
-
-    async def _forget_decision_state(self, keys: list[str]) -> None:
-        if self._decisions is not None and self._decisions.shared is not None:
-            await self._decisions.shared.forget(keys)
-        await self.impact.forget(keys)
+        return await self.outcomes.erase(key)
 
     async def orders_stored(self, events: Mapping[str, Sequence[Event]]) -> int:
-        """Orders that reached profiles from another channel (the events API): each is
-        attributed to what its profile was shown before it (the impact log, once per order
-        id), and converts the session it happened in, when the profile has one open then (an
-        order from a phone call converts no web session). Returns how many sessions were
-        converted."""
-        learning = self.learning
-        timeout = self.profiles.session_timeout
-        converted = 0
-        for key, changes in events.items():
-            orders = [e for e in changes if e.kind == "order"]
-            if not orders:
-                continue
-            profile = await self.profiles.load(key)
-            if profile is not None and profile.merged_into is not None:
-                profile = None  # a merged id's orders stay with it (see split_forwarded)
-            unit = key if profile is None else profile.key
-            for order in orders:
-                value = order.properties.get("value", 0.0)
-                ref = str(order.properties.get("order_id", ""))
-                self.impact.converted(unit, float(value), order.ts, ref=ref)
-            if learning is None or profile is None:
-                continue
-            for order in orders:
-                session = session_at(profile, order.ts, session_timeout=timeout)
-                if session is not None:
-                    learning.convert_session(session_id(profile, session))
-                    converted += 1
-        if converted and learning is not None:
-            await learning.drain()
-        return converted
+        """Orders that reached profiles from another channel (the events API), attributed and
+        learned (see :meth:`Outcomes.orders_stored`); how many sessions were converted."""
+        return await self.outcomes.orders_stored(events)
 
     def page_view(self, context: VisitorContext, now: float, device_id: str) -> Hit:
         """The page view of a request with ``context``, made by browser ``device_id``."""
-        device = context.device
-        source = context.source
-        path = context.path
-        # Positional, in field order (ts, path, channel, source, medium, campaign, term,
-        # category, device_type, country, device_id, os, browser, hour): this runs for every
-        # request.
-        return Hit(
-            now,
-            path,
-            source.channel,
-            source.source,
-            source.medium,
-            source.campaign,
-            source.term,
-            self.categories.category(path),
-            device.type,
-            context.geo.country if context.geo else None,
-            device_id,
-            device.os,
-            device.browser,
-            context.clock.hour,
-        )
+        return page_view_of(self.categories, context, now, device_id)
 
     # -- the request path ------------------------------------------------------------------
 
@@ -383,7 +294,7 @@ class Personalizer:
             context=context,
             is_new=False,
             stored=stored,
-            hit=self.page_view(context, now, state.visitor_id),
+            hit=page_view_of(self.categories, context, now, state.visitor_id),
             site=self,
             consent=state.consent,
         )
@@ -415,7 +326,7 @@ class Personalizer:
             user_id=None,
             context=context,
             is_new=True,
-            hit=self.page_view(context, now, state.visitor_id),
+            hit=page_view_of(self.categories, context, now, state.visitor_id),
             site=self,
             consent=consent,
         )
