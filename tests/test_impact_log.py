@@ -20,7 +20,7 @@ DAY = 86_400.0
 T0 = 1_790_000_000.0  # a day's start is not needed: every event below falls on one UTC day
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis_cluster"])
 def make_state(request: pytest.FixtureRequest, tmp_path: Path) -> StateFactory:
     if request.param == "memory":
         shared = MemoryStateStore()
@@ -30,6 +30,12 @@ def make_state(request: pytest.FixtureRequest, tmp_path: Path) -> StateFactory:
 
         prefix = request.getfixturevalue("redis_prefix")
         return lambda: RedisStateStore(REDIS_URL, prefix=prefix)
+    if request.param == "redis_cluster":  # a real cluster: 3 primaries, 3 replicas
+        from personalize.stores.state_redis import RedisStateStore
+
+        url = request.getfixturevalue("redis_cluster").url  # redis+cluster://h:p,h:p,.../
+        prefix = request.getfixturevalue("redis_cluster_prefix")
+        return lambda: RedisStateStore(url, prefix=prefix)
     return lambda: SQLiteStateStore(tmp_path / "state.sqlite3")
 
 

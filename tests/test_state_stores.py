@@ -22,7 +22,7 @@ StateFactory = Callable[[], StateStore]
 SECRET = "change-me-to-32-random-characters"
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis_cluster"])
 def make_state(request: pytest.FixtureRequest, tmp_path: Path) -> StateFactory:
     """A factory of state stores that all see the same data (one per thread or loop)."""
     if request.param == "memory":
@@ -33,6 +33,12 @@ def make_state(request: pytest.FixtureRequest, tmp_path: Path) -> StateFactory:
 
         prefix = request.getfixturevalue("redis_prefix")
         return lambda: RedisStateStore(REDIS_URL, prefix=prefix)
+    if request.param == "redis_cluster":  # a real cluster: 3 primaries, 3 replicas
+        from personalize.stores.state_redis import RedisStateStore
+
+        url = request.getfixturevalue("redis_cluster").url  # redis+cluster://h:p,h:p,.../
+        prefix = request.getfixturevalue("redis_cluster_prefix")
+        return lambda: RedisStateStore(url, prefix=prefix)
     return lambda: SQLiteStateStore(tmp_path / "state.sqlite3")
 
 
