@@ -91,3 +91,16 @@ def redis_cluster() -> Iterator[LocalRedisCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_prefix(redis_cluster: LocalRedisCluster) -> Iterator[str]:
+    """A key prefix of this test's own on the session's Redis Cluster; every key under it,
+    on every primary, is deleted afterwards."""
+    import secrets
+
+    prefix = f"pztest:{secrets.token_hex(4)}:"
+    yield prefix
+    with redis_cluster.client() as client:
+        for key in list(client.scan_iter(match=f"{prefix}*", count=1000)):
+            client.delete(key)  # one key at a time: they are on many slots

@@ -20,7 +20,7 @@ DAY = 86_400.0
 T0 = 1_790_000_000.0  # a day's start is not needed: every event below falls on one UTC day
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis_cluster"])
 def make_state(request: pytest.FixtureRequest, tmp_path: Path) -> StateFactory:
     if request.param == "memory":
         shared = MemoryStateStore()
@@ -30,6 +30,12 @@ def make_state(request: pytest.FixtureRequest, tmp_path: Path) -> StateFactory:
 
         prefix = request.getfixturevalue("redis_prefix")
         return lambda: RedisStateStore(REDIS_URL, prefix=prefix)
+    if request.param == "redis_cluster":  # a real cluster: 3 primaries, 3 replicas
+        from personalize.stores.state_redis import RedisStateStore
+
+        url = request.getfixturevalue("redis_cluster").url  # redis+cluster://h:p,h:p,.../
+        prefix = request.getfixturevalue("redis_cluster_prefix")
+        return lambda: RedisStateStore(url, prefix=prefix)
     return lambda: SQLiteStateStore(tmp_path / "state.sqlite3")
 
 
@@ -120,6 +126,41 @@ def test_forget_erases_a_visitors_keys_and_buffer_and_keeps_the_daily_sums(
             assert {f"pz:impact:{{{unit}}}:{k}" for k in ("n", "x", "o:o-1")} <= keys
         assert len(keys) == 6
         assert await totals(log) == before  # the aggregate counts name no one
+        await store.close()
+
+    run(scenario())
+
+
+def test_a_visitors_keys_share_one_slot_of_a_redis_cluster(
+    redis_cluster: Any, redis_cluster_prefix: str
+) -> None:
+    """Counters, exposure times and orders of one visitor are hash-tagged to one slot (one
+    node holds all of a visitor's impact); different visitors spread over the primaries."""
+    from redis.crc import key_slot
+
+    from personalize.stores.state_redis import RedisStateStore
+
+    async def scenario() -> None:
+        store = RedisStateStore(redis_cluster.url, prefix=redis_cluster_prefix)
+        log = ImpactLog(store, window=DAY, flush_interval=0)
+        units = [f"v:{i}" for i in range(24)]
+        for unit in units:
+            log.exposed(exposure(unit))
+            log.converted(unit, 2.0, T0 + 10, ref="o-1")
+        assert await log.flush()
+        slots: dict[str, set[int]] = {}
+        with redis_cluster.client() as client:
+            for raw in client.scan_iter(match=f"{redis_cluster_prefix}*", count=1000):
+                key = raw.decode()
+                if "pz:impact:{v:" in key:
+                    unit = key.split("pz:impact:{", 1)[1].split("}", 1)[0]
+                    slots.setdefault(unit, set()).add(key_slot(raw))
+        assert sorted(slots) == sorted(units)
+        assert all(len(found) == 1 for found in slots.values())  # :n, :x and :o:o-1 together
+        owners = {redis_cluster.primary_for_key(f"{{pz:impact:{{{u}}}") for u in units}
+        assert len(owners) == 3  # and the visitors are spread over every primary
+        assert (await totals(log))["site|personalized|value"] == 48.0
+        assert await log.forget(units[:5]) == 15
         await store.close()
 
     run(scenario())

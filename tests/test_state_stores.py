@@ -22,7 +22,7 @@ StateFactory = Callable[[], StateStore]
 SECRET = "change-me-to-32-random-characters"
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis_cluster"])
 def make_state(request: pytest.FixtureRequest, tmp_path: Path) -> StateFactory:
     """A factory of state stores that all see the same data (one per thread or loop)."""
     if request.param == "memory":
@@ -33,6 +33,12 @@ def make_state(request: pytest.FixtureRequest, tmp_path: Path) -> StateFactory:
 
         prefix = request.getfixturevalue("redis_prefix")
         return lambda: RedisStateStore(REDIS_URL, prefix=prefix)
+    if request.param == "redis_cluster":  # a real cluster: 3 primaries, 3 replicas
+        from personalize.stores.state_redis import RedisStateStore
+
+        url = request.getfixturevalue("redis_cluster").url  # redis+cluster://h:p,h:p,.../
+        prefix = request.getfixturevalue("redis_cluster_prefix")
+        return lambda: RedisStateStore(url, prefix=prefix)
     return lambda: SQLiteStateStore(tmp_path / "state.sqlite3")
 
 
@@ -219,6 +225,41 @@ def test_keys_scans_every_primary_of_a_redis_cluster(redis_cluster: Any) -> None
             await client.aclose()
 
     run(scenario())
+
+
+def test_scripts_flushed_from_every_node_are_sent_again_once(
+    redis_cluster: Any, redis_cluster_prefix: str
+) -> None:
+    """A node that lost its script cache (a restart, a failover to a fresh replica) answers
+    NOSCRIPT: the increment is sent again with the script's text and counts once."""
+    from personalize.stores.state_redis import RedisStateStore
+
+    async def scenario() -> None:
+        client = redis_cluster.async_client()  # a client of the caller's: not closed by the store
+        store = RedisStateStore(redis_cluster.url, client=client, prefix=redis_cluster_prefix)
+        keys = [f"arm/{i}|*" for i in range(30)]  # on every primary
+        await store.increment({key: {"n": 1} for key in keys}, batch_id="b1")
+        assert await store.put_blob("model", b"v1") == 1
+        for node in redis_cluster.running_nodes():
+            node.command("SCRIPT", "FLUSH")
+        again = await store.increment({key: {"n": 1} for key in keys}, batch_id="b2")
+        assert again == {key: {"n": 2.0} for key in keys}
+        assert await store.increment({keys[0]: {"n": 1}}, batch_id="b2") == {keys[0]: {"n": 2.0}}
+        assert await store.put_blob("model", b"v2") == 2
+        assert await store.get_blob("model", 1) == (1, b"v1")
+        await store.close()
+        assert await client.ping()  # still open: the store did not own it
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_a_redis_cluster_url_needs_host_and_port() -> None:
+    from personalize.stores.state_redis import RedisStateStore
+
+    for url in ("redis+cluster://", "redis+cluster://node", "redis+cluster://h:0,h:1/"):
+        with pytest.raises(ValueError, match="host:port"):
+            RedisStateStore(url)
 
 
 def test_blobs_are_versioned_and_only_the_newest_are_kept(make_state: StateFactory) -> None:

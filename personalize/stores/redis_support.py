@@ -15,8 +15,14 @@ from personalize.exceptions import StoreError, StoreUnavailableError
 
 try:
     import redis.asyncio as aioredis
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.exceptions import (
+        ClusterDownError,
+        RedisClusterException,
+        RedisError,
+        SlotNotCoveredError,
+    )
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("RedisStore needs the redis extra: pip install 'personalize[redis]'") from exc
@@ -26,7 +32,17 @@ try:
 except ImportError:  # pragma: no cover - hiredis comes with the redis extra
     hiredis = None
 
-__all__ = ["APPEND", "CAS", "CONNECTION_ERRORS", "CallGuard", "hiredis_packing", "make_pool"]
+__all__ = [
+    "APPEND",
+    "CAS",
+    "CLUSTER_SCHEME",
+    "CONNECTION_ERRORS",
+    "CallGuard",
+    "cluster_nodes",
+    "hiredis_packing",
+    "make_cluster_client",
+    "make_pool",
+]
 
 
 # KEYS[1] profile hash, KEYS[2] its change log. ARGV: expected version ("" = absent), new
@@ -135,7 +151,58 @@ def make_pool(
     return pool
 
 
-CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
+CLUSTER_SCHEME = "redis+cluster://"
+
+
+def cluster_nodes(url: str) -> list[tuple[str, int]]:
+    """The startup nodes of a ``redis+cluster://host:port[,host:port...][/]`` URL (any one
+    node is enough; more survive that one being down).
+
+    >>> cluster_nodes("redis+cluster://10.0.0.1:7000,10.0.0.2:7001/")
+    [('10.0.0.1', 7000), ('10.0.0.2', 7001)]
+    >>> cluster_nodes("redis+cluster://node")
+    Traceback (most recent call last):
+    ...
+    ValueError: a Redis Cluster URL is redis+cluster://host:port[,host:port...], not 'redis+cluster://node'
+    """
+    nodes: list[tuple[str, int]] = []
+    if url.startswith(CLUSTER_SCHEME):
+        for part in url[len(CLUSTER_SCHEME) :].rstrip("/").split(","):
+            host, _, port = part.strip().rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                nodes = []
+                break
+            nodes.append((host.strip("[]"), int(port)))
+    if not nodes:
+        raise ValueError(
+            f"a Redis Cluster URL is {CLUSTER_SCHEME}host:port[,host:port...], not {url!r}"
+        )
+    return nodes
+
+
+def make_cluster_client(url: str, max_connections: int, timeout: float) -> RedisCluster:
+    """A ``redis.asyncio.cluster.RedisCluster`` on the nodes of a ``redis+cluster://`` URL;
+    ``max_connections`` per node (redis-py's cluster has no blocking pool: a burst beyond it
+    fails, as unavailable, instead of queueing)."""
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in cluster_nodes(url)],
+        max_connections=max_connections,
+        socket_timeout=None,  # every call is bounded by CallGuard
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+    )
+
+
+# A cluster without an owner for a slot (a primary died, no replica took over yet) is
+# unavailable for now, like a server that does not answer.
+CONNECTION_ERRORS = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    asyncio.TimeoutError,
+    ClusterDownError,
+    SlotNotCoveredError,
+)
 
 
 class CallGuard:
@@ -180,5 +247,5 @@ class CallGuard:
         except CONNECTION_ERRORS as exc:
             self._down_until = time.monotonic() + self.retry_after
             raise StoreUnavailableError(f"{self._owner!r}: {type(exc).__name__}: {exc}") from exc
-        except RedisError as exc:
+        except (RedisError, RedisClusterException) as exc:
             raise StoreError(f"{self._owner!r}: {exc}") from exc

@@ -10,10 +10,15 @@ Layout, every key hash-tagged by the state key so that it lives on one Redis Clu
 
 A batch of increments is one pipelined round trip: one small Lua script per key adds every
 field atomically, refreshes the TTL and returns the key's counters.
+
+On a Redis Cluster (``redis+cluster://host:port,...`` or a ``redis.asyncio.cluster.RedisCluster``
+client) every command and every script touches one key, so a batch is split by node and
+each part pipelined to its node; :meth:`~RedisStateStore.keys` scans every primary.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,12 +34,19 @@ from personalize.stores.state import (
 
 try:
     import redis.asyncio as aioredis
+    from redis.asyncio.cluster import RedisCluster
+    from redis.exceptions import NoScriptError
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "RedisStateStore needs the redis extra: pip install 'personalize[redis]'"
     ) from exc
 
-from personalize.stores.redis_support import CallGuard, make_pool
+from personalize.stores.redis_support import (
+    CLUSTER_SCHEME,
+    CallGuard,
+    make_cluster_client,
+    make_pool,
+)
 
 __all__ = ["RedisStateStore"]
 
@@ -86,7 +98,9 @@ return {tonumber(v), data}
 
 class RedisStateStore(StateStore):
     """A :class:`StateStore` on ``redis.asyncio``; give a ``url`` or a ``client`` to share
-    (the profile store's: the state store never closes a client it was given).
+    (the profile store's: the state store never closes a client it was given). A
+    ``redis+cluster://host:port[,host:port...]`` URL, or a ``RedisCluster`` client, puts the
+    state on a Redis Cluster.
 
     >>> store = RedisStateStore("redis://127.0.0.1:6379/0", prefix="doc:")
     >>> store.counter_key("hero/a|*")
@@ -97,7 +111,7 @@ class RedisStateStore(StateStore):
         self,
         url: str = "redis://127.0.0.1:6379/0",
         *,
-        client: aioredis.Redis | None = None,
+        client: aioredis.Redis | RedisCluster | None = None,
         prefix: str = "pz:",
         timeout: float = 0.5,  # seconds, for every call
         retry_after: float = 1.0,  # seconds to fail fast after Redis was unreachable
@@ -106,14 +120,13 @@ class RedisStateStore(StateStore):
         self.url = url
         self.prefix = prefix
         self._owns_client = client is None
-        if client is None:
+        if client is None and url.startswith(CLUSTER_SCHEME):
+            client = make_cluster_client(url, max_connections, timeout)
+        elif client is None:
             pool = make_pool(url, max_connections, timeout, socket_timeout=None)
             client = aioredis.Redis(connection_pool=pool)
-        self._client = client
+        self._client: aioredis.Redis | RedisCluster = client
         self._guard = CallGuard(self, timeout=timeout, retry_after=retry_after)
-        self._increment = client.register_script(INCREMENT)
-        self._put_blob = client.register_script(PUT_BLOB)
-        self._get_blob = client.register_script(GET_BLOB)
 
     def __repr__(self) -> str:
         return f"RedisStateStore({self.url!r}, prefix={self.prefix!r})"
@@ -141,14 +154,13 @@ class RedisStateStore(StateStore):
             raise ValueError("a batch id is a non-empty string without spaces")
         ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
         keys = list(checked)
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.scripts.add(self._increment)  # type: ignore[arg-type]  # loaded if Redis lost it
-            for key in keys:
-                args: list[Any] = [batch_id or "", ttl_ms, BATCHES_KEPT]
-                for field, amount in checked[key].items():
-                    args += (field, repr(amount))
-                pipe.evalsha(self._increment.sha, 1, self.counter_key(key), *args)
-            rows = await self._guard.call(pipe.execute())
+        calls = []
+        for key in keys:
+            args: list[Any] = [batch_id or "", ttl_ms, BATCHES_KEPT]
+            for field, amount in checked[key].items():
+                args += (field, repr(amount))
+            calls.append((self.counter_key(key), args))
+        rows = await self._guard.call(_eval_each(self._client, INCREMENT, calls))
         return {key: _counters(row) for key, row in zip(keys, rows, strict=True)}
 
     async def counters(self, keys: Sequence[str]) -> dict[str, dict[str, float]]:
@@ -230,25 +242,60 @@ class RedisStateStore(StateStore):
         check_blob(name, data, keep)
         # Large snapshots take longer than one call's bound: the guard's timeout is for
         # small calls, so a blob gets one second per 10 MB on top.
-        version = await self._guard.call(
-            self._put_blob(keys=[self.blob_key(name)], args=[data, keep]),
+        rows = await self._guard.call(
+            _eval_each(self._client, PUT_BLOB, [(self.blob_key(name), [data, keep])]),
             extra=len(data) / 10_000_000,
         )
-        return int(version)
+        return int(rows[0])
 
     async def get_blob(self, name: str, version: int | None = None) -> tuple[int, bytes] | None:
         check_key(name, "blob name")
         wanted = "" if version is None else str(int(version))
-        row = await self._guard.call(
-            self._get_blob(keys=[self.blob_key(name)], args=[wanted]), extra=1.0
+        rows = await self._guard.call(
+            _eval_each(self._client, GET_BLOB, [(self.blob_key(name), [wanted])]), extra=1.0
         )
+        row = rows[0]
         if row is None:
             return None
         return int(row[0]), bytes(row[1])
 
     async def close(self) -> None:
-        if self._owns_client:
+        if not self._owns_client:
+            return
+        if isinstance(self._client, RedisCluster):
+            await self._client.aclose()
+        else:
             await self._client.aclose(close_connection_pool=True)
+
+
+async def _eval_each(
+    client: aioredis.Redis | RedisCluster, script: str, calls: Sequence[tuple[str, list[Any]]]
+) -> list[Any]:
+    """Run ``script`` once per ``(key, args)`` (one key each: on a cluster, each call goes to
+    its key's node), pipelined: one round trip (per node) when Redis has the script cached,
+    and one more with the script's text for the calls whose node had not (``NOSCRIPT``: not
+    run, so running it again adds nothing twice)."""
+    sha = hashlib.sha1(script.encode()).hexdigest()
+    rows = await _pipelined(client, [("EVALSHA", sha, 1, key, *args) for key, args in calls])
+    missing = [i for i, row in enumerate(rows) if isinstance(row, NoScriptError)]
+    if missing:
+        again = [("EVAL", script, 1, calls[i][0], *calls[i][1]) for i in missing]
+        for i, row in zip(missing, await _pipelined(client, again), strict=True):
+            rows[i] = row
+    for row in rows:
+        if isinstance(row, Exception):
+            raise row
+    return rows
+
+
+async def _pipelined(
+    client: aioredis.Redis | RedisCluster, commands: Sequence[Sequence[Any]]
+) -> list[Any]:
+    """The replies of ``commands``, pipelined, errors as values (not raised)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=False))
 
 
 def _glob_escape(text: str) -> str:
