@@ -324,3 +324,32 @@ def test_an_older_snapshot_is_refused_and_the_learner_starts_over_with_a_newer_v
         learner.learner.version == 4 and learner.learner.models.propensity.quality.n_labelled == 0
     )
     assert learner.learner.snapshot().version == 5  # workers see a newer version, and take it
+
+
+def test_evaluate_judges_each_named_cluster_not_their_mean() -> None:
+    from personalize.learning.evaluate import evaluate
+
+    records = list(simulate(3000, seed=1))
+    everyone = evaluate(records, clusterer=SessionClusterer(n_clusters=6, seed=1), every=3000)
+    reports = everyone[-1].clusters
+    assert len(reports) >= 4 and sum(r.size for r in reports) > 0
+    for r in reports:  # a persona share per cluster, from the window's own sessions
+        assert r.persona in {"evening_social", "office_search", "loyal_email", "deal_hunter"}
+        assert 0.25 <= r.purity <= 1.0 and r.size > 0
+    worst, best = min(reports, key=lambda r: r.purity), max(reports, key=lambda r: r.purity)
+    assert worst.purity < best.purity
+    # Name the purest and the least pure: the mean sits between them, the verdict is the worst.
+    names = {"best": best.cluster, "worst": worst.cluster}
+    named = evaluate(
+        records, clusterer=SessionClusterer(n_clusters=6, seed=1), names=names, every=3000
+    )[-1]
+    judged = {r.name: r for r in named.clusters if r.name is not None}
+    assert set(judged) == {"best", "worst"}
+    assert named.purity_min == judged["worst"].purity == worst.purity
+    mean = (best.purity * best.size + worst.purity * worst.size) / (best.size + worst.size)
+    assert named.purity == pytest.approx(mean)
+    assert named.purity_min is not None and named.purity is not None
+    assert named.purity_min < named.purity < judged["best"].purity
+    # Without names every cluster is judged; a name for a cluster no session reached is not.
+    assert everyone[-1].purity_min == worst.purity
+    assert evaluate(records[:10], names={"x": 0}, every=10)[-1].purity_min is None
