@@ -285,7 +285,7 @@ def test_the_models_follow_rivers_contracts() -> None:
 def test_clusters_keep_their_identity_across_refits_and_say_what_sets_them_apart() -> None:
     records = list(simulate(3000, seed=6))
     probes = [features_from_record(r) for r in simulate(600, seed=8)]
-    clusterer = SessionClusterer(n_clusters=5, seed=2, refit_every=1500)
+    clusterer = SessionClusterer(seed=2, refit_every=1500)
     for record in records[:1500]:
         clusterer.learn_one(features_from_record(record))
     before = [clusterer.predict_one(x) for x in probes]
@@ -294,13 +294,15 @@ def test_clusters_keep_their_identity_across_refits_and_say_what_sets_them_apart
     assert clusterer.refits == 1  # fitted afresh, then matched to the old centres
     after = [clusterer.predict_one(x) for x in probes]
     kept = sum(a == b for a, b in zip(before, after, strict=True)) / len(probes)
-    assert kept > 0.85, kept  # measured 0.91; without matching, ids are a lottery
-    assert len(clusterer.history) == 6 and all(len(sizes) == 5 for _, sizes in clusterer.history)
+    # Measured 0.76 with the defaults (8 clusters); 0.60 with the old feature weights and 0.44
+    # with the old 6 clusters too. Without matching, ids are a lottery (about 1 in 8).
+    assert kept > 0.7, kept
+    assert len(clusterer.history) == 6 and all(len(sizes) == 8 for _, sizes in clusterer.history)
     # A weekend: every session is on a Saturday. That sets no cluster apart.
-    weekend = SessionClusterer(n_clusters=5, seed=2, refit_every=1500)
+    weekend = SessionClusterer(seed=2, refit_every=1500)
     for i, record in enumerate(records):
         weekend.learn_one(features_from_record({**record, "weekday": 5} if i > 1000 else record))
-    described = [weekend.describe(c) for c in range(5)]
+    described = [weekend.describe(c) for c in range(8)]
     assert not any("weekend" in d for d in described), described
     assert any(d.startswith("mobile, evening, paid search") for d in described), described
 

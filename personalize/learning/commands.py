@@ -129,7 +129,7 @@ def add_commands(commands: Any) -> None:
     ev.add_argument(
         "--clusters",
         type=whole_number(2),
-        default=6,
+        default=8,
         metavar="N",
         help="clusters to form (default: %(default)s)",
     )
