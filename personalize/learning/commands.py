@@ -8,7 +8,7 @@
 ...     b = run(parser().parse_args(["evaluate", "--replay", path, "--every", "500", "--quiet"]))
 >>> a, b, out.getvalue().splitlines()[0].split()  # doctest: +NORMALIZE_WHITESPACE
 (0, 0, ['sessions', 'positives', 'auc@decision', 'auc@end', 'log_loss', 'planted_auc',
-        'purity', 'ready'])
+        'purity', 'min_purity', 'ready'])
 """
 
 from __future__ import annotations
