@@ -27,12 +27,14 @@ def test_simulate_then_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[st
     rows = [line.split() for line in table.splitlines()]
     assert rows[0] == [
         "sessions", "positives", "auc@decision", "auc@end", "log_loss", "planted_auc", "purity",
-        "ready",
+        "min_purity", "ready",
     ]  # fmt: skip
     assert [r[0] for r in rows[1:]] == ["1000", "2000", "3000", "4000"]
-    decision, end, logloss, planted, purity = (float(v) for v in rows[-1][2:7])
+    decision, end, logloss, planted, purity, least = (float(v) for v in rows[-1][2:8])
     assert end > decision > 0.6 and 0.0 < logloss < 0.5
     assert planted > 0.85 and purity > 0.6  # the planted group found at decision time
+    shown = [float(m) / 100 for m in re.findall(r"sessions\s+([\d.]+)%", clusters)]
+    assert abs(least - min(shown)) < 0.0011 and least <= purity  # the least pure cluster's
     assert clusters.startswith("clusters in the last window") and "%" in clusters
     assert "4000/4000" not in err  # stderr is not a terminal here: no progress bar
     assert main(["evaluate", "--replay", str(path), "--every", "2000", "--progress"]) == 0

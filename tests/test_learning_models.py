@@ -285,7 +285,7 @@ def test_the_models_follow_rivers_contracts() -> None:
 def test_clusters_keep_their_identity_across_refits_and_say_what_sets_them_apart() -> None:
     records = list(simulate(3000, seed=6))
     probes = [features_from_record(r) for r in simulate(600, seed=8)]
-    clusterer = SessionClusterer(n_clusters=5, seed=2, refit_every=1500)
+    clusterer = SessionClusterer(seed=2, refit_every=1500)
     for record in records[:1500]:
         clusterer.learn_one(features_from_record(record))
     before = [clusterer.predict_one(x) for x in probes]
@@ -294,13 +294,15 @@ def test_clusters_keep_their_identity_across_refits_and_say_what_sets_them_apart
     assert clusterer.refits == 1  # fitted afresh, then matched to the old centres
     after = [clusterer.predict_one(x) for x in probes]
     kept = sum(a == b for a, b in zip(before, after, strict=True)) / len(probes)
-    assert kept > 0.85, kept  # measured 0.91; without matching, ids are a lottery
-    assert len(clusterer.history) == 6 and all(len(sizes) == 5 for _, sizes in clusterer.history)
+    # Measured 0.76 with the defaults (8 clusters); 0.60 with the old feature weights and 0.44
+    # with the old 6 clusters too. Without matching, ids are a lottery (about 1 in 8).
+    assert kept > 0.7, kept
+    assert len(clusterer.history) == 6 and all(len(sizes) == 8 for _, sizes in clusterer.history)
     # A weekend: every session is on a Saturday. That sets no cluster apart.
-    weekend = SessionClusterer(n_clusters=5, seed=2, refit_every=1500)
+    weekend = SessionClusterer(seed=2, refit_every=1500)
     for i, record in enumerate(records):
         weekend.learn_one(features_from_record({**record, "weekday": 5} if i > 1000 else record))
-    described = [weekend.describe(c) for c in range(5)]
+    described = [weekend.describe(c) for c in range(8)]
     assert not any("weekend" in d for d in described), described
     assert any(d.startswith("mobile, evening, paid search") for d in described), described
 
@@ -324,3 +326,32 @@ def test_an_older_snapshot_is_refused_and_the_learner_starts_over_with_a_newer_v
         learner.learner.version == 4 and learner.learner.models.propensity.quality.n_labelled == 0
     )
     assert learner.learner.snapshot().version == 5  # workers see a newer version, and take it
+
+
+def test_evaluate_judges_each_named_cluster_not_their_mean() -> None:
+    from personalize.learning.evaluate import evaluate
+
+    records = list(simulate(3000, seed=1))
+    everyone = evaluate(records, clusterer=SessionClusterer(n_clusters=6, seed=1), every=3000)
+    reports = everyone[-1].clusters
+    assert len(reports) >= 4 and sum(r.size for r in reports) > 0
+    for r in reports:  # a persona share per cluster, from the window's own sessions
+        assert r.persona in {"evening_social", "office_search", "loyal_email", "deal_hunter"}
+        assert 0.25 <= r.purity <= 1.0 and r.size > 0
+    worst, best = min(reports, key=lambda r: r.purity), max(reports, key=lambda r: r.purity)
+    assert worst.purity < best.purity
+    # Name the purest and the least pure: the mean sits between them, the verdict is the worst.
+    names = {"best": best.cluster, "worst": worst.cluster}
+    named = evaluate(
+        records, clusterer=SessionClusterer(n_clusters=6, seed=1), names=names, every=3000
+    )[-1]
+    judged = {r.name: r for r in named.clusters if r.name is not None}
+    assert set(judged) == {"best", "worst"}
+    assert named.purity_min == judged["worst"].purity == worst.purity
+    mean = (best.purity * best.size + worst.purity * worst.size) / (best.size + worst.size)
+    assert named.purity == pytest.approx(mean)
+    assert named.purity_min is not None and named.purity is not None
+    assert named.purity_min < named.purity < judged["best"].purity
+    # Without names every cluster is judged; a name for a cluster no session reached is not.
+    assert everyone[-1].purity_min == worst.purity
+    assert evaluate(records[:10], names={"x": 0}, every=10)[-1].purity_min is None

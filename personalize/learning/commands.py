@@ -8,7 +8,7 @@
 ...     b = run(parser().parse_args(["evaluate", "--replay", path, "--every", "500", "--quiet"]))
 >>> a, b, out.getvalue().splitlines()[0].split()  # doctest: +NORMALIZE_WHITESPACE
 (0, 0, ['sessions', 'positives', 'auc@decision', 'auc@end', 'log_loss', 'planted_auc',
-        'purity', 'ready'])
+        'purity', 'min_purity', 'ready'])
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def add_commands(commands: Any) -> None:
     ev.add_argument(
         "--clusters",
         type=whole_number(2),
-        default=6,
+        default=8,
         metavar="N",
         help="clusters to form (default: %(default)s)",
     )
@@ -305,7 +305,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 HEADER = (
     f"{'sessions':>10} {'positives':>10} {'auc@decision':>13} {'auc@end':>8} "
-    f"{'log_loss':>9} {'planted_auc':>12} {'purity':>7} {'ready':>6}"
+    f"{'log_loss':>9} {'planted_auc':>12} {'purity':>7} {'min_purity':>10} {'ready':>6}"
 )
 
 
@@ -313,9 +313,10 @@ def point_line(p: EvalPoint) -> str:
     """One line of figures (``-`` where the records carry no ground truth)."""
     planted = f"{p.planted_auc:.4f}" if p.planted_auc is not None else "-"
     purity = f"{p.purity:.3f}" if p.purity is not None else "-"
+    least = f"{p.purity_min:.3f}" if p.purity_min is not None else "-"
     return (
         f"{p.n:>10} {p.positives:>10} {p.auc:>13.4f} {p.auc_end:>8.4f} {p.logloss:>9.4f} "
-        f"{planted:>12} {purity:>7} {p.ready!s:>6}"
+        f"{planted:>12} {purity:>7} {least:>10} {p.ready!s:>6}"
     )
 
 

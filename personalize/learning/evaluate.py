@@ -5,7 +5,10 @@ learned: the decision-time ROC AUC, beside the end-of-session one (its last page
 records carry ground truth (``personalize simulate`` writes it), two more figures say whether
 the models found what was planted, per reporting window of ``every`` sessions: the ROC AUC
 with which the landing page's propensity picks out the ``planted`` sessions, and the persona
-(``group``) purity of the clusters (of the named ones, when ``names`` are given).
+(``group``) purity of the clusters (of the named ones, when ``names`` are given): the share of
+a cluster's sessions from its main persona, per cluster (:class:`ClusterReport`), as the
+size-weighted mean and as the least pure cluster's (``purity_min``; a name is a promise about
+each cluster it is given to, so that is the figure to judge by).
 
 >>> from personalize.learning.simulate import simulate
 >>> points = evaluate(simulate(2000, seed=1), every=1000)
@@ -69,8 +72,10 @@ class EvalPoint:
     ready: bool
     auc_end: float = 0.5  # the session's last page
     planted_auc: float | None = None  # landing-page propensity: planted vs other sessions
-    purity: float | None = None  # persona purity of the (named) clusters
+    purity: float | None = None  # persona purity of the (named) clusters, size-weighted mean
     clusters: tuple[ClusterReport, ...] = field(default=())
+    #: the least pure of the (named) clusters: what a name promises holds for each of them
+    purity_min: float | None = None
 
 
 class Progress:
@@ -174,8 +179,9 @@ def evaluate(
 ) -> list[EvalPoint]:
     """Replay ``records`` (with a boolean ``label`` key) through ``model`` (and ``clusterer``,
     for records with a ``group``); a point every ``every`` sessions, each also given to
-    ``on_point`` as soon as it is computed. ``names`` maps cluster names to ids: the purity is
-    then that of the named clusters."""
+    ``on_point`` as soon as it is computed. ``names`` maps cluster names to ids: the purity
+    figures are then those of the named clusters (a named cluster no session fell into in a
+    window is not judged in it)."""
     if model is None:
         from personalize.learning.propensity import PropensityModel  # needs river
 
@@ -249,7 +255,8 @@ class _Window:
         judged = [r for r in reports if r.name is not None] if self.names else list(reports)
         size = sum(r.size for r in judged)
         purity = sum(r.purity * r.size for r in judged) / size if size else None
+        least = min((r.purity for r in judged), default=None)
         return EvalPoint(
             n, q.n_positive, q.auc, q.logloss, self.model.ready, q.auc_end,
-            planted.get() if has_both else None, purity, reports,
+            planted.get() if has_both else None, purity, reports, least,
         )  # fmt: skip
