@@ -35,13 +35,12 @@ from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, hit_view
 from personalize.profiles.profile import Profile, copy_profile
 from personalize.profiles.revocation import REVOKE
 from personalize.rules.attributes import build_attributes
-from personalize.rules.segments import Membership
+from personalize.rules.segments import Membership, known_segment
 from personalize.site import Site
 
 __all__ = ["ContextOnly", "Visitor"]
 
 logger = logging.getLogger("personalize.identity")
-_warned_unknown: set[str] = set()
 
 ContextOnly = Literal["bot", "gpc", "opted_out", "no_consent"]
 _NO_SITE = "this visitor was not built by PersonalizeMiddleware: nothing to opt out of or into"
@@ -222,22 +221,10 @@ class Visitor:
         return frozenset(m.segment for m in self.segments)
 
     def in_segment(self, name: str) -> bool:
-        """True when the visitor is in segment ``name``.
-
-        An unknown name is logged (once per name) and answers False: a typo in a template
-        must not cost the visitor their page.
-        """
+        """True when the visitor is in segment ``name`` (an unknown name is logged and is
+        False: see :func:`~personalize.rules.segments.known_segment`)."""
         library = self._site.segments if self._site is not None else None
-        if library is None or name not in library:
-            if name not in _warned_unknown:
-                _warned_unknown.add(name)
-                logger.warning(
-                    "personalize: unknown segment %r (known: %s)",
-                    name,
-                    ", ".join(library.names) if library is not None else "none",
-                )
-            return False
-        return name in self.segment_names
+        return known_segment(library, name) and name in self.segment_names
 
     async def decide(self, slot: str) -> Decision:
         """What slot ``slot`` shows this visitor, with the reasons (see

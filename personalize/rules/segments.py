@@ -37,6 +37,7 @@ from personalize.util.reloading import FolderWatch
 from personalize.util.yamlfile import Located, duplicate_keys, parse_yaml, yaml_files
 
 logger = logging.getLogger("personalize.segments")
+_warned_unknown: set[str] = set()
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _KEYS = ("name", "description", "rule")
@@ -363,3 +364,15 @@ class SegmentLibrary:
         self.errors = ()
         logger.info("segments reloaded from %s: %d segments", self.directory, len(segments))
         return True
+
+
+def known_segment(library: SegmentLibrary | None, name: str) -> bool:
+    """True when ``library`` has a segment ``name``. An unknown name is logged (once per name)
+    and answers False: a typo in a template must not cost the visitor their page."""
+    if library is not None and name in library:
+        return True
+    if name not in _warned_unknown:
+        _warned_unknown.add(name)
+        known = ", ".join(library.names) if library is not None else "none"
+        logger.warning("personalize: unknown segment %r (known: %s)", name, known)
+    return False

@@ -1,22 +1,10 @@
 """Profiles on the request path: a bounded near-cache in front of the store, and write-behind.
 
 :class:`CachedProfiles` is the base of :class:`~personalize.services.profiles.CachedProfiles`.
-
 The cache holds each profile as this process knows it: what the store returned plus the
-changes recorded since, written or not. A request reads its visitor's profile from it (no
-I/O), folds its page view in for the page, and hands that result back with the page view,
-so the cache moves on without folding anything twice. A miss reads the store and folds in
-what is still pending.
-
-Page views are written after the response, batched: the first request task that finds no
-flush running waits ``flush_interval`` seconds, then writes everything pending in one
-``store.apply_changes`` call, and loops while more arrived. No background task outlives a
-request, so nothing is left pending when an event loop closes.
-
-If the store fails, the batch is kept, with its id, and sent again by the next request after
-a back-off; the store applies a batch id once, so a write whose outcome was unknown (a
-timeout) never counts twice. The buffer is bounded (``max_pending`` changes); when it
-overflows the oldest changes are dropped, counted in ``stats["dropped"]`` and logged.
+changes recorded since, written or not; page views are written after the response, in
+batches with an id, kept and sent again when the store fails. docs/ARCHITECTURE.md ("The
+near-cache and write-behind") has the design.
 """
 
 from __future__ import annotations
