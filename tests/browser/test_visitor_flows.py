@@ -72,8 +72,8 @@ def test_product_page_explains_why(
     page.get_by_role("link", name=re.compile("Boot 7")).first.click()
     assert page.locator("h1").inner_text() == "Boot 7"
 
-    # The visit began with the ad click, so the visitor is still with the bargain hunters
-    # (learning reads the channel that opened the visit), whose banner rule comes first.
+    # The visit began with the ad click: the banner's reason is still the ad (the session's
+    # entry channel), whichever learned cluster this desktop visitor is in.
     why = open_why(page, "banner").inner_text()
     assert "Shown because you arrived from a Google ad." in why
     assert "p~" not in why and "rule at" not in why  # the engine's numbers stay with editors
