@@ -270,6 +270,8 @@ class CachedProfiles:
         """Flush what is pending (logging what cannot be written) and close the store."""
         try:
             await self.flush()
+        except StoreUnavailableError as exc:  # an outage, not a bug: no traceback
+            logger.error("personalize: lost at shutdown, the store is unavailable: %s", exc)
         except Exception:
             logger.exception(
                 "personalize: %d profile changes could not be written at shutdown",
