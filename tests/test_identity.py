@@ -352,12 +352,6 @@ def test_identify_without_middleware_or_for_bots_is_clear() -> None:
     assert r.status_code == 400 and "cannot be identified" in r.text
 
 
-@pytest.mark.xfail(
-    reason="known race, issue 16 open: two simultaneous first logins of one user can bind "
-    "their cookies to different cookie epochs, and about half the page views of the losing "
-    "device then start a new anonymous visitor (seen ~2 in 6 runs on SQLite)",
-    strict=False,
-)
 def test_two_hundred_concurrent_requests_with_login_in_the_middle(
     make_store: StoreFactory,
 ) -> None:

@@ -173,9 +173,10 @@ class ProfileStore(abc.ABC):
     ) -> tuple[Profile, bool]:
         """Merge an anonymous profile into a known one; returns (known profile, merged?).
 
-        Two steps, each atomic and idempotent, so it also works where the two keys live on
-        different Redis Cluster nodes: first the anonymous profile becomes a tombstone that
-        remembers its data and where it went; then the known profile absorbs that data
+        Steps, each atomic and idempotent, so it also works where the two keys live on
+        different Redis Cluster nodes: the known profile is created if need be; then the
+        anonymous profile becomes a tombstone that remembers its data and where it went
+        (page views still arriving on it are forwarded); then the known profile absorbs that data
         unless it already lists the anonymous id among its aliases. Running it again (after a
         crash between the steps, or a double submit) adds nothing twice.
 
@@ -236,7 +237,16 @@ class ProfileStore(abc.ABC):
                 batches=profile.batches,
             )
 
+        def ensure(profile: Profile | None) -> Profile:
+            return Profile(key=known_key, user_id=user_id) if profile is None else profile
+
         absorbed, listed = [False], [False]
+        # The known profile exists before any tombstone names it: page views in flight on
+        # the anonymous cookie are forwarded to it from then on, and page views alone never
+        # create a known profile (see creates_profile), so forwarded into a profile that did
+        # not exist yet they would be dropped when it was created. Its cookie epoch is drawn
+        # here, once, by whichever login creates it first.
+        await self.update(known_key, ensure)
         await self.update(anonymous_key, tombstone)
         known = await self.update(known_key, absorb)
         assert known is not None
