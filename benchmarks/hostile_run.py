@@ -82,6 +82,7 @@ def _section(total: dict[str, object], command: str, seconds: float, rcs: list[i
         and int(total["exceptions"]) == 0  # type: ignore[call-overload]
     )
     lines = [
+        START,
         "## Hostile input (property-based, hypothesis)",
         "",
         f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
@@ -129,6 +130,7 @@ def _section(total: dict[str, object], command: str, seconds: float, rcs: list[i
         f"Acceptance (>= 100,000 generated cases, 0 server errors, 0 escaping exceptions): "
         f"**{verdict}**"
     )
+    lines.append(END)  # the marks stay: the next run replaces this section, not appends one
     return "\n".join(lines) + "\n"
 
 
