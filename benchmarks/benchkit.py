@@ -395,7 +395,10 @@ function request()
     return wrk.format("GET", "/")
   end
   index = (index % #cookies) + 1
-  return wrk.format("GET", "/", { ["Cookie"] = cookies[index] })
+  -- Into wrk.headers: a headers table given to wrk.format replaces the -H headers (the
+  -- User-Agent with them), and a request without one is a bot that reads no profile.
+  wrk.headers["Cookie"] = cookies[index]
+  return wrk.format("GET", "/")
 end
 """
 # wrk parses every response's headers for the script once a `response` function exists: only
