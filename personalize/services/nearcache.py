@@ -23,6 +23,7 @@ from personalize.profiles.changes import Change, creates_profile, fold_changes
 from personalize.profiles.events import apply_event
 from personalize.profiles.pageviews import Hit, apply_hit, hit_view
 from personalize.profiles.profile import Profile, copy_profile
+from personalize.services.coherence import Coherence, Entry
 from personalize.services.latency import LatencyHistogram
 from personalize.stores.base import ProfileStore
 
@@ -42,7 +43,7 @@ class Missing(enum.Enum):
 MISSING = Missing.MISSING
 
 
-class CachedProfiles:
+class CachedProfiles(Coherence):
     """Near-cache and write-behind buffer in front of a :class:`ProfileStore`."""
 
     def __init__(
@@ -56,9 +57,10 @@ class CachedProfiles:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
-        # key -> (profile, when it was read); a cached profile never changes in place: page
-        # views fold into a new one (hit_view), events into a copy
-        self._cache: OrderedDict[str, tuple[Profile, float]] = OrderedDict()
+        # key -> (profile, when it was read, its position in the store's writes: see
+        # services/coherence.py); a cached profile never changes in place: page views fold
+        # into a new one (hit_view), events into a copy
+        self._cache: OrderedDict[str, Entry] = OrderedDict()
         self._cache_size = cache_size
         self._flush_interval = flush_interval
         self._max_pending = max_pending
@@ -71,7 +73,7 @@ class CachedProfiles:
         self._pending_count = 0
         self._lock = threading.Lock()
         self._flushing = False
-        self._epoch = 0  # bumped by remember/forget/invalidate: an overlapping read is not cached
+        self._epoch = 0
         # A read that overlaps a write of the same key may miss it: such reads are not cached.
         self._inflight: Mapping[str, list[Change]] = {}
         self._written_seq = 0
@@ -79,25 +81,13 @@ class CachedProfiles:
         self._retry_at = 0.0
         self.stats = {"cache_hits": 0, "cache_misses": 0, "written": 0, "failed": 0, "dropped": 0}
         self.latency = LatencyHistogram()  # store calls, for the metrics endpoint
-        register = getattr(store, "on_invalidate", None)
-        if register is not None:
-            register(self._invalidate)
-
-    def _invalidate(self, keys: list[str] | None) -> None:
-        """Another process changed ``keys`` (None: anything): drop them from the cache."""
-        with self._lock:
-            self._epoch += 1
-            if keys is None:
-                self._cache.clear()
-            else:
-                for key in keys:
-                    self._cache.pop(key, None)
+        self._listen(store)
 
     def _cached(self, key: str) -> Profile | None:
         entry = self._cache.get(key)
         if entry is None:
             return None
-        profile, stored_at = entry
+        profile, stored_at, _ = entry
         ttl = self.store.trusted_cache_ttl
         if ttl is not None and self._clock() - stored_at > ttl:
             return None  # stale: kept only as a fallback while the store is unreachable
@@ -140,8 +130,12 @@ class CachedProfiles:
             self.stats["cache_misses"] += 1
             epoch, seq = self._epoch, self._written_seq
             started = time.perf_counter()
+            position = None
             try:
-                profile = await self.store.get(key)
+                if self._get_at is None:
+                    profile = await self.store.get(key)
+                else:
+                    profile, position = await self._get_at(key)
             except Exception:
                 stale = self._cache.get(key)
                 if stale is None:
@@ -159,7 +153,7 @@ class CachedProfiles:
             ):
                 # "No profile" is remembered too: returning cookies without a profile
                 # (erased, or nothing recorded yet) must not cost a store read each time.
-                self._remember(key, _ABSENT if profile is None else profile)
+                self._remember(key, _ABSENT if profile is None else profile, position)
         return profile
 
     def _with_pending(self, key: str, profile: Profile | None) -> Profile | None:
@@ -292,7 +286,10 @@ class CachedProfiles:
         self._inflight = batch
         started = time.perf_counter()
         try:
-            written = await self.store.apply_changes(batch, batch_id=batch_id)
+            if self._apply_at is None:
+                written, positions = await self.store.apply_changes(batch, batch_id=batch_id), {}
+            else:
+                written, positions = await self._apply_at(batch, batch_id=batch_id)
             self.latency.observe(time.perf_counter() - started)
         except Exception as exc:
             with self._lock:
@@ -308,11 +305,15 @@ class CachedProfiles:
             )
             return False
         with self._lock:
-            # The cache already holds this batch (record folded it in). A profile the store
-            # computed also holds what other processes wrote: take it where nothing newer
-            # is pending here.
+            # The cache already holds this batch (record folded it in), and what other
+            # processes appended where it heard of it. Elsewhere, a profile the store computed
+            # also holds what other processes wrote: take it where nothing newer is pending.
+            for key, (prev, seq) in positions.items():
+                self._advance(key, prev, seq)
             for key, profile in written.items():
-                if key not in self._pending and not any(key in b for _, b in self._retry):
+                if key in positions or key in self._pending:
+                    continue
+                if not any(key in b for _, b in self._retry):
                     self._remember(key, profile)
             self._pending_count -= count
             self.stats["written"] += count
@@ -321,12 +322,8 @@ class CachedProfiles:
 
     def _written(self, keys: Iterable[str]) -> None:
         self._inflight = {}
-        self._written_seq += 1
-        for key in keys:
-            self._key_seq[key] = self._written_seq
-            self._key_seq.move_to_end(key)
-        while len(self._key_seq) > 2 * self._cache_size:
-            self._key_seq.popitem(last=False)
+        self._mark(keys)
+        self._replay_held()
 
     def _fold_into_cache(
         self, key: str, change: Change, new: bool, read: tuple[Profile, Profile] | None = None
@@ -349,29 +346,30 @@ class CachedProfiles:
             profile = Profile(key=key)
             fold_changes(profile, [change], session_timeout=timeout)
             if entry is None:
-                self._remember(key, profile)
+                self._remember(key, profile, 0)  # a new key: the store holds no write of it
             else:
-                self._cache[key] = (profile, entry[1])
+                self._cache[key] = (profile, entry[1], entry[2])
             return
-        current, stored_at = entry
+        current, stored_at, position = entry
         if current.merged_into is not None:
             return  # a tombstone: where its changes go is the store's business
         if isinstance(change, Hit):
             if read is not None and read[0] is current:
-                self._cache[key] = (read[1], stored_at)
+                self._cache[key] = (read[1], stored_at, position)
             else:
                 profile = hit_view(current, change, session_timeout=timeout)
-                self._cache[key] = (profile, stored_at)
+                self._cache[key] = (profile, stored_at, position)
         else:
             profile = copy_profile(current)
             apply_event(profile, change)
-            self._cache[key] = (profile, stored_at)
+            self._cache[key] = (profile, stored_at, position)
 
-    def _remember(self, key: str, profile: Profile) -> None:
-        self._cache[key] = (profile, self._clock())
+    def _remember(self, key: str, profile: Profile, position: int | None = None) -> None:
+        self._cache[key] = (profile, self._clock(), position)
         self._cache.move_to_end(key)
+        self._ahead.pop(key, None)
         if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+            self._ahead.pop(self._cache.popitem(last=False)[0], None)
 
     def _drop_oldest(self) -> None:
         excess = self._pending_count - self._max_pending

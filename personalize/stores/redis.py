@@ -21,10 +21,10 @@ compare-and-set, which forwards them to the known profile. Keys that lost a race
 and retried. Anonymous profiles (hash and log) expire after ``anonymous_ttl`` seconds
 without a write; known profiles (``u:`` keys) never expire.
 
-Reads avoid the network: the :class:`~personalize.services.profiles.ProfileService` keeps a
-near-cache, and every write publishes the changed keys on ``<prefix>invalidate``; each process
-listens and drops those keys from its cache. While that listener is not connected, cached entries
-are trusted for one second only.
+Reads avoid the network: the ``ProfileService`` keeps a near-cache; every write publishes a
+:class:`~personalize.stores.notices.Notice` on ``<prefix>invalidate`` (appended changes,
+numbered per profile in field ``s``, for other processes to fold in; else the keys, to drop).
+While that listener is not connected, cached entries are trusted for one second only.
 
 A stored profile that cannot be read, or changes that cannot be folded, are set aside in
 the profile's hash (fields ``q<version>``, so they expire and are erased with it; logged; see
@@ -64,6 +64,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("RedisStore needs the redis extra: pip install 'personalize[redis]'") from exc
 
+from personalize.stores.notices import Notice
 from personalize.stores.redis_invalidation import InvalidationBus
 from personalize.stores.redis_support import APPEND, CAS, CallGuard, make_pool
 
@@ -137,6 +138,10 @@ class RedisStore(ProfileStore):
 
     def on_invalidate(self, callback: Callable[[list[str] | None], None]) -> None:
         """Call ``callback(keys)`` when another process changed ``keys`` (None: everything)."""
+        self._bus.subscribe(lambda notice: callback(None if notice is None else notice.keys()))
+
+    def on_notice(self, callback: Callable[[Notice | None], None]) -> None:
+        """Call ``callback(notice)`` when another process changed profiles (None: anything)."""
         self._bus.subscribe(callback)
 
     @property
@@ -166,13 +171,18 @@ class RedisStore(ProfileStore):
         return f"{self.prefix}{{{key}}}:log"
 
     async def get(self, key: str) -> Profile | None:
+        return (await self.get_at(key))[0]
+
+    async def get_at(self, key: str) -> tuple[Profile | None, int]:
+        """The stored profile and the number of the last write it holds (0: none; see
+        :class:`~personalize.stores.notices.Appended`)."""
         # One transaction: a compaction between the two reads would hide folded entries.
         async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hget(self.redis_key(key), "d")
+            pipe.hmget(self.redis_key(key), "d", "s")
             pipe.lrange(self.log_key(key), 0, -1)
-            raw, entries = await self._call(pipe.execute())
+            (raw, seq), entries = await self._call(pipe.execute())
         # What cannot be read is left out here and set aside by the next write.
-        return self._fold_log(key, raw, entries, [])
+        return self._fold_log(key, raw, entries, []), int(seq or 0)
 
     def _fold_log(
         self, key: str, raw: bytes | None, entries: list[bytes], quarantine: list[bytes]
@@ -209,6 +219,11 @@ class RedisStore(ProfileStore):
         return [r for _, v in sorted(found) for r in orjson.loads(v)]
 
     async def update_many(self, mutations: Mapping[str, Mutation]) -> dict[str, Profile | None]:
+        return await self._update_in_turn(mutations, only_folds=False)
+
+    async def _update_in_turn(
+        self, mutations: Mapping[str, Mutation], *, only_folds: bool
+    ) -> dict[str, Profile | None]:
         # Writers in this process take turns (no point racing each other; the write-behind
         # buffer sends one batch at a time anyway); the compare-and-set settles races with
         # other processes. One lock, not one per key: a batch holds up to thousands of keys,
@@ -217,9 +232,11 @@ class RedisStore(ProfileStore):
         if self._write_lock_loop is not loop:  # an asyncio.Lock belongs to one event loop
             self._write_lock, self._write_lock_loop = asyncio.Lock(), loop
         async with self._write_lock:
-            return await self._update_many(mutations)
+            return await self._update_many(mutations, only_folds=only_folds)
 
-    async def _update_many(self, mutations: Mapping[str, Mutation]) -> dict[str, Profile | None]:
+    async def _update_many(
+        self, mutations: Mapping[str, Mutation], *, only_folds: bool
+    ) -> dict[str, Profile | None]:
         result: dict[str, Profile | None] = {}
         todo = dict(mutations)
         for attempt in range(self.max_attempts):
@@ -269,7 +286,8 @@ class RedisStore(ProfileStore):
                     reason = orjson.loads(record)["reason"]
                     logger.error("personalize: quarantined data of profile %s: %s", key, reason)
                 result[key] = new
-                changed.append(key)
+                if quarantine or not only_folds:
+                    changed.append(key)
                 del todo[key]
             if changed:
                 await self._bus.publish(changed)
@@ -287,15 +305,21 @@ class RedisStore(ProfileStore):
 
         Returns the profiles it folded (the others are known only as their changes).
         """
+        return (await self.apply_changes_at(changes, batch_id=batch_id))[0]
+
+    async def apply_changes_at(
+        self, changes: Mapping[str, Sequence[Change]], *, batch_id: str | None = None
+    ) -> tuple[dict[str, Profile], dict[str, tuple[int, int]]]:
+        """:meth:`apply_changes`, and (previous, this) write numbers of each profile whose
+        changes were appended (see :class:`~personalize.stores.notices.Appended`)."""
         items = {key: batch for key, batch in changes.items() if batch}
         if not items:
-            return {}
-        head = b"[" + orjson.dumps(batch_id)
-        keys = list(items)
+            return {}, {}
+        head, keys = b"[" + orjson.dumps(batch_id), list(items)
+        entries = [b",".join([head, *map(encode_change, items[key])]) + b"]" for key in keys]
         async with self._writes.pipeline(transaction=False) as pipe:
             pipe.scripts.add(self._append)  # type: ignore[arg-type]  # as in _update_many
-            for key in keys:
-                entry = b",".join([head, *map(encode_change, items[key])]) + b"]"
+            for key, entry in zip(keys, entries, strict=True):
                 pipe.evalsha(
                     self._append.sha,
                     2,
@@ -304,28 +328,31 @@ class RedisStore(ProfileStore):
                     entry,
                     self._ttl_for(key),
                     "1" if user_id_of(key) is not None else "",
+                    random.randrange(1, 1 << 48),
                 )
-            lengths = await self._call(pipe.execute())
+            replies = await self._call(pipe.execute())
         refused: dict[str, Sequence[Change]] = {}
-        long = []
-        for key, length in zip(keys, lengths, strict=True):
-            if length == -1:
+        long, appended = [], []
+        for key, entry, reply in zip(keys, entries, replies, strict=True):
+            if reply == -1:
                 refused[key] = items[key]
-            elif length > self.log_limit:
-                long.append(key)
-        if len(refused) < len(keys):
-            await self._bus.publish([k for k in keys if k not in refused])
-        written: dict[str, Profile] = {}
-        if refused:
-            written.update(await super().apply_changes(refused, batch_id=batch_id))
+            else:
+                appended.append((key, reply[1], reply[2], entry))
+                if reply[0] > self.log_limit:
+                    long.append(key)
+        if appended:
+            await self._bus.publish([], appended)
+        written = await super().apply_changes(refused, batch_id=batch_id) if refused else {}
         if long:
             try:
-                folded = await self.update_many(dict.fromkeys(long, _unchanged))
+                folded = await self._update_in_turn(
+                    dict.fromkeys(long, _unchanged), only_folds=True
+                )
             except StoreError as exc:  # the changes are stored; folding waits for the next
                 logger.warning("personalize: could not fold %d change logs: %s", len(long), exc)
             else:
                 written.update((k, p) for k, p in folded.items() if p is not None)
-        return written
+        return written, {key: (prev, seq) for key, prev, seq, _ in appended}
 
     async def delete(self, key: str) -> bool:
         removed = await self._call(self._client.delete(self.redis_key(key), self.log_key(key)))

@@ -1,5 +1,6 @@
-"""Near-cache invalidation over Redis pub/sub: every write publishes the keys it changed, and
-every process listens and tells its profile service.
+"""Near-cache coherence over Redis pub/sub: every write publishes a
+:class:`~personalize.stores.notices.Notice` (the keys it changed, and the changes it appended,
+for peers to fold in), and every process listens and tells its profile service.
 
 A process ignores its own messages (each carries the sender's instance id). After the listener
 (re)connects it reports "everything may have changed" (None), since messages sent while it was
@@ -12,18 +13,20 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from personalize.stores.notices import Notice, decode_notice, encode_notice
 
 __all__ = ["InvalidationBus"]
 
 logger = logging.getLogger("personalize.redis")
 
-Callback = Callable[[list[str] | None], None]
+Callback = Callable[[Notice | None], None]
 
 
 class InvalidationBus:
-    """Publishes changed keys on ``channel`` and calls subscribers with other processes' keys."""
+    """Publishes notices on ``channel`` and calls subscribers with other processes' notices."""
 
     def __init__(self, client: Any, channel: str, *, timeout: float, enabled: bool) -> None:
         self._client = client
@@ -36,14 +39,18 @@ class InvalidationBus:
         self.listening = False
 
     def subscribe(self, callback: Callback) -> None:
-        """Call ``callback(keys)`` when another process changed ``keys`` (None: anything)."""
+        """Call ``callback(notice)`` when another process changed profiles (None: anything
+        may have changed)."""
         self._callbacks.append(callback)
 
-    async def publish(self, keys: list[str]) -> None:
-        """Tell the other processes that ``keys`` changed (best effort)."""
+    async def publish(
+        self, keys: list[str], appended: Sequence[tuple[str, int, int, bytes]] = ()
+    ) -> None:
+        """Tell the other processes that ``keys`` changed, and which changes were appended
+        (key, prev, seq, change log entry; see :func:`encode_notice`). Best effort."""
         if not self.enabled:
             return
-        message = self.instance + "\n" + "\n".join(keys)
+        message = encode_notice(self.instance, keys, appended)
         try:
             await asyncio.wait_for(self._client.publish(self.channel, message), self.timeout)
         except Exception as exc:  # the write itself succeeded; caches expire on their own
@@ -69,12 +76,12 @@ class InvalidationBus:
                 await self._listener
             self._listener = None
 
-    def _notify(self, keys: list[str] | None) -> None:
+    def _notify(self, notice: Notice | None) -> None:
         for callback in self._callbacks:
-            callback(keys)
+            callback(notice)
 
     async def _listen(self) -> None:
-        backoff = 0.1
+        backoff, own = 0.1, (self.instance + "\n").encode()
         while True:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
@@ -86,9 +93,9 @@ class InvalidationBus:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None:
                         continue
-                    sender, _, body = message["data"].decode().partition("\n")
-                    if sender != self.instance:
-                        self._notify(body.split("\n"))
+                    data = message["data"]
+                    if not data.startswith(own):  # its own changes are in its cache already
+                        self._notify(decode_notice(data)[1])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -81,20 +81,33 @@ return n
 """
 
 # KEYS[1] profile hash, KEYS[2] its change log. ARGV: one log entry, ttl (s), "1" for a
-# known profile's key. Returns the log's new length, or -1 for a tombstone (a merged
-# anonymous id), whose changes must go through the compare-and-set, which forwards them to
-# the known profile, and for a known profile that does not exist (erased, or never logged
-# in): the compare-and-set decides whether the changes may create it.
+# known profile's key, a random number to start the profile's write numbers at. Returns
+# {the log's new length, the previous write number (0: none), this write's number}, or -1
+# for a tombstone (a merged anonymous id), whose changes must go through the
+# compare-and-set, which forwards them to the known profile, and for a known profile that
+# does not exist (erased, or never logged in): the compare-and-set decides whether the
+# changes may create it. Write numbers (field s) let other processes' near-caches fold the
+# change in order; a profile created again (after erasure or expiry) starts at a new random
+# number, so a stale copy never takes its writes for ones it already holds.
 APPEND = """
 if redis.call('HEXISTS', KEYS[1], 'm') == 1 then return -1 end
 if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local n = redis.call('RPUSH', KEYS[2], ARGV[1])
+local prev = redis.call('HGET', KEYS[1], 's')
+local seq
+if prev then
+  seq = redis.call('HINCRBY', KEYS[1], 's', 1)
+else
+  prev = 0
+  seq = tonumber(ARGV[4])
+  redis.call('HSET', KEYS[1], 's', ARGV[4])
+end
 local ttl = tonumber(ARGV[2])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
-return n
+return {n, tonumber(prev), seq}
 """
 
 
