@@ -4,7 +4,9 @@
 From the environment: ``PZ_TEST_STORE`` (an SQLite path or a Redis URL), ``PZ_TEST_PREFIX``
 (the Redis key prefix), ``PZ_TEST_CONTENT`` (the content folder), ``PZ_TEST_STATE_TTL`` (the
 state cache's bound, seconds). ``/`` answers what the slots show as JSON (an HTML page, so
-its page view is recorded); ``/counts`` the exposures of every arm as this worker sees them.
+its page view is recorded), with the visitor's profile key and page views as this worker sees
+them; ``/counts`` the exposures of every arm as this worker sees them; ``/stats`` its profile
+near-cache's counters.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ async def home(request: Request) -> Response:
         decision = await visitor.decide(slot)
         shown[slot] = decision.variant
         shown[f"{slot}_why"] = decision.explanation.lines()
+    shown["key"] = visitor.profile_key
+    shown["page_views"] = visitor.profile.page_views
     return Response(orjson.dumps(shown), media_type="text/html")
 
 
@@ -66,5 +70,13 @@ def create_app() -> PersonalizeMiddleware:
         trials = {arm: found[k].get("trials", 0.0) for arm, k in zip(arms, keys, strict=True)}
         return JSONResponse(trials)
 
-    routes = [Route("/", home), Route("/counts", counts), Route("/health", health)]
+    async def stats(request: Request) -> JSONResponse:
+        return JSONResponse(personalizer.profiles.stats)
+
+    routes = [
+        Route("/", home),
+        Route("/counts", counts),
+        Route("/stats", stats),
+        Route("/health", health),
+    ]
     return PersonalizeMiddleware(Starlette(routes=routes), personalizer)

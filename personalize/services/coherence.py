@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -32,7 +33,7 @@ from personalize.profiles.profile import Profile, copy_profile
 from personalize.stores.base import ProfileStore
 from personalize.stores.notices import Appended, Notice
 
-__all__ = ["DUPLICATE_WINDOW", "Coherence", "Entry", "fold_notice"]
+__all__ = ["DUPLICATE_WINDOW", "GAP_WAIT", "Coherence", "Entry", "fold_notice"]
 
 #: A cached profile, when it was read (clock seconds) and its position (None: unknown).
 Entry = tuple[Profile, float, int | None]
@@ -41,6 +42,9 @@ Entry = tuple[Profile, float, int | None]
 #: (it arrived after the read that included it). Numbers of a profile created again start
 #: at a random 48-bit number, so they almost never fall into this window by chance.
 DUPLICATE_WINDOW = 1 << 16
+#: How long a copy waits for the notice of another process's write that came before one of
+#: its own (notices usually arrive within a millisecond), before it is dropped.
+GAP_WAIT = 0.5  # seconds
 
 
 def fold_notice(
@@ -195,7 +199,17 @@ class Coherence:
         elif len(ahead) > 16:  # a write of another process never heard of: read again
             del self._cache[key], self._ahead[key]
             return
+        else:  # the other process's notice is usually on its way; if not, read again
+            asyncio.get_running_loop().call_later(GAP_WAIT, self._give_up, key, position)
         self._cache[key] = (entry[0], entry[1], position)
+
+    def _give_up(self, key: str, position: int) -> None:
+        """The notice of the write after ``position`` never came: drop the copy."""
+        with self._lock:
+            entry = self._cache.get(key)
+            if entry is not None and entry[2] == position and self._ahead.get(key):
+                self.stats["notices_dropped"] += 1
+                del self._cache[key], self._ahead[key]
 
     def _mark(self, keys: Iterable[str]) -> None:
         """``keys`` changed: a read of them under way may miss it, and is not cached."""

@@ -95,10 +95,12 @@ def encode_notice(
     folds: list[bytes] = []
     size = 0
     for key, prev, seq, entry in appended:
-        if len(entry) > MAX_ENTRY_BYTES or size + len(entry) > MAX_FOLD_BYTES:
+        if len(entry) > MAX_ENTRY_BYTES:
             continue
-        size += len(entry)
-        folds.append(b"[%b,%d,%d,%b]" % (orjson.dumps(key), prev, seq, entry))
+        fold = b"[%b,%d,%d,%b]" % (orjson.dumps(key), prev, seq, entry)
+        if size + len(fold) < MAX_FOLD_BYTES:
+            size += len(fold) + 1
+            folds.append(fold)
     lines = [sender, *dropped, *(key for key, _, _, _ in appended)]
     wire = "\n".join(lines).encode()
     if folds:
