@@ -62,6 +62,14 @@ class _Collector:
         cache.add_metric(["hit"], stats["cache_hits"])
         cache.add_metric(["miss"], stats["cache_misses"])
         yield cache
+        notices = CounterMetricFamily(
+            "personalize_profile_notices",
+            "Other workers' writes folded into a cached profile, or dropping it at a gap",
+            labels=["result"],
+        )
+        notices.add_metric(["folded"], stats.get("notices_folded", 0))
+        notices.add_metric(["dropped"], stats.get("notices_dropped", 0))
+        yield notices
         writes = CounterMetricFamily(
             "personalize_profile_writes", "Profile changes written", labels=["result"]
         )
