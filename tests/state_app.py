@@ -3,10 +3,12 @@
 
 From the environment: ``PZ_TEST_STORE`` (an SQLite path or a Redis URL), ``PZ_TEST_PREFIX``
 (the Redis key prefix), ``PZ_TEST_CONTENT`` (the content folder), ``PZ_TEST_STATE_TTL`` (the
-state cache's bound, seconds). ``/`` answers what the slots show as JSON (an HTML page, so
-its page view is recorded), with the visitor's profile key and page views as this worker sees
-them; ``/counts`` the exposures of every arm as this worker sees them; ``/stats`` its profile
-near-cache's counters.
+state cache's bound, seconds), ``PZ_TEST_EDITOR_HASH`` (optional: the editor UI is on, for
+user ``editor`` with that password hash).
+
+``/`` answers what the slots show as JSON (an HTML page, so its page view is recorded), with
+the visitor's profile key and page views as this worker sees them; ``/counts`` the exposures
+of every arm as this worker sees them; ``/stats`` its profile near-cache's counters.
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ def create_app() -> PersonalizeMiddleware:
         content=os.environ["PZ_TEST_CONTENT"],
         flush_interval=0.01,
         state_cache_ttl=float(os.environ.get("PZ_TEST_STATE_TTL", "1")),
+        admin_users=(
+            {"editor": os.environ["PZ_TEST_EDITOR_HASH"]}
+            if "PZ_TEST_EDITOR_HASH" in os.environ
+            else None
+        ),
     )
 
     async def counts(request: Request) -> JSONResponse:

@@ -3,7 +3,9 @@ one Redis see the same caps, session picks and counters, and a restart keeps the
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -152,3 +154,45 @@ def test_exposures_and_rewards_add_up_across_workers(workers: list[Worker]) -> N
     for worker in (a, b):
         counts = httpx.get(f"{worker.url}/counts").json()
         assert counts["teaser/a"] + counts["teaser/b"] == 6  # one exposure per visitor
+
+
+def learned_views(html: str, slot: str) -> dict[str, dict[str, str]]:
+    """The slots page's learned figures of ``slot``: variant -> column -> text."""
+    section = html.split(f'id="slot-{slot}"', 1)[1].split("</section>", 1)[0]
+    table = section.split('class="learned"', 1)[1].split("</tbody>", 1)[0]
+    rows = {}
+    for row in table.split("<tr>")[2:]:
+        cells = {
+            label: " ".join(re.sub(r"<[^>]+>", " ", text).split())
+            for label, text in re.findall(r'<td data-label="([^"]+)">(.*?)</td>', row, re.S)
+        }
+        rows[cells["variant"]] = cells
+    return rows
+
+
+def test_the_editor_page_of_every_worker_shows_the_shared_bandit_counters(
+    backend: dict[str, str],
+) -> None:
+    from personalize.web.admin.passwords import hash_password
+
+    editor = {"authorization": "Basic " + base64.b64encode(b"editor:s3cret-pass").decode()}
+    env = {**backend, "PZ_TEST_EDITOR_HASH": hash_password("s3cret-pass")}
+    started = [Worker(env), Worker(env)]
+    try:
+        a = started[0]
+        for _ in range(5):  # five visitors, all on the first worker
+            with httpx.Client(headers={"user-agent": DESKTOP}) as visitor:
+                page(visitor, a)
+        counts = httpx.get(f"{a.url}/counts").json()
+        assert counts["teaser/a"] + counts["teaser/b"] == 5
+        pages = [httpx.get(f"{w.url}/_personalize/admin/slots", headers=editor) for w in started]
+        assert [p.status_code for p in pages] == [200, 200]
+        shown = [learned_views(p.text, "teaser") for p in pages]
+        # The second worker served no visitor: what it shows comes from the shared state.
+        assert shown[0] == shown[1]
+        for variant in ("a", "b"):
+            assert shown[1][variant]["views"] == f"{counts[f'teaser/{variant}']:.0f}"
+        assert "Learned so far: 5 counted views" in pages[1].text
+    finally:
+        for worker in started:
+            worker.stop()

@@ -138,3 +138,61 @@ def test_the_editor_ui_fits_a_phone(
     page.goto("/_personalize/admin/slots")
     page.locator("#slot-hero").scroll_into_view_if_needed()
     screenshot(page, "editor-slots-phone")
+
+
+def test_the_slots_page_shows_what_every_worker_learned(
+    new_context: Callable[..., Any], shop: Shop, screenshot: Callable[..., Path]
+) -> None:
+    """Counters another process wrote to the shop's state store (as another worker would)
+    are what the slots page shows, at desktop and phone width."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from personalize import SQLiteStore
+
+    counts = {  # arm:<slot>/<variant>|<device>/<channel>, and |* for every context
+        "arm:hero/uk_free_delivery|*": {"trials": 412, "rewards": 37, "value": 74},
+        "arm:hero/uk_free_delivery|mobile/organic_search": {"trials": 160, "rewards": 21},
+        "arm:hero/uk_free_delivery|desktop/direct": {"trials": 252, "rewards": 16},
+        "arm:hero/welcome|*": {"trials": 388, "rewards": 19},
+        "arm:hero/welcome|desktop/direct": {"trials": 388, "rewards": 19},
+    }
+
+    async def written_by_another_worker() -> None:
+        store = SQLiteStore(shop.db)
+        state = store.state_store()
+        try:
+            await state.increment(
+                {k: {f: float(v) for f, v in c.items()} for k, c in counts.items()}
+            )
+        finally:
+            await state.close()
+            await store.close()
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's loop runs in this thread
+        pool.submit(asyncio.run, written_by_another_worker()).result()
+    credentials = {"username": EDITOR, "password": shop.editor_password}
+    page = new_context(http_credentials=credentials).new_page()
+    page.goto("/_personalize/admin/slots")
+    learned = page.locator("#slot-hero details.learned")
+    summary = learned.locator("summary").first.inner_text()
+    assert summary.startswith("Learned so far: 800 counted views")
+    row = learned.locator("tbody tr", has_text="uk_free_delivery").first
+    assert row.locator("[data-label=views]").inner_text() == "412"
+    assert row.locator("[data-label=rate]").inner_text() == "9.0%"
+    learned.locator("details summary").click()  # by context
+    assert "mobile/organic_search" in learned.inner_text()
+    learned.scroll_into_view_if_needed()
+    screenshot(page, "editor-learned")
+    phone = new_context(
+        viewport=PHONE,
+        user_agent=IPHONE_UA,
+        is_mobile=True,
+        has_touch=True,
+        http_credentials=credentials,
+    ).new_page()
+    phone.goto("/_personalize/admin/slots")
+    width = phone.evaluate("document.documentElement.clientWidth")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= width
+    phone.locator("#slot-hero details.learned").scroll_into_view_if_needed()
+    screenshot(phone, "editor-learned-phone")

@@ -12,11 +12,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from personalize.exceptions import EditError
+from personalize.exceptions import EditError, StoreError
 from personalize.personalizer import Personalizer
 from personalize.profiles.identity import anonymous_key, known_key, user_id_of
 from personalize.profiles.norms import unusualness
 from personalize.web.admin.auth import Editor
+from personalize.web.admin.decision_view import shared_learning
 from personalize.web.admin.insights import (
     CHANNELS,
     DEVICES,
@@ -173,6 +174,11 @@ async def _slots_page(
         )
     engine.library.reload_if_changed()
     library = pz.segments
+    learning, learning_error = {}, ""
+    try:
+        learning = await shared_learning(pz)
+    except StoreError as exc:  # the store is down: the mapping can still be edited
+        learning_error = f"the decision state store did not answer ({type(exc).__name__})"
     return render(
         "admin/slots.html",
         pz.router.prefix,
@@ -188,6 +194,8 @@ async def _slots_page(
         flash=flash,
         problems=_relative(problems, engine.library),
         focus=focus,
+        learning=learning,
+        learning_error=learning_error,
     )
 
 
