@@ -4,7 +4,8 @@
 From the environment: ``PZ_TEST_STORE`` (an SQLite path or a Redis URL), ``PZ_TEST_PREFIX``
 (the Redis key prefix), ``PZ_TEST_CONTENT`` (the content folder), ``PZ_TEST_STATE_TTL`` (the
 state cache's bound, seconds), ``PZ_TEST_EDITOR_HASH`` (optional: the editor UI is on, for
-user ``editor`` with that password hash).
+user ``editor`` with that password hash), ``PZ_TEST_LEARNING`` (optional: in-process
+learning, saving its models to the shared state after every lesson).
 
 ``/`` answers what the slots show as JSON (an HTML page, so its page view is recorded), with
 the visitor's profile key and page views as this worker sees them; ``/counts`` the exposures
@@ -22,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from personalize import PersonalizeMiddleware, Personalizer, SQLiteStore, get_visitor
+from personalize.learning.runtime import LocalLearning
 from personalize.stores.base import ProfileStore
 
 SECRET = "change-me-to-32-random-characters"
@@ -60,6 +62,9 @@ def create_app() -> PersonalizeMiddleware:
         content=os.environ["PZ_TEST_CONTENT"],
         flush_interval=0.01,
         state_cache_ttl=float(os.environ.get("PZ_TEST_STATE_TTL", "1")),
+        learning=(
+            LocalLearning(snapshot_every=0.0) if os.environ.get("PZ_TEST_LEARNING") else None
+        ),
         admin_users=(
             {"editor": os.environ["PZ_TEST_EDITOR_HASH"]}
             if "PZ_TEST_EDITOR_HASH" in os.environ

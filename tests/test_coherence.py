@@ -320,3 +320,70 @@ def test_its_own_write_after_one_it_never_heard_of_drops_the_copy_soon() -> None
         assert isinstance(cached, Profile) and cached.page_views == 5 and store.reads == 2
 
     run(scenario())
+
+
+def test_a_drop_notice_drops_the_copy() -> None:
+    async def scenario() -> None:
+        store = NumberedStore()
+        profiles = ProfileService(store, flush_interval=0)
+        await store.peer_writes("v:x", hit(1.0))
+        await profiles.load("v:x")
+        store.tell(Notice(["v:x"], []))  # a merge, traits, erasure, quarantine elsewhere
+        assert profiles.cached("v:x") is MISSING
+
+    run(scenario())
+
+
+def test_redis_notices_fold_appends_and_drop_merges_and_erasure(redis_prefix: str) -> None:
+    """What one RedisStore publishes, another hears: page views as changes to fold, a login
+    (merge), traits and erasure as keys to drop; folding a log into the profile: nothing."""
+    from personalize.stores.redis import RedisStore
+    from tests.conftest import REDIS_URL
+
+    async def scenario() -> None:
+        writer = RedisStore(REDIS_URL, prefix=redis_prefix, log_limit=2)
+        reader = RedisStore(REDIS_URL, prefix=redis_prefix)
+        heard: list[Notice | None] = []
+        reader.on_notice(heard.append)
+        await reader.get("v:none")  # starts its listener
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.02)
+        assert heard == [None]  # (re)connected: anything may have changed
+        heard.clear()
+
+        async def notices(count: int) -> list[Notice]:
+            for _ in range(200):
+                if len(heard) >= count:
+                    break
+                await asyncio.sleep(0.01)
+            got = [n for n in heard if n is not None]
+            heard.clear()
+            return got
+
+        await writer.apply_changes({"v:x": [hit(1.0, "/a")]}, batch_id="b1")
+        (notice,) = await notices(1)
+        (appended,) = notice.appended
+        assert (appended.key, appended.prev, appended.batch_id) == ("v:x", 0, "b1")
+        assert [h.path for h in appended.changes()] == ["/a"]
+        profile, seq = await reader.get_at("v:x")
+        assert seq == appended.seq and profile is not None and profile.page_views == 1
+        await writer.apply_changes({"v:x": [hit(2.0, "/b")]}, batch_id="b2")
+        await writer.apply_changes({"v:x": [hit(3.0, "/c")]}, batch_id="b3")  # folds the log
+        got = await notices(2)
+        assert [(n.dropped, [a.seq for a in n.appended]) for n in got] == [
+            ([], [seq + 1]),
+            ([], [seq + 2]),
+        ]  # the fold past log_limit said nothing
+        await writer.merge("v:x", "u:ann", user_id="ann", now=10.0)
+        got = await notices(3)
+        assert {k for n in got for k in n.dropped} == {"v:x", "u:ann"}
+        assert all(not n.appended for n in got)
+        await writer.erase("u:ann")
+        got = await notices(1)
+        assert "u:ann" in {k for n in got for k in n.dropped}
+        await writer.close()
+        await reader.close()
+
+    run(scenario())

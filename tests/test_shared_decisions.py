@@ -196,3 +196,27 @@ def test_the_editor_page_of_every_worker_shows_the_shared_bandit_counters(
     finally:
         for worker in started:
             worker.stop()
+
+
+def test_the_model_page_of_every_worker_shows_the_shared_snapshot(
+    backend: dict[str, str],
+) -> None:
+    from personalize.web.admin.passwords import hash_password
+
+    editor = {"authorization": "Basic " + base64.b64encode(b"editor:s3cret-pass").decode()}
+    env = {**backend, "PZ_TEST_EDITOR_HASH": hash_password("s3cret-pass"), "PZ_TEST_LEARNING": "1"}
+    started = [Worker(env), Worker(env)]
+    try:
+        a, b = started
+        before = httpx.get(f"{b.url}/_personalize/admin/model", headers=editor).text
+        assert "no worker has saved one yet" in before
+        with httpx.Client(headers={"user-agent": DESKTOP}) as visitor:
+            page(visitor, a)  # a learns from it and saves its models
+        pages = [httpx.get(f"{w.url}/_personalize/admin/model", headers=editor) for w in started]
+        assert [p.status_code for p in pages] == [200, 200]
+        cards = [p.text.split('id="shared-model"', 1)[1].split("</div>", 1)[0] for p in pages]
+        assert cards[0] == cards[1]  # b learned nothing itself: it reads the shared state
+        assert "version 1</strong>" in cards[1]
+    finally:
+        for worker in started:
+            worker.stop()

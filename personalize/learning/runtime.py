@@ -144,21 +144,27 @@ class _Runtime:
                                   "queued": len(self._queue), "dropped": self.dropped,
                                   "auc_history": [list(p) for p in self.auc_history]}  # fmt: skip
         if models is not None:
-            q = models.propensity.quality
-            status.update(
-                ready=models.propensity.ready,
-                labelled=q.n_labelled,
-                positives=q.n_positive,
-                auc=q.auc,
-                auc_end=q.auc_end,
-                logloss=q.logloss,
-                min_labelled=models.propensity.min_labelled,
-                min_auc=models.propensity.min_auc,
-                clusters=_clusters(models),
-                anomaly_ready=models.anomaly.ready,
-                anomaly_cutoff=models.anomaly.cutoff if models.anomaly.ready else None,
-            )
+            status.update(model_figures(models))
         return status
+
+
+def model_figures(models: ModelSet) -> dict[str, Any]:
+    """What a set of models reports about itself: the propensity model's quality and gate,
+    the clusters, the anomaly scorer (a runtime's :meth:`status` adds its own counts)."""
+    q = models.propensity.quality
+    return {
+        "ready": models.propensity.ready,
+        "labelled": q.n_labelled,
+        "positives": q.n_positive,
+        "auc": q.auc,
+        "auc_end": q.auc_end,
+        "logloss": q.logloss,
+        "min_labelled": models.propensity.min_labelled,
+        "min_auc": models.propensity.min_auc,
+        "clusters": _clusters(models),
+        "anomaly_ready": models.anomaly.ready,
+        "anomaly_cutoff": models.anomaly.cutoff if models.anomaly.ready else None,
+    }
 
 
 def _clusters(models: ModelSet) -> list[dict[str, Any]]:

@@ -12,27 +12,34 @@ Markup('')
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
 
 from personalize.context.records import VisitorContext
+from personalize.exceptions import StoreError
 from personalize.profiles.profile import Profile
 from personalize.rules.segments import SegmentLibrary
 
 if TYPE_CHECKING:
     from personalize.personalizer import Personalizer
 
+_SAVED = "%Y-%m-%d %H:%M UTC"
+
 __all__ = [
     "ClusterRow",
+    "SharedSnapshot",
     "StoredVisit",
     "auc_chart",
     "cluster_rows",
     "gate_verdict",
     "learned_for",
     "learning_status",
+    "shared_snapshot",
     "sparkline",
 ]
 
@@ -137,6 +144,42 @@ def learning_status(pz: Personalizer) -> dict[str, Any] | None:
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
     return dict(status) if isinstance(status, Mapping) else {"error": "status() is not a mapping"}
+
+
+@dataclass(frozen=True, slots=True)
+class SharedSnapshot:
+    """The newest model snapshot in the shared state store: what every worker that starts
+    now loads, the same whichever worker serves the page."""
+
+    version: int
+    saved: str  # when, UTC
+    figures: dict[str, Any]  # see personalize.learning.runtime.model_figures
+
+
+async def shared_snapshot(pz: Personalizer) -> SharedSnapshot | str | None:
+    """The newest snapshot of in-process learning kept in the state store; a sentence when
+    there is none or it cannot be read; None when learning keeps none (off, or a learner
+    process publishes the models: every worker then reports the version it uses)."""
+    from personalize.learning.runtime import LocalLearning, model_figures
+    from personalize.learning.snapshots import Snapshot
+
+    learning = pz.learning
+    keeper = learning.snapshots if isinstance(learning, LocalLearning) else None
+    if keeper is None:
+        return None
+    try:
+        found = await keeper.store.get_blob(keeper.name)
+    except StoreError as exc:
+        return f"the state store did not answer ({type(exc).__name__})"
+    if found is None:
+        return "no worker has saved one yet"
+    version, data = found
+    try:
+        snapshot = await run_in_threadpool(Snapshot.loads, data)
+    except ValueError as exc:
+        return f"version {version} cannot be read: {exc}"
+    saved = time.strftime(_SAVED, time.gmtime(snapshot.created_at))
+    return SharedSnapshot(version, saved, model_figures(snapshot.models))
 
 
 def gate_verdict(status: Mapping[str, Any]) -> tuple[bool, list[str]]:

@@ -40,6 +40,7 @@ from personalize.web.admin.model_view import (
     cluster_rows,
     gate_verdict,
     learning_status,
+    shared_snapshot,
 )
 from personalize.web.admin.slot_views import flow, site_relative, slot_views
 from personalize.web.csrf import FIELD
@@ -353,7 +354,8 @@ async def model_page(request: Request, state: AdminState, editor: Editor) -> Res
             min_auc=float(min_auc) if isinstance(min_auc, int | float) else None,
         )
         verdict = gate_verdict(status)
+    shared = await shared_snapshot(pz)
     return _page(
         "admin/model.html", pz, editor, nav="model", status=status, chart=chart, verdict=verdict,
-        clusters=cluster_rows(status, pz.segments),
+        clusters=cluster_rows(status, pz.segments), shared=shared,
     )  # fmt: skip
