@@ -507,22 +507,45 @@ async def _build_profiles(prefix: str, samples: int, seed: int) -> dict[str, lis
     return kinds
 
 
+async def _read_profiles(prefix: str, keys: list[str]) -> dict[str, bytes]:
+    """Each profile as a reader sees it (its log folded in), as JSON."""
+    from personalize.stores.redis import RedisStore
+
+    store = RedisStore(benchkit.REDIS_URL, prefix=prefix, invalidation=False)
+    found: dict[str, bytes] = {}
+    try:
+        for key in keys:
+            profile = await store.get(key)
+            if profile is not None:
+                found[key] = profile.to_json()
+    finally:
+        await store.close()
+    return found
+
+
 def memory_figures(prefix: str, samples: int, seed: int) -> dict[str, Any]:
     import orjson
 
     from personalize.stores.redis import RedisStore
 
     kinds = asyncio.run(_build_profiles(prefix, samples, seed))
-    redis_key = RedisStore(benchkit.REDIS_URL, prefix=prefix).redis_key
+    profiles = asyncio.run(_read_profiles(prefix, [k for keys in kinds.values() for k in keys]))
+    names = RedisStore(benchkit.REDIS_URL, prefix=prefix)
     client = benchkit.redis_client()
     out: dict[str, Any] = {}
     try:
         for kind, keys in kinds.items():
             usage, json_sizes, details = [], [], []
             for key in keys:
-                rkey = redis_key(key)
-                usage.append(int(client.memory_usage(rkey, samples=0) or 0))
-                raw = client.hget(rkey, "d") or b""
+                # A profile is its hash and its change log (page views and events not folded
+                # into the hash yet), read as one profile.
+                usage.append(
+                    sum(
+                        int(client.memory_usage(rkey, samples=0) or 0)
+                        for rkey in (names.redis_key(key), names.log_key(key))
+                    )
+                )
+                raw = profiles.get(key) or b""
                 json_sizes.append(len(raw))
                 if raw:
                     details.append(orjson.loads(raw))
@@ -543,8 +566,8 @@ def memory_figures(prefix: str, samples: int, seed: int) -> dict[str, Any]:
                 "events": statistics.fmean(len(d.get("events", [])) for d in details)
                 if details
                 else 0,
-                "ttl": int(client.ttl(redis_key(keys[0]))) if keys else None,
-                "encoding": (client.object("encoding", redis_key(keys[0])) or b"").decode()
+                "ttl": int(client.ttl(names.redis_key(keys[0]))) if keys else None,
+                "encoding": (client.object("encoding", names.redis_key(keys[0])) or b"").decode()
                 if keys
                 else "",
             }
@@ -767,7 +790,9 @@ def render(
         f"{mem.get('allocator')}, hash encoding `{mem['anonymous']['encoding']}`)",
         "",
         "Profiles written through the real store API (`RedisStore.apply_changes` with page "
-        "views, `merge` at login, events), as the middleware writes them:",
+        "views, `merge` at login, events), as the middleware writes them; memory is the "
+        "profile's hash and its change log together, JSON the profile as read (log folded "
+        "in):",
         "",
         "| kind | sample | sessions | page views | devices | events | JSON bytes | memory "
         "bytes (mean) | p90 | TTL |",
