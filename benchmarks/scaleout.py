@@ -253,7 +253,11 @@ def throughput(args: argparse.Namespace, workdir: Path, result: Result, base: st
             learner_log = open(workdir / "learner.log", "ab")  # noqa: SIM115 - closed below
             learner = subprocess.Popen(
                 [
-                    str(Path(sys.executable).parent / "personalize"),
+                    # This checkout's CLI with this interpreter (a venv's console script may
+                    # be missing, or belong to another checkout).
+                    sys.executable,
+                    "-c",
+                    "from personalize.cli import main; raise SystemExit(main())",
                     "learner",
                     "--redis-url",
                     benchkit.REDIS_URL,
