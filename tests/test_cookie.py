@@ -124,3 +124,39 @@ def test_a_simulated_clock_signs_and_checks_with_its_own_time(offset: float) -> 
     clock.now += 7200
     later = VisitorCookie(KEY_NEW, clock=clock, max_age=3600)  # no cached verification
     assert later.load(value).state is None
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        CookieState("AbCdEfGhIjKlMnOpQrStUv"),
+        CookieState("AbCdEfGhIjKlMnOpQrStUv", consent=True),
+        CookieState("AbCdEfGhIjKlMnOpQrStUv", user_id="user-42", epoch=123456, consent=True),
+        CookieState("AbCdEfGhIjKlMnOpQrStUv", user_id="ü" * 200, epoch=7),  # compresses
+        CookieState("AbCdEfGhIjKlMnOpQrStUv", user_id="😀" * 256),
+    ],
+)
+def test_values_are_signed_as_itsdangerous_signs_them(state: CookieState) -> None:
+    """The one-step signer writes itsdangerous' format: the same value for the same payload
+    and second (compressed where itsdangerous compresses, from 65 bytes of JSON on), and
+    itsdangerous verifies it."""
+    clock = FakeClock()
+    jar = VisitorCookie(KEY_NEW, clock=clock)
+    value = jar.dump(state)
+    payload: dict[str, object] = {"v": state.visitor_id}
+    if state.user_id is not None:
+        payload["u"] = state.user_id
+        if state.epoch:
+            payload["e"] = state.epoch
+    if state.consent:
+        payload["c"] = 1
+    assert value == jar._current.dumps(payload)
+    assert value.startswith(".") == (len(state.user_id or "") >= 200)
+    assert VisitorCookie(KEY_NEW, clock=clock).load(value).state == state
+
+
+def test_a_value_just_signed_is_read_without_verifying_it_again() -> None:
+    jar = VisitorCookie(KEY_NEW)
+    value = jar.dump(CookieState("abc"))
+    jar._verify = None  # type: ignore[method-assign,assignment]  # (it must not be called)
+    assert jar.load(value).state == CookieState("abc")

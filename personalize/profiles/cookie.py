@@ -14,8 +14,12 @@ True
 
 from __future__ import annotations
 
+import base64
+import hmac
+import json
 import secrets
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +38,10 @@ _MAX_COOKIE_HEADER = 8192  # characters of a Cookie header searched for ours
 _FOUND_SIZE = 8192
 _MAX_FOUND_HEADER = 2048
 _ID_LENGTH = 16  # bytes of randomness in a visitor id (22 URL-safe characters)
+# Payloads up to this many bytes of JSON are signed uncompressed: zlib's six bytes of framing
+# leave it nothing to win on a few dozen bytes of random id, and its set-up costs more than
+# the rest of the signing. (Every itsdangerous reader accepts both forms.)
+_COMPRESS_FROM = 65
 
 
 def new_visitor_id() -> str:
@@ -126,6 +134,10 @@ class VisitorCookie:
         signer = _clock_signer(clock) if clock is not time.time else TimestampSigner
         self._current = URLSafeTimedSerializer(self._keys[0], salt=salt, signer=signer)
         self._all = URLSafeTimedSerializer(list(reversed(self._keys)), salt=salt, signer=signer)
+        # The newest secret's derived key, once: itsdangerous derives it again for every value.
+        self._signing_key: bytes | None = self._current.make_signer().derive_key()
+        if self._current.loads(self._sign({"v": "probe"}, int(clock()))) != {"v": "probe"}:
+            self._signing_key = None  # (a signer unlike TimestampSigner's: let it sign)
         self._cache: OrderedDict[str, tuple[CookieState, float, bool]] = OrderedDict()
         self._found: dict[bytes, str] = {}  # raw Cookie header -> the value of this cookie
         self._cache_size = cache_size
@@ -220,7 +232,7 @@ class VisitorCookie:
     def dump(self, state: CookieState) -> str:
         """Sign ``state`` into a cookie value with the newest secret."""
         if state.opted_out:
-            return self._current.dumps({"o": 1})
+            return self._sign({"o": 1}, int(self._clock()))
         payload: dict[str, Any] = {"v": state.visitor_id}
         if state.user_id is not None:
             payload["u"] = state.user_id
@@ -228,7 +240,31 @@ class VisitorCookie:
                 payload["e"] = state.epoch
         if state.consent:
             payload["c"] = 1
-        return self._current.dumps(payload)
+        stamp = int(self._clock())
+        value = self._sign(payload, stamp)
+        if len(value) <= _MAX_COOKIE_LENGTH:  # the browser sends it back: verified already
+            self._remember(value, (state, float(stamp), False))
+        return value
+
+    def _sign(self, payload: dict[str, Any], stamp: int) -> str:
+        """``URLSafeTimedSerializer.dumps(payload)`` with the newest secret at time ``stamp``,
+        in its format (JSON, base64, timestamp, HMAC-SHA1 with the derived key), in one step."""
+        key = self._signing_key
+        if key is None:
+            return self._current.dumps(payload)
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        packed = _b64(data)
+        if len(data) >= _COMPRESS_FROM:
+            compressed = zlib.compress(data)
+            if len(compressed) < len(data) - 1:
+                packed = b"." + _b64(compressed)
+        value = packed + b"." + _b64(stamp.to_bytes(8, "big").lstrip(b"\0"))
+        return (value + b"." + _b64(hmac.digest(key, value, "sha1"))).decode("ascii")
+
+    def _remember(self, value: str, verified: tuple[CookieState, float, bool]) -> None:
+        self._cache[value] = verified
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     def load(self, value: str | None) -> LoadedCookie:
         """Verify a cookie value; anything wrong with it gives ``LoadedCookie(None)``."""
@@ -240,9 +276,7 @@ class VisitorCookie:
             cached = self._verify(value)
             if cached is None:
                 return LoadedCookie(None)
-            self._cache[value] = cached
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            self._remember(value, cached)
         state, signed_at, old_key = cached
         age = now - signed_at
         if age > self.max_age or age < -300:  # expired, or signed in the future (clock skew)
@@ -268,6 +302,10 @@ class VisitorCookie:
         if state is None:
             return None
         return state, signed_at.timestamp(), old_key
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def _state_from_payload(payload: object) -> CookieState | None:
