@@ -146,8 +146,12 @@ class PersonalizeMiddleware:
             await personalizer.record(visitor)
         elif visitor.pending_write:  # a logout's revocation, after a redirect or a POST
             await personalizer.record(visitor, page_view=False)
-        await personalizer.state.settle()  # decision state the page changed, if any
-        await personalizer.impact.settle()  # the exposures and outcomes it reported, if any
+        # The decision state the page changed and the exposures and outcomes it reported, if
+        # any (asked first, without a coroutine: most responses have nothing to write).
+        if personalizer.state.due:
+            await personalizer.state.settle()
+        if personalizer.impact.due:
+            await personalizer.impact.settle()
 
     def _lifespan(self, send: Send) -> Send:
         """``send`` for the lifespan: before the app reports its start-up complete, learning

@@ -136,14 +136,21 @@ class ImpactLog:
         """Exposures and outcomes not written yet (buffered or to be retried)."""
         return len(self._pending) + (len(self._retry[1]) if self._retry else 0)
 
+    @property
+    def due(self) -> bool:
+        """True when :meth:`settle` has something to do (something buffered, no write
+        running): the middleware asks first and creates no coroutine otherwise."""
+        if not (self._pending or self._retry):
+            return False
+        # The running write loops until the buffer is empty.
+        return self._flushing is None or not self._flushing.locked()
+
     async def settle(self) -> None:
         """After a response: unless a write is already running, wait ``flush_interval``
         seconds (so concurrent requests share one batch) and write what is buffered. Cheap
         when nothing is; never raises."""
-        if not (self._pending or self._retry):
+        if not self.due:
             return
-        if self._flushing is not None and self._flushing.locked():
-            return  # the running write loops until the buffer is empty
         if self.flush_interval:
             await asyncio.sleep(self.flush_interval)
         await self.flush()

@@ -218,12 +218,19 @@ class StateService(CachedCounters):
         entry = self._counters.get(key)
         return entry is None or now - entry[1] > self.cache_ttl
 
+    @property
+    def due(self) -> bool:
+        """True when :meth:`settle` has something to do: the middleware asks first, so the
+        common response (nothing buffered, nothing wanted) creates no coroutine."""
+        return not self._flushing and bool(
+            self._pending or self._retry or self._puts or self._wanted or self._wanted_values
+        )
+
     async def settle(self) -> None:
         """After a response: if no write is running, wait ``flush_interval`` seconds, write
         what is buffered (looping while more arrives) and read what was wanted. Never raises."""
-        if self._flushing or not (self._pending or self._retry or self._puts or self._wanted
-                                  or self._wanted_values):  # fmt: skip
-            return  # the common case, without a coroutine switch
+        if not self.due:
+            return
         self._flushing = True
         try:
             if self.flush_interval:
