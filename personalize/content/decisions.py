@@ -46,14 +46,15 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from personalize.content.decision_ids import DecisionIds
-from personalize.content.explanation import Explanation as Explanation  # re-exported: it lived here
+from personalize.content.explanation import Decision as Decision  # re-exported: it lived here
+from personalize.content.explanation import Explanation as Explanation  # (and this)
+from personalize.content.explanation import empty_decision as _empty
 from personalize.content.holdout import (
     HELD_OUT,
     HOLDOUT,
@@ -66,9 +67,11 @@ from personalize.content.library import ContentLibrary
 from personalize.content.mapping import (
     LazyNames,
     Members,
-    match_rule,
+    Memo,
     render_variant,
     rule_attributes,
+    rule_label,
+    rule_reasons,
 )
 from personalize.content.offers import (
     FEWER_OFFERS,
@@ -78,7 +81,7 @@ from personalize.content.offers import (
     asked_away,
     fewer_offers,
 )
-from personalize.content.policy import ThompsonPolicy
+from personalize.content.policy import Score, ThompsonPolicy
 from personalize.content.shared import SharedDecisionState, SharedExposures
 from personalize.content.slots import Slot, Variant
 from personalize.content.subject import Subject
@@ -92,39 +95,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("personalize.decisions")
 _local = threading.local()
 KEPT = "kept for the session (picked on an earlier page)"
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What a slot shows: ``html`` (wrapped for the beacon) renders it in a template."""
-
-    slot: str
-    variant: str | None
-    content: Markup
-    decision_id: str
-    explanation: Explanation = field(default_factory=lambda: Explanation("nothing decided"))
-
-    @property
-    def html(self) -> Markup:
-        if self.variant is None:
-            return Markup("")
-        # What Markup.format does, without its Python-level formatter: text escaped, the
-        # content's markup kept (this renders for every decided slot of every page).
-        slot, decision_id, content = (
-            escape(self.slot),
-            escape(self.decision_id),
-            escape(self.content),
-        )
-        return Markup(
-            f'<div data-pz-slot="{slot}" data-pz-decision="{decision_id}">{content}</div>'
-        )
-
-    def __html__(self) -> str:
-        return str(self.html)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"slot": self.slot, "id": self.decision_id, "variant": self.variant,
-                "html": str(self.html), "why": self.explanation.to_dict()}  # fmt: skip
 
 
 class DecisionEngine:
@@ -170,6 +140,7 @@ class DecisionEngine:
         self._cache: OrderedDict[tuple[str, float, str, int], Decision] = OrderedDict()
         self._cache_size = cache_size
         self._counted: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._memo: Memo | None = None  # the last visitor's rules and segments, for the next slot
         self.default_holdout = holdout  # Settings.holdout: used when no content file sets one
         self.on_exposure = on_exposure
 
@@ -232,14 +203,22 @@ class DecisionEngine:
             return _empty(name, f"error: {type(exc).__name__}: {exc}")
 
     def _decide(self, visitor: Subject, name: str) -> Decision:
-        self.library.reload_if_changed()
-        slot = self.library.slots.get(name)
+        library = self.library
+        library.reload_if_changed()
+        slot = library.slots.get(name)
         if slot is None:
             logger.warning("personalize: unknown slot %r", name)
-            return _empty(name, f"unknown slot {name!r} (slots: {', '.join(self.library.slots)})")
+            return _empty(name, f"unknown slot {name!r} (slots: {', '.join(library.slots)})")
         attrs = visitor.attributes
-        members = Members(visitor.evaluated_segments, self.segments, attrs)
-        entry, rule, reasons, candidates = match_rule(slot, attrs, members)
+        segments = self.segments
+        installed = segments.installed if segments is not None else None
+        memo = self._memo
+        if memo is None or not memo.fits(attrs, installed, library.version):
+            memo = self._memo = Memo(attrs, installed, library.version)
+        members = Members(visitor.evaluated_segments, segments, attrs, memo.known)
+        entry = memo.rule(slot, members)
+        rule = rule_label(entry)
+        candidates = slot.default if entry is None else entry.variants
         unit = visitor.profile_key
         share = self.holdout
         site_arm = HOLDOUT if unit is not None and site_held_out(unit, share) else PERSONALIZED
@@ -248,10 +227,10 @@ class DecisionEngine:
             arm = HOLDOUT
         matched = rule
         if arm == HOLDOUT:  # the slot's default, as if no rule matched: the comparison group
-            rule, reasons, candidates = HELD_OUT, (), slot.default
+            rule, candidates = HELD_OUT, slot.default
         session = visitor.profile.current_session if visitor.id is not None else None
         started = session.started if session is not None else 0.0
-        key = (visitor.profile_key or "", started, name, self.library.version)
+        key = (unit or "", started, name, library.version)
         now = self._clock()
         clock = visitor.context.clock
         days = slot.suppress_purchased_days
@@ -264,7 +243,7 @@ class DecisionEngine:
         picked = found[0] if found is not None and found[1] == rule else None
         if cached is not None and picked is not None and cached.variant != picked:
             cached = None  # another worker picked first: the session keeps theirs
-        blind = allowed_without_history(slot, attrs, self.segments)
+        blind = allowed_without_history(slot, attrs, segments)
         fewer = fewer_offers(attrs)
         for vid in candidates:
             variant = slot.variants[vid]
@@ -286,49 +265,55 @@ class DecisionEngine:
                 allowed.append(variant)
             else:
                 removed.append((vid, why))
-        read = rule_attributes(entry, self.segments)
-        explanation = Explanation(rule, reasons, tuple(removed), candidates=candidates,
-                                  attributes=read)  # fmt: skip
-        if not allowed:
-            return _empty(name, "every allowed variant was suppressed", explanation)
-        bucket = f"{attrs.get('device_type', 'other')}/{attrs.get('entry_channel', 'direct')}"
-        if (
+        ids = [v.id for v in allowed]
+        if (  # the session's pick, while the same rule allows it and nothing else changed
             cached is not None
             and cached.explanation.rule == rule
-            and any(v.id == cached.variant for v in allowed)
-            and asked_away(cached.explanation.suppressed) == asked_away(removed)
+            and cached.variant in ids
+            and (
+                not (removed or cached.explanation.suppressed)
+                or asked_away(cached.explanation.suppressed) == asked_away(removed)
+            )
         ):
             self._seen(visitor, key[0], slot, slot.variants[cached.variant or ""], now)
             return cached
+        # A new decision: its explanation, with the reasons (not needed for the cached one).
+        reasons = () if arm == HOLDOUT or entry is None else rule_reasons(entry, attrs, members)
+        read = rule_attributes(entry, segments)
+        if not allowed:
+            explanation = Explanation(rule, reasons, tuple(removed), candidates=candidates,
+                                      attributes=read)  # fmt: skip
+            return _empty(name, "every allowed variant was suppressed", explanation)
+        bucket = f"{attrs.get('device_type', 'other')}/{attrs.get('entry_channel', 'direct')}"
         pin = (entry.pin if entry is not None and entry.pin else slot.pin) or ""
+        scores: tuple[Score, ...] = ()
+        pinned, note = None, ""
         if arm == HOLDOUT:
             rng = self._rng(visitor.id, started, name) if visitor.id is not None else None
-            chosen = allowed[rng.randrange(len(allowed)) if rng is not None else 0].id
-            explanation = replace(explanation, note=f"held out; would have matched: {matched}")
-        elif any(v.id == pin for v in allowed):
-            chosen = pin
-            explanation = replace(explanation, pinned=pin)
-        elif picked is not None and any(v.id == picked for v in allowed):
-            chosen = picked
-            explanation = replace(explanation, note=KEPT)
+            chosen = ids[rng.randrange(len(allowed)) if rng is not None else 0]
+            note = f"held out; would have matched: {matched}"
+        elif pin and pin in ids:
+            chosen = pinned = pin
+        elif picked is not None and picked in ids:
+            chosen, note = picked, KEPT
         else:
             arms = {f"{name}/{v.id}": v.value for v in allowed}
             rng = self._rng(visitor.id, started, name) if visitor.id is not None else None
             weight = slot.long_term_weight
             weight = self.long_term_weight if weight is None else weight
-            scores = self.policy.scores(arms, context=bucket, rng=rng, long_term_weight=weight)
-            chosen = scores[0].arm.split("/", 1)[1]
-            note = f"pin {pin} was suppressed" if pin else ""
-            explanation = replace(explanation, scores=tuple(scores), note=note)
+            ranked = self.policy.scores(arms, context=bucket, rng=rng, long_term_weight=weight)
+            chosen = ranked[0].arm.split("/", 1)[1]
+            scores, note = tuple(ranked), f"pin {pin} was suppressed" if pin else ""
+        explanation = Explanation(rule, reasons, tuple(removed), scores, pinned, note,
+                                  candidates, read)  # fmt: skip
         variant = slot.variants[chosen]
         content = variant.html
         if variant.template is not None:
             content = render_variant(variant, visitor, LazyNames(members.names))
-        decision = Decision(name, chosen, content or Markup(""), "", explanation)
-        if visitor.id is None:
-            return decision  # bots: no id, no learning
+        if visitor.id is None:  # bots: no id, no learning
+            return Decision(name, chosen, content or Markup(""), "", explanation)
         decision_id = self._ids.sign(name, chosen, bucket, key[0], started)
-        decision = Decision(name, chosen, decision.content, decision_id, explanation)
+        decision = Decision(name, chosen, content or Markup(""), decision_id, explanation)
         if chosen != picked:  # one exposure per session: the worker that picked counted it
             if arm == PERSONALIZED:  # the holdout's defaults teach the policy nothing
                 self.policy.expose(f"{name}/{chosen}", bucket)
@@ -386,12 +371,3 @@ class DecisionEngine:
             return f"rewarded {arm} in {bucket}"
         self.policy.store.add(f"{arm}|{kind}", rewards=1.0, value=value)  # for reports only
         return f"counted {kind} for {arm}"
-
-
-def _replace(explanation: Explanation, **changes: Any) -> Explanation:
-    return replace(explanation, **changes)
-
-
-def _empty(slot: str, note: str, explanation: Explanation | None = None) -> Decision:
-    base = explanation or Explanation("nothing shown")
-    return Decision(slot, None, Markup(""), "", _replace(base, note=note))

@@ -1,4 +1,5 @@
-"""Why a decision came out as it did: the engine's record, for editors and the decisions API.
+"""What a slot shows (:class:`Decision`) and why it came out as it did (:class:`Explanation`):
+the engine's record, for templates, editors and the decisions API.
 
 Visitors get plain words instead (:mod:`personalize.content.wording`).
 
@@ -9,12 +10,14 @@ Visitors get plain words instead (:mod:`personalize.content.wording`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from markupsafe import Markup, escape
 
 from personalize.content.policy import Score
 
-__all__ = ["Explanation"]
+__all__ = ["Decision", "Explanation", "empty_decision"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +56,42 @@ def _score(s: Score) -> dict[str, Any]:
     variant = s.arm.split("/", 1)[1]
     return {"variant": variant, "p": round(s.mean, 4), "draw": round(s.draw, 4),
             "value": s.value, "score": round(s.score, 4)}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a slot shows: ``html`` (wrapped for the beacon) renders it in a template."""
+
+    slot: str
+    variant: str | None
+    content: Markup
+    decision_id: str
+    explanation: Explanation = field(default_factory=lambda: Explanation("nothing decided"))
+
+    @property
+    def html(self) -> Markup:
+        if self.variant is None:
+            return Markup("")
+        # What Markup.format does, without its Python-level formatter: text escaped, the
+        # content's markup kept (this renders for every decided slot of every page).
+        slot, decision_id, content = (
+            escape(self.slot),
+            escape(self.decision_id),
+            escape(self.content),
+        )
+        return Markup(
+            f'<div data-pz-slot="{slot}" data-pz-decision="{decision_id}">{content}</div>'
+        )
+
+    def __html__(self) -> str:
+        return str(self.html)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"slot": self.slot, "id": self.decision_id, "variant": self.variant,
+                "html": str(self.html), "why": self.explanation.to_dict()}  # fmt: skip
+
+
+def empty_decision(slot: str, note: str, explanation: Explanation | None = None) -> Decision:
+    """A decision that shows nothing, and why (``note``)."""
+    base = explanation or Explanation("nothing shown")
+    return Decision(slot, None, Markup(""), "", replace(base, note=note))

@@ -15,6 +15,7 @@ already evaluated them all (then those memberships are reused). Template variant
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,21 +37,31 @@ class Members:
     ``done`` are the memberships when the request already evaluated every segment.
     """
 
-    __slots__ = ("_attrs", "_done", "_library")
+    __slots__ = ("_attrs", "_done", "_known", "_library")
 
     def __init__(
-        self, done: Sequence[Membership] | None, library: SegmentLibrary | None, attrs: Any
+        self,
+        done: Sequence[Membership] | None,
+        library: SegmentLibrary | None,
+        attrs: Any,
+        known: dict[str, bool] | None = None,
     ) -> None:
         self._done: dict[str, tuple[str, ...]] | None = None
         if done is not None:
             self._done = {m.segment: m.reasons for m in done}
         self._library, self._attrs = library, attrs
+        # Segment -> member, for these attributes and this library version: shared by the
+        # slots of one request, so each segment is evaluated once per page.
+        self._known = {} if known is None else known
 
     def __contains__(self, name: str) -> bool:
         if self._done is not None:
             return name in self._done
-        library = self._library
-        return library is not None and library.matches(name, self._attrs)
+        found = self._known.get(name)
+        if found is None:
+            library = self._library
+            found = self._known[name] = library is not None and library.matches(name, self._attrs)
+        return found
 
     def reasons(self, name: str) -> tuple[str, ...]:
         if self._done is not None:
@@ -66,23 +77,70 @@ class Members:
         return []
 
 
+class Memo:
+    """What one visitor's attributes decide in every slot, for one version of the content and
+    of the segments: segment memberships and each slot's matching mapping entry (a page
+    deciding several slots, or one slot twice, evaluates each rule once)."""
+
+    __slots__ = ("_rules", "attrs", "content", "known", "segments")
+
+    def __init__(self, attrs: Any, segments: object, content: int) -> None:
+        self.attrs, self.segments, self.content = attrs, segments, content
+        self.known: dict[str, bool] = {}
+        self._rules: dict[str, MappingRule | None] = {}
+
+    def fits(self, attrs: Any, segments: object, content: int) -> bool:
+        return attrs is self.attrs and segments is self.segments and content == self.content
+
+    def rule(self, slot: Slot, members: Members) -> MappingRule | None:
+        """:func:`first_rule` of ``slot``, remembered."""
+        rules = self._rules
+        if slot.name in rules:
+            return rules[slot.name]
+        found = rules[slot.name] = first_rule(slot, self.attrs, members)
+        return found
+
+
 def match_rule(
     slot: Slot, attrs: dict[str, Any], members: Members
 ) -> tuple[MappingRule | None, str, tuple[str, ...], tuple[str, ...]]:
     """The first entry of the slot's mapping the visitor matches, with the reasons."""
+    rule = first_rule(slot, attrs, members)
+    if rule is None:
+        return None, NO_RULE, (), slot.default
+    return rule, rule_label(rule), rule_reasons(rule, attrs, members), rule.variants
+
+
+def first_rule(slot: Slot, attrs: dict[str, Any], members: Members) -> MappingRule | None:
+    """The first entry of the slot's mapping the visitor matches (None: the default)."""
     for rule in slot.rules:
         if rule.segment is not None and rule.segment not in members:
             continue
         if rule.when is not None and not rule.when.evaluate(attrs):
             continue
-        reasons = members.reasons(rule.segment) if rule.segment is not None else ()
-        if rule.when is not None:
-            reasons = (*reasons, *rule.when.explain(attrs))
-        who = f"segment {rule.segment}" if rule.segment else "condition"
-        # Only the file name: explanations reach visitors, who need not see server paths.
-        path, _, line = rule.origin.rpartition(":")
-        return rule, f"rule at {Path(path).name}:{line}: {who}", reasons, rule.variants
-    return None, NO_RULE, (), slot.default
+        return rule
+    return None
+
+
+def rule_label(rule: MappingRule | None) -> str:
+    """How explanations name a mapping entry: its file, line and who it is for."""
+    return NO_RULE if rule is None else _label(rule.origin, rule.segment)
+
+
+@functools.lru_cache(maxsize=4096)
+def _label(origin: str, segment: str | None) -> str:
+    who = f"segment {segment}" if segment else "condition"
+    # Only the file name: explanations reach visitors, who need not see server paths.
+    path, _, line = origin.rpartition(":")
+    return f"rule at {Path(path).name}:{line}: {who}"
+
+
+def rule_reasons(rule: MappingRule, attrs: dict[str, Any], members: Members) -> tuple[str, ...]:
+    """Why the visitor matched ``rule``: its segment's reasons, then its condition's."""
+    reasons = members.reasons(rule.segment) if rule.segment is not None else ()
+    if rule.when is not None:
+        reasons = (*reasons, *rule.when.explain(attrs))
+    return reasons
 
 
 def rule_attributes(rule: MappingRule | None, library: SegmentLibrary | None) -> frozenset[str]:

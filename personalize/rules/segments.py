@@ -284,6 +284,11 @@ class SegmentLibrary:
         self._segments, self._index, self._clusters = segments, index, named
 
     @property
+    def installed(self) -> tuple[Segment, ...]:
+        """The segments in use: a new tuple at each reload (memos compare it by identity)."""
+        return self._segments
+
+    @property
     def cluster_names(self) -> dict[int, str]:
         """Cluster number -> the name editors gave it (``clusters:`` in a segments file)."""
         return dict(self._clusters)
