@@ -147,3 +147,24 @@ def test_unknown_names(name: str) -> None:
 def test_unknown_attribute_suggests_family() -> None:
     message = attributes.unknown_attribute_message("affinities.shoes")
     assert message == "unknown attribute 'affinities.shoes' (did you mean 'affinity.shoes'?)"
+
+
+def test_a_context_seen_again_gives_the_same_attributes_in_a_dict_of_their_own() -> None:
+    """The context's part is remembered by the context object (the builder reuses it for
+    requests alike): each request still gets its own dict, and a stated language or a
+    profile changes only that request's."""
+    context = VisitorContext(
+        geo=Geo(country="GB"),
+        device=Device(type="mobile", os="iOS"),
+        signals=Signals(languages=("en-gb", "en")),
+    )
+    first = build_attributes(context, None, is_known=False, now=1_000.0)
+    first["country"] = "changed by a careless caller"
+    stated = Profile(key="v:1", stated={"language": {"value": "de", "ts": 1.0}})
+    second = build_attributes(context, stated, is_known=True, now=2_000.0)
+    third = build_attributes(context, None, is_known=False, now=3_000.0)
+    assert (second["language"], second["known"], second["now"]) == ("de", True, 2_000.0)
+    assert third == {**first, "country": "GB", "now": 3_000.0}
+    assert third is not first and list(third) == list(first)
+    other = build_attributes(VisitorContext(), None, is_known=False, now=3_000.0)
+    assert "country" not in other and other["device_type"] == "other"

@@ -96,6 +96,7 @@ now                        timestamp  the evaluation time
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -149,6 +150,10 @@ _FACT_NUMBERS = (
 )
 
 
+def _most_views(item: tuple[str, float]) -> tuple[float, str]:
+    return -item[1], item[0]
+
+
 def _put(attrs: dict[str, Any], name: str, value: object) -> None:
     if value is not None:
         attrs[name] = value
@@ -177,6 +182,29 @@ def build_attributes(
     (2.0, True, False)
     """
     attrs: dict[str, Any] = {"now": now, "known": is_known, "anonymous": not is_known}
+    attrs.update(_context_attributes(context))
+    if profile is not None:
+        _profile_attributes(attrs, profile, now)
+    if learned:
+        for name in ("propensity", "cluster", "anomaly", "anomalous"):
+            _put(attrs, name, learned.get(name))
+    if profile is not None and profile.stated:
+        put_stated(attrs, profile.stated)  # last: what the visitor said beats what was inferred
+    return attrs
+
+
+# The attributes of recent contexts, by the context object: the context builder hands the
+# same object to requests alike (same headers, same minute), so most requests copy these.
+_CONTEXT_MEMO: dict[int, tuple[VisitorContext, dict[str, Any]]] = {}
+_CONTEXT_MEMO_SIZE = 4096
+
+
+def _context_attributes(context: VisitorContext) -> dict[str, Any]:
+    """The attributes that come from the request's context alone (read-only: copy them)."""
+    entry = _CONTEXT_MEMO.get(id(context))
+    if entry is not None and entry[0] is context:  # (the entry keeps its id from reuse)
+        return entry[1]
+    attrs: dict[str, Any] = {}
     geo = context.geo
     if geo is not None:
         _put(attrs, "country", geo.country)
@@ -206,13 +234,10 @@ def build_attributes(
     attrs["languages"] = frozenset(signals.languages)
     attrs["gpc"] = signals.gpc
     attrs["dnt"] = signals.dnt
-    if profile is not None:
-        _profile_attributes(attrs, profile, now)
-    if learned:
-        for name in ("propensity", "cluster", "anomaly", "anomalous"):
-            _put(attrs, name, learned.get(name))
-    if profile is not None and profile.stated:
-        put_stated(attrs, profile.stated)  # last: what the visitor said beats what was inferred
+    if len(_CONTEXT_MEMO) >= _CONTEXT_MEMO_SIZE:
+        with contextlib.suppress(StopIteration, RuntimeError, KeyError):  # (another thread)
+            del _CONTEXT_MEMO[next(iter(_CONTEXT_MEMO))]  # the oldest: first in, first out
+    _CONTEXT_MEMO[id(context)] = (context, attrs)
     return attrs
 
 
@@ -243,10 +268,11 @@ def _profile_attributes(attrs: dict[str, Any], profile: Profile, now: float) -> 
         _put(attrs, f"traits.{trait}", value)
     for category, views in profile.affinities.items():
         attrs[f"affinity.{category}"] = views
-    top = profile.top_affinities(1)
-    if top:
-        attrs["top_category"] = top[0][0]
+    if profile.affinities:  # (as top_affinities(1): the most views, then the first name)
+        attrs["top_category"] = min(profile.affinities.items(), key=_most_views)[0]
     facts = profile.facts
+    if not facts:
+        return
     for name in _FACT_NUMBERS:
         value = facts.get(name)
         if _number(value) is not None:
