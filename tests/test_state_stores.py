@@ -404,3 +404,24 @@ def test_an_unreachable_redis_fails_fast_with_store_unavailable() -> None:
         await store.close()
 
     run(scenario())
+
+
+def test_read_answers_counters_and_values_together(make_state: StateFactory) -> None:
+    """What a page reads before it decides (caps and session picks), in one call: the same
+    answers as ``counters`` and ``values`` apart."""
+
+    async def scenario() -> None:
+        store = make_state()
+        await store.increment({"caps:v:1": {"hero/a": 2.0}, "arm:hero/a|*": {"trials": 1}})
+        await store.put_values({"pick:v:1|1.0|hero": b"a\nrule"}, ttl=60)
+        counters = ["caps:v:1", "none", "arm:hero/a|*", "caps:v:1"]
+        values = ["pick:v:1|1.0|hero", "pick:v:1|1.0|banner"]
+        together = await store.read(counters, values)
+        assert together == (await store.counters(counters), await store.values(values))
+        assert together[0]["caps:v:1"] == {"hero/a": 2.0}
+        assert together[1] == {"pick:v:1|1.0|hero": b"a\nrule"}
+        assert await store.read([], values) == ({}, together[1])
+        assert await store.read(counters, []) == (together[0], {})
+        await store.close()
+
+    run(scenario())

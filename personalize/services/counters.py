@@ -175,6 +175,10 @@ class CachedCounters:
             logger.warning("personalize: reading decision state failed (%s)", exc)
             return
         self.latency.observe(time.perf_counter() - started)
+        self._take_counters(keys, found, seq)
+
+    def _take_counters(self, keys: Sequence[str], found: Mapping[str, Fields], seq: int) -> None:
+        """Cache what a read that started at write sequence ``seq`` found for ``keys``."""
         with self._lock:
             for key in keys:
                 self._install(key, found.get(key, {}), seq)

@@ -32,8 +32,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from personalize.exceptions import StoreError
@@ -123,9 +124,30 @@ class StateService(CachedCounters):
             self.stats["read_failed"] += 1
             logger.warning("personalize: reading decision state failed (%s)", exc)
             return
+        self._take_values(keys, found)
+
+    def _take_values(self, keys: Sequence[str], found: Mapping[str, bytes]) -> None:
         for key in keys:
             self._remember_value(key, found.get(key))
             self._wanted_values.pop(key, None)
+
+    async def _read_both(self, counters: list[str], values: list[str]) -> None:
+        """:meth:`_read` and :meth:`_read_values` in one store call."""
+        if not (counters and values):
+            await self._read(counters) if counters else await self._read_values(values)
+            return
+        self.stats["cache_misses"] += len(counters) + len(values)
+        seq = self._seq
+        started = time.perf_counter()
+        try:
+            found, got = await self.store.read(counters, values)
+        except Exception as exc:
+            self.stats["read_failed"] += 1
+            logger.warning("personalize: reading decision state failed (%s)", exc)
+            return
+        self.latency.observe(time.perf_counter() - started)
+        self._take_counters(counters, found, seq)
+        self._take_values(values, got)
 
     async def put_value(
         self, key: str, value: bytes, *, ttl: float | None, only_if_absent: bool = False
@@ -205,14 +227,10 @@ class StateService(CachedCounters):
         """Read into the cache the keys missing or stale there (at most one call each), so
         that :meth:`cached` and :meth:`cached_value` answer them fresh."""
         now = self._clock()
-        if counters:
-            stale = [k for k in counters if self._stale_counter(k, now)]
-            if stale:
-                await self._read(stale)
-        if values:
-            stale = [k for k in values if self._stale_value(k, now)]
-            if stale:
-                await self._read_values(stale)
+        stale = [k for k in counters if self._stale_counter(k, now)]
+        stale_values = [k for k in values if self._stale_value(k, now)]
+        if stale or stale_values:
+            await self._read_both(stale, stale_values)
 
     def _stale_counter(self, key: str, now: float) -> bool:
         entry = self._counters.get(key)
@@ -240,11 +258,11 @@ class StateService(CachedCounters):
                     break
                 if self._puts and not await self._write_values():
                     break
-            await self.read_wanted()
-            if self._wanted_values:
-                keys = list(self._wanted_values)
+            if self._wanted or self._wanted_values:
+                keys, values = list(self._wanted), list(self._wanted_values)
+                self._wanted.clear()
                 self._wanted_values.clear()
-                await self._read_values(keys)
+                await self._read_both(keys, values)
         except Exception:  # never the visitor's problem
             logger.exception("personalize: settling decision state failed")
         finally:

@@ -79,6 +79,13 @@ class StateStore(abc.ABC):
     async def values(self, keys: Sequence[str]) -> dict[str, bytes]:
         """The value of each key that holds one (expired and absent keys are left out)."""
 
+    async def read(
+        self, counters: Sequence[str], values: Sequence[str]
+    ) -> tuple[dict[str, dict[str, float]], dict[str, bytes]]:
+        """:meth:`counters` of ``counters`` and :meth:`values` of ``values`` at once (what a
+        page reads before it decides); stores that can, answer both in one round trip."""
+        return await self.counters(counters), await self.values(values)
+
     @abc.abstractmethod
     async def put_values(
         self, items: Mapping[str, bytes], *, ttl: float | None, only_if_absent: bool = False

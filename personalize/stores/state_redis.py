@@ -188,6 +188,25 @@ class RedisStateStore(StateStore):
             rows = await self._guard.call(pipe.execute())
         return {key: bytes(v) for key, v in zip(unique, rows, strict=True) if v is not None}
 
+    async def read(
+        self, counters: Sequence[str], values: Sequence[str]
+    ) -> tuple[dict[str, dict[str, float]], dict[str, bytes]]:
+        for key in (*counters, *values):
+            check_key(key)
+        by_counter, by_value = list(dict.fromkeys(counters)), list(dict.fromkeys(values))
+        if not (by_counter and by_value):  # (one kind: one pipeline anyway)
+            return await self.counters(by_counter), await self.values(by_value)
+        async with self._client.pipeline(transaction=False) as pipe:  # one round trip
+            for key in by_counter:
+                pipe.hgetall(self.counter_key(key))
+            for key in by_value:
+                pipe.get(self.value_key(key))
+            rows = await self._guard.call(pipe.execute())
+        fields = (_counters(row) for row in rows[: len(by_counter)])
+        found = {key: f for key, f in zip(by_counter, fields, strict=True) if f}
+        got = zip(by_value, rows[len(by_counter) :], strict=True)
+        return found, {key: bytes(v) for key, v in got if v is not None}
+
     async def put_values(
         self, items: Mapping[str, bytes], *, ttl: float | None, only_if_absent: bool = False
     ) -> dict[str, bytes]:

@@ -217,18 +217,35 @@ class SQLiteStateStore(StateStore):
     async def values(self, keys: Sequence[str]) -> dict[str, bytes]:
         for key in keys:
             check_key(key)
+        return await self._run(lambda conn: self._read_values(conn, keys, self._clock()))
 
-        def read(conn: sqlite3.Connection) -> dict[str, bytes]:
-            query = f"SELECT value FROM state_values WHERE key = ? AND {LIVE}"
-            found = {}
+    async def read(
+        self, counters: Sequence[str], values: Sequence[str]
+    ) -> tuple[dict[str, dict[str, float]], dict[str, bytes]]:
+        for key in (*counters, *values):
+            check_key(key)
+
+        def read(conn: sqlite3.Connection) -> tuple[dict[str, dict[str, float]], dict[str, bytes]]:
             now = self._clock()
-            for key in dict.fromkeys(keys):
-                row = conn.execute(query, (key, now)).fetchone()
-                if row is not None:
-                    found[key] = bytes(row[0])
-            return found
+            conn.execute("BEGIN")  # one snapshot for every key, one trip to the thread
+            try:
+                return self._read_counters(conn, counters, now), self._read_values(
+                    conn, values, now
+                )
+            finally:
+                conn.execute("COMMIT")
 
         return await self._run(read)
+
+    @staticmethod
+    def _read_values(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> dict[str, bytes]:
+        query = f"SELECT value FROM state_values WHERE key = ? AND {LIVE}"
+        found = {}
+        for key in dict.fromkeys(keys):
+            row = conn.execute(query, (key, now)).fetchone()
+            if row is not None:
+                found[key] = bytes(row[0])
+        return found
 
     async def put_values(
         self, items: Mapping[str, bytes], *, ttl: float | None, only_if_absent: bool = False
