@@ -34,6 +34,7 @@ from personalize.web import install
 __all__ = ["PersonalizeMiddleware"]
 
 logger = logging.getLogger("personalize")
+_FINISHED_SIZE = 1024  # response header lists remembered with what the middleware made of them
 
 
 @functools.lru_cache(maxsize=256)
@@ -94,6 +95,7 @@ class PersonalizeMiddleware:
         wants_hints = personalizer.settings.client_hints == "request"
         self._accept_ch = ACCEPT_CH.encode() if wants_hints else None
         self._asked = tuple(HEADER_NAMES[h] for h in HIGH_ENTROPY_HINTS) if wants_hints else ()
+        self._finished: dict[tuple[Any, ...], tuple[list[tuple[bytes, bytes]], bytes, bool]] = {}
 
     def excluded(self, path: str) -> bool:
         """True when ``path`` skips personalization (static files, health checks...)."""
@@ -173,11 +175,39 @@ class PersonalizeMiddleware:
     def _finish_headers(self, scope: Scope, message: Message, visitor: Visitor) -> bool:
         """Add Set-Cookie, Cache-Control: private and Vary (Cookie, the client hints read or
         asked for) where they belong, and Accept-CH to HTML when the site asks for hints;
-        return whether the response is a page view (2xx HTML). Works on the raw header list:
-        this runs for every response."""
+        return whether the response is a page view (2xx HTML). Works on the raw header list,
+        and remembers the result by the headers the app sent: this runs for every response."""
         raw = message.get("headers") or []
         cookie = visitor.cookie_out
         personalized = visitor.used or cookie is not None
+        hints = visitor.context.client_hints + self._asked if personalized else ()
+        try:
+            key = (personalized, hints, *raw)
+            found = self._finished.get(key)
+        except TypeError:  # something unhashable where ASGI promises bytes: no memo
+            key, found = None, None
+        if found is None:
+            found = self._finish(raw, personalized, hints)
+            if key is not None:
+                if len(self._finished) >= _FINISHED_SIZE:
+                    self._finished.pop(next(iter(self._finished)), None)  # the oldest first
+                self._finished[key] = found
+        headers, content_type, changed = found
+        if changed:
+            headers = headers.copy()  # (the memo's own list stays as it is)
+            if cookie is not None:
+                https = scope.get("scheme") == "https"
+                headers.append(
+                    (b"set-cookie", self.personalizer.cookies.set_cookie(cookie, https=https))
+                )
+            message["headers"] = headers
+        status = message["status"]
+        return 200 <= status < 300 and content_type.startswith(b"text/html")
+
+    def _finish(
+        self, raw: list[tuple[bytes, bytes]], personalized: bool, hints: tuple[str, ...]
+    ) -> tuple[list[tuple[bytes, bytes]], bytes, bool]:
+        """The response headers (but Set-Cookie), its content type, and whether they changed."""
         content_type = b""
         cache_control: bytes | None = None
         vary: bytes | None = None
@@ -196,18 +226,11 @@ class PersonalizeMiddleware:
                 vary = value if vary is None else vary + b", " + value
                 continue
             headers.append((name, value))
+        changed = personalized
         if accept_ch is not None and content_type.startswith(b"text/html"):
             headers.append((b"accept-ch", accept_ch))
-            message["headers"] = headers
+            changed = True
         if personalized:
             headers.append((b"cache-control", _merge_cache_control(cache_control)))
-            hints = visitor.context.client_hints + self._asked
             headers.append((b"vary", _add_vary(vary, hints) if hints else _add_vary(vary)))
-            if cookie is not None:
-                https = scope.get("scheme") == "https"
-                headers.append(
-                    (b"set-cookie", self.personalizer.cookies.set_cookie(cookie, https=https))
-                )
-            message["headers"] = headers
-        status = message["status"]
-        return 200 <= status < 300 and content_type.startswith(b"text/html")
+        return headers, content_type, changed

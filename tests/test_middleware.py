@@ -428,3 +428,22 @@ def test_the_lifespan_shutdown_writes_what_is_buffered_and_closes_the_store() ->
     assert closed == [True]
     stored = asyncio.run(store.get(f"v:{visitor}"))
     assert stored is not None and stored.page_views == 1
+
+
+def test_responses_alike_get_the_same_headers_and_only_their_own_cookie() -> None:
+    """What the middleware makes of an app's headers is remembered by those headers: a
+    returning visitor's identical response gets no one else's Set-Cookie, and a response
+    that was not personalized keeps its own Cache-Control."""
+    client = TestClient(make_app(), headers=BROWSER)
+    first = client.get("/cached")  # a new visitor: Set-Cookie
+    assert "set-cookie" in first.headers
+    again = client.get("/cached")  # the same headers from the app, the cookie known
+    assert "set-cookie" not in again.headers
+    for response in (first, again):
+        assert response.headers["cache-control"] == "private, max-age=60"
+        assert response.headers["vary"] == "Cookie"
+    other = TestClient(make_app(), headers=BROWSER).get("/cached")
+    assert other.cookies[COOKIE] != first.cookies[COOKIE]
+    plain = client.get("/plain")
+    assert plain.headers["cache-control"] == "public, max-age=60" and "vary" not in plain.headers
+    assert "set-cookie" not in client.get("/plain").headers
