@@ -12,7 +12,8 @@ cache (verified cookies, profiles), then sends ``--requests`` requests rotating 
 writing page views every ``--batch`` requests as the write-behind buffer does under load
 (the SQLite store's time-based compaction and expiry are switched off: under valgrind's slow
 clock they would run fifty times as often as in production; its compaction after 16,000 changes does
-not come up in these short runs, so the SQLite counts leave compaction out). It runs that
+not come up in these short runs, so the SQLite counts leave compaction out; for the same reason
+the content and segment folders are not checked for changes). It runs that
 twice, with ``--requests`` and with ``--requests`` plus 1,000, and reports the difference
 divided by 1,000, so start-up and set-up cancel out. Everything the process executes
 counts, the SQLite writer thread included; the Redis server's own work does not (it is
@@ -123,6 +124,11 @@ async def _child(app_name: str, visitors: int, requests: int, batch: int) -> Non
             service.store.compact_interval = float("inf")
         if hasattr(service.store, "expire_interval"):  # once a minute, as slow as compaction
             service.store.expire_interval = float("inf")
+        # The content and segment folders are checked for changes once a second: under
+        # valgrind, every few requests.
+        for library in (personalizer.segments, getattr(personalizer.decisions, "library", None)):
+            if getattr(library, "_watch", None) is not None:
+                library._watch.interval = float("inf")
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -21,11 +23,7 @@ class LatencyHistogram:
 
     def observe(self, seconds: float) -> None:
         self.total += seconds
-        for i, bound in enumerate(self.buckets):
-            if seconds <= bound:
-                self.counts[i] += 1
-                return
-        self.counts[-1] += 1
+        self.counts[bisect_left(self.buckets, seconds)] += 1  # the first bound >= seconds
 
     def cumulative(self) -> list[tuple[str, float]]:
         out, running = [], 0

@@ -127,9 +127,13 @@ class StateService(CachedCounters):
         self._take_values(keys, found)
 
     def _take_values(self, keys: Sequence[str], found: Mapping[str, bytes]) -> None:
+        values, wanted, now = self._values, self._wanted_values, self._clock()
         for key in keys:
-            self._remember_value(key, found.get(key))
-            self._wanted_values.pop(key, None)
+            values[key] = (found.get(key), now)
+            values.move_to_end(key)
+            wanted.pop(key, None)
+        while len(values) > self._cache_size:
+            values.popitem(last=False)
 
     async def _read_both(self, counters: list[str], values: list[str]) -> None:
         """:meth:`_read` and :meth:`_read_values` in one store call."""
