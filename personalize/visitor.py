@@ -31,7 +31,7 @@ from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.profiles.cookie import OPTED_OUT, CookieState, new_visitor_id
 from personalize.profiles.events import Event, apply_event, check_revenue, validate_event
 from personalize.profiles.identity import anonymous_key, known_key
-from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, hit_view
+from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, apply_hit, hit_view
 from personalize.profiles.profile import Profile, copy_profile
 from personalize.profiles.revocation import REVOKE
 from personalize.rules.attributes import build_attributes
@@ -156,14 +156,15 @@ class Visitor:
         response personalized. Its own object: never the cached one."""
         current = self._current
         if current is None:
-            stored = self._stored
-            if stored is None or stored.merged_into is not None:
-                stored = Profile(key=self.profile_key or "", user_id=self.user_id)
-            hit, site = self._hit, self._site
-            if hit is None:
+            stored, hit, site = self._stored, self._hit, self._site
+            timeout = site.profiles.session_timeout if site is not None else SESSION_TIMEOUT
+            if stored is None or stored.merged_into is not None:  # a profile of its own
+                current = Profile(key=self.profile_key or "", user_id=self.user_id)
+                if hit is not None:  # (folded in place: nothing else holds it)
+                    apply_hit(current, hit, session_timeout=timeout)
+            elif hit is None:
                 current = copy_profile(stored)
             else:
-                timeout = site.profiles.session_timeout if site is not None else SESSION_TIMEOUT
                 current = hit_view(stored, hit, session_timeout=timeout)
             self._current = current
         return current
