@@ -16,10 +16,12 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from personalize.content.policy import Score
+from personalize.util.frozen import fast_init
 
 __all__ = ["Decision", "Explanation", "empty_decision"]
 
 
+@fast_init  # built for every decision
 @dataclass(frozen=True, slots=True)
 class Explanation:
     """Why a decision came out as it did."""
@@ -58,6 +60,7 @@ def _score(s: Score) -> dict[str, Any]:
             "value": s.value, "score": round(s.score, 4)}  # fmt: skip
 
 
+@fast_init  # built for every decision
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What a slot shows: ``html`` (wrapped for the beacon) renders it in a template."""

@@ -37,6 +37,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from personalize.util.frozen import fast_init
+
 OVERALL = "*"
 
 
@@ -82,6 +84,7 @@ class MemoryPolicyStore:
         return {k: (c.trials, c.rewards, c.value) for k, c in self._counts.items()}
 
 
+@fast_init  # built for every decision
 @dataclass(frozen=True, slots=True)
 class Score:
     """How one arm was scored in one decision (for the explanation)."""
