@@ -31,6 +31,7 @@ within_days   a timestamp attribute at most N days before now (``last_purchase_a
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import time
 from collections.abc import Callable, Mapping
@@ -45,6 +46,8 @@ from personalize.rules.values import is_number, kind_of
 
 MAX_DEPTH = 16  # nested groups
 GROUPS = ("all", "any", "none")
+_MEMO_SIZE = 4096  # answers a rule remembers
+_PLAIN = frozenset({str, int, float, bool, type(None), frozenset})  # the attributes' types
 _LEAF_KEYS = ("attribute", "operator", "value")
 
 Path = tuple[str | int, ...]
@@ -61,6 +64,7 @@ class _Node:
     text: str
     attributes: frozenset[str]
     compound: bool = True  # a group: wrapped in parentheses inside another group
+    clock: bool = False  # reads the time ("now", for an age): its answer changes by itself
 
 
 class Rule:
@@ -75,15 +79,37 @@ class Rule:
     <Rule channel is paid_search or visits is at least 3>
     """
 
-    __slots__ = ("_node", "data")
+    __slots__ = ("_memo", "_node", "_reads", "data")
 
     def __init__(self, data: Any, node: _Node) -> None:
         self.data = data  # the rule as it was written
         self._node = node
+        # Answers are remembered by the values the rule reads, with their types (True is
+        # not 1 to a rule): requests alike evaluate it once. Not a rule that reads the time.
+        self._reads = None if node.clock else tuple(sorted(node.attributes))
+        self._memo: dict[tuple[Any, ...], bool] = {}
 
     def evaluate(self, attrs: Attrs) -> bool:
         """True when the attributes match; never raises."""
-        return self._node.test(attrs)
+        reads = self._reads
+        if reads is None:
+            return self._node.test(attrs)
+        values = tuple(map(attrs.get, reads))
+        types = tuple(map(type, values))
+        if not _PLAIN.issuperset(types):  # a list in a trait, a caller's own object: no memo
+            return self._node.test(attrs)
+        key = (values, types)
+        memo = self._memo
+        try:
+            found = memo.get(key)
+        except Exception:  # (a frozenset of something unhashable)
+            return self._node.test(attrs)
+        if found is None:
+            found = memo[key] = self._node.test(attrs)
+            if len(memo) > _MEMO_SIZE:
+                with contextlib.suppress(StopIteration, RuntimeError, KeyError):
+                    del memo[next(iter(memo))]  # the oldest: first in, first out
+        return found
 
     def explain(self, attrs: Attrs) -> list[str]:
         """Sentences for the conditions that made the rule match; empty when it does not."""
@@ -175,14 +201,15 @@ def _compile_group(
         return None
     tests = tuple(n.test for n in nodes)
     attributes = frozenset().union(*(n.attributes for n in nodes))
+    clock = any(n.clock for n in nodes)
     if group == "all":
         text = " and ".join(_wrap(n) for n in nodes)
-        return _Node(_all(tests), _explain_all(nodes), text, attributes)
+        return _Node(_all(tests), _explain_all(nodes), text, attributes, clock=clock)
     if group == "any":
         text = " or ".join(_wrap(n) for n in nodes)
-        return _Node(_any(tests), _explain_any(nodes), text, attributes)
+        return _Node(_any(tests), _explain_any(nodes), text, attributes, clock=clock)
     text = " and ".join(f"not ({n.text})" for n in nodes)
-    return _Node(_none(tests), _explain_none(nodes), text, attributes)
+    return _Node(_none(tests), _explain_none(nodes), text, attributes, clock=clock)
 
 
 def _wrap(node: _Node) -> str:
@@ -347,4 +374,4 @@ def _leaf(name: str, operator: str, expected: Any, kind: str) -> _Node:
         except Exception:
             return [text]
 
-    return _Node(test, explain, text, frozenset((name,)), compound=False)
+    return _Node(test, explain, text, frozenset((name,)), compound=False, clock=op.on_age)
