@@ -51,3 +51,26 @@ def test_render_gives_ratios_to_bare() -> None:
     text = render([("bare", 100.0), ("personalized", 250.0)], args)
     assert "| personalized | 250 | 2.50 |" in text
     assert text.startswith("<!-- instructions:start -->")
+
+
+def test_the_realistic_page_is_measured_with_its_folders_left_unchecked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BENCH_DB", str(tmp_path / "bench.sqlite3"))
+    monkeypatch.setattr(apps, "_BUILT", {})
+    asyncio.run(_child("personalized_realistic_sqlite", visitors=3, requests=6, batch=4))
+    personalizer = apps._BUILT["personalized_realistic_sqlite"].personalizer
+    assert personalizer.profiles.stats["written"] == 3 + 3 + 6
+    assert personalizer.decisions.library._watch.interval == float("inf")
+    text = render([("bare", 100.0), ("realistic_bare", 1000.0),
+                   ("personalized_realistic_sqlite", 1500.0)], argparse.Namespace(
+                       visitors=3, batch=4, requests=6))  # fmt: skip
+    assert "| personalized_realistic_sqlite | 1,500 | 1.50 |" in text
+
+
+def test_the_profiling_tools_run(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import bytecodes, decision_instructions
+
+    assert bytecodes.main(["--decisions", "again", "--visitors", "3", "--top", "3"]) == 0
+    assert "bytecodes per slot" in capsys.readouterr().out
+    assert decision_instructions.main(["--child", "again", "2"]) == 0
