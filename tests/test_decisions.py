@@ -269,3 +269,38 @@ def test_a_decisions_html_escapes_slot_and_id_and_keeps_the_contents_markup() ->
     unsafe = Decision("hero", "v1", "<script>", "id")  # type: ignore[arg-type]  # plain text
     assert "&lt;script&gt;" in unsafe.html
     assert Decision("hero", None, Markup("<b>x</b>"), "").html == ""
+
+
+def test_a_slot_is_matched_once_for_visitors_alike_and_again_for_the_rest() -> None:
+    """Matches remembers each slot's rule by the values its mapping reads (hour, country,
+    device type, the segments a visitor said are not them): what it answers is what the rules
+    say, value by value and type by type; a slot that reads an age is matched every time."""
+    from personalize.content.mapping import Matches, Members, first_rule
+    from personalize.rules.stated import NOT_ME
+
+    slot = ContentLibrary.from_data({"hero": HERO}, segments=SEGMENTS).slots["hero"]
+    matches = Matches(SEGMENTS, SEGMENTS.installed, 1)
+    cases = [
+        {"device_type": "mobile", "hour": 20, "country": "GB"},
+        {"device_type": "mobile", "hour": 20, "country": "GB", "visits": 9},  # (not read)
+        {"device_type": "mobile", "hour": 9, "country": "GB"},
+        {"device_type": "mobile", "hour": 9.0, "country": "FR"},
+        {"device_type": "mobile", "hour": True, "country": "FR"},  # True is no hour
+        {"device_type": "mobile", "hour": 20, NOT_ME: frozenset({"mobile"})},
+        {"device_type": "desktop", "hour": [20]},  # not a key: matched, not remembered
+        {},
+    ]
+    for _ in range(2):
+        for attrs in cases:
+            expected = first_rule(slot, attrs, Members(None, SEGMENTS, attrs))
+            assert matches.rule(slot, attrs, Members(None, SEGMENTS, attrs)) is expected
+    assert len(matches._found) == len(cases) - 2  # the unread attribute, the list
+    aged = ContentLibrary.from_data({"hero": {**HERO, "rules": [
+        {"when": {"attribute": "last_purchase_at", "operator": "within_days", "value": 7},
+         "variants": ["uk"]}]}}).slots["hero"]  # fmt: skip
+    bought = {"last_purchase_at": NOW - 3 * DAY}
+    matches = Matches(SEGMENTS, SEGMENTS.installed, 2)  # (new content: a new version)
+    for now, variant in ((NOW, ("uk",)), (NOW + 30 * DAY, ("welcome",))):
+        attrs = {**bought, "now": now}
+        rule = matches.rule(aged, attrs, Members(None, SEGMENTS, attrs))
+        assert (rule.variants if rule is not None else aged.default) == variant

@@ -260,17 +260,19 @@ def test_evaluate_never_raises(attrs: dict[str, Any]) -> None:
         assert bool(reasons) is result
 
 
-def test_answers_remembered_by_value_and_type_and_never_for_an_age() -> None:
-    """A rule remembers its answers by the values it reads (requests alike evaluate it
-    once), but True is not 1 to it, and a rule that reads an age answers for the time."""
+def test_a_rule_says_whether_it_reads_the_time() -> None:
+    """``clock``: a rule that reads an age answers for the time (memos of answers by the
+    attributes' values skip it); True is not 1 to a rule (memos key by type too)."""
     visits = compile_rule({"attribute": "visits", "operator": "gte", "value": 1})
-    for _ in range(2):
-        assert visits.evaluate({"visits": 1}) is True
-        assert visits.evaluate({"visits": True}) is False  # a bool is no count
-        assert visits.evaluate({"visits": 1.0, "country": "GB"}) is True
-        assert visits.evaluate({}) is False
-    assert visits.evaluate({"visits": [1]}) is False  # not a key: evaluated, no error
-    recent = compile_rule({"attribute": "last_purchase_at", "operator": "within_days", "value": 7})
+    assert not visits.clock
+    assert visits.evaluate({"visits": 1}) is True
+    assert visits.evaluate({"visits": True}) is False  # a bool is no count
+    assert visits.evaluate({"visits": [1]}) is False
+    recent = compile_rule(
+        {"any": [{"attribute": "last_purchase_at", "operator": "within_days", "value": 7},
+                 {"attribute": "visits", "operator": "gte", "value": 100}]}
+    )  # fmt: skip
+    assert recent.clock
     bought = {"last_purchase_at": 0.0}
     assert recent.evaluate({**bought, "now": 86_400.0}) is True
     assert recent.evaluate({**bought, "now": 30 * 86_400.0}) is False

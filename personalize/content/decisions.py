@@ -66,6 +66,7 @@ from personalize.content.holdout import (
 from personalize.content.library import ContentLibrary
 from personalize.content.mapping import (
     LazyNames,
+    Matches,
     Members,
     Memo,
     render_variant,
@@ -141,6 +142,7 @@ class DecisionEngine:
         self._cache_size = cache_size
         self._counted: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._memo: Memo | None = None  # the last visitor's rules and segments, for the next slot
+        self._matches: Matches | None = None  # each slot's matching rule, by what it reads
         self.default_holdout = holdout  # Settings.holdout: used when no content file sets one
         self.on_exposure = on_exposure
 
@@ -214,9 +216,13 @@ class DecisionEngine:
         installed = segments.installed if segments is not None else None
         memo = self._memo
         if memo is None or not memo.fits(attrs, installed, library.version):
-            memo = self._memo = Memo(attrs, installed, library.version)
-        members = Members(visitor.evaluated_segments, segments, attrs, memo.known)
-        entry = memo.rule(slot, members)
+            matches = self._matches
+            if matches is None or not matches.fits(segments, installed, library.version):
+                matches = self._matches = Matches(segments, installed, library.version)
+            memo = self._memo = Memo(attrs, installed, library.version, matches)
+        done = visitor.evaluated_segments
+        members = Members(done, segments, attrs, memo.known)
+        entry = memo.rule(slot, members, done=done is not None)
         rule = rule_label(entry)
         candidates = slot.default if entry is None else entry.variants
         unit = visitor.profile_key

@@ -15,6 +15,7 @@ already evaluated them all (then those memberships are reused). Template variant
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -23,12 +24,15 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup
 
 from personalize.content.slots import MappingRule, Slot, Variant
+from personalize.rules.stated import NOT_ME
 
 if TYPE_CHECKING:
     from personalize.content.subject import Subject
     from personalize.rules.segments import Membership, SegmentLibrary
 
 NO_RULE = "no rule matched: the default variants"  # the explanation's rule when none matched
+_PLAIN = frozenset({str, int, float, bool, type(None), frozenset})  # what attributes hold
+_MATCHES_SIZE = 8192  # (slot, values) pairs remembered
 
 
 class Members:
@@ -77,27 +81,91 @@ class Members:
         return []
 
 
+class Matches:
+    """Each slot's matching mapping entry, remembered by the values (and their types: True
+    is not 1 to a rule) of the attributes its mapping reads, its conditions' and its
+    segments', for one version of the content and of the segments: visitors alike in those
+    values match once. A slot whose mapping reads the time (an age) is matched every time."""
+
+    __slots__ = ("_found", "_reads", "content", "installed", "segments")
+
+    def __init__(self, segments: SegmentLibrary | None, installed: object, content: int) -> None:
+        self.segments, self.installed, self.content = segments, installed, content
+        self._reads: dict[str, tuple[str, ...] | None] = {}
+        self._found: dict[tuple[Any, ...], MappingRule | None] = {}
+
+    def fits(self, segments: SegmentLibrary | None, installed: object, content: int) -> bool:
+        return segments is self.segments and installed is self.installed and content == self.content
+
+    def rule(self, slot: Slot, attrs: dict[str, Any], members: Members) -> MappingRule | None:
+        """:func:`first_rule` of ``slot``, remembered."""
+        reads = self._reads.get(slot.name, ())
+        if reads == ():
+            reads = self._reads[slot.name] = slot_reads(slot, self.segments)
+        if reads is None:
+            return first_rule(slot, attrs, members)
+        values = tuple(map(attrs.get, reads))
+        types = tuple(map(type, values))
+        if not _PLAIN.issuperset(types):  # a list in a trait, a caller's own object
+            return first_rule(slot, attrs, members)
+        key = (slot.name, values, types)
+        found = self._found
+        try:
+            if key in found:
+                return found[key]
+        except Exception:  # (a frozenset of something unhashable)
+            return first_rule(slot, attrs, members)
+        rule = found[key] = first_rule(slot, attrs, members)
+        if len(found) > _MATCHES_SIZE:
+            with contextlib.suppress(StopIteration, RuntimeError, KeyError):  # (threads)
+                del found[next(iter(found))]  # the oldest: first in, first out
+        return rule
+
+
+def slot_reads(slot: Slot, library: SegmentLibrary | None) -> tuple[str, ...] | None:
+    """The attributes ``slot``'s mapping reads, or None when it reads the time."""
+    names: set[str] = set()
+    for rule in slot.rules:
+        if rule.when is not None:
+            if rule.when.clock:
+                return None
+            names |= rule.when.attributes
+        if rule.segment is not None and library is not None and rule.segment in library:
+            segment = library.get(rule.segment).rule
+            if segment.clock:
+                return None
+            names |= segment.attributes | {NOT_ME}
+    return tuple(sorted(names))
+
+
 class Memo:
     """What one visitor's attributes decide in every slot, for one version of the content and
     of the segments: segment memberships and each slot's matching mapping entry (a page
-    deciding several slots, or one slot twice, evaluates each rule once)."""
+    deciding several slots, or one slot twice, evaluates each rule once), over ``matches``
+    (shared by visitors alike)."""
 
-    __slots__ = ("_rules", "attrs", "content", "known", "segments")
+    __slots__ = ("_rules", "attrs", "content", "known", "matches", "segments")
 
-    def __init__(self, attrs: Any, segments: object, content: int) -> None:
+    def __init__(self, attrs: Any, segments: object, content: int, matches: Matches) -> None:
         self.attrs, self.segments, self.content = attrs, segments, content
+        self.matches = matches
         self.known: dict[str, bool] = {}
         self._rules: dict[str, MappingRule | None] = {}
 
     def fits(self, attrs: Any, segments: object, content: int) -> bool:
         return attrs is self.attrs and segments is self.segments and content == self.content
 
-    def rule(self, slot: Slot, members: Members) -> MappingRule | None:
-        """:func:`first_rule` of ``slot``, remembered."""
+    def rule(self, slot: Slot, members: Members, *, done: bool) -> MappingRule | None:
+        """:func:`first_rule` of ``slot``, remembered (``done``: the request evaluated every
+        segment already; those memberships are used as they are, and not remembered)."""
         rules = self._rules
         if slot.name in rules:
             return rules[slot.name]
-        found = rules[slot.name] = first_rule(slot, self.attrs, members)
+        if done:
+            found = first_rule(slot, self.attrs, members)
+        else:
+            found = self.matches.rule(slot, self.attrs, members)
+        rules[slot.name] = found
         return found
 
 

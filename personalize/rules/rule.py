@@ -31,7 +31,6 @@ within_days   a timestamp attribute at most N days before now (``last_purchase_a
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import time
 from collections.abc import Callable, Mapping
@@ -46,8 +45,6 @@ from personalize.rules.values import is_number, kind_of
 
 MAX_DEPTH = 16  # nested groups
 GROUPS = ("all", "any", "none")
-_MEMO_SIZE = 4096  # answers a rule remembers
-_PLAIN = frozenset({str, int, float, bool, type(None), frozenset})  # the attributes' types
 _LEAF_KEYS = ("attribute", "operator", "value")
 
 Path = tuple[str | int, ...]
@@ -79,37 +76,21 @@ class Rule:
     <Rule channel is paid_search or visits is at least 3>
     """
 
-    __slots__ = ("_memo", "_node", "_reads", "data")
+    __slots__ = ("_node", "data")
 
     def __init__(self, data: Any, node: _Node) -> None:
         self.data = data  # the rule as it was written
         self._node = node
-        # Answers are remembered by the values the rule reads, with their types (True is
-        # not 1 to a rule): requests alike evaluate it once. Not a rule that reads the time.
-        self._reads = None if node.clock else tuple(sorted(node.attributes))
-        self._memo: dict[tuple[Any, ...], bool] = {}
 
     def evaluate(self, attrs: Attrs) -> bool:
         """True when the attributes match; never raises."""
-        reads = self._reads
-        if reads is None:
-            return self._node.test(attrs)
-        values = tuple(map(attrs.get, reads))
-        types = tuple(map(type, values))
-        if not _PLAIN.issuperset(types):  # a list in a trait, a caller's own object: no memo
-            return self._node.test(attrs)
-        key = (values, types)
-        memo = self._memo
-        try:
-            found = memo.get(key)
-        except Exception:  # (a frozenset of something unhashable)
-            return self._node.test(attrs)
-        if found is None:
-            found = memo[key] = self._node.test(attrs)
-            if len(memo) > _MEMO_SIZE:
-                with contextlib.suppress(StopIteration, RuntimeError, KeyError):
-                    del memo[next(iter(memo))]  # the oldest: first in, first out
-        return found
+        return self._node.test(attrs)
+
+    @property
+    def clock(self) -> bool:
+        """True when the rule reads the time (an age: ``now`` less a date), so its answer can
+        change with the same attributes; False when they decide it alone."""
+        return self._node.clock
 
     def explain(self, attrs: Attrs) -> list[str]:
         """Sentences for the conditions that made the rule match; empty when it does not."""
