@@ -187,7 +187,7 @@ def _count(app: str, visitors: int, requests: int, batch: int, env: dict[str, st
     return int(found.group(1))
 
 
-def measure(app: str, visitors: int, requests: int, batch: int) -> float:
+def measure(app: str, visitors: int, requests: int, batch: int, extra: int = EXTRA) -> float:
     """Instructions per request of ``app``: the difference of two runs, per extra request."""
     env = dict(os.environ)
     workdir = tempfile.mkdtemp(prefix="personalize-instr-")
@@ -200,11 +200,11 @@ def measure(app: str, visitors: int, requests: int, batch: int) -> float:
         for leftover in Path(workdir).iterdir():  # the second run starts from nothing too
             leftover.unlink()
         _clean_redis(env["BENCH_PREFIX"])
-        large = _count(app, visitors, requests + EXTRA, batch, env)
+        large = _count(app, visitors, requests + extra, batch, env)
     finally:
         _clean_redis(env["BENCH_PREFIX"])
         shutil.rmtree(workdir, ignore_errors=True)
-    return (large - small) / EXTRA
+    return (large - small) / extra
 
 
 def _clean_redis(prefix: str) -> None:
@@ -226,7 +226,7 @@ def render(rows: list[tuple[str, float]], args: argparse.Namespace) -> str:
         f"- command: `{command_line('benchmarks.instructions')}`",
         f"- {args.visitors} returning visitors, the same headers as the throughput runs, page "
         f"views written every {args.batch} requests; per request = (instructions of a run with "
-        f"{args.requests + EXTRA} requests - one with {args.requests}) / {EXTRA}",
+        f"{args.requests + args.extra} requests - one with {args.requests}) / {args.extra}",
         "- deterministic to about 1 %, but not time: cache misses, system calls and disk "
         "writes are not in it (see the throughput section for those)",
         "",
@@ -248,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--visitors", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--batch", type=int, default=150, help="requests per write batch")
+    parser.add_argument(
+        "--extra", type=int, default=EXTRA, help="requests the second run adds (the divisor)"
+    )
     parser.add_argument("--no-write", action="store_true", help="leave RESULTS.md alone")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -266,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         apps.remove("personalized_redis")
     rows = []
     for app in apps:
-        count = measure(app, args.visitors, args.requests, args.batch)
+        count = measure(app, args.visitors, args.requests, args.batch, args.extra)
         print(f"{app:24s} {count:12,.0f} instructions per request", flush=True)
         rows.append((app, count))
     section = render(rows, args)

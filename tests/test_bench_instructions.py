@@ -47,7 +47,7 @@ def test_new_visitors_send_no_cookie_and_each_creates_a_profile(
 
 
 def test_render_gives_ratios_to_bare() -> None:
-    args = argparse.Namespace(visitors=10, batch=5, requests=30)
+    args = argparse.Namespace(visitors=10, batch=5, requests=30, extra=1000)
     text = render([("bare", 100.0), ("personalized", 250.0)], args)
     assert "| personalized | 250 | 2.50 |" in text
     assert text.startswith("<!-- instructions:start -->")
@@ -64,7 +64,7 @@ def test_the_realistic_page_is_measured_with_its_folders_left_unchecked(
     assert personalizer.decisions.library._watch.interval == float("inf")
     text = render([("bare", 100.0), ("realistic_bare", 1000.0),
                    ("personalized_realistic_sqlite", 1500.0)], argparse.Namespace(
-                       visitors=3, batch=4, requests=6))  # fmt: skip
+                       visitors=3, batch=4, requests=6, extra=10))  # fmt: skip
     assert "| personalized_realistic_sqlite | 1,500 | 1.50 |" in text
 
 
