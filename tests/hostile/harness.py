@@ -405,11 +405,15 @@ class Harness:
         keys_before = set(store._data) if store is not None else set()
         try:
             self.runner.run(app(scope, receive, send))
-            self.runner.run(app.personalizer.profiles.flush())
         except Exception as exc:
             STATS.exceptions += 1
             STATS.fail("exception", f"{type(exc).__name__} at {where(exc)}", repr(req))
             return None
+        try:  # the harness's own bookkeeping: what the request buffered, written now
+            self.runner.run(app.personalizer.profiles.flush())
+        except StoreUnavailableError as exc:
+            if req.config != "down":  # only that store is unreachable; there it stays buffered
+                STATS.fail("store", f"{type(exc).__name__} at {where(exc)}", repr(req))
         outcome = self._complete(messages, req)
         if outcome is None:
             return None
