@@ -3,10 +3,13 @@
     .venv/bin/python -m benchmarks.merge_bench [--merges 2000] [--no-write]
 
 Each merge folds an anonymous profile with a realistic history (5 sessions, 20 page views,
-an order) into a known profile that already has one: the two-step tombstone + absorb (+
-compaction of the tombstone) that ``visitor.identify`` runs. Latency is one merge at a time;
+an order) into a known profile that already has one: the steps of
+``ProfileStore.merge`` that ``visitor.identify`` runs. Latency is one merge at a time;
 throughput runs 32 merges concurrently. Writes its section of RESULTS.md between
-``<!-- merge:start -->`` and ``<!-- merge:end -->``.
+``<!-- merge:start -->`` and ``<!-- merge:end -->``. With ``REDIS_CLUSTER_URL`` set (as
+``scripts/redis-cluster run -- .venv/bin/python -m benchmarks.merge_bench`` does), a row
+for a local Redis Cluster too (3 primaries, 3 replicas: three round trips, each waiting for
+a replica).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.benchkit import write_section
-from personalize import Hit, MemoryStore, SQLiteStore
+from personalize import Hit, MemoryStore, Profile, SQLiteStore
 from personalize.profiles.events import validate_event
 from personalize.stores.base import ProfileStore
 
@@ -43,13 +46,23 @@ def history(visitor: str, t0: float) -> list[Hit]:
 async def prepare(store: ProfileStore, n: int, tag: str) -> None:
     t0 = time.time() - 86_400
     for start in range(0, n, 200):
+        users = range(start, min(n, start + 200))
+        # The users logged in before (page views alone never create a known profile).
+        await store.update_many({f"u:{tag}user{i}": _login(f"{tag}user{i}") for i in users})
         batch = {}
-        for i in range(start, min(n, start + 200)):
+        for i in users:
             batch[f"v:{tag}anon{i}"] = history(f"{tag}anon{i}", t0)
             batch[f"u:{tag}user{i}"] = history(f"{tag}dev{i}", t0)
         await store.apply_changes(batch)
         order = validate_event("order", {"order_id": "o1", "products": ["p"], "value": 5})
-        await store.apply_changes({f"u:{tag}user{i}": [order] for i in range(start, start + 1)})
+        await store.apply_changes({f"u:{tag}user{i}": [order] for i in users})
+
+
+def _login(user_id: str) -> Callable[[Profile | None], Profile]:
+    def create(profile: Profile | None) -> Profile:
+        return Profile(key=f"u:{user_id}", user_id=user_id) if profile is None else profile
+
+    return create
 
 
 async def bench(make: Callable[[], ProfileStore], n: int) -> dict[str, float]:
@@ -96,13 +109,22 @@ def main() -> None:
 
         url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
         stores["redis"] = lambda: RedisStore(url, prefix=prefix)
+
+        class StepByStep(RedisStore):  # the generic merge (read + compare-and-set per step)
+            merge = ProfileStore.merge  # type: ignore[assignment]
+
+        stores["redis, step by step"] = lambda: StepByStep(url, prefix=prefix + "s:")
+        cluster_url = os.environ.get("REDIS_CLUSTER_URL")  # scripts/redis-cluster run -- ...
+        if cluster_url:
+            stores["redis_cluster"] = lambda: RedisStore(cluster_url, prefix=prefix)
     except ImportError:
         pass
+    load = os.getloadavg()[0]
     rows = []
     for name, make in stores.items():
         result = asyncio.run(bench(make, args.merges))
         rows.append((name, result))
-        print(f"{name:8s} p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms  "
+        print(f"{name:20s} p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms  "
               f"{result['per_s']:.0f} merges/s")  # fmt: skip
     if "redis" in stores:
         import redis
@@ -112,15 +134,32 @@ def main() -> None:
         for start in range(0, len(keys), 1000):
             client.delete(*keys[start : start + 1000])
         client.close()
+    if "redis_cluster" in stores:
+        from redis.cluster import RedisCluster
+
+        from personalize.stores.redis_support import cluster_nodes
+
+        host, port = cluster_nodes(os.environ["REDIS_CLUSTER_URL"])[0]
+        with RedisCluster(host=host, port=port) as cluster:
+            for key in list(cluster.scan_iter(match=f"{prefix}*", count=1000)):
+                cluster.delete(key)
+    command = ".venv/bin/python -m benchmarks.merge_bench"
+    if "redis_cluster" in stores:
+        command = f"scripts/redis-cluster run -- {command}"
     section = [
         START,
         "## Identity merges",
         "",
         f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {os.cpu_count()} CPUs, Python {platform.python_version()}",
-        f"- command: `.venv/bin/python -m benchmarks.merge_bench --merges {args.merges}`",
+        f"- machine: {os.cpu_count()} CPUs, Python {platform.python_version()}; load "
+        f"average {load:.1f} when it started (other jobs share the machine)",
+        f"- command: `{command} --merges {args.merges}`",
         "- each merge: anonymous profile (5 sessions, 20 page views) into a known one (20 page "
-        "views, an order): tombstone, absorb, compact; checked for exact counts",
+        "views, an order): ensure the known profile, tombstone, absorb, compact (Redis: one "
+        "Lua script for the first two, the absorb's compare-and-set, the copy dropped with the "
+        "next write: two round trips; `redis, step by step`: the same store running the "
+        "generic `ProfileStore.merge`, a read and a compare-and-set per step, as before); "
+        "checked for exact counts",
         "",
         "| store | merge p50 ms | merge p99 ms | merges/s (32 concurrent) |",
         "|---|---:|---:|---:|",

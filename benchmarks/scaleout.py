@@ -825,10 +825,13 @@ def render(
         "each page view costs one append script per profile per 20 ms write-behind batch, "
         "so a busy visitor's page views coalesce. Keys are hash-tagged per profile, so "
         "every command touches one slot and load spreads evenly over the shards. Caveats: "
-        "plain `PUBLISH` in Redis Cluster is broadcast to every node (cluster bus), so "
-        "invalidation traffic grows with the node count: sharded pub/sub "
-        "(`SPUBLISH`/`SSUBSCRIBE`, Redis 7) would keep it per shard; the learning stream is "
-        "one key (one slot), capped at ~1 M entries.",
+        "these runs use one Redis, where notices are plain `PUBLISH` (one channel); on a "
+        "Redis Cluster, where `PUBLISH` is broadcast to every node over the cluster bus, "
+        "`RedisStore` uses sharded pub/sub instead (`SPUBLISH`/`SSUBSCRIBE`, Redis 7: one "
+        "channel per range of 1024 slots, served by the node that owns the range, so the "
+        "traffic stays per shard), and each write batch also waits for a replica (`WAIT`, "
+        "one more reply per node per batch); the learning stream is one key (one slot), "
+        "capped at ~1 M entries.",
         END_MARK,
     ]
     return "\n".join(lines) + "\n"

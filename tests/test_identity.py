@@ -87,13 +87,19 @@ def fields(r: httpx.Response) -> list[str]:
 StoreFactory = Callable[[], ProfileStore]
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis_cluster"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     if request.param == "memory":
         shared = MemoryStore()
         yield lambda: shared
     elif request.param == "sqlite":
         yield lambda: SQLiteStore(tmp_path / "p.sqlite3")
+    elif request.param == "redis_cluster":  # anonymous and known profiles on other slots
+        from personalize.stores.redis import RedisStore
+
+        url = request.getfixturevalue("redis_cluster").url
+        prefix = request.getfixturevalue("redis_cluster_prefix")
+        yield lambda: RedisStore(url, prefix=prefix)
     else:
         from personalize.stores.redis import RedisStore
 

@@ -24,9 +24,15 @@ from tests.test_events import make_client, order, post
 POISONED = Profile(key="u:ann", user_id="ann", facts={"purchases": 2, "revenue": None})
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "redis_cluster"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProfileStore]:
-    if request.param == "redis":
+    if request.param == "redis_cluster":
+        from personalize.stores.redis import RedisStore
+
+        url = request.getfixturevalue("redis_cluster").url
+        prefix = request.getfixturevalue("redis_cluster_prefix")
+        yield RedisStore(url, prefix=prefix, invalidation=False, log_limit=1)
+    elif request.param == "redis":
         from personalize.stores.redis import RedisStore
 
         prefix = request.getfixturevalue("redis_prefix")
@@ -45,9 +51,18 @@ def write_raw(store: ProfileStore, key: str, data: bytes) -> None:
             )
         return
     import redis
+    from redis.cluster import RedisCluster
 
-    client = redis.Redis.from_url(REDIS_URL)
-    client.hset(store.redis_key(key), mapping={"d": data, "n": 1})  # type: ignore[attr-defined]
+    from personalize.stores.redis import RedisStore
+    from personalize.stores.redis_support import cluster_nodes
+
+    assert isinstance(store, RedisStore)
+    if store.cluster:
+        host, port = cluster_nodes(store.url)[0]
+        client: redis.Redis | RedisCluster = RedisCluster(host=host, port=port)
+    else:
+        client = redis.Redis.from_url(REDIS_URL)
+    client.hset(store.redis_key(key), mapping={"d": data, "n": 1})
     client.close()
 
 

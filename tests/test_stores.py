@@ -13,12 +13,14 @@ import pytest
 
 from personalize import ConfigurationError, Hit, MemoryStore, Profile, SQLiteStore, StoreError
 from personalize.stores.base import ProfileStore
+from personalize.stores.redis import RedisStore
+from personalize.stores.redis_merge import BEGIN_SHA, TOMBSTONE_SHA
 from tests.conftest import REDIS_URL
 
 StoreFactory = Callable[[], ProfileStore]
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis_cluster"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     """A factory of store objects that all see the same data (one per thread or loop)."""
     if request.param == "memory":
@@ -29,6 +31,12 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
 
         prefix = request.getfixturevalue("redis_prefix")
         return lambda: RedisStore(REDIS_URL, prefix=prefix)
+    if request.param == "redis_cluster":  # a real cluster: 3 primaries, 3 replicas
+        from personalize.stores.redis import RedisStore
+
+        url = request.getfixturevalue("redis_cluster").url  # redis+cluster://h:p,h:p,.../
+        prefix = request.getfixturevalue("redis_cluster_prefix")
+        return lambda: RedisStore(url, prefix=prefix)
     return lambda: SQLiteStore(tmp_path / "profiles.sqlite3")
 
 
@@ -71,6 +79,18 @@ def test_page_views_forwarded_during_a_first_login_are_kept(make_store: StoreFac
             return result
 
         store.update = update_then_page_views  # type: ignore[method-assign]
+        if isinstance(store, RedisStore):  # its merge runs scripts: the same moment there
+            write = store._write
+
+            async def write_then_page_views(calls: Any) -> list[Any]:
+                result = await write(calls)
+                if not seen and any(c[1][1] in (BEGIN_SHA, TOMBSTONE_SHA) for c in calls):
+                    seen.append("v:a")
+                    hits = [Hit(ts=2.0 + i, path=f"/p{i}", device_id="a") for i in range(3)]
+                    await store.apply_hits({"v:a": hits})
+                return result
+
+            store._write = write_then_page_views  # type: ignore[method-assign]
         known, merged = await store.merge("v:a", "u:7", user_id="7", device_id="d1", now=1.5)
         assert seen == ["v:a"], "merge no longer goes through update(): adapt this test"
         assert merged
@@ -613,6 +633,7 @@ def test_redis_tombstone_waits_for_the_whole_log_and_refuses_appends(redis_prefi
     arrives between its read and its write makes it read again), and once it is one,
     appends are refused and go through the compare-and-set, which forwards them."""
     from personalize.stores.redis import RedisStore
+    from personalize.stores.redis_support import CAS
 
     async def scenario() -> None:
         store = RedisStore(REDIS_URL, prefix=redis_prefix)
@@ -620,7 +641,7 @@ def test_redis_tombstone_waits_for_the_whole_log_and_refuses_appends(redis_prefi
         await store.apply_changes({"v:a": [Hit(ts=1.0, path="/")]}, batch_id="b1")
         await store.apply_changes({"v:a": [Hit(ts=2.0, path="/")]}, batch_id="b2")
         # Written as if the merge had read one entry: the second arrived since.
-        outcome = await store._cas(keys=[key, log], args=["", b"{}", 0, 1, "1"])
+        outcome = await client.eval(CAS, 2, key, log, "", b"{}", 0, 1, "1")
         assert outcome == -1 and await client.llen(log) == 2
         known, merged = await store.merge("v:a", "u:7", user_id="7", now=3.0)
         assert merged and known.page_views == 2

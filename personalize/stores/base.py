@@ -25,7 +25,14 @@ from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit
 from personalize.profiles.profile import Profile
 from personalize.stores.state import StateStore
 
-__all__ = ["FORWARD_GRACE", "MAX_BATCH_IDS", "Change", "Mutation", "ProfileStore"]
+__all__ = [
+    "FORWARD_GRACE",
+    "MAX_BATCH_IDS",
+    "Change",
+    "Mutation",
+    "ProfileStore",
+    "absorb_anonymous",
+]
 
 #: A change to one profile: gets the stored profile (or None) and returns the new one
 #: (or None to delete it). It must be a pure, synchronous function of its input: a store may
@@ -33,6 +40,43 @@ __all__ = ["FORWARD_GRACE", "MAX_BATCH_IDS", "Change", "Mutation", "ProfileStore
 Mutation = Callable[[Profile | None], Profile | None]
 logger = logging.getLogger("personalize")
 _SET_ASIDE_PER_KEY, _SET_ASIDE_KEYS = 20, 1000  # records kept in memory by set_aside
+
+
+def absorb_anonymous(
+    profile: Profile | None,
+    source: Profile | None,
+    *,
+    known_key: str,
+    user_id: str,
+    anonymous_id: str,
+    device_id: str | None,
+    traits: Mapping[str, object] | None,
+    now: float,
+    max_aliases: int,
+) -> tuple[Profile, bool]:
+    """The known ``profile`` (created if None) with the anonymous profile ``source`` (its data
+    when it became a tombstone, or None) absorbed, and whether it was: only when ``source``
+    was not merged into another profile, its id is not among the aliases yet (merged before)
+    and the aliases are fewer than ``max_aliases``. The merge step of
+    :meth:`ProfileStore.merge`; ``traits`` are set either way."""
+    merged = False
+    profile = Profile(key=known_key, user_id=user_id) if profile is None else profile
+    profile.user_id = user_id
+    if (
+        (source is None or source.merged_into in (None, known_key))
+        and anonymous_id not in profile.aliases
+        and len(profile.aliases) < max_aliases
+    ):
+        if source is not None:
+            merge_profiles(profile, source)
+            if device_id is not None and anonymous_id in profile.devices:
+                profile.devices[device_id] = profile.devices.pop(anonymous_id)
+        profile.aliases.append(anonymous_id)
+        merged = True
+    for name, value in (traits or {}).items():
+        profile.traits[name] = value
+        profile.trait_times[name] = now
+    return profile, merged
 
 
 class ProfileStore(abc.ABC):
@@ -201,25 +245,11 @@ class ProfileStore(abc.ABC):
             return profile
 
         def absorb(profile: Profile | None) -> Profile:
-            merged = False
-            profile = Profile(key=known_key, user_id=user_id) if profile is None else profile
-            profile.user_id = user_id
-            source = snapshot[0]
-            if (
-                (source is None or source.merged_into in (None, known_key))
-                and anonymous_id not in profile.aliases
-                and len(profile.aliases) < max_aliases
-            ):
-                if source is not None:
-                    merge_profiles(profile, source)
-                    if device_id is not None and anonymous_id in profile.devices:
-                        profile.devices[device_id] = profile.devices.pop(anonymous_id)
-                profile.aliases.append(anonymous_id)
-                merged = True
-            for name, value in (traits or {}).items():
-                profile.traits[name] = value
-                profile.trait_times[name] = now
-            absorbed[0] = merged
+            profile, absorbed[0] = absorb_anonymous(
+                profile, snapshot[0], known_key=known_key, user_id=user_id,
+                anonymous_id=anonymous_id, device_id=device_id, traits=traits, now=now,
+                max_aliases=max_aliases,
+            )  # fmt: skip
             listed[0] = anonymous_id in profile.aliases
             return profile
 

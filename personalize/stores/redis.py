@@ -1,7 +1,8 @@
 """Profiles in Redis, for several workers and hosts (``pip install 'personalize[redis]'``).
 
 Layout: per profile, a hash ``<prefix>{<key>}`` with fields ``d`` (the profile as JSON),
-``n`` (a version) and ``m`` (set on a tombstone, a merged anonymous id), and a list
+``n`` (a version), ``m`` (set on a tombstone, a merged anonymous id; ``xd``, ``xl`` its
+data until the known profile absorbed it), and a list
 ``<prefix>{<key>}:log`` of changes not folded into ``d`` yet. The braces are a hash tag, so
 everything about one profile lives on one Redis Cluster slot and every command touches one
 slot only.
@@ -12,7 +13,8 @@ round trip; no read, and no profile decoded or encoded. Reads fold the log in; a
 twice (after a timeout) is folded once, by its id. When a log grows past ``log_limit``
 entries, it is folded into ``d``.
 
-Every other write (merges, traits, erasure, folding a log) is optimistic: read the profile
+A merge is two round trips, a Lua script per step (:mod:`~personalize.stores.redis_merge`).
+Every other write (traits, erasure, folding a log) is optimistic: read the profile
 and its log, apply the mutation in Python, then write with a Lua compare-and-set that only
 succeeds if the version is unchanged, and trims exactly the log entries it folded (entries
 appended meanwhile stay). A tombstone is only written over the whole log, and appends to a
@@ -26,6 +28,16 @@ Reads avoid the network: the ``ProfileService`` keeps a near-cache; every write 
 numbered per profile in field ``s``, for other processes to fold in; else the keys, to drop).
 While that listener is not connected, cached entries are trusted for one second only.
 
+On a Redis Cluster (``redis+cluster://host:port[,host:port...]``, or a ``RedisCluster``
+client) every command and script touches one profile's slot; a batch is pipelined to each
+node in parallel, and :meth:`RedisStore.keys` scans every primary. Invalidations use sharded
+pub/sub, one channel per range of slots (:mod:`~personalize.stores.redis_sharded`). Each write
+batch waits (``WAIT``) until a replica of every node it wrote to has it, or fails, and the
+write-behind buffer sends it again, applied once by its id (``wait_replicas``,
+:mod:`~personalize.stores.redis_calls`): no page view the buffer counted as written is lost
+when a primary dies and its replica takes over; buffered ones are written once the slot has
+an owner again.
+
 A stored profile that cannot be read, or changes that cannot be folded, are set aside in
 the profile's hash (fields ``q<version>``, so they expire and are erased with it; logged; see
 :meth:`RedisStore.quarantined`) and the rest is written: one bad profile never stops a write.
@@ -38,6 +50,7 @@ failure the store answers :class:`~personalize.exceptions.StoreUnavailableError`
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -46,14 +59,7 @@ from typing import Any
 import orjson
 
 from personalize.exceptions import StoreError
-from personalize.profiles.changes import (
-    MAX_BATCH_IDS,
-    Change,
-    change_from_value,
-    encode_change,
-    fold_guarded,
-    read_stored,
-)
+from personalize.profiles.changes import Change, encode_change
 from personalize.profiles.identity import is_anonymous_key, user_id_of
 from personalize.profiles.profile import Profile
 from personalize.stores.base import Mutation, ProfileStore
@@ -61,18 +67,30 @@ from personalize.stores.state import StateStore
 
 try:
     import redis.asyncio as aioredis
+    from redis.asyncio.cluster import RedisCluster
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("RedisStore needs the redis extra: pip install 'personalize[redis]'") from exc
 
+from personalize.stores import redis_merge
 from personalize.stores.notices import Notice
+from personalize.stores.redis_calls import Call, pipelined
 from personalize.stores.redis_invalidation import InvalidationBus
-from personalize.stores.redis_support import APPEND, CAS, CallGuard, make_pool
+from personalize.stores.redis_log import fold_log, log_set_aside, scan_keys, set_aside
+from personalize.stores.redis_merge import RedisMerging
+from personalize.stores.redis_sharded import ShardedInvalidationBus
+from personalize.stores.redis_support import APPEND, CAS, READ, CallGuard, store_clients
 
 logger = logging.getLogger("personalize.redis")
 
 
-class RedisStore(ProfileStore):
-    """A :class:`ProfileStore` on ``redis.asyncio``.
+class RedisStore(RedisMerging, ProfileStore):
+    """A :class:`ProfileStore` on ``redis.asyncio``: a ``redis://`` URL or ``client`` for one
+    Redis, a ``redis+cluster://host:port[,host:port...]`` URL or a ``RedisCluster`` client for a
+    Redis Cluster.
+
+    ``wait_replicas``: how many replicas must confirm a write (``WAIT``) before it counts as
+    written; the default, None, waits for one on a cluster (where the slot has a replica) and
+    for none on a single Redis.
 
     >>> store = RedisStore("redis://127.0.0.1:6379/0", prefix="doc:")
     >>> store.redis_key("v:abc")
@@ -85,7 +103,7 @@ class RedisStore(ProfileStore):
         self,
         url: str = "redis://127.0.0.1:6379/0",
         *,
-        client: aioredis.Redis | None = None,
+        client: aioredis.Redis | RedisCluster | None = None,
         prefix: str = "pz:",
         anonymous_ttl: int = 90 * 24 * 3600,  # seconds; 0 keeps anonymous profiles forever
         timeout: float = 0.5,  # seconds, for every call
@@ -94,6 +112,7 @@ class RedisStore(ProfileStore):
         max_connections: int = 64,
         invalidation: bool = True,
         log_limit: int = 64,  # log entries per profile before they are folded into it
+        wait_replicas: int | None = None,
     ) -> None:
         self.url = url
         self.prefix = prefix
@@ -101,27 +120,26 @@ class RedisStore(ProfileStore):
         self.timeout = timeout
         self.retry_after = retry_after
         self.max_attempts = max_attempts
-        if client is not None:
-            writes = client
+        if client is None:
+            client, writes = store_clients(url, max_connections, timeout)
         else:
-            client = aioredis.Redis(
-                connection_pool=make_pool(url, max_connections, timeout, socket_timeout=timeout)
-            )
-            # Batched writes get connections of their own without a per-read socket
-            # timeout: redis-py arms a timer for every reply, 80 of them for a batch of 80
-            # page views. Their calls are bounded as a whole instead (``_call``), and a
-            # call cut short drops its connection. The write-behind buffer sends one batch
-            # at a time, so a few connections do.
-            writes = aioredis.Redis(connection_pool=make_pool(url, 4, timeout, socket_timeout=None))
-        self._client = client
-        self._writes = writes
-        self._cas = self._client.register_script(CAS)
+            writes = client
+        self._client: Any = client
+        self._writes: Any = writes
+        self.cluster = isinstance(client, RedisCluster)
+        self.wait_replicas = wait_replicas
+        self._scripts = {_CAS_SHA: CAS, _APPEND_SHA: APPEND, _READ_SHA: READ}
+        self._scripts.update(redis_merge.scripts())
+        self._copies: list[str] = []  # tombstones whose copy of merged data can go
         self._guard = CallGuard(self, timeout=timeout, retry_after=retry_after)
-        self._bus = InvalidationBus(
-            self._client, f"{prefix}invalidate", timeout=timeout, enabled=invalidation
-        )
+        channel = f"{prefix}invalidate"
+        if self.cluster:  # sharded pub/sub: PUBLISH would reach every node of the cluster
+            self._bus: InvalidationBus = ShardedInvalidationBus(
+                client, channel, redis_key=self.redis_key, timeout=timeout, enabled=invalidation
+            )
+        else:
+            self._bus = InvalidationBus(client, channel, timeout=timeout, enabled=invalidation)
         self._write_lock = asyncio.Lock()
-        self._append = self._client.register_script(APPEND)
         self.log_limit = log_limit
         self._write_lock_loop: asyncio.AbstractEventLoop | None = None
 
@@ -129,8 +147,33 @@ class RedisStore(ProfileStore):
         return f"RedisStore({self.url!r}, prefix={self.prefix!r})"
 
     @property
-    def client(self) -> aioredis.Redis:
+    def client(self) -> Any:
+        """The ``redis.asyncio`` client (a ``RedisCluster`` on a cluster)."""
         return self._client
+
+    async def _read(self, calls: Sequence[Call]) -> list[Any]:
+        """Send ``calls`` in one round trip (per node), without waiting for replicas."""
+        rows: list[Any] = await self._call(
+            pipelined(self._writes, calls, scripts=self._scripts, wait=0)
+        )
+        return rows
+
+    async def _write(self, calls: Sequence[Call]) -> list[Any]:
+        """Send ``calls`` in one round trip (per node) and wait for the replicas (see
+        :mod:`~personalize.stores.redis_calls`), bounded like every call."""
+        wait = self.wait_replicas if self.wait_replicas is not None or self.cluster else 0
+        wait_ms = max(1, round(self.timeout * 1000))
+        copies, self._copies = self._copies, []  # along with the next write (redis_merge)
+        extra = [(key, ("HDEL", key, "xd", "xl")) for key in copies]
+        try:
+            replies: list[Any] = await self._call(
+                pipelined(self._writes, [*calls, *extra], scripts=self._scripts, wait=wait,
+                          wait_ms=wait_ms)
+            )  # fmt: skip
+        except BaseException:
+            self._copies = [*copies, *self._copies][-10_000:]
+            raise
+        return replies[: len(calls)]
 
     def redis_key(self, key: str) -> str:
         """The Redis key of a profile key (hash-tagged for Redis Cluster)."""
@@ -149,8 +192,6 @@ class RedisStore(ProfileStore):
         """How long a cached profile may be used: long while invalidations arrive."""
         return 300.0 if self._bus.listening else 1.0
 
-    # -- plumbing -------------------------------------------------------------------------
-
     @property
     def circuit_open(self) -> bool:
         """True while calls fail fast because Redis was unreachable moments ago."""
@@ -159,7 +200,8 @@ class RedisStore(ProfileStore):
     def _call(self, coro: Any) -> Any:
         """Await one Redis call or pipeline (see :class:`CallGuard`); (re)start listening for
         invalidations first."""
-        return self._guard.call(coro, on_start=self._bus.ensure_listener)
+        cluster = self._client if self.cluster else None
+        return self._guard.call(coro, on_start=self._bus.ensure_listener, cluster=cluster)
 
     def _ttl_for(self, key: str) -> int:
         return self.anonymous_ttl if is_anonymous_key(key) else 0
@@ -176,47 +218,28 @@ class RedisStore(ProfileStore):
     async def get_at(self, key: str) -> tuple[Profile | None, int]:
         """The stored profile and the number of the last write it holds (0: none; see
         :class:`~personalize.stores.notices.Appended`)."""
-        # One transaction: a compaction between the two reads would hide folded entries.
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hmget(self.redis_key(key), "d", "s")
-            pipe.lrange(self.log_key(key), 0, -1)
-            (raw, seq), entries = await self._call(pipe.execute())
+        # Atomic: a compaction between the two reads would hide folded entries.
+        hash_key = self.redis_key(key)
+        if self.cluster:  # a script routed by the store's own slot map (see redis_calls)
+            read = ("EVALSHA", _READ_SHA, 2, hash_key, self.log_key(key))
+            ((raw, seq, entries),) = await self._read([(hash_key, read)])
+        else:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hmget(hash_key, "d", "s")
+                pipe.lrange(self.log_key(key), 0, -1)
+                (raw, seq), entries = await self._call(pipe.execute())
         # What cannot be read is left out here and set aside by the next write.
         return self._fold_log(key, raw, entries, []), int(seq or 0)
 
     def _fold_log(
         self, key: str, raw: bytes | None, entries: list[bytes], quarantine: list[bytes]
     ) -> Profile | None:
-        """The stored profile (JSON ``raw``) with the log's entries folded in, in order; an
-        entry whose batch id the profile already holds (a batch sent again after a timeout)
-        is skipped. What cannot be read or folded is described in ``quarantine``."""
-        profile = read_stored(key, raw, quarantine)
-        if not entries:
-            return profile
-        if profile is None and user_id_of(key) is not None:
-            return None  # a log without its profile (see creates_profile): nothing to read
-        batches = list(profile.batches) if profile is not None else []
-        changes: list[Change] = []
-        for entry in entries:
-            batch_id, *items = orjson.loads(entry)
-            if batch_id is not None:
-                if batch_id in batches:
-                    continue
-                batches.append(batch_id)
-                del batches[:-MAX_BATCH_IDS]
-            changes += sorted(map(change_from_value, items), key=_ts)
-        timeout, bad = self.session_timeout, quarantine
-        profile = fold_guarded(key, profile, changes, session_timeout=timeout, quarantine=bad)
-        profile = Profile(key=key) if profile is None else profile
-        profile.batches = batches
-        return profile
+        return fold_log(key, raw, entries, quarantine, session_timeout=self.session_timeout)
 
     async def quarantined(self, key: str) -> list[dict[str, Any]]:
         """What was set aside for ``key`` because it could not be read or folded (see
         :func:`~personalize.profiles.changes.quarantine_record`), oldest first."""
-        fields = await self._call(self._client.hgetall(self.redis_key(key)))
-        found = [(int(f[1:]), v) for f, v in fields.items() if f.startswith(b"q")]
-        return [r for _, v in sorted(found) for r in orjson.loads(v)]
+        return set_aside(await self._call(self._client.hgetall(self.redis_key(key))))
 
     async def update_many(self, mutations: Mapping[str, Mutation]) -> dict[str, Profile | None]:
         return await self._update_in_turn(mutations, only_folds=False)
@@ -248,43 +271,32 @@ class RedisStore(ProfileStore):
             keys = list(todo)
             # Not a transaction (the keys live on many slots): a compaction between a key's
             # two reads changes its version, so the compare-and-set below fails and retries.
-            async with self._writes.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.hmget(self.redis_key(key), "d", "n")
-                    pipe.lrange(self.log_key(key), 0, -1)
-                rows = await self._call(pipe.execute())
+            reads: list[Call] = []
+            for key in keys:
+                hash_key = self.redis_key(key)
+                reads += [(hash_key, ("HMGET", hash_key, "d", "n")),
+                          (hash_key, ("LRANGE", self.log_key(key), 0, -1))]  # fmt: skip
+            rows = await self._read(reads)
             planned: list[tuple[str, Profile | None, list[bytes]]] = []
-            async with self._writes.pipeline(transaction=False) as pipe:
-                # What awaiting the Script on the pipeline does, once per batch instead of
-                # once per key: the pipeline loads the script first if Redis lost it.
-                pipe.scripts.add(self._cas)  # type: ignore[arg-type]  # (redis-py does the same)
-                for index, key in enumerate(keys):
-                    (raw, version), entries = rows[2 * index], rows[2 * index + 1]
-                    quarantine: list[bytes] = []
-                    new = todo[key](self._fold_log(key, raw, entries, quarantine))
-                    data = b"" if new is None else new.to_json()
-                    tombstone = "1" if new is not None and new.merged_into is not None else ""
-                    pipe.evalsha(
-                        self._cas.sha,
-                        2,
-                        self.redis_key(key),
-                        self.log_key(key),
-                        "" if version is None else version,
-                        data,
-                        self._ttl_for(key),
-                        len(entries),
-                        tombstone,
-                        b"[" + b",".join(quarantine) + b"]" if quarantine else b"",
-                    )
-                    planned.append((key, new, quarantine))
-                outcomes = await self._call(pipe.execute())
+            calls: list[Call] = []
+            for index, key in enumerate(keys):
+                (raw, version), entries = rows[2 * index], rows[2 * index + 1]
+                quarantine: list[bytes] = []
+                new = todo[key](self._fold_log(key, raw, entries, quarantine))
+                data = b"" if new is None else new.to_json()
+                tombstone = "1" if new is not None and new.merged_into is not None else ""
+                hash_key = self.redis_key(key)
+                bad = b"[" + b",".join(quarantine) + b"]" if quarantine else b""
+                calls.append((hash_key, ("EVALSHA", _CAS_SHA, 2, hash_key, self.log_key(key),
+                    "" if version is None else version, data, self._ttl_for(key), len(entries),
+                    tombstone, bad)))  # fmt: skip
+                planned.append((key, new, quarantine))
+            outcomes = await self._write(calls)
             changed = []
             for (key, new, quarantine), outcome in zip(planned, outcomes, strict=True):
                 if outcome == -1:
                     continue  # lost a race with another writer: read again and retry
-                for record in quarantine:
-                    reason = orjson.loads(record)["reason"]
-                    logger.error("personalize: quarantined data of profile %s: %s", key, reason)
+                log_set_aside(key, quarantine)
                 result[key] = new
                 if quarantine or not only_folds:
                     changed.append(key)
@@ -317,20 +329,13 @@ class RedisStore(ProfileStore):
             return {}, {}
         head, keys = b"[" + orjson.dumps(batch_id), list(items)
         entries = [b",".join([head, *map(encode_change, items[key])]) + b"]" for key in keys]
-        async with self._writes.pipeline(transaction=False) as pipe:
-            pipe.scripts.add(self._append)  # type: ignore[arg-type]  # as in _update_many
-            for key, entry in zip(keys, entries, strict=True):
-                pipe.evalsha(
-                    self._append.sha,
-                    2,
-                    self.redis_key(key),
-                    self.log_key(key),
-                    entry,
-                    self._ttl_for(key),
-                    "1" if user_id_of(key) is not None else "",
-                    random.randrange(1, 1 << 48),
-                )
-            replies = await self._call(pipe.execute())
+        calls: list[Call] = []
+        for key, entry in zip(keys, entries, strict=True):
+            hash_key, known = self.redis_key(key), "1" if user_id_of(key) is not None else ""
+            command = ("EVALSHA", _APPEND_SHA, 2, hash_key, self.log_key(key), entry)
+            first = random.randrange(1, 1 << 48)  # where the profile's write numbers start
+            calls.append((hash_key, (*command, self._ttl_for(key), known, first)))
+        replies = await self._write(calls)
         refused: dict[str, Sequence[Change]] = {}
         long, appended = [], []
         for key, entry, reply in zip(keys, entries, replies, strict=True):
@@ -355,23 +360,18 @@ class RedisStore(ProfileStore):
         return written, {key: (prev, seq) for key, prev, seq, _ in appended}
 
     async def delete(self, key: str) -> bool:
-        removed = await self._call(self._client.delete(self.redis_key(key), self.log_key(key)))
+        hash_key = self.redis_key(key)  # an erasure must survive a failover too
+        (removed,) = await self._write([(hash_key, ("DEL", hash_key, self.log_key(key)))])
         await self._bus.publish([key])
         return bool(removed)
 
     async def keys(self) -> list[str]:
-        """Every profile key under this prefix (SCAN; for maintenance and tests)."""
-        found: dict[str, None] = {}  # a profile and its log are one key
-        cursor, match = 0, f"{self.prefix}{{*}}*"
-        while True:  # SCAN call by call, each with the store's timeout
-            cursor, batch = await self._call(self._client.scan(cursor, match=match, count=500))
-            for raw in batch:
-                text = raw.decode()
-                end = len(text) - (len(":log") if text.endswith("}:log") else 0) - 1
-                if text[end] == "}":
-                    found[text[len(self.prefix) + 1 : end]] = None
-            if not cursor:
-                return list(found)
+        """Every profile key under this prefix (SCAN, every primary of a cluster; for
+        maintenance and tests)."""
+        if not self.cluster:
+            return await scan_keys(self._client, self.prefix, call=self._call)
+        scan = scan_keys(self._client, self.prefix)  # scan_iter: every primary, in turn
+        return list(await self._guard.call(scan, extra=5.0, cluster=self._client))
 
     def state_store(self) -> StateStore:
         """Decision state on the same Redis, through this store's client, under its prefix."""
@@ -387,13 +387,13 @@ class RedisStore(ProfileStore):
 
     async def close(self) -> None:
         await self._bus.close()
-        await self._client.aclose(close_connection_pool=True)
-        if self._writes is not self._client:
-            await self._writes.aclose(close_connection_pool=True)
+        for client in dict.fromkeys([self._client, self._writes]):  # (one on a cluster)
+            await (client.aclose() if self.cluster else client.aclose(close_connection_pool=True))
 
 
-def _ts(change: Change) -> float:
-    return change.ts
+_CAS_SHA, _APPEND_SHA, _READ_SHA = (
+    hashlib.sha1(s.encode()).hexdigest() for s in (CAS, APPEND, READ)
+)
 
 
 def _unchanged(profile: Profile | None) -> Profile | None:

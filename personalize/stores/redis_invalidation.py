@@ -50,11 +50,42 @@ class InvalidationBus:
         (key, prev, seq, change log entry; see :func:`encode_notice`). Best effort."""
         if not self.enabled:
             return
-        message = encode_notice(self.instance, keys, appended)
+        messages = self.messages(keys, appended)
         try:
-            await asyncio.wait_for(self._client.publish(self.channel, message), self.timeout)
+            await asyncio.wait_for(self._send(messages), self.timeout)
         except Exception as exc:  # the write itself succeeded; caches expire on their own
             logger.warning("personalize: could not publish invalidation: %s", exc)
+
+    def messages(
+        self, keys: list[str], appended: Sequence[tuple[str, int, int, bytes]] = ()
+    ) -> dict[str, bytes]:
+        """What :meth:`publish` sends: the notice of each channel."""
+        groups: dict[str, tuple[list[str], list[tuple[str, int, int, bytes]]]] = {}
+        for key in keys:
+            groups.setdefault(self.channel_of(key), ([], []))[0].append(key)
+        for item in appended:
+            groups.setdefault(self.channel_of(item[0]), ([], []))[1].append(item)
+        return {c: encode_notice(self.instance, *group) for c, group in groups.items()}
+
+    # -- the transport: plain pub/sub on one channel (redis_sharded: one per slot range) ---
+
+    def channel_of(self, key: str) -> str:
+        """The channel that carries the notices of ``key``."""
+        return self.channel
+
+    async def _send(self, messages: dict[str, bytes]) -> None:
+        for channel, message in messages.items():
+            await self._client.publish(channel, message)
+
+    def _pubsub(self) -> Any:
+        return self._client.pubsub(ignore_subscribe_messages=True)
+
+    async def _subscribe(self, pubsub: Any) -> None:
+        await pubsub.subscribe(self.channel)
+
+    async def _next_message(self, pubsub: Any) -> dict[str, Any] | None:
+        message: dict[str, Any] | None = await pubsub.get_message(timeout=1.0)
+        return message
 
     def ensure_listener(self) -> None:
         """Start listening (on the running event loop) if anyone subscribed and it is not."""
@@ -83,14 +114,14 @@ class InvalidationBus:
     async def _listen(self) -> None:
         backoff, own = 0.1, (self.instance + "\n").encode()
         while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._pubsub()
             try:
-                await asyncio.wait_for(pubsub.subscribe(self.channel), self.timeout * 4)
+                await asyncio.wait_for(self._subscribe(pubsub), self.timeout * 4)
                 self.listening = True
                 self._notify(None)  # invalidations may have been missed while disconnected
                 backoff = 0.1
                 while True:
-                    message = await pubsub.get_message(timeout=1.0)
+                    message = await self._next_message(pubsub)
                     if message is None:
                         continue
                     data = message["data"]

@@ -12,10 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from personalize.exceptions import StoreError, StoreUnavailableError
+from personalize.stores.redis_calls import rerouted
 
 try:
     import redis.asyncio as aioredis
     from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
     from redis.exceptions import (
         ClusterDownError,
         RedisClusterException,
@@ -37,11 +40,13 @@ __all__ = [
     "CAS",
     "CLUSTER_SCHEME",
     "CONNECTION_ERRORS",
+    "READ",
     "CallGuard",
     "cluster_nodes",
     "hiredis_packing",
     "make_cluster_client",
     "make_pool",
+    "store_clients",
 ]
 
 
@@ -108,6 +113,14 @@ if ttl > 0 then
   redis.call('EXPIRE', KEYS[2], ttl)
 end
 return {n, tonumber(prev), seq}
+"""
+
+
+# KEYS[1] profile hash, KEYS[2] its change log: the stored profile, its write number and
+# the log, atomically.
+READ = """
+local r = redis.call('HMGET', KEYS[1], 'd', 's')
+return {r[1], r[2], redis.call('LRANGE', KEYS[2], 0, -1)}
 """
 
 
@@ -193,17 +206,46 @@ def cluster_nodes(url: str) -> list[tuple[str, int]]:
     return nodes
 
 
-def make_cluster_client(url: str, max_connections: int, timeout: float) -> RedisCluster:
+def make_cluster_client(
+    url: str, max_connections: int, timeout: float, *, retries: int | None = None
+) -> RedisCluster:
     """A ``redis.asyncio.cluster.RedisCluster`` on the nodes of a ``redis+cluster://`` URL;
     ``max_connections`` per node (redis-py's cluster has no blocking pool: a burst beyond it
-    fails, as unavailable, instead of queueing)."""
+    fails, as unavailable, instead of queueing). ``retries``: how often redis-py itself sends
+    a command or pipeline again after a cluster error (None: redis-py's default)."""
+    options: dict[str, Any] = {}
+    if retries is not None:
+        options["retry"] = Retry(NoBackoff(), retries)
     return RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in cluster_nodes(url)],
         max_connections=max_connections,
         socket_timeout=None,  # every call is bounded by CallGuard
         socket_connect_timeout=timeout,
         health_check_interval=30,
+        **options,
     )
+
+
+def store_clients(url: str, max_connections: int, timeout: float) -> tuple[Any, Any]:
+    """The clients of a :class:`~personalize.stores.redis.RedisStore` made from ``url``: one
+    for reads and single calls, one for batched writes.
+
+    On a cluster, one ``RedisCluster`` for both, without retries inside redis-py: a pipeline
+    it sends again after a lost connection would run its ``WAIT``s on other connections
+    (see :mod:`~personalize.stores.redis_calls`); the write-behind buffer sends a failed
+    batch again instead. On one Redis, batched writes get connections of their own without a
+    per-read socket timeout: redis-py arms a timer for every reply, 80 of them for a batch of
+    80 page views. Their calls are bounded as a whole instead (``CallGuard``), and a call cut
+    short drops its connection. The write-behind buffer sends one batch at a time, so a few
+    connections do.
+    """
+    if url.startswith(CLUSTER_SCHEME):
+        client = make_cluster_client(url, max_connections, timeout, retries=0)
+        return client, client
+    reads = aioredis.Redis(
+        connection_pool=make_pool(url, max_connections, timeout, socket_timeout=timeout)
+    )
+    return reads, aioredis.Redis(connection_pool=make_pool(url, 4, timeout, socket_timeout=None))
 
 
 # A cluster without an owner for a slot (a primary died, no replica took over yet) is
@@ -244,10 +286,17 @@ class CallGuard:
             raise StoreUnavailableError(f"{self._owner!r} is unreachable; retrying shortly")
 
     async def call(
-        self, coro: Any, *, on_start: Callable[[], None] | None = None, extra: float = 0.0
+        self,
+        coro: Any,
+        *,
+        on_start: Callable[[], None] | None = None,
+        extra: float = 0.0,
+        cluster: RedisCluster | None = None,
     ) -> Any:
         """Await one Redis call or pipeline, bounded by four times the timeout plus
-        ``extra`` seconds (for a call that moves megabytes)."""
+        ``extra`` seconds (for a call that moves megabytes). With the ``cluster`` client
+        the call runs on, a call that lost its node has it start afresh (see
+        :func:`~personalize.stores.redis_calls.rerouted`)."""
         try:
             self.check()
         except StoreUnavailableError:
@@ -255,6 +304,8 @@ class CallGuard:
             raise
         if on_start is not None:
             on_start()
+        if cluster is not None:
+            coro = rerouted(cluster, coro)
         try:
             return await asyncio.wait_for(coro, self.timeout * 4 + extra)
         except CONNECTION_ERRORS as exc:
