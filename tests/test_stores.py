@@ -36,7 +36,8 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
 
         url = request.getfixturevalue("redis_cluster").url  # redis+cluster://h:p,h:p,.../
         prefix = request.getfixturevalue("redis_cluster_prefix")
-        return lambda: RedisStore(url, prefix=prefix)
+        # A cluster client connects to every node: 2 s, not 0.5, on a loaded CI machine.
+        return lambda: RedisStore(url, prefix=prefix, timeout=2.0)
     return lambda: SQLiteStore(tmp_path / "profiles.sqlite3")
 
 
