@@ -149,10 +149,11 @@ class SQLiteStateStore(StateStore):
                 if time.monotonic() - self._last_prune > PRUNE_INTERVAL:
                     self._prune(conn, now)
                 result = fn(conn, now)
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed COMMIT too: never leave the connection in one
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             return result
 
         return await self._run(transaction)
@@ -291,7 +292,9 @@ class SQLiteStateStore(StateStore):
 
         removed = await self._write(remove)
         # An erasure leaves no copy in the write-ahead log either.
-        await self._run(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        # (Its row read here: a cursor left unread would keep a statement in progress, and
+        # the next transaction's COMMIT on this connection would fail.)
+        await self._run(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
         return removed
 
     async def keys(self, prefix: str) -> list[str]:
