@@ -17,13 +17,20 @@ invalidation listener connected; with learning, the learning runtime's status.
 Environment: ``REDIS_URL`` (default ``redis://127.0.0.1:6379/0``), ``BENCH_PREFIX`` (profile
 key prefix), ``BENCH_SECRET`` (cookie secret), ``BENCH_LEARN_STREAM`` and
 ``BENCH_LEARN_PREFIX`` (stream and snapshot prefix of the learning app, so a benchmark never
-touches the default ``personalize:learn`` stream).
+touches the default ``personalize:learn`` stream), ``BENCH_LOG_LEVEL`` (e.g. ``DEBUG``: the
+``personalize`` loggers write to stderr at that level, each line with its time and pid, to
+follow a worker through a drill; and SIGUSR1 writes every thread's and task's stack there).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import faulthandler
+import logging
 import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -100,10 +107,19 @@ def _make(learning_factory: Callable[[], Any] | None) -> ASGIApp:
 
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     prefix = os.environ.get("BENCH_PREFIX", "pzdrill:")
+    level = os.environ.get("BENCH_LOG_LEVEL")
+    if level:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(message)s"))
+        logger = logging.getLogger("personalize")
+        logger.addHandler(handler)
+        logger.setLevel(level.upper())
     holder: list[PersonalizeMiddleware] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if level:
+            _dump_stacks_on_sigusr1()
         yield
         for middleware in holder:  # write pending page views, close the store
             await middleware.aclose()
@@ -117,6 +133,20 @@ def _make(learning_factory: Callable[[], Any] | None) -> ASGIApp:
     )
     holder.append(middleware)
     return StateEndpoint(middleware, middleware)
+
+
+def _dump_stacks_on_sigusr1() -> None:
+    """SIGUSR1 writes every thread's and every asyncio task's stack to stderr: where a worker
+    that does not stop is stuck."""
+    loop = asyncio.get_running_loop()
+
+    def tasks(signum: int, frame: Any) -> None:
+        for task in asyncio.all_tasks(loop):
+            print(f"--- {task!r}", file=sys.stderr, flush=True)
+            task.print_stack(file=sys.stderr)
+
+    signal.signal(signal.SIGUSR1, tasks)  # the tasks, once the loop runs Python again
+    faulthandler.register(signal.SIGUSR1, all_threads=True, chain=True)  # the threads, now
 
 
 def make_app() -> ASGIApp:

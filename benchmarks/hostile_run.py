@@ -52,6 +52,7 @@ def _pytest(group: str, base: int, stats: Path, log: Path) -> subprocess.Popen[b
     )
     cmd = [sys.executable, "-m", "pytest", "tests/test_hostile.py", "-q", "-p", "no:cacheprovider"]
     cmd += ["-k", GROUPS[group][0], "-o", "markers=hostile: hostile-input tests"]
+    cmd += ["--timeout", "0"]  # one long test per process: no per-test limit
     with log.open("wb") as out:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 

@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import ctypes
-import ctypes.util
 import fcntl
 import json
 import os
@@ -272,21 +270,24 @@ def remove_abandoned_directories(parent: Path | None = None) -> list[Path]:
     return removed
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child get SIGKILL when its parent goes away, on Linux,
-    when called from the main thread (the signal follows the thread that forked, and a worker
-    thread may end long before the process)."""
+def _die_with_parent() -> list[str]:
+    """A command prefix that makes the node get SIGKILL when this process goes away, on
+    Linux, when called from the main thread (the signal follows the thread that forked, and a
+    worker thread may end long before the process).
+
+    util-linux's ``setpriv --pdeathsig`` sets it and execs the node: nothing of Python runs
+    between fork and exec. A ``preexec_fn`` did the same in Python, in the child of a process
+    that by then runs many threads (store threads, executors), which can deadlock the child
+    before exec; ``Popen`` then waits for it for ever (a CI run hung there, at the session's
+    first start of a cluster). Without setpriv the prefix is empty: a SIGKILLed run's nodes
+    then outlive it, and the next run sweeps their directory (:func:`remove_abandoned_directories`).
+    """
     if not sys.platform.startswith("linux"):
-        return None
+        return []
     if threading.current_thread() is not threading.main_thread():
-        return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    pr_set_pdeathsig = 1
-
-    def preexec() -> None:
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-    return preexec
+        return []
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 class LocalRedisCluster:
@@ -470,6 +471,7 @@ class LocalRedisCluster:
         server = shutil.which("redis-server")
         assert server is not None
         command = [
+            *([] if self.detach else _die_with_parent()),
             server,
             "--port", str(node.port),
             "--bind", HOST,
@@ -492,7 +494,6 @@ class LocalRedisCluster:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C for the tests is not a shutdown for the nodes
-            preexec_fn=None if self.detach else _die_with_parent(),
         )
         node.process, node.pid = process, process.pid
         self._processes.append(process)
@@ -643,7 +644,8 @@ class LocalRedisCluster:
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Wait until every node is running, says ``cluster_state:ok`` with all slots served,
-        agrees with the others on who serves what, and every replica is in sync."""
+        agrees with the others on who serves what, every replica is in sync, and every node
+        lists every replica in ``CLUSTER SLOTS``."""
         self._wait(self._unhealthy, timeout, "a healthy cluster")
 
     def _all_answer(self) -> str | None:
@@ -688,6 +690,19 @@ class LocalRedisCluster:
                 return f"{node.name} has {replication.get('connected_slaves')} replicas connected"
         if len(maps) != 1:
             return f"nodes disagree on the slot map: {maps}"
+        return self._replicas_unlisted()
+
+    def _replicas_unlisted(self) -> str | None:
+        """Whether ``CLUSTER SLOTS`` leaves out replicas: Redis 7 lists a replica there only
+        once its replication offset is not 0, and the clients that wait for replicas
+        (``RedisStore``) learn of them from that reply. A primary that never sent its replicas
+        anything gets a write, which expires."""
+        for node in self.running_nodes():
+            for start, _end, primary, *replicas in node.command("CLUSTER", "SLOTS"):
+                if len(replicas) < self.replicas:
+                    owner = self.node(int(primary[1]))
+                    owner.command("SET", _key_in_slot(start), "", "PX", 1000)
+                    return f"{node.name} lists {len(replicas)} replicas of {owner.name}"
         return None
 
     def _wait(self, pending: Callable[[], str | None], timeout: float, what: str) -> None:
@@ -764,6 +779,19 @@ class LocalRedisCluster:
             for port in [item["port"]]
         ]
         return cluster
+
+
+def _key_in_slot(slot: int) -> str:
+    """A key of the harness that hashes to ``slot``.
+
+    >>> key_slot(_key_in_slot(42).encode())
+    42
+    """
+    for n in range(1_000_000):
+        key = f"harness:{n}"
+        if key_slot(key.encode()) == slot:
+            return key
+    raise ClusterError(f"no key of slot {slot}")
 
 
 def _slots_ok(info: dict[str, str]) -> str:

@@ -99,12 +99,14 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
 
         url = request.getfixturevalue("redis_cluster").url
         prefix = request.getfixturevalue("redis_cluster_prefix")
-        yield lambda: RedisStore(url, prefix=prefix)
+        # 2 s per call, not 0.5: on a loaded machine (CI) a first connect to a node can take
+        # longer, and these tests are about identity, not about an outage.
+        yield lambda: RedisStore(url, prefix=prefix, timeout=2.0)
     else:
         from personalize.stores.redis import RedisStore
 
         prefix = request.getfixturevalue("redis_prefix")
-        yield lambda: RedisStore(REDIS_URL, prefix=prefix)
+        yield lambda: RedisStore(REDIS_URL, prefix=prefix, timeout=2.0)
 
 
 def make_app(store: ProfileStore, **options: Any) -> PersonalizeMiddleware:

@@ -191,7 +191,12 @@ def test_the_editor_page_of_every_worker_shows_the_shared_bandit_counters(
         # The second worker served no visitor: what it shows comes from the shared state.
         assert shown[0] == shown[1]
         for variant in ("a", "b"):
-            assert shown[1][variant]["views"] == f"{counts[f'teaser/{variant}']:.0f}"
+            views = counts[f"teaser/{variant}"]
+            if views:
+                assert shown[1][variant]["views"] == f"{views:.0f}"
+            else:  # all five saw the other one (the bandit's draw): listed as not counted
+                assert variant not in shown[1]
+                assert f"Not counted yet (nothing learned of them): {variant}" in pages[1].text
         assert "Learned so far: 5 counted views" in pages[1].text
     finally:
         for worker in started:

@@ -71,6 +71,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("RedisStore needs the redis extra: pip install 'personalize[redis]'") from exc
 
+from personalize.stores import redis_append as appends
 from personalize.stores import redis_merge
 from personalize.stores.notices import Notice
 from personalize.stores.redis_calls import Call, pipelined
@@ -78,7 +79,7 @@ from personalize.stores.redis_invalidation import InvalidationBus
 from personalize.stores.redis_log import fold_log, log_set_aside, scan_keys, set_aside
 from personalize.stores.redis_merge import RedisMerging
 from personalize.stores.redis_sharded import ShardedInvalidationBus
-from personalize.stores.redis_support import APPEND, CAS, READ, CallGuard, store_clients
+from personalize.stores.redis_support import CAS, READ, CallGuard, store_clients
 
 logger = logging.getLogger("personalize.redis")
 
@@ -128,10 +129,10 @@ class RedisStore(RedisMerging, ProfileStore):
         self._writes: Any = writes
         self.cluster = isinstance(client, RedisCluster)
         self.wait_replicas = wait_replicas
-        self._scripts = {_CAS_SHA: CAS, _APPEND_SHA: APPEND, _READ_SHA: READ}
+        self._scripts = {_CAS_SHA: CAS, _READ_SHA: READ, **appends.APPEND_SCRIPTS}
         self._scripts.update(redis_merge.scripts())
         self._copies: list[str] = []  # tombstones whose copy of merged data can go
-        self._guard = CallGuard(self, timeout=timeout, retry_after=retry_after)
+        self._guard = CallGuard(self, timeout=timeout, retry_after=retry_after, client=client)
         channel = f"{prefix}invalidate"
         if self.cluster:  # sharded pub/sub: PUBLISH would reach every node of the cluster
             self._bus: InvalidationBus = ShardedInvalidationBus(
@@ -329,13 +330,14 @@ class RedisStore(RedisMerging, ProfileStore):
             return {}, {}
         head, keys = b"[" + orjson.dumps(batch_id), list(items)
         entries = [b",".join([head, *map(encode_change, items[key])]) + b"]" for key in keys]
-        calls: list[Call] = []
-        for key, entry in zip(keys, entries, strict=True):
-            hash_key, known = self.redis_key(key), "1" if user_id_of(key) is not None else ""
-            command = ("EVALSHA", _APPEND_SHA, 2, hash_key, self.log_key(key), entry)
-            first = random.randrange(1, 1 << 48)  # where the profile's write numbers start
-            calls.append((hash_key, (*command, self._ttl_for(key), known, first)))
-        replies = await self._write(calls)
+        rows = [  # (the last: where the profile's write numbers start)
+            (self.redis_key(k), self.log_key(k), e, self._ttl_for(k),
+             "1" if user_id_of(k) is not None else "", random.randrange(1, 1 << 48))
+            for k, e in zip(keys, entries, strict=True)
+        ]  # fmt: skip
+        grouped = not self.cluster  # (one call for many profiles, on one Redis)
+        calls = appends.append_calls(rows, grouped=grouped)
+        replies = appends.append_replies(await self._write(calls), grouped=grouped)
         refused: dict[str, Sequence[Change]] = {}
         long, appended = [], []
         for key, entry, reply in zip(keys, entries, replies, strict=True):
@@ -391,9 +393,7 @@ class RedisStore(RedisMerging, ProfileStore):
             await (client.aclose() if self.cluster else client.aclose(close_connection_pool=True))
 
 
-_CAS_SHA, _APPEND_SHA, _READ_SHA = (
-    hashlib.sha1(s.encode()).hexdigest() for s in (CAS, APPEND, READ)
-)
+_CAS_SHA, _READ_SHA = (hashlib.sha1(s.encode()).hexdigest() for s in (CAS, READ))
 
 
 def _unchanged(profile: Profile | None) -> Profile | None:

@@ -11,7 +11,11 @@ node, in parallel, on a cluster) and returns their replies:
   ``WAIT <replicas> <ms>``: the batch only counts as written once the node's replicas have it,
   so the replica a failover promotes holds every write that was acknowledged. A node that does
   not confirm in time raises :class:`NotReplicated`, an unavailable store for its callers:
-  the write-behind buffer sends the batch again (same batch id, so applied once).
+  the write-behind buffer sends the batch again (same batch id, so applied once). With
+  ``wait`` None, a node the slot map lists without a replica is asked (``ROLE``) whether one
+  is attached: one that attached since the map was read (a failed primary back, as the
+  replica of the node that replaced it) gets the same answer, as its writes were not waited
+  for, and the map is read again so that the next batch waits for it.
 
 A reply that is a lost connection means the outcome is unknown: the error is raised (after
 asking the cluster client to re-read the slot map), never papered over by sending again here.
@@ -132,15 +136,17 @@ async def _send(client: Any, calls: Sequence[Call], wait: int | None, wait_ms: i
                 node = client.get_node_from_key(key)
                 pipe.execute_command(*command, target_nodes=node)
                 wanted = min(1, replicas_of(client, key)) if wait is None else wait
-                if wanted and node.name not in waits:
+                if (wanted or wait is None) and node.name not in waits:
                     waits[node.name] = (node, wanted)
             if not cluster and wait:
                 waits[""] = (None, wait)
             for node, wanted in waits.values():
                 if node is None:
                     pipe.execute_command("WAIT", wanted, wait_ms)
-                else:
+                elif wanted:
                     pipe.execute_command("WAIT", wanted, wait_ms, target_nodes=node)
+                else:  # no replica in the slot map: has one attached since?
+                    pipe.execute_command("ROLE", target_nodes=node)
             if cluster:
                 rows = list(await pipe.execute(raise_on_error=False, allow_redirections=False))
             else:
@@ -152,6 +158,14 @@ async def _send(client: Any, calls: Sequence[Call], wait: int | None, wait_ms: i
         await reread_slots(client)
         raise next(row for row in rows if isinstance(row, _LOST))
     for (node, wanted), acked in zip(waits.values(), rows[len(calls) :], strict=True):
+        if node is not None and not wanted:
+            if _replicas_attached(acked):
+                await reread_slots(client)
+                raise NotReplicated(
+                    f"{node.name} has a replica the slot map did not list: the writes were "
+                    "not waited for"
+                )
+            continue
         if isinstance(acked, Exception) or int(acked) < wanted:
             # A replica that failed leaves the slot map once it is read again: the next
             # batch does not wait for it.
@@ -161,6 +175,23 @@ async def _send(client: Any, calls: Sequence[Call], wait: int | None, wait_ms: i
                 f"{where} confirmed the writes on {acked} of {wanted} replicas within {wait_ms} ms"
             )
     return rows[: len(calls)]
+
+
+def _replicas_attached(role: Any) -> bool:
+    """Whether a ``ROLE`` reply is a primary's that lists replicas (a reply that is an error:
+    no; the batch's own replies say whether the node took the writes).
+
+    >>> _replicas_attached([b"master", 3129, [[b"127.0.0.1", b"7004", b"3129"]]])
+    True
+    >>> _replicas_attached([b"master", 3129, []])
+    False
+    """
+    return (
+        isinstance(role, list)
+        and len(role) > 2
+        and role[0] in (b"master", "master")
+        and bool(role[2])
+    )
 
 
 async def rerouted(client: Any, call: Awaitable[Any]) -> Any:
@@ -176,10 +207,14 @@ async def rerouted(client: Any, call: Awaitable[Any]) -> Any:
 
 async def reread_slots(client: Any) -> None:
     """Have a cluster client read the slot map again before its next command (a failover or
-    resharding moved slots); nothing for a single Redis. As redis-py's own retry does: its
-    connections are closed and the client starts afresh, from the slot map up (refreshing
-    the map alone left some processes asking the dead primary)."""
+    resharding moved slots); nothing for a single Redis.
+
+    Only the map is read again (``CLUSTER SLOTS``; calls that wait meanwhile share one
+    reading): the client's nodes keep their connections, marked to reconnect when next used,
+    and nodes that left the map drop theirs. Not ``aclose()``: it closes every connection at
+    once, the ones other calls are using too, and each of those calls, failing, closed them
+    all again: after a failover the store kept failing for seconds once the new primary
+    served."""
     if isinstance(client, RedisCluster):
         with contextlib.suppress(Exception):  # an unreachable cluster: the next call says so
-            await client.aclose()
-            await client.initialize()
+            await client.nodes_manager.initialize()

@@ -17,12 +17,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from personalize.stores.notices import Notice, decode_notice, encode_notice
+from personalize.stores.redis_support import client_turn
 
 __all__ = ["InvalidationBus"]
 
 logger = logging.getLogger("personalize.redis")
 
 Callback = Callable[[Notice | None], None]
+
+_CLOSE_TRIES = 4  # cancellations sent, each followed by a bounded wait (see close)
 
 
 class InvalidationBus:
@@ -36,6 +39,7 @@ class InvalidationBus:
         self.instance = secrets.token_hex(6)
         self._callbacks: list[Callback] = []
         self._listener: asyncio.Task[None] | None = None
+        self._closed = False
         self.listening = False
 
     def subscribe(self, callback: Callback) -> None:
@@ -52,7 +56,9 @@ class InvalidationBus:
             return
         messages = self.messages(keys, appended)
         try:
-            await asyncio.wait_for(self._send(messages), self.timeout)
+            async with asyncio.timeout(self.timeout):  # not wait_for: see CallGuard.call
+                async with client_turn(self._client):  # a cluster's connections are bounded
+                    await self._send(messages)
         except Exception as exc:  # the write itself succeeded; caches expire on their own
             logger.warning("personalize: could not publish invalidation: %s", exc)
 
@@ -89,7 +95,7 @@ class InvalidationBus:
 
     def ensure_listener(self) -> None:
         """Start listening (on the running event loop) if anyone subscribed and it is not."""
-        if not self.enabled or not self._callbacks:
+        if not self.enabled or not self._callbacks or self._closed:
             return
         if self._listener is not None and not self._listener.done():
             return
@@ -100,12 +106,26 @@ class InvalidationBus:
         self._listener = loop.create_task(self._listen(), name="personalize-redis-invalidation")
 
     async def close(self) -> None:
-        """Stop listening."""
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
-            self._listener = None
+        """Stop listening, within a poll or two even if the cancellation is lost.
+
+        A cancellation can be swallowed below the listener (redis-py, or ``asyncio.wait_for``
+        on Python 3.11 when the awaited call completes at that moment): the listener then
+        polls on for ever, and a close that awaited it hung the process's shutdown. So the
+        listener also stops when it sees the bus closed, and each wait here is bounded.
+        """
+        self._closed = True
+        listener, self._listener = self._listener, None
+        if listener is None:
+            return
+        for _ in range(_CLOSE_TRIES):
+            listener.cancel()
+            done, _ = await asyncio.wait({listener}, timeout=self.timeout)
+            if done:
+                if not listener.cancelled():
+                    with contextlib.suppress(Exception):
+                        listener.result()
+                return
+        logger.warning("personalize: the invalidation listener did not stop; left behind")
 
     def _notify(self, notice: Notice | None) -> None:
         for callback in self._callbacks:
@@ -113,14 +133,15 @@ class InvalidationBus:
 
     async def _listen(self) -> None:
         backoff, own = 0.1, (self.instance + "\n").encode()
-        while True:
+        while not self._closed:
             pubsub = self._pubsub()
             try:
-                await asyncio.wait_for(self._subscribe(pubsub), self.timeout * 4)
+                async with asyncio.timeout(self.timeout * 4):  # not wait_for: see CallGuard
+                    await self._subscribe(pubsub)
                 self.listening = True
                 self._notify(None)  # invalidations may have been missed while disconnected
                 backoff = 0.1
-                while True:
+                while not self._closed:
                     message = await self._next_message(pubsub)
                     if message is None:
                         continue

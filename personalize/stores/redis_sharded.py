@@ -128,9 +128,8 @@ class ShardedInvalidationBus(InvalidationBus):
         died or froze says nothing itself, and the slot map of a process that only reads is
         not refreshed by errors."""
         try:
-            slots = await asyncio.wait_for(
-                self._client.cluster_slots(target_nodes=RedisCluster.RANDOM), self.timeout
-            )
+            async with asyncio.timeout(self.timeout):  # not wait_for: see CallGuard.call
+                slots = await self._client.cluster_slots(target_nodes=RedisCluster.RANDOM)
         except Exception:  # no answer now: ask again at the next check
             return None
         found: dict[str, tuple[str, int] | None] = {}

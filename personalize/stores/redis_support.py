@@ -1,13 +1,16 @@
-"""What the Redis store runs on: its Lua scripts, and connection pools that pack with hiredis.
+"""What the Redis store runs on: its Lua scripts (appending: :mod:`.redis_append`), and
+connection pools that pack with hiredis.
 
->>> "RPUSH" in APPEND and "HGET" in CAS
+>>> "HGET" in CAS and "LRANGE" in READ
 True
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -36,12 +39,13 @@ except ImportError:  # pragma: no cover - hiredis comes with the redis extra
     hiredis = None
 
 __all__ = [
-    "APPEND",
     "CAS",
     "CLUSTER_SCHEME",
     "CONNECTION_ERRORS",
     "READ",
     "CallGuard",
+    "client_turn",
+    "cluster_call_limit",
     "cluster_nodes",
     "hiredis_packing",
     "make_cluster_client",
@@ -84,37 +88,6 @@ else
 end
 return n
 """
-
-# KEYS[1] profile hash, KEYS[2] its change log. ARGV: one log entry, ttl (s), "1" for a
-# known profile's key, a random number to start the profile's write numbers at. Returns
-# {the log's new length, the previous write number (0: none), this write's number}, or -1
-# for a tombstone (a merged anonymous id), whose changes must go through the
-# compare-and-set, which forwards them to the known profile, and for a known profile that
-# does not exist (erased, or never logged in): the compare-and-set decides whether the
-# changes may create it. Write numbers (field s) let other processes' near-caches fold the
-# change in order; a profile created again (after erasure or expiry) starts at a new random
-# number, so a stale copy never takes its writes for ones it already holds.
-APPEND = """
-if redis.call('HEXISTS', KEYS[1], 'm') == 1 then return -1 end
-if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local n = redis.call('RPUSH', KEYS[2], ARGV[1])
-local prev = redis.call('HGET', KEYS[1], 's')
-local seq
-if prev then
-  seq = redis.call('HINCRBY', KEYS[1], 's', 1)
-else
-  prev = 0
-  seq = tonumber(ARGV[4])
-  redis.call('HSET', KEYS[1], 's', ARGV[4])
-end
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
-end
-return {n, tonumber(prev), seq}
-"""
-
 
 # KEYS[1] profile hash, KEYS[2] its change log: the stored profile, its write number and
 # the log, atomically.
@@ -210,9 +183,9 @@ def make_cluster_client(
     url: str, max_connections: int, timeout: float, *, retries: int | None = None
 ) -> RedisCluster:
     """A ``redis.asyncio.cluster.RedisCluster`` on the nodes of a ``redis+cluster://`` URL;
-    ``max_connections`` per node (redis-py's cluster has no blocking pool: a burst beyond it
-    fails, as unavailable, instead of queueing). ``retries``: how often redis-py itself sends
-    a command or pipeline again after a cluster error (None: redis-py's default)."""
+    ``max_connections`` per node (redis-py's cluster has no blocking pool: a store's calls
+    wait for their turn in its :class:`CallGuard` instead). ``retries``: how often redis-py
+    itself sends a command or pipeline again after a cluster error (None: its default)."""
     options: dict[str, Any] = {}
     if retries is not None:
         options["retry"] = Retry(NoBackoff(), retries)
@@ -267,13 +240,27 @@ class CallGuard:
     :class:`~personalize.exceptions.StoreUnavailableError` and opens the circuit: for
     ``retry_after`` seconds every call raises at once, then one tries again (redis-py
     reconnects by itself). Other Redis errors raise :class:`~personalize.exceptions.StoreError`.
+
+    On a Redis Cluster ``client``, calls take a turn (:func:`client_turn`) and wait for it
+    within their bound: redis-py's cluster client fails a call that finds all of a node's
+    connections in use instead of waiting for one, so a burst of 200 pages read at once
+    opened the circuit for every page of the next second.
     """
 
-    def __init__(self, owner: object, *, timeout: float, retry_after: float) -> None:
+    def __init__(
+        self,
+        owner: object,
+        *,
+        timeout: float,
+        retry_after: float,
+        client: Any = None,
+    ) -> None:
         self._owner = owner
         self.timeout = timeout
         self.retry_after = retry_after
         self._down_until = 0.0
+        self._client = client
+        self.limit = cluster_call_limit(client)
 
     @property
     def circuit_open(self) -> bool:
@@ -304,12 +291,54 @@ class CallGuard:
             raise
         if on_start is not None:
             on_start()
-        if cluster is not None:
-            coro = rerouted(cluster, coro)
+        call = coro if cluster is None else rerouted(cluster, coro)
         try:
-            return await asyncio.wait_for(coro, self.timeout * 4 + extra)
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancellation
+            # that comes as the call completes (the caller's task goes on as if not
+            # cancelled: a shutdown that cancels it waits for ever).
+            async with asyncio.timeout(self.timeout * 4 + extra):
+                if self.limit is None:
+                    return await call
+                async with client_turn(self._client):
+                    return await call
         except CONNECTION_ERRORS as exc:
             self._down_until = time.monotonic() + self.retry_after
             raise StoreUnavailableError(f"{self._owner!r}: {type(exc).__name__}: {exc}") from exc
         except (RedisError, RedisClusterException) as exc:
             raise StoreError(f"{self._owner!r}: {exc}") from exc
+        finally:  # a call that never started (cancelled while waiting its turn): closed,
+            for started in (call, coro):  # so that it is not reported as never awaited
+                close = getattr(started, "close", None)  # (a coroutine; done: a no-op)
+                if close is not None:
+                    close()
+
+
+RESERVED = 4  # connections per node kept for sharded pub/sub and slot map reads
+
+
+def cluster_call_limit(client: Any) -> int | None:
+    """How many calls may use ``client`` at once: a Redis Cluster client's connections per
+    node less :data:`RESERVED`; None (no limit needed) for one Redis, whose pool waits for a
+    free connection by itself."""
+    if not isinstance(client, RedisCluster):
+        return None
+    per_node = client.nodes_manager.connection_kwargs.get("max_connections", 100)
+    return max(1, int(per_node) - RESERVED)
+
+
+_turns: weakref.WeakKeyDictionary[Any, tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]]
+_turns = weakref.WeakKeyDictionary()
+
+
+def client_turn(client: Any) -> contextlib.AbstractAsyncContextManager[Any]:
+    """A turn to use ``client`` (``async with``): one of :func:`cluster_call_limit` on a
+    Redis Cluster client, shared by every store and invalidation bus on it; nothing to wait
+    for on one Redis."""
+    limit = cluster_call_limit(client)
+    if limit is None:
+        return contextlib.nullcontext()
+    loop = asyncio.get_running_loop()
+    found = _turns.get(client)
+    if found is None or found[0] is not loop:  # a semaphore belongs to one event loop
+        found = _turns[client] = (loop, asyncio.Semaphore(limit))
+    return found[1]

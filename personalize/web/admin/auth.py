@@ -210,7 +210,8 @@ class Guard:
         target = hashed if hashed is not None and is_password_hash(hashed) else _dummy_hash()
         turns = self._semaphore()
         try:
-            await asyncio.wait_for(turns.acquire(), self._queue_wait)
+            async with asyncio.timeout(self._queue_wait):  # wait_for may swallow a cancel
+                await turns.acquire()
         except TimeoutError:
             return _too_many(self._queue_wait)
         try:
