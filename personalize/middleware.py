@@ -95,7 +95,7 @@ class PersonalizeMiddleware:
         wants_hints = personalizer.settings.client_hints == "request"
         self._accept_ch = ACCEPT_CH.encode() if wants_hints else None
         self._asked = tuple(HEADER_NAMES[h] for h in HIGH_ENTROPY_HINTS) if wants_hints else ()
-        self._finished: dict[tuple[Any, ...], tuple[list[tuple[bytes, bytes]], bytes, bool]] = {}
+        self._finished: dict[tuple[Any, ...], tuple[list[tuple[bytes, bytes]], bool, bool]] = {}
 
     def excluded(self, path: str) -> bool:
         """True when ``path`` skips personalization (static files, health checks...)."""
@@ -120,7 +120,10 @@ class PersonalizeMiddleware:
             logger.exception("personalize: could not build the visitor; serving defaults")
             # With the site attached, its endpoints (opt-out on /me...) still work.
             visitor = personalizer.fallback()
-        scope.setdefault("state", {})[STATE_KEY] = visitor
+        state = scope.get("state")
+        if state is None:
+            scope["state"] = state = {}
+        state[STATE_KEY] = visitor
         page: list[bool] = []
 
         async def send_wrapper(message: Message) -> None:
@@ -144,8 +147,10 @@ class PersonalizeMiddleware:
             await response(scope, receive, send_wrapper)
             return
         if page and page[0] and scope["method"] == "GET":
-            # After the response: the visitor is not waiting for this write.
-            await personalizer.record(visitor)
+            # After the response: the visitor is not waiting for this write (and most page
+            # views are only buffered: no coroutine then).
+            if personalizer.record_now(visitor):
+                await personalizer.record_rest(visitor)
         elif visitor.pending_write:  # a logout's revocation, after a redirect or a POST
             await personalizer.record(visitor, page_view=False)
         # The decision state the page changed and the exposures and outcomes it reported, if
@@ -192,7 +197,7 @@ class PersonalizeMiddleware:
                 if len(self._finished) >= _FINISHED_SIZE:
                     self._finished.pop(next(iter(self._finished)), None)  # the oldest first
                 self._finished[key] = found
-        headers, content_type, changed = found
+        headers, html, changed = found
         if changed:
             headers = headers.copy()  # (the memo's own list stays as it is)
             if cookie is not None:
@@ -201,13 +206,13 @@ class PersonalizeMiddleware:
                     (b"set-cookie", self.personalizer.cookies.set_cookie(cookie, https=https))
                 )
             message["headers"] = headers
-        status = message["status"]
-        return 200 <= status < 300 and content_type.startswith(b"text/html")
+        return html and 200 <= message["status"] < 300
 
     def _finish(
         self, raw: list[tuple[bytes, bytes]], personalized: bool, hints: tuple[str, ...]
-    ) -> tuple[list[tuple[bytes, bytes]], bytes, bool]:
-        """The response headers (but Set-Cookie), its content type, and whether they changed."""
+    ) -> tuple[list[tuple[bytes, bytes]], bool, bool]:
+        """The response headers (but Set-Cookie), whether it is HTML, and whether they
+        changed."""
         content_type = b""
         cache_control: bytes | None = None
         vary: bytes | None = None
@@ -233,4 +238,4 @@ class PersonalizeMiddleware:
         if personalized:
             headers.append((b"cache-control", _merge_cache_control(cache_control)))
             headers.append((b"vary", _add_vary(vary, hints) if hints else _add_vary(vary)))
-        return headers, content_type, changed
+        return headers, content_type.startswith(b"text/html"), changed

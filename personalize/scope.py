@@ -33,7 +33,10 @@ def get_visitor(request: Any) -> Visitor:
     not see this request.
     """
     scope: MutableMapping[str, Any] = request if isinstance(request, dict) else request.scope
-    visitor = scope.get("state", {}).get(STATE_KEY)
+    try:
+        visitor = scope["state"][STATE_KEY]
+    except (KeyError, TypeError):
+        visitor = None
     if not isinstance(visitor, Visitor):
         raise MiddlewareMissingError(_MISSING)
     return visitor

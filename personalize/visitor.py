@@ -30,9 +30,9 @@ from personalize.context.records import VisitorContext
 from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.profiles.cookie import OPTED_OUT, CookieState, new_visitor_id
 from personalize.profiles.events import Event, apply_event, check_revenue, validate_event
-from personalize.profiles.identity import anonymous_key, known_key
+from personalize.profiles.identity import anonymous_key, known_key, profile_key
 from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, apply_hit, hit_view
-from personalize.profiles.profile import Profile, copy_profile
+from personalize.profiles.profile import Profile, copy_profile, new_profile
 from personalize.profiles.revocation import REVOKE
 from personalize.rules.attributes import build_attributes
 from personalize.rules.segments import Membership, known_segment
@@ -58,6 +58,7 @@ class Visitor:
         "_context",
         "_current",
         "_hit",
+        "_key",
         "_memberships",
         "_now",
         "_site",
@@ -73,9 +74,8 @@ class Visitor:
         "user_id",
     )
 
-    def __init__(
+    def __init__(  # (positional too: a returning visitor is built so for every page view)
         self,
-        *,
         visitor_id: str | None,
         user_id: str | None,
         context: VisitorContext,
@@ -109,6 +109,7 @@ class Visitor:
         self._now = hit.ts if hit is not None else (site.now() if site is not None else 0.0)
         self._attrs: dict[str, Any] | None = None
         self._memberships: list[Membership] | None = None
+        self._key = profile_key(visitor_id, user_id)
 
     def __repr__(self) -> str:
         who = f"user_id={self.user_id!r}" if self.user_id else f"id={self.id!r}"
@@ -126,9 +127,7 @@ class Visitor:
     @property
     def profile_key(self) -> str | None:
         """The key the profile is stored under: the user id when known, else the visitor id."""
-        if self.id is None:
-            return None
-        return known_key(self.user_id) if self.user_id is not None else anonymous_key(self.id)
+        return self._key
 
     @property
     def remembers(self) -> bool:
@@ -159,7 +158,7 @@ class Visitor:
             stored, hit, site = self._stored, self._hit, self._site
             timeout = site.profiles.session_timeout if site is not None else SESSION_TIMEOUT
             if stored is None or stored.merged_into is not None:  # a profile of its own
-                current = Profile(key=self.profile_key or "", user_id=self.user_id)
+                current = new_profile(self._key or "", self.user_id)
                 if hit is not None:  # (folded in place: nothing else holds it)
                     apply_hit(current, hit, session_timeout=timeout)
             elif hit is None:
@@ -169,18 +168,18 @@ class Visitor:
             self._current = current
         return current
 
-    def page_view(self) -> tuple[Hit, tuple[Profile, Profile] | None] | None:
-        """The page view to record after the response (None: nothing to record), with
-        (the stored profile, the profile this request saw) when the request built the latter
-        from the former: the profile service then caches it instead of folding the page
-        view a second time."""
-        hit = self._hit
-        if hit is None or not self.remembers:
+    def page_view(self) -> tuple[str, Hit, tuple[Profile | None, Profile] | None] | None:
+        """The profile key and page view to record after the response (None: nothing to
+        record), with (the stored profile, the profile this request saw) when the request
+        built the latter from the former, or from nothing (None: a profile of its own): the
+        profile service then caches it instead of folding the page view a second time."""
+        hit, key = self._hit, self._key
+        if hit is None or key is None or self.mode != "full":
             return None
         current, stored = self._current, self._stored
-        if current is None or stored is None or stored.merged_into is not None:
-            return hit, None
-        return hit, (stored, current)
+        if current is None or (stored is not None and stored.merged_into is not None):
+            return key, hit, None
+        return key, hit, (stored, current)
 
     @property
     def attributes(self) -> dict[str, Any]:
@@ -265,6 +264,7 @@ class Visitor:
     def _rebind(self, state: CookieState, stored: Profile | None) -> None:
         self.id = state.visitor_id or None
         self.user_id = state.user_id
+        self._key = profile_key(self.id, self.user_id)
         self.mode = "full" if self.id is not None else "context"
         self._stored = stored
         self._current = self._attrs = self._memberships = None

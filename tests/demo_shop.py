@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from conftest import shared_data_path
@@ -29,8 +30,20 @@ def geoip_db() -> str:
     )
 
 
+#: Wednesday 2026-06-03 at 10:00 UTC: the demo's content shows other heroes at night (22:00
+#: to 05:59), in the evening on phones and at weekends; the pages here are read at this time.
+WEEKDAY_MORNING = 1_780_480_800.0
+
+
+def weekday_morning_clock() -> Callable[[], float]:
+    """A clock that starts at :data:`WEEKDAY_MORNING` and runs at the real pace."""
+    started = time.time()
+    return lambda: WEEKDAY_MORNING + (time.time() - started)
+
+
 def make_client(*, demo_mode: bool = False, **overrides: object) -> Iterator[TestClient]:
     overrides.setdefault("geoip_db", None)
+    overrides.setdefault("clock", weekday_morning_clock())
     # Write page views before the response ends, so each request sees the ones before it.
     overrides.setdefault("flush_interval", 0.0)
     app = create_app(store=MemoryStore(), secret_key=SECRET, demo_mode=demo_mode, **overrides)

@@ -168,3 +168,31 @@ def test_hit_view_folds_like_apply_hit_and_never_changes_its_source(hit: Hit) ->
     # The next page view, folded into the view, leaves both earlier profiles alone too.
     later = hit_view(view, Hit(ts=hit.ts + 5, path="/y", category="shoes", device_id="d2"))
     assert source.to_json() == before and view == expected and later.page_views == 38
+
+
+def test_new_profile_is_the_dataclass_default() -> None:
+    """new_profile builds positionally: a field added or moved must not shift."""
+    from personalize.profiles.profile import new_profile
+
+    for user_id in (None, "ann"):
+        made, default = new_profile("v:x", user_id), Profile(key="v:x", user_id=user_id)
+        assert made == default and 0 <= made.cookie_epoch < 2**31
+        assert made.sessions is not new_profile("v:x").sessions  # fresh containers
+
+
+def test_made_records_equal_the_class_call() -> None:
+    """make_profile, make_session and make_hit take every field in field order."""
+    from personalize.profiles.pageviews import make_hit
+    from personalize.profiles.profile import SessionRecord, make_profile, make_session
+
+    profile = Profile(key="v:x", visits=2, affinities={"a": 1.0})
+    values = [getattr(profile, f.name) for f in dataclasses.fields(Profile)]
+    assert make_profile(*values) == profile and type(make_profile(*values)) is Profile
+    session = SessionRecord(1.0, 2.0, 3, "email", id="i", hour=4)
+    values = [getattr(session, f.name) for f in dataclasses.fields(SessionRecord)]
+    assert make_session(*values) == session
+    hit = Hit(1.0, "/x", "email", device_id="d", hour=3)
+    made = make_hit(*[getattr(hit, f.name) for f in dataclasses.fields(Hit)])
+    assert made == hit and hash(made) == hash(hit) and type(made) is Hit
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.path = "/y"  # type: ignore[misc]

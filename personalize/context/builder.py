@@ -77,6 +77,7 @@ _MEMO_SIZE = 4096  # contexts remembered by the raw bytes they were built from
 
 # (canonical name, lower case, as ASGI gives it) of each hint; those present are named in Vary.
 _HINTS = tuple((canonical, name, name.encode()) for name, canonical in HEADER_NAMES.items())
+_PLATFORM = b"sec-ch-ua-platform"  # without it, no hint is read
 
 
 def read_headers(scope: Scope, wanted: frozenset[bytes] = WANTED) -> dict[bytes, str]:
@@ -138,8 +139,14 @@ class ContextBuilder:
         wanted.update(name for _, name in self._cdn_headers)
         self.wanted = frozenset(wanted)  # the request headers build() reads
         # Contexts by the raw bytes of what they read (memoized: every header build() reads
-        # but the cookie, in a fixed order), each with the minute it was built in.
-        self._memo_headers = tuple(sorted(self.wanted - {b"cookie"}))
+        # but the cookie, in a fixed order), each with the minute it was built in. The client
+        # hints but Sec-CH-UA-Platform are read only when it is there (see build()), and so
+        # are they in the key.
+        hints = (
+            {key for _, _, key in _HINTS if key != _PLATFORM} if self.hints is not None else set()
+        )
+        self._memo_headers = tuple(sorted(self.wanted - {b"cookie"} - hints))
+        self._memo_hints = tuple(sorted(hints))
         self._memo: dict[tuple[object, ...], tuple[int, VisitorContext]] = {}
         self.sources = SourceClassifier(internal_hosts=internal_hosts)
         # The clock of a time zone changes once a minute: cache per (zone, minute).
@@ -186,7 +193,7 @@ class ContextBuilder:
         hinted: tuple[str, ...] = ()
         # Chromium sends Sec-CH-UA-Platform with every request to a secure origin; without it
         # there are no hints worth parsing (one lookup: this runs for every request).
-        if self.hints is not None and b"sec-ch-ua-platform" in headers:
+        if self.hints is not None and _PLATFORM in headers:
             device, hinted = self._hinted(device, headers, user_agent)
         # Positional, in field order (geo, device, source, clock, signals, path, host, hints).
         return VisitorContext(
@@ -249,6 +256,8 @@ class ContextBuilder:
             peer,
             *map(raw.get, self._memo_headers),
         )
+        if _PLATFORM in raw and self._memo_hints:
+            key += tuple(map(raw.get, self._memo_hints))
         minute = int(now // 60)
         memo = self._memo
         try:

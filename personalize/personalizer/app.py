@@ -68,6 +68,7 @@ class Personalizer:
             raise TypeError("give Settings or keyword options, not both")
         self.settings = settings
         self._clock = settings.clock
+        self._consent_required = settings.consent == "required"
         self.cookies = VisitorCookie(
             settings.secret_key,
             max_age=settings.cookie_max_age,
@@ -254,7 +255,7 @@ class Personalizer:
             if state is None or not state.opted_out or loaded.reissue:
                 visitor.cookie_out = OPTED_OUT
             return visitor, None
-        if self.settings.consent == "required" and (state is None or not state.consent):
+        if self._consent_required and (state is None or not state.consent):
             # Until the visitor consents: personalize from the request, persist nothing.
             self.counts["context"] += 1
             return self._context_only(context, "no_consent", is_new=state is None), None
@@ -262,8 +263,8 @@ class Personalizer:
             self.counts["remembered"] += 1
             return self._new_visitor(context, now, consent=False), None
         user_id = state.user_id
+        key = known_key(user_id) if user_id is not None else anonymous_key(state.visitor_id)
         if stored is MISSING:
-            key = known_key(user_id) if user_id is not None else anonymous_key(state.visitor_id)
             stored = self.profiles.cached(key)
             if stored is MISSING:
                 return key
@@ -288,22 +289,15 @@ class Personalizer:
             context = self.context.as_stated(
                 context, now, use_geo=location_used(stored), language=stated_language(stored)
             )
+        hit = page_view_of(self.categories, context, now, state.visitor_id)
         visitor = Visitor(
-            visitor_id=state.visitor_id,
-            user_id=user_id,
-            context=context,
-            is_new=False,
-            stored=stored,
-            hit=page_view_of(self.categories, context, now, state.visitor_id),
-            site=self,
-            consent=state.consent,
+            state.visitor_id, user_id, context, False, stored, hit, self, state.consent
         )
         if loaded.reissue:
             visitor.cookie_out = state
         decisions = self._decisions
         if decisions is not None and decisions.shared is not None:
             timeout = self.profiles.session_timeout
-            key = visitor.profile_key or ""
             return visitor, (key, session_start(stored, now, session_timeout=timeout))
         return visitor, None
 
@@ -338,19 +332,31 @@ class Personalizer:
         ``page_view=False``, after any other response: write what the visitor queued)."""
         if not page_view:
             await self.profiles.write_behind()
-            return
+        elif self.record_now(visitor):
+            await self.record_rest(visitor)
+
+    def record_now(self, visitor: Visitor) -> bool:
+        """What :meth:`record` does without awaiting (this runs for every page view): the
+        page view is accepted into the write buffer. True when the rest is due: then
+        ``await record_rest(visitor)`` (a write batch to start, learning)."""
         recorded = visitor.page_view()
-        key = visitor.profile_key
-        if recorded is None or key is None:
-            if visitor.pending_write:
-                await self.profiles.write_behind()
-            return
-        hit, read = recorded
+        if recorded is None:
+            return visitor.pending_write
+        key, hit, read = recorded
         try:
-            await self.profiles.record(key, hit, new=visitor.is_new, read=read)
+            write = self.profiles.enqueue(key, hit, new=visitor.is_new, read=read)
         except Exception:
             logger.exception("personalize: could not record a page view")
-        if self.learning is not None:
+            write = False
+        return write or self.learning is not None
+
+    async def record_rest(self, visitor: Visitor) -> None:
+        """The part of :meth:`record` that awaits, after :meth:`record_now` said it is due."""
+        try:
+            await self.profiles.write_behind()
+        except Exception:
+            logger.exception("personalize: could not record a page view")
+        if self.learning is not None and visitor.page_view() is not None:
             try:
                 self.learning.observe(visitor)
                 await self.learning.drain()

@@ -12,7 +12,7 @@ from personalize.content.decisions import DecisionEngine
 from personalize.context.records import VisitorContext
 from personalize.profiles.cookie import VisitorCookie
 from personalize.profiles.events import Event
-from personalize.profiles.pageviews import CategoryMap, Hit, session_at, session_id
+from personalize.profiles.pageviews import CategoryMap, Hit, make_hit, session_at, session_id
 from personalize.rules.segments import SegmentLibrary
 from personalize.services.impact import ImpactLog
 from personalize.services.profiles import ProfileService
@@ -78,7 +78,7 @@ def page_view_of(
     # Positional, in field order (ts, path, channel, source, medium, campaign, term,
     # category, device_type, country, device_id, os, browser, hour): this runs for every
     # request.
-    return Hit(
+    return make_hit(
         now,
         path,
         source.channel,

@@ -14,7 +14,7 @@ True
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hmac
 import json
 import secrets
@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from personalize.exceptions import ConfigurationError
@@ -84,6 +85,7 @@ class LoadedCookie:
 
 
 _NOT_LOADED = LoadedCookie(None)
+_Verified = tuple[CookieState, float, bool, LoadedCookie]
 
 
 class _Secret(str):
@@ -138,7 +140,9 @@ class VisitorCookie:
         self._signing_key: bytes | None = self._current.make_signer().derive_key()
         if self._current.loads(self._sign({"v": "probe"}, int(clock()))) != {"v": "probe"}:
             self._signing_key = None  # (a signer unlike TimestampSigner's: let it sign)
-        self._cache: OrderedDict[str, tuple[CookieState, float, bool]] = OrderedDict()
+        # Verified values: (state, when signed, signed with an older secret, what load() says
+        # of it while it is young enough not to be re-issued).
+        self._cache: OrderedDict[str, _Verified] = OrderedDict()
         self._found: dict[bytes, str] = {}  # raw Cookie header -> the value of this cookie
         self._cache_size = cache_size
         if same_site not in ("lax", "strict", "none"):
@@ -193,7 +197,14 @@ class VisitorCookie:
                 if len(found) >= _FOUND_SIZE:
                     found.pop(next(iter(found)), None)  # the oldest: first in, first out
                 found[header] = value
-        return self.load(value)
+        cached = self._cache.get(value)
+        if cached is None:
+            return self.load(value)
+        # load() of a value verified before, written out: this runs for every request.
+        age = self._clock() - cached[1]
+        if age > self.max_age / 2 or age < -300:
+            return self.load(value)  # (expired, from the future, or to re-issue)
+        return cached[3]
 
     def find(self, header: str | None) -> str | None:
         """The value of this cookie in a ``Cookie`` header (the first, if repeated).
@@ -243,7 +254,7 @@ class VisitorCookie:
         stamp = int(self._clock())
         value = self._sign(payload, stamp)
         if len(value) <= _MAX_COOKIE_LENGTH:  # the browser sends it back: verified already
-            self._remember(value, (state, float(stamp), False))
+            self._remember(value, (state, float(stamp), False, LoadedCookie(state)))
         return value
 
     def _sign(self, payload: dict[str, Any], stamp: int) -> str:
@@ -252,7 +263,10 @@ class VisitorCookie:
         key = self._signing_key
         if key is None:
             return self._current.dumps(payload)
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        try:  # the same bytes as json.dumps(ensure_ascii=False, compact separators)
+            data = orjson.dumps(payload)
+        except orjson.JSONEncodeError:  # (what orjson refuses, json may take)
+            data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         packed = _b64(data)
         if len(data) >= _COMPRESS_FROM:
             compressed = zlib.compress(data)
@@ -261,7 +275,7 @@ class VisitorCookie:
         value = packed + b"." + _b64(stamp.to_bytes(8, "big").lstrip(b"\0"))
         return (value + b"." + _b64(hmac.digest(key, value, "sha1"))).decode("ascii")
 
-    def _remember(self, value: str, verified: tuple[CookieState, float, bool]) -> None:
+    def _remember(self, value: str, verified: _Verified) -> None:
         self._cache[value] = verified
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -269,22 +283,24 @@ class VisitorCookie:
     def load(self, value: str | None) -> LoadedCookie:
         """Verify a cookie value; anything wrong with it gives ``LoadedCookie(None)``."""
         if not value or len(value) > _MAX_COOKIE_LENGTH:
-            return LoadedCookie(None)
+            return _NOT_LOADED
         now = self._clock()
         cached = self._cache.get(value)
         if cached is None:
             cached = self._verify(value)
             if cached is None:
-                return LoadedCookie(None)
+                return _NOT_LOADED
             self._remember(value, cached)
-        state, signed_at, old_key = cached
+        state, signed_at, old_key, loaded = cached
         age = now - signed_at
         if age > self.max_age or age < -300:  # expired, or signed in the future (clock skew)
             self._cache.pop(value, None)
-            return LoadedCookie(None)
-        return LoadedCookie(state, reissue=old_key or age > self.max_age / 2)
+            return _NOT_LOADED
+        if age > self.max_age / 2 and not old_key:
+            return LoadedCookie(state, reissue=True)
+        return loaded  # (the same object each time: it is frozen)
 
-    def _verify(self, value: str) -> tuple[CookieState, float, bool] | None:
+    def _verify(self, value: str) -> _Verified | None:
         old_key = False
         try:
             payload, signed_at = self._current.loads(value, return_timestamp=True)
@@ -301,11 +317,15 @@ class VisitorCookie:
         state = _state_from_payload(payload)
         if state is None:
             return None
-        return state, signed_at.timestamp(), old_key
+        return state, signed_at.timestamp(), old_key, LoadedCookie(state, reissue=old_key)
 
 
 def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+    """``base64.urlsafe_b64encode(data)`` without padding (and its two Python frames)."""
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def _state_from_payload(payload: object) -> CookieState | None:

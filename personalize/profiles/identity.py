@@ -39,6 +39,14 @@ def anonymous_key(visitor_id: str) -> str:
     return ANONYMOUS_PREFIX + visitor_id
 
 
+def profile_key(visitor_id: str | None, user_id: str | None) -> str | None:
+    """The key a browser's profile is stored under: the user's once it is bound to one,
+    else its own (None without an id: a bot, or a visitor remembered by nobody)."""
+    if visitor_id is None:
+        return None
+    return KNOWN_PREFIX + user_id if user_id is not None else ANONYMOUS_PREFIX + visitor_id
+
+
 def is_anonymous_key(key: str) -> bool:
     """True for the key of an anonymous profile (those expire; known ones do not)."""
     return key.startswith(ANONYMOUS_PREFIX)

@@ -31,8 +31,10 @@ from personalize.profiles.profile import (
     Profile,
     SessionRecord,
     copy_session,
+    make_profile,
+    make_session,
 )
-from personalize.util.frozen import fast_init
+from personalize.util.frozen import fast_init, maker
 
 SESSION_TIMEOUT = 30 * 60  # seconds of inactivity that end a session
 _MAX_PATH = 512
@@ -86,6 +88,8 @@ class Hit:
 
 
 _HIT_FIELDS = tuple(Hit.__dataclass_fields__)
+#: ``Hit(*every field)`` without the class call (one is built for every page view).
+make_hit = maker(Hit)
 
 
 def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TIMEOUT) -> None:
@@ -104,21 +108,24 @@ def apply_hit(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TI
         if last is not None and norms_used(profile):
             count_session(profile.norms, last)  # the visit before this one is now a habit
         internal = hit.channel == "internal"
+        # Positional, in field order (started, last_seen, page_views, channel, source,
+        # medium, campaign, term, landing_page, device_type, country, id, hour, category).
         profile.sessions.append(
-            SessionRecord(
-                started=hit.ts,
-                last_seen=hit.ts,
-                channel="direct" if internal else hit.channel,
-                source=None if internal else hit.source,
-                medium=None if internal else hit.medium,
-                campaign=None if internal else hit.campaign,
-                term=None if internal else hit.term,
-                landing_page=hit.path[:_MAX_PATH],
-                device_type=hit.device_type,
-                country=hit.country if not profile.stated or location_used(profile) else None,
-                id=f"{profile.key}@{ts:.0f}",
-                hour=hit.hour,
-                category=hit.category,
+            make_session(
+                ts,
+                ts,
+                0,
+                "direct" if internal else hit.channel,
+                None if internal else hit.source,
+                None if internal else hit.medium,
+                None if internal else hit.campaign,
+                None if internal else hit.term,
+                hit.path[:_MAX_PATH],
+                hit.device_type,
+                hit.country if not profile.stated or location_used(profile) else None,
+                f"{profile.key}@{ts:.0f}",
+                hit.hour,
+                hit.category,
             )
         )
         del sessions[:-MAX_SESSIONS]
@@ -210,7 +217,7 @@ def hit_view(profile: Profile, hit: Hit, *, session_timeout: float = SESSION_TIM
         if device is not None:
             devices[device_id] = device.copy()
     # Positional, in field order: this runs for every page that reads its profile.
-    view = Profile(
+    view = make_profile(
         profile.key,
         profile.user_id,
         profile.first_seen,
@@ -250,9 +257,22 @@ def _next_page(
     way, from a device the profile knows (or none), in order. The same rules as
     :func:`apply_hit`, written out for that case (tests hold the two equal)."""
     ts = hit.ts
-    session = copy_session(last)
-    session.last_seen = ts
-    session.page_views += 1
+    session = make_session(
+        last.started,
+        ts,
+        last.page_views + 1,
+        last.channel,
+        last.source,
+        last.medium,
+        last.campaign,
+        last.term,
+        last.landing_page,
+        last.device_type,
+        last.country,
+        last.id,
+        last.hour,
+        last.category,
+    )
     sessions = profile.sessions[:]
     sessions[-1] = session
     devices = profile.devices
@@ -272,7 +292,7 @@ def _next_page(
         affinities[category] = affinities.get(category, 0.0) + 1.0
     first_seen, last_seen = profile.first_seen, profile.last_seen
     # Positional, in field order: this runs for most pages that read their profile.
-    return Profile(
+    return make_profile(
         profile.key,
         profile.user_id,
         ts if first_seen is None or ts < first_seen else first_seen,

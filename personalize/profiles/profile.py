@@ -12,12 +12,14 @@ True
 from __future__ import annotations
 
 import json
-import secrets
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from personalize.util.frozen import maker
 
 MAX_SESSIONS = 20  # session records kept per profile (the counters keep the totals)
 MAX_DEVICES = 10  # per-device records kept per profile, least recently seen dropped first
@@ -26,7 +28,8 @@ MAX_EVENTS = 50  # raw events kept per profile (facts keep the aggregates)
 
 def new_cookie_epoch() -> int:
     """A random cookie epoch for a new profile (see :mod:`personalize.profiles.revocation`)."""
-    return secrets.randbits(31)
+    # secrets.randbits(31), without its two Python frames: 31 bits of os.urandom.
+    return int.from_bytes(os.urandom(4), "big") >> 1
 
 
 @dataclass(slots=True)
@@ -216,6 +219,10 @@ class Profile:
 
 
 _SESSION_FIELDS = tuple(SessionRecord.__dataclass_fields__)
+#: ``Profile(*every field)`` and ``SessionRecord(*every field)`` without the class call: the
+#: profile views built per request use them.
+make_profile = maker(Profile)
+make_session = maker(SessionRecord)
 
 
 def _session_dict(s: SessionRecord) -> dict[str, Any]:
@@ -257,6 +264,15 @@ def _session_from(d: Mapping[str, Any]) -> SessionRecord:
     )
 
 
+def new_profile(key: str, user_id: str | None = None) -> Profile:
+    """``Profile(key=key, user_id=user_id)``, without the class call and its default
+    factories (a new visitor's profile is built on their first page)."""
+    return make_profile(
+        key, user_id, None, None, 0, 0, {}, [], {}, {}, {}, [], {}, [], None, None, None,
+        False, [], {}, {}, new_cookie_epoch(), [],
+    )  # fmt: skip
+
+
 def copy_profile(profile: Profile) -> Profile:
     """A copy whose own fields and top-level containers can be changed freely.
 
@@ -286,7 +302,7 @@ def copy_for_page_view(profile: Profile) -> Profile:
     if sessions:
         sessions[-1] = copy_session(sessions[-1])  # the only session a page view changes
     # Positional, in field order: this runs for every page that reads its profile.
-    return Profile(
+    return make_profile(
         profile.key,
         profile.user_id,
         profile.first_seen,
@@ -315,7 +331,7 @@ def copy_for_page_view(profile: Profile) -> Profile:
 
 def copy_session(s: SessionRecord) -> SessionRecord:
     """A copy of one session record (its fields are all immutable values)."""
-    return SessionRecord(
+    return make_session(
         s.started,
         s.last_seen,
         s.page_views,

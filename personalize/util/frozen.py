@@ -30,11 +30,13 @@ still frozen
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 _FACTORY = object()  # "use the default factory" in a generated signature
+_BUILDERS: dict[type[Any], type[Any]] = {}  # fast_init's classes -> their plain twins
 
 
 def fast_init(cls: type[T]) -> type[T]:
@@ -84,6 +86,7 @@ def fast_init(cls: type[T]) -> type[T]:
     # Python allows the assignment of __class__). The instance is complete when __new__
     # returns: __init__ is object's.
     namespace["_builder"] = builder
+    _BUILDERS[cls] = builder
     lines = [
         f"def __new__(cls, {params_text}):",
         "    if cls is _cls:",
@@ -148,3 +151,39 @@ def _builder_for(cls: type[Any], names: list[str]) -> type[Any] | None:
     except TypeError:  # another memory layout after all: keep the descriptors
         return None
     return builder
+
+
+def maker(cls: type[T]) -> Callable[..., T]:
+    """A plain function that builds an instance of the slotted dataclass ``cls`` from every
+    field's value, positionally in field order: what ``cls(*values)`` builds, without the
+    class call (``type.__call__``, then ``__init__`` run from C, about a microsecond in
+    CPython 3.11) and without defaults or default factories. For records built several
+    times per request. A frozen class must have gone through :func:`fast_init`.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass(slots=True)
+    ... class Pair:
+    ...     left: int
+    ...     right: int = 0
+    >>> maker(Pair)(1, 2)
+    Pair(left=1, right=2)
+    """
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or "__slots__" not in cls.__dict__ or hasattr(cls, "__post_init__"):
+        raise TypeError(f"maker needs a slotted dataclass without __post_init__, not {cls!r}")
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    namespace: dict[str, Any] = {"_cls": cls, "_new": object.__new__}
+    if not params.frozen:
+        body = ["    self = _new(_cls)", *(f"    self.{n} = {n}" for n in names)]
+    else:
+        builder = _BUILDERS.get(cls)
+        if builder is None:  # (few fields: fast_init writes through the slots' descriptors)
+            raise TypeError(f"maker needs a frozen class of {BUILDER_MIN_FIELDS}+ fields")
+        namespace["_builder"] = builder
+        body = ["    self = _new(_builder)", *(f"    self.{n} = {n}" for n in names)]
+        body.append("    self.__class__ = _cls")
+    lines = [f"def make_{cls.__name__}({', '.join(names)}):", *body, "    return self"]
+    exec("\n".join(lines), namespace)
+    make: Callable[..., T] = namespace[f"make_{cls.__name__}"]
+    make.__qualname__ = make.__name__
+    return make
