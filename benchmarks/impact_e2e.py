@@ -99,6 +99,21 @@ class Outcome:
     seconds: float
 
 
+def simulation_start(days: int, now: float) -> float:
+    """When ``days`` simulated days start: 06:00 UTC ``days + 1`` days before ``now``'s day,
+    so that they end at 06:00 UTC yesterday, in the past, and always touch ``days + 1``
+    calendar days (starting ``days`` days before ``now`` spilled into one more day when run
+    in the minutes before midnight UTC: the orders' seconds push the end past it).
+
+    >>> import datetime as dt
+    >>> late = dt.datetime(2026, 12, 3, 23, 59, tzinfo=dt.timezone.utc).timestamp()
+    >>> dt.datetime.fromtimestamp(simulation_start(2, late), dt.timezone.utc).isoformat()
+    '2026-11-30T06:00:00+00:00'
+    """
+    midnight = now - now % 86_400
+    return midnight - (days + 1) * 86_400 + 6 * 3_600
+
+
 def run_shop(
     folder: Path,
     *,
@@ -112,7 +127,7 @@ def run_shop(
     content = folder / "content"
     content.mkdir(parents=True, exist_ok=True)
     (content / "hero.yaml").write_text(CONTENT, encoding="utf-8")
-    clock = Clock(time.time() - days * 86_400)  # the simulated days end now
+    clock = Clock(simulation_start(days, time.time()))
     profiles: ProfileStore = (
         SQLiteStore(folder / "shop.sqlite3") if store == "sqlite" else MemoryStore()
     )

@@ -93,15 +93,19 @@ async def plant(
     ``share`` of each day's new visitors held out, who convert at ``base``; the others at
     ``base * (1 + uplift)``, with order values uniform in 20..80."""
     rng = random.Random(seed)
+    # Each day's records in the hour before ``now``'s time of day, or in the first half of
+    # ``now``'s day so far when that is shorter: each day's stay on its own calendar day
+    # (run in the first hour after midnight UTC, "today" used to land on yesterday).
+    span = min(3_600.0, (now % 86_400) / 2)
     for day in range(days - 1, -1, -1):
-        start = now - day * 86_400 - 3_600
+        start = now - day * 86_400 - span
         for i in range(per_day):
             unit = f"v:{day}-{i}"
             arm: Arm = "holdout" if rng.random() < share else "personalized"
             segment = "uk_visitors" if rng.random() < 0.5 else "(default)"
-            ts = start + rng.random() * 3_000
+            ts = start + rng.random() * span * 0.8
             log.exposed(Exposure(unit, "hero", "welcome", arm, arm, segment, ts))
             rate = base if arm == "holdout" else base * (1 + uplift)
             if rng.random() < rate:
-                log.converted(unit, rng.uniform(20, 80), ts + 60)
+                log.converted(unit, rng.uniform(20, 80), ts + min(60.0, span / 10))
         await log.flush()

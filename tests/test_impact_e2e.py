@@ -22,3 +22,15 @@ def test_a_planted_uplift_is_found_through_the_middleware(tmp_path: Path) -> Non
     conversion = p.conversion
     assert conversion is not None and conversion.winner == "personalized"
     assert 0 < conversion.low <= 2.0 <= conversion.high  # excludes 0, covers the truth
+
+
+def test_the_simulated_days_touch_the_same_calendar_days_at_any_hour() -> None:
+    """Run just before midnight UTC, the simulation used to spill into a fourth day."""
+    from benchmarks.impact_e2e import simulation_start
+
+    day = 86_400
+    for now in (1_764_806_340.0, 1_764_806_399.0, 1_764_806_400.0, 1_764_763_200.0):
+        start = simulation_start(2, now)
+        end = start + 2 * day + 3_600  # the orders' seconds add to the simulated time
+        assert end < now
+        assert int(end // day) - int(start // day) + 1 == 3

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from personalize.services import impact
 from personalize.services.impact import Exposure, ImpactLog, day_of
+from personalize.services.impact_records import day_key
 from personalize.stores.state import StateStore
 from personalize.stores.state_memory import MemoryStateStore
 from personalize.stores.state_sqlite import SQLiteStateStore
@@ -230,6 +232,46 @@ def test_a_write_whose_answer_was_lost_is_retried_without_counting_twice() -> No
     run(scenario())
 
 
+class LosesTheDailyAnswer:
+    """A store whose next increment of daily sums is applied and then reported as failed."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.lost = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def increment(self, changes: Any, **options: Any) -> dict[str, dict[str, float]]:
+        result: dict[str, dict[str, float]] = await self.store.increment(changes, **options)
+        if not self.lost and any(key.startswith(day_key("")) for key in changes):
+            self.lost = True
+            raise ConnectionError("timed out after the write")
+        return result
+
+
+def test_daily_sums_resent_after_other_workers_many_batches_count_once(
+    make_state: StateFactory,
+) -> None:
+    """The daily sums are hot counters: every worker adds to them each interval. A batch of
+    one worker whose answer was lost is sent again after the others wrote many batches."""
+
+    async def scenario() -> None:
+        store = make_state()
+        first = ImpactLog(LosesTheDailyAnswer(store), window=DAY, flush_interval=0)
+        other = ImpactLog(store, window=DAY, flush_interval=0)
+        first.exposed(exposure("v:first"))
+        assert not await first.flush()
+        for n in range(40):
+            other.exposed(exposure(f"v:other{n}"))
+            assert await other.flush()
+        assert await first.flush()  # sent again: its daily sums were added already
+        assert (await totals(other))["site|personalized|visitors"] == 41
+        await store.close()
+
+    run(scenario())
+
+
 def test_the_buffer_is_bounded_and_counts_what_it_drops() -> None:
     class Down(MemoryStateStore):
         async def values(self, keys: Any) -> dict[str, bytes]:
@@ -275,5 +317,25 @@ def test_unreadable_exposure_times_are_no_exposure() -> None:
         log.converted("v:1", 3.0, T0 + 20)
         await log.flush()
         assert (await totals(log))["site|personalized|value"] == 3.0
+
+    run(scenario())
+
+
+def test_a_failed_write_is_sent_again_without_a_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(impact, "RETRY_AFTER", 0.05)
+
+    async def scenario() -> None:
+        store = FlakyStore(fails=1)
+        log = ImpactLog(store, window=DAY, flush_interval=0)
+        log.exposed(exposure("v:1"))
+        await log.settle()  # after the last response: the write fails
+        assert log.pending == 1 and log.stats["failed"] == 1
+        for _ in range(100):  # no settle() or flush() from here on
+            if not log.pending:
+                break
+            await asyncio.sleep(0.01)
+        assert log.pending == 0
+        assert (await totals(log))["site|personalized|visitors"] == 1
+        await log.aclose()
 
     run(scenario())

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from personalize import Hit, MemoryStore, Profile, SQLiteStore
 from personalize.profiles.changes import Change
 from personalize.profiles.events import validate_event
-from personalize.profiles.pageviews import hit_view
-from personalize.profiles.profile import copy_for_page_view
+from personalize.profiles.pageviews import apply_hit, hit_view
+from personalize.profiles.profile import copy_for_page_view, new_profile
 from personalize.services.profiles import MISSING, ProfileService
 
 
@@ -88,6 +89,35 @@ def test_a_view_handed_over_becomes_the_cached_profile_and_is_never_changed_afte
     asyncio.run(scenario())
 
 
+def test_a_new_profile_handed_over_becomes_the_cached_profile(tmp_path: Path) -> None:
+    """A new visitor's page built its profile from nothing: handed over as (None, profile),
+    it is what the cache holds (its first page view folded once), as a profile the cache
+    would have started itself; a known key is never started by a page view."""
+
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "p.sqlite3")
+        service = ProfileService(store, flush_interval=0)
+        first = hit(1000.0, "/shoes", "shoes")
+        page = new_profile("v:a")
+        apply_hit(page, first)
+        await service.record("v:a", first, new=True, read=(None, page))
+        assert await service.load("v:a") is page and page.page_views == 1
+        alone = ProfileService(SQLiteStore(tmp_path / "q.sqlite3"), flush_interval=0)
+        await alone.record("v:a", first, new=True)  # the profile the cache starts itself
+        assert await alone.load("v:a") == page
+        await alone.aclose()
+        known = new_profile("u:ann", "ann")
+        apply_hit(known, first)
+        await service.record("u:ann", first, new=True, read=(None, known))
+        assert await service.load("u:ann") is None
+        await service.flush()
+        stored = await store.get("v:a")
+        assert stored is not None and stored.page_views == 1
+        await store.close()
+
+    asyncio.run(scenario())
+
+
 def test_cached_answers_from_the_cache_alone() -> None:
     async def scenario() -> None:
         service = ProfileService(MemoryStore(), flush_interval=0)
@@ -153,6 +183,78 @@ def test_stale_profile_during_an_outage_counts_pending_page_views_once() -> None
 
 async def _failing(*args: object, **kwargs: object) -> dict[str, Profile | None]:
     raise ConnectionError("store unreachable")
+
+
+class FailsOnceStore(MemoryStore):
+    """A MemoryStore whose first write fails, as during a failover."""
+
+    failed = False
+
+    async def apply_changes(self, changes: Any, *, batch_id: str | None = None) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("store unreachable")
+        return await super().apply_changes(changes, batch_id=batch_id)
+
+
+def test_a_failed_write_is_sent_again_after_the_back_off_without_a_request() -> None:
+    """The last request of a burst saw its write fail: nothing else comes to send it again,
+    so the buffer does, once the back-off is over."""
+
+    async def scenario() -> None:
+        store = FailsOnceStore()
+        service = ProfileService(store, flush_interval=0, retry_backoff=0.05)
+        await service.record("v:a", hit(1000.0), new=True)
+        assert store.failed and service.pending == 1 and service.stats["failed"] == 1
+        for _ in range(100):
+            if not service.pending:
+                break
+            await asyncio.sleep(0.01)
+        assert service.pending == 0 and service.stats["written"] == 1
+        stored = await store.get("v:a")
+        assert stored is not None and stored.page_views == 1
+        await service.aclose()
+
+    asyncio.run(scenario())
+
+
+class SlowStore(MemoryStore):
+    """A store whose every write takes 10 ms (a thread hop, a round trip, a disk)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    async def apply_changes(
+        self, changes: Any, *, batch_id: str | None = None
+    ) -> dict[str, Profile]:
+        self.writes += 1
+        await asyncio.sleep(0.01)
+        return await super().apply_changes(changes, batch_id=batch_id)
+
+
+def test_under_load_the_buffer_writes_once_per_interval() -> None:
+    """Page views keep coming during a write: they wait for the next interval, not for a
+    write of their own at once (each write hands the GIL to the store's thread and back)."""
+
+    async def scenario() -> None:
+        store = SlowStore()
+        service = ProfileService(store, flush_interval=0.05)
+        started = asyncio.get_running_loop().time()
+        n, writers = 0, []
+        while asyncio.get_running_loop().time() - started < 0.5:
+            n += 1
+            if service.enqueue(f"v:{n % 7}", hit(1000.0 + n), new=n <= 7):
+                writers.append(asyncio.ensure_future(service.write_behind()))  # as a page does
+            await asyncio.sleep(0.001)
+        await asyncio.gather(*writers)
+        await service.flush()
+        assert store.writes <= 0.5 / 0.05 + 2, store.writes  # back to back: about 40
+        stored = [await store.get(key) for key in await store.keys()]
+        assert sum(p.page_views for p in stored if p is not None) == n
+        await service.aclose()
+
+    asyncio.run(scenario())
 
 
 def test_hit_view_copies_every_field() -> None:

@@ -139,6 +139,40 @@ def test_a_write_whose_outcome_was_unknown_is_resent_and_counted_once() -> None:
     run(scenario())
 
 
+class Slow(Recording):
+    """Each increment takes a moment, so that writes can overlap."""
+
+    async def increment(
+        self, changes: Increments, *, ttl: float | None = None, batch_id: str | None = None
+    ) -> dict[str, dict[str, float]]:
+        await asyncio.sleep(0.02)
+        return await super().increment(changes, ttl=ttl, batch_id=batch_id)
+
+
+def test_writes_go_one_at_a_time_in_order_and_a_failed_one_goes_again_first() -> None:
+    """A flush that overlaps the write after a response waits for it; a batch whose outcome
+    was unknown goes again before the newer one (ordered ids: a store may skip a batch below
+    the last one of its writer it applied, so a later batch must never overtake it)."""
+    store = Slow()
+    state = StateService(store, flush_interval=0, retry_backoff=0.0)
+
+    async def scenario() -> None:
+        state.add("k", "n", 1)
+        store.fail_after_write = 1  # the first write lands, but is reported as failed
+        settling = asyncio.create_task(state.settle())
+        await asyncio.sleep(0.005)  # that write is under way ...
+        state.add("k", "n", 10)
+        await state.flush()  # ... and the flush of the next add waits for it
+        await settling
+        ids = [batch_id for _, _, batch_id in store.increments]
+        assert len(ids) == 3 and ids[0] == ids[1] != ids[2]
+        writer, _, first = ids[0].rpartition("#")
+        assert ids[2] == f"{writer}#{int(first) + 1}"
+        assert await store.counters(["k"]) == {"k": {"n": 11.0}}
+
+    run(scenario())
+
+
 def test_an_unreachable_store_costs_no_page_and_loses_no_increment() -> None:
     store = Recording()
     clock = Clock()
@@ -341,5 +375,29 @@ def test_prefetch_reads_only_what_is_missing_or_stale() -> None:
         clock.now = 2.0
         await state.prefetch(counters=["a"])
         assert store.reads[-1] == ["a"]
+
+    run(scenario())
+
+
+def test_a_failed_write_is_sent_again_after_the_back_off_without_a_request() -> None:
+    """The last response before the visitors left saw its write fail: nothing else comes to
+    call settle(), so the service does, once the back-off is over."""
+    store = Recording()
+    state = StateService(store, flush_interval=0, retry_backoff=0.05)
+
+    async def scenario() -> None:
+        state.add("k", "n", 1)
+        state.put_value_soon("pick:v|1.0|hero", b"a", ttl=60)
+        store.fail_before_write = 1
+        await state.settle()
+        assert state.stats["failed"] == 1 and state.pending == 1
+        for _ in range(100):  # no settle() from here on
+            if not state.pending:
+                break
+            await asyncio.sleep(0.01)
+        assert state.pending == 0 and len(store.increments) == 2
+        assert await store.counters(["k"]) == {"k": {"n": 1.0}}
+        assert await store.values(["pick:v|1.0|hero"]) == {"pick:v|1.0|hero": b"a"}
+        await state.aclose()
 
     run(scenario())

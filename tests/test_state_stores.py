@@ -112,6 +112,27 @@ def test_a_batch_sent_twice_is_added_once(make_state: StateFactory) -> None:
     run(scenario())
 
 
+def test_an_ordered_batch_sent_again_after_many_later_ones_is_added_once(
+    make_state: StateFactory,
+) -> None:
+    """A hot counter (a bandit arm's, written by every worker every few milliseconds) sees
+    hundreds of batches between a batch whose outcome was unknown and its resend."""
+
+    async def scenario() -> None:
+        store = make_state()
+        await store.increment({"arm": {"n": 1}}, batch_id="w1#1")
+        for n in range(200):  # another worker, and later batches of the first
+            await store.increment({"arm": {"n": 1}}, batch_id=f"w2#{n}")
+        await store.increment({"arm": {"n": 1}}, batch_id="w1#2")
+        await store.increment({"arm": {"n": 100}}, batch_id="w1#1")  # sent again: not added
+        await store.increment({"arm": {"n": 100}}, batch_id="w2#150")
+        await store.increment({"arm": {"n": 1}}, batch_id="w1#3")
+        assert await store.counters(["arm"]) == {"arm": {"n": 203.0}}
+        await store.close()
+
+    run(scenario())
+
+
 def test_counters_expire_together_and_start_again(make_state: StateFactory) -> None:
     async def scenario() -> None:
         store = make_state()

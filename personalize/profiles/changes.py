@@ -22,7 +22,7 @@ import orjson
 
 from personalize.profiles.events import Event, apply_event
 from personalize.profiles.identity import user_id_of, visitor_id_of
-from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, apply_hit
+from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, apply_hit, make_hit
 from personalize.profiles.profile import Profile
 from personalize.profiles.revocation import REVOKE
 
@@ -33,7 +33,11 @@ Change = Hit | Event
 #: after the merge (requests that were in flight during the login) are forwarded to the known
 #: profile. Later ones stay on the tombstone: the old id never again reaches the known profile.
 FORWARD_GRACE = 120.0  # seconds
-MAX_BATCH_IDS = 8  # write batches remembered per profile, so a retried batch applies once
+#: Write batches remembered per profile, so a batch sent again applies once: one whose outcome
+#: was unknown is sent again after the write-behind's back-off (1 s), and other workers may
+#: write the profile meanwhile (8 was too few for a visitor loading pages fast on two workers
+#: during a failover: the drill saw a batch counted twice).
+MAX_BATCH_IDS = 32
 
 
 def _renamed(change: Change, key: str, device_id: str | None) -> Change:
@@ -239,7 +243,7 @@ def change_from_value(d: Any) -> Change:
     """A change from the parsed JSON of :func:`encode_change` (for logs that hold several)."""
     if isinstance(d, list | tuple):
         if d[0] == "h2" and len(d) == len(HIT_V1_FIELDS) + 2:  # h1 and the local hour
-            return Hit(*d[1:])
+            return make_hit(*d[1:])  # (every field: no class call; compaction decodes each)
         if d[0] == "h1" and len(d) == len(HIT_V1_FIELDS) + 1:
             return Hit(*d[1:])
         raise ValueError(f"unknown change log record {d[0]!r}")

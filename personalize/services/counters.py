@@ -10,13 +10,16 @@ replace the cached copy; a read that started before that write cannot overwrite 
 sequence number says which is newer).
 
 Writes: :meth:`CachedCounters.add` buffers; :meth:`write_once` sends everything buffered in
-one ``increment`` call per TTL with a batch id. A failed write is kept with its id and sent
-again after ``retry_backoff`` seconds (the store adds an id once); the buffer is bounded
-(``max_pending`` keys), overflow is dropped oldest first, counted and logged.
+one ``increment`` call per TTL with an ordered batch id (``<writer>#<n>``, see
+:meth:`~personalize.stores.state.StateStore.increment`). Writes go one at a time: a failed
+one is kept with its id and sent again, before anything newer, after ``retry_backoff``
+seconds (the store adds a batch once); the buffer is bounded (``max_pending`` keys),
+overflow is dropped oldest first, counted and logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import threading
@@ -62,6 +65,9 @@ class CachedCounters:
         self._pending: Buffer = {}
         self._inflight: Buffer = {}
         self._retry: list[tuple[str, Buffer]] = []  # (batch id, increments) to send again
+        self._writer = secrets.token_hex(6)  # this buffer's batches: <writer>[-ttl]#<n>
+        self._batches = 0
+        self._turn: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._seq = 0  # writes completed: a read older than a write is not cached over it
         self._retry_at = 0.0
         # Keys asked for from memory alone while missing or stale: read after the response.
@@ -169,7 +175,7 @@ class CachedCounters:
         seq = self._seq
         started = time.perf_counter()
         try:
-            found = await self.store.counters(keys)
+            found = (await self.store.read(keys, ()))[0]  # (SQLite: a few keys inline)
         except Exception as exc:
             self.stats["read_failed"] += 1
             logger.warning("personalize: reading decision state failed (%s)", exc)
@@ -211,12 +217,21 @@ class CachedCounters:
                         by_key.pop(key, None)
 
     async def write_once(self) -> bool:
-        """Send one batch (a failed one first); False when the store refused it."""
+        """Send one batch (a failed one first), after any write under way; False when the
+        store refused it."""
+        loop = asyncio.get_running_loop()
+        if self._turn is None or self._turn[0] is not loop:  # a Lock belongs to one loop
+            self._turn = (loop, asyncio.Lock())
+        async with self._turn[1]:
+            return await self._write_next()
+
+    async def _write_next(self) -> bool:
         with self._lock:
             if self._retry:
                 batch_id, batch = self._retry.pop(0)
             else:
-                batch_id, batch = secrets.token_hex(8), self._pending
+                self._batches += 1
+                batch_id, batch = str(self._batches), self._pending
                 self._pending = {}
             self._inflight = batch
         written: dict[str, Fields] = {}
@@ -224,7 +239,8 @@ class CachedCounters:
         try:
             for ttl, changes in batch.items():
                 if changes:  # one id per TTL: a retried batch skips the parts already added
-                    sub_id = batch_id if ttl is None else f"{batch_id}-{ttl:g}"
+                    writer = self._writer if ttl is None else f"{self._writer}-{ttl:g}"
+                    sub_id = f"{writer}#{batch_id}"
                     written.update(await self.store.increment(changes, ttl=ttl, batch_id=sub_id))
         except Exception as exc:
             with self._lock:

@@ -64,6 +64,7 @@ from personalize.services.impact_records import (
     times_key,
     visitor_key,
 )
+from personalize.services.retrying import RetryTimer
 
 __all__ = [
     "RETENTION",
@@ -78,6 +79,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("personalize.impact")
+RETRY_AFTER = 1.0  # seconds after a failed write before it is sent again without a request
 
 
 class ImpactLog:
@@ -103,8 +105,13 @@ class ImpactLog:
         self.flush_interval = flush_interval  # seconds :meth:`settle` waits to batch writes
         self._pending: deque[Exposure | Outcome] = deque(maxlen=max_pending)
         self._retry: tuple[str, list[Exposure | Outcome]] | None = None  # (batch id, batch)
+        # Batch ids are ordered, <writer>#<n> (see StateStore.increment): the daily sums are
+        # hot counters, written by every worker each interval. Batches go one at a time.
+        self._writer = secrets.token_hex(6)
+        self._batches = 0
         self._lock = threading.Lock()  # decisions may be made in threads (sync templates)
         self._flushing: asyncio.Lock | None = None
+        self._retry_timer = RetryTimer(self.settle)  # no request may come to retry
         self.stats = {"exposures": 0, "outcomes": 0, "attributed": 0, "dropped": 0, "failed": 0}
 
     def __repr__(self) -> str:
@@ -151,24 +158,31 @@ class ImpactLog:
         when nothing is; never raises."""
         if not self.due:
             return
-        if self.flush_interval:
-            await asyncio.sleep(self.flush_interval)
-        await self.flush()
+        await self._flush(self.flush_interval)
 
     async def flush(self) -> bool:
         """Write everything buffered; True when all of it was written. A batch the store
         refuses is kept with its id and sent again by the next flush (stores apply a batch
         id once, so a write that timed out but happened is not counted twice). Never
         raises: impact must never cost a visitor their page."""
+        return await self._flush(0.0)
+
+    async def _flush(self, interval: float) -> bool:
+        """:meth:`flush`, waiting ``interval`` seconds before each batch: after a response,
+        what comes during a write waits for the next batch instead of a write of its own
+        at once."""
         if self._flushing is None:
             self._flushing = asyncio.Lock()
         async with self._flushing:
             while self._retry or self._pending:
+                if interval:
+                    await asyncio.sleep(interval)
                 with self._lock:
                     if self._retry is not None:
                         batch_id, batch = self._retry
                     else:
-                        batch_id, batch = secrets.token_hex(8), list(self._pending)
+                        self._batches += 1
+                        batch_id, batch = f"{self._writer}#{self._batches}", list(self._pending)
                         self._pending.clear()
                     self._retry = None
                 try:
@@ -179,6 +193,7 @@ class ImpactLog:
                     logger.warning("personalize: impact not written yet (%s)", exc)
                     with self._lock:
                         self._retry = (batch_id, batch)
+                    self._retry_timer.arm(RETRY_AFTER)
                     return False
         return True
 
@@ -213,6 +228,7 @@ class ImpactLog:
         """Write what is buffered (at shutdown); log what cannot be."""
         if not await self.flush():
             logger.error("personalize: %d impact records lost at shutdown", self.pending)
+        self._retry_timer.cancel()
 
     async def _write(self, batch: Sequence[Exposure | Outcome], batch_id: str) -> None:
         batch = await self._new_orders(batch, batch_id)
@@ -244,13 +260,14 @@ class ImpactLog:
             await self.store.put_values(changed, ttl=self.window + SKEW)
         if not per_visitor:
             return
+        writer, _, n = batch_id.rpartition("#")
         totals = await self.store.increment(
             per_visitor,
             ttl=self.retention,
-            batch_id=f"{batch_id}:v",
+            batch_id=f"{writer}-v#{n}",
         )
         daily = daily_sums(facts, per_visitor, totals)
-        await self.store.increment(daily, ttl=self.retention, batch_id=f"{batch_id}:d")
+        await self.store.increment(daily, ttl=self.retention, batch_id=f"{writer}-d#{n}")
 
     async def _new_orders(
         self, batch: Sequence[Exposure | Outcome], batch_id: str

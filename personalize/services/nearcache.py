@@ -25,12 +25,14 @@ from personalize.profiles.pageviews import Hit, apply_hit, hit_view
 from personalize.profiles.profile import Profile, copy_profile
 from personalize.services.coherence import Coherence, Entry
 from personalize.services.latency import LatencyHistogram
+from personalize.services.retrying import RetryTimer
 from personalize.stores.base import ProfileStore
 
 logger = logging.getLogger("personalize.profiles")
 
 
 _ABSENT = Profile(key="")  # cached "the store has no profile for this key"
+Read = tuple[Profile | None, Profile]  # what a page read, and its view (see record)
 
 
 class Missing(enum.Enum):
@@ -79,20 +81,10 @@ class CachedProfiles(Coherence):
         self._written_seq = 0
         self._key_seq: OrderedDict[str, int] = OrderedDict()
         self._retry_at = 0.0
+        self._retry_timer = RetryTimer(self.write_behind)  # no request may come to retry
         self.stats = {"cache_hits": 0, "cache_misses": 0, "written": 0, "failed": 0, "dropped": 0}
         self.latency = LatencyHistogram()  # store calls, for the metrics endpoint
         self._listen(store)
-
-    def _cached(self, key: str) -> Profile | None:
-        entry = self._cache.get(key)
-        if entry is None:
-            return None
-        profile, stored_at, _ = entry
-        ttl = self.store.trusted_cache_ttl
-        if ttl is not None and self._clock() - stored_at > ttl:
-            return None  # stale: kept only as a fallback while the store is unreachable
-        self._cache.move_to_end(key)
-        return profile
 
     @property
     def pending(self) -> int:
@@ -109,10 +101,15 @@ class CachedProfiles(Coherence):
         request): the profile, None when the store is known to hold none, or
         :data:`MISSING` when only :meth:`load` can tell. Do not change what it returns.
         """
-        profile = self._cached(key)
-        if profile is None:
+        entry = self._cache.get(key)
+        if entry is None:
             return MISSING
+        ttl = self.store.trusted_cache_ttl
+        if ttl is not None and self._clock() - entry[1] > ttl:
+            return MISSING  # stale: kept only as a fallback while the store is unreachable
+        self._cache.move_to_end(key)
         self.stats["cache_hits"] += 1
+        profile = entry[0]
         return None if profile is _ABSENT else profile
 
     async def load(self, key: str) -> Profile | None:
@@ -121,12 +118,8 @@ class CachedProfiles(Coherence):
         The result may be the cached object: do not change it (use :func:`hit_view` or
         :func:`copy_profile` for a copy to change).
         """
-        profile = self._cached(key)
-        if profile is not None:
-            self.stats["cache_hits"] += 1
-            if profile is _ABSENT:
-                profile = None
-        else:
+        profile = self.cached(key)
+        if profile is MISSING:
             self.stats["cache_misses"] += 1
             epoch, seq = self._epoch, self._written_seq
             started = time.perf_counter()
@@ -197,7 +190,7 @@ class CachedProfiles(Coherence):
         change: Change,
         *,
         new: bool = False,
-        read: tuple[Profile, Profile] | None = None,
+        read: Read | None = None,
     ) -> None:
         """Accept one change; the calling task may become the one that writes the batch.
 
@@ -205,21 +198,27 @@ class CachedProfiles(Coherence):
         needed to know it held nothing before: the cache starts its profile. ``read`` is
         (a profile :meth:`load` returned, that profile with ``change`` folded in, built by
         :func:`hit_view`): when the cache still holds the first, the second replaces it,
-        so the page view is not folded twice.
+        so the page view is not folded twice. (None, a new profile with only ``change``
+        folded in) starts the profile of a key the store holds none of.
         """
-        with self._lock:  # one lock and no extra coroutine: this runs for every page view
-            self._accept(key, change, new, read)
-            if self._flushing or self._clock() < self._retry_at:
-                return
-            self._flushing = True
-        await self._write_loop()
+        if self.enqueue(key, change, new=new, read=read):
+            await self.write_behind()
 
-    def enqueue(self, key: str, change: Change) -> None:
-        """Accept one change without writing: this process's cache sees it at once, and the
-        next :meth:`write_behind` (or any request's :meth:`record`) writes it. For code that
-        cannot await (a logout)."""
-        with self._lock:
-            self._accept(key, change, False, None)
+    def enqueue(
+        self,
+        key: str,
+        change: Change,
+        *,
+        new: bool = False,
+        read: Read | None = None,
+    ) -> bool:
+        """Accept one change without writing (``new`` and ``read`` as for :meth:`record`):
+        the cache sees it at once, the next :meth:`write_behind` writes it. For code that
+        cannot await (a logout, a page view): True when :meth:`write_behind` would write now.
+        """
+        with self._lock:  # one lock and no coroutine: this runs for every page view
+            self._accept(key, change, new, read)
+            return not self._flushing and self._clock() >= self._retry_at
 
     async def write_behind(self) -> None:
         """Write what is pending after ``flush_interval``, unless a write is under way (it
@@ -232,19 +231,26 @@ class CachedProfiles(Coherence):
             self._flushing = True
         await self._write_loop()
 
-    def _accept(
-        self, key: str, change: Change, new: bool, read: tuple[Profile, Profile] | None
-    ) -> None:
+    def _accept(self, key: str, change: Change, new: bool, read: Read | None) -> None:
         self._pending.setdefault(key, []).append(change)
         self._pending_count += 1
-        self._fold_into_cache(key, change, new, read)
+        entry = self._cache.get(key) if read is not None else None
+        if read is not None and entry is not None and read[0] is entry[0]:
+            # The page's view of the cached profile is the cached profile now (the
+            # common case of _fold_into_cache, written out: most page views come here).
+            self._cache[key] = (read[1], entry[1], entry[2])
+        else:
+            self._fold_into_cache(key, change, new, read)
         if self._pending_count > self._max_pending:
             self._drop_oldest()
 
     async def _write_loop(self) -> None:
         try:
-            await asyncio.sleep(self._flush_interval)
             while (self._pending or self._retry) and self._clock() >= self._retry_at:
+                # One write per interval at most: under load, what came during a write waits
+                # for the next interval instead of going in a write of its own at once (each
+                # write hands the GIL to the store's thread and back a few times).
+                await asyncio.sleep(self._flush_interval)
                 await self._flush_once()
         finally:
             self._flushing = False
@@ -271,6 +277,7 @@ class CachedProfiles(Coherence):
                 "personalize: %d profile changes could not be written at shutdown",
                 self._pending_count,
             )
+        self._retry_timer.cancel()
         await self.store.close()
 
     async def _flush_once(self) -> bool:
@@ -297,6 +304,7 @@ class CachedProfiles(Coherence):
                 self._retry.insert(0, (batch_id, batch))
                 self.stats["failed"] += 1
                 self._retry_at = self._clock() + self._retry_backoff
+            self._retry_timer.arm(self._retry_backoff)
             logger.warning(
                 "personalize: writing %d profile changes failed (%s); will retry, %d buffered",
                 count,
@@ -325,16 +333,13 @@ class CachedProfiles(Coherence):
         self._mark(keys)
         self._replay_held()
 
-    def _fold_into_cache(
-        self, key: str, change: Change, new: bool, read: tuple[Profile, Profile] | None = None
-    ) -> None:
+    def _fold_into_cache(self, key: str, change: Change, new: bool, read: Read | None) -> None:
         """Keep the cached profile equal to the stored one plus what is pending.
 
         Nothing cached changes in place: a page view folds into a new profile that shares
         what it leaves unchanged (:func:`~personalize.profiles.pageviews.hit_view`), so a
-        profile a page still holds never changes under it. A page that read its profile
-        hands its view over (``read``): the view, already folded, becomes the cached
-        profile. Events fold into a copy (:func:`copy_profile`).
+        profile a page still holds never changes under it (a view handed over as ``read``
+        becomes the cached profile). Events fold into a copy (:func:`copy_profile`).
         """
         entry = self._cache.get(key)
         if entry is None and not new:
@@ -343,8 +348,11 @@ class CachedProfiles(Coherence):
         if entry is None or entry[0] is _ABSENT:
             if not creates_profile(key, [change]):
                 return  # stays absent: the store will not create it either
-            profile = Profile(key=key)
-            fold_changes(profile, [change], session_timeout=timeout)
+            if read is not None and read[0] is None:
+                profile = read[1]  # the page's, started from nothing with this change
+            else:
+                profile = Profile(key=key)
+                fold_changes(profile, [change], session_timeout=timeout)
             if entry is None:
                 self._remember(key, profile, 0)  # a new key: the store holds no write of it
             else:
@@ -353,12 +361,9 @@ class CachedProfiles(Coherence):
         current, stored_at, position = entry
         if current.merged_into is not None:
             return  # a tombstone: where its changes go is the store's business
-        if isinstance(change, Hit):
-            if read is not None and read[0] is current:
-                self._cache[key] = (read[1], stored_at, position)
-            else:
-                profile = hit_view(current, change, session_timeout=timeout)
-                self._cache[key] = (profile, stored_at, position)
+        if isinstance(change, Hit):  # (a view of this profile was taken by _accept)
+            profile = hit_view(current, change, session_timeout=timeout)
+            self._cache[key] = (profile, stored_at, position)
         else:
             profile = copy_profile(current)
             apply_event(profile, change)

@@ -39,6 +39,7 @@ from typing import Any
 
 from personalize.exceptions import StoreError
 from personalize.services.counters import MAX_WANTED, CachedCounters
+from personalize.services.retrying import RetryTimer
 from personalize.stores.state import StateStore, check_key, check_ttl, check_values
 
 __all__ = ["MISSING", "Missing", "StateService"]
@@ -73,6 +74,7 @@ class StateService(CachedCounters):
         self._puts: dict[str, tuple[bytes, float | None, bool]] = {}
         self._wanted_values: dict[str, None] = {}
         self._flushing = False
+        self._retry_timer = RetryTimer(self.settle)  # no request may come to retry
 
     def __repr__(self) -> str:
         return f"<StateService {self.store!r}>"
@@ -117,14 +119,7 @@ class StateService(CachedCounters):
         return entry is None or now - entry[1] > self.cache_ttl
 
     async def _read_values(self, keys: list[str]) -> None:
-        self.stats["cache_misses"] += len(keys)
-        try:
-            found = await self.store.values(keys)
-        except Exception as exc:
-            self.stats["read_failed"] += 1
-            logger.warning("personalize: reading decision state failed (%s)", exc)
-            return
-        self._take_values(keys, found)
+        await self._read_both([], keys)
 
     def _take_values(self, keys: Sequence[str], found: Mapping[str, bytes]) -> None:
         values, wanted, now = self._values, self._wanted_values, self._clock()
@@ -136,10 +131,8 @@ class StateService(CachedCounters):
             values.popitem(last=False)
 
     async def _read_both(self, counters: list[str], values: list[str]) -> None:
-        """:meth:`_read` and :meth:`_read_values` in one store call."""
-        if not (counters and values):
-            await self._read(counters) if counters else await self._read_values(values)
-            return
+        """Read counters and values in one store call (``StateStore.read``: SQLite answers a
+        few keys on the caller's thread, Redis in one round trip)."""
         self.stats["cache_misses"] += len(counters) + len(values)
         seq = self._seq
         started = time.perf_counter()
@@ -230,15 +223,11 @@ class StateService(CachedCounters):
     async def prefetch(self, counters: Sequence[str] = (), values: Sequence[str] = ()) -> None:
         """Read into the cache the keys missing or stale there (at most one call each), so
         that :meth:`cached` and :meth:`cached_value` answer them fresh."""
-        now = self._clock()
-        stale = [k for k in counters if self._stale_counter(k, now)]
-        stale_values = [k for k in values if self._stale_value(k, now)]
+        now, ttl, known, held = self._clock(), self.cache_ttl, self._counters, self._values
+        stale = [k for k in counters if (c := known.get(k)) is None or now - c[1] > ttl]
+        stale_values = [k for k in values if (v := held.get(k)) is None or now - v[1] > ttl]
         if stale or stale_values:
             await self._read_both(stale, stale_values)
-
-    def _stale_counter(self, key: str, now: float) -> bool:
-        entry = self._counters.get(key)
-        return entry is None or now - entry[1] > self.cache_ttl
 
     @property
     def due(self) -> bool:
@@ -250,23 +239,34 @@ class StateService(CachedCounters):
 
     async def settle(self) -> None:
         """After a response: if no write is running, wait ``flush_interval`` seconds, write
-        what is buffered (looping while more arrives) and read what was wanted. Never raises."""
+        what is buffered and read what was wanted; again each interval while more arrives.
+        Never raises."""
         if not self.due:
             return
         self._flushing = True
         try:
-            if self.flush_interval:
-                await asyncio.sleep(self.flush_interval)
-            while self.may_write and (self.unwritten or self._puts):
-                if self.unwritten and not await self.write_once():
+            while True:
+                # One write (and one read) per interval at most: under load, what comes
+                # during a write waits for the next round instead of a write of its own at
+                # once (each is a hand-off to the store's thread or a round trip).
+                if self.flush_interval:
+                    await asyncio.sleep(self.flush_interval)
+                failed = False
+                if self.may_write:
+                    if self.unwritten:
+                        failed = not await self.write_once()
+                    if not failed and self._puts:
+                        failed = not await self._write_values()
+                if self._wanted or self._wanted_values:
+                    keys, values = list(self._wanted), list(self._wanted_values)
+                    self._wanted.clear()
+                    self._wanted_values.clear()
+                    await self._read_both(keys, values)
+                if failed:
+                    self._retry_timer.arm(self._retry_at - self._clock())
                     break
-                if self._puts and not await self._write_values():
-                    break
-            if self._wanted or self._wanted_values:
-                keys, values = list(self._wanted), list(self._wanted_values)
-                self._wanted.clear()
-                self._wanted_values.clear()
-                await self._read_both(keys, values)
+                if not (self.may_write and (self.unwritten or self._puts)):
+                    break  # (what is wanted after this round is read after the next response)
         except Exception:  # never the visitor's problem
             logger.exception("personalize: settling decision state failed")
         finally:
@@ -289,4 +289,5 @@ class StateService(CachedCounters):
                 "personalize: %d keys of decision state could not be written at shutdown",
                 self.pending,
             )
+        self._retry_timer.cancel()
         await self.store.close()

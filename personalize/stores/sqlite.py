@@ -310,10 +310,11 @@ class SQLiteStore(ProfileStore):
                 quarantine: list[bytes] = []
                 timeout = self.session_timeout
                 for key in keys:
-                    profile = fold_logged(key, stored.get(key), pending[key], timeout, quarantine)
+                    changes = list(map(change_from_value, pending[key]))
+                    profile = fold_logged(key, stored.get(key), changes, timeout, quarantine)
                     if profile is None:
                         continue  # nothing to create (see creates_profile)
-                    data = encode_or_set_aside(key, profile, pending[key], quarantine)
+                    data = encode_or_set_aside(key, profile, changes, quarantine)
                     if data is not None:
                         upserts.append((key, data, now, int(profile.merged_into is not None)))
                 conn.executemany(UPSERT, upserts)
@@ -357,11 +358,7 @@ class SQLiteStore(ProfileStore):
         """Delete a profile and its aliases, then checkpoint the write-ahead log so no copy
         of the erased pages stays behind in it."""
         removed = await super().erase(key)
-
-        def checkpoint(conn: sqlite3.Connection) -> None:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-        await self._run(checkpoint)
+        await self._run(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
         return removed
 
     async def keys(self) -> list[str]:

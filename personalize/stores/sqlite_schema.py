@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 import orjson
 
-from personalize.profiles.changes import FORWARD_GRACE, Change, change_from_value
+from personalize.profiles.changes import FORWARD_GRACE
 from personalize.stores.sqlite_expiry import INDEX as ANONYMOUS_INDEX
 
 __all__ = [
@@ -145,16 +146,19 @@ def log_rows(
 
 def oldest_changes(
     conn: sqlite3.Connection, limit: int, max_keys: int
-) -> tuple[dict[str, list[Change]], int | None, int]:
-    """The changes of the oldest log rows, by key: up to ``limit`` rows, stopping once they
-    hold ``max_keys`` keys; with the id of the last row read (None: the log is empty) and how
+) -> tuple[dict[str, list[Any]], int | None, int]:
+    """The changes of the oldest log rows, by key, as stored (decode each key's with
+    :func:`~personalize.profiles.changes.change_from_value` when it is folded: decoding
+    them all first kept tens of thousands of objects alive, and the garbage collector
+    walked them again and again): up to ``limit`` rows, stopping once they hold
+    ``max_keys`` keys; with the id of the last row read (None: the log is empty) and how
     many rows were read."""
-    pending: dict[str, list[Change]] = {}
+    pending: dict[str, list[Any]] = {}
     last, taken = None, 0
     rows = conn.execute("SELECT id, data FROM log ORDER BY id LIMIT ?", (limit,)).fetchall()
     for row_id, data in rows:
         for key, values in orjson.loads(data).items():
-            pending.setdefault(key, []).extend(map(change_from_value, values))
+            pending.setdefault(key, []).extend(values)
         last, taken = int(row_id), taken + 1
         if len(pending) >= max_keys:
             break
@@ -209,6 +213,23 @@ def chunks(keys: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
         yield marks(chunk), chunk
 
 
+def enter_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Put the file in WAL mode (a no-op once it is). Two processes that open a new file at
+    once both switch it, and SQLite fails the second switch at once ("database is locked")
+    instead of waiting: it is tried again for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
 def open_connection(
     path: str | os.PathLike[str],
     *,
@@ -218,7 +239,7 @@ def open_connection(
     """A connection to the store's file in WAL mode, with the schema created or migrated."""
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
+        enter_wal(conn, timeout)
         conn.execute(f"PRAGMA synchronous={synchronous}")
         # Erased profiles are overwritten on disk, not just unlinked from the tree.
         conn.execute("PRAGMA secure_delete=ON")

@@ -38,6 +38,7 @@ __all__ = [
     "check_blob",
     "check_increments",
     "check_key",
+    "check_keys",
     "check_ttl",
     "check_values",
 ]
@@ -49,6 +50,7 @@ MAX_KEY_LENGTH = 512  # characters of a key, a field or a blob name
 MAX_VALUE_BYTES = 64 * 1024  # a value is small: a session pick, a count
 MAX_BLOB_BYTES = 256 * 1024 * 1024  # a model snapshot
 MAX_TTL = 10 * 365 * 24 * 3600.0  # seconds
+_STR = {str}
 
 
 class StateStore(abc.ABC):
@@ -69,6 +71,13 @@ class StateStore(abc.ABC):
         ``ttl`` (seconds) makes each key expire that long after this call, all of its
         fields together; None leaves a key's expiry as it was. With a ``batch_id``, a batch
         sent again (after a timeout whose outcome was unknown) is added only once.
+
+        An id ``<writer>#<n>`` (``n`` a decimal integer) also gives the batch's place among
+        its writer's: a store may skip a batch whose ``n`` is at or below the last it applied
+        of that writer for a key (the Redis store does: a window of recent ids is outlived
+        within a second by a key that every worker writes every few milliseconds). Its writer
+        sends its batches one at a time, in increasing ``n``, a failed one again before any
+        later one (as :class:`~personalize.services.state.StateService` does).
         """
 
     @abc.abstractmethod
@@ -132,6 +141,16 @@ def check_key(key: object, what: str = "key") -> str:
             f"a state {what} is a non-empty string of at most {MAX_KEY_LENGTH} characters"
         )
     return key
+
+
+def check_keys(*groups: Sequence[str]) -> None:
+    """:func:`check_key` for every key of ``groups`` (reads check many keys at once)."""
+    for keys in groups:  # (in C: types, emptiness, lengths; the message from check_key)
+        if keys and (
+            {*map(type, keys)} != _STR or not all(keys) or max(map(len, keys)) > MAX_KEY_LENGTH
+        ):
+            for key in keys:
+                check_key(key)
 
 
 def check_ttl(ttl: float | None) -> float | None:

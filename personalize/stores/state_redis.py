@@ -28,6 +28,7 @@ from personalize.stores.state import (
     check_blob,
     check_increments,
     check_key,
+    check_keys,
     check_ttl,
     check_values,
 )
@@ -51,11 +52,31 @@ from personalize.stores.redis_support import (
 __all__ = ["RedisStateStore"]
 
 BATCHES_KEPT = 16  # batch ids remembered per counter hash
+WRITERS_KEPT = 64  # writers of ordered batch ids (<writer>#<n>) remembered per counter hash
 
 # KEYS[1] the counters hash. ARGV: batch id ("" none), ttl in ms (0: leave it), how many
-# batch ids to remember, then field, amount pairs. Returns the hash (flat field, value list).
+# batch ids to remember, the writer of an ordered id ("" none) and its n, how many writers
+# to remember, then field, amount pairs. Returns the hash (flat field, value list).
 INCREMENT = """
-if ARGV[1] ~= '' then
+if ARGV[4] ~= '' then
+  local field = '~w:' .. ARGV[4]
+  local last = redis.call('HGET', KEYS[1], field)
+  if last and tonumber(last) >= tonumber(ARGV[5]) then
+    return redis.call('HGETALL', KEYS[1])
+  end
+  if not last then
+    local writers = {ARGV[4]}
+    for w in string.gmatch(redis.call('HGET', KEYS[1], '~ws') or '', '%S+') do
+      if #writers < tonumber(ARGV[6]) then
+        writers[#writers + 1] = w
+      else
+        redis.call('HDEL', KEYS[1], '~w:' .. w)
+      end
+    end
+    redis.call('HSET', KEYS[1], '~ws', table.concat(writers, ' '))
+  end
+  redis.call('HSET', KEYS[1], field, ARGV[5])
+elseif ARGV[1] ~= '' then
   local seen = redis.call('HGET', KEYS[1], '~b') or ''
   if string.find(' ' .. seen .. ' ', ' ' .. ARGV[1] .. ' ', 1, true) then
     return redis.call('HGETALL', KEYS[1])
@@ -67,7 +88,7 @@ if ARGV[1] ~= '' then
   end
   redis.call('HSET', KEYS[1], '~b', table.concat(ids, ' '))
 end
-for i = 4, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 local ttl = tonumber(ARGV[2])
@@ -126,7 +147,7 @@ class RedisStateStore(StateStore):
             pool = make_pool(url, max_connections, timeout, socket_timeout=None)
             client = aioredis.Redis(connection_pool=pool)
         self._client: aioredis.Redis | RedisCluster = client
-        self._guard = CallGuard(self, timeout=timeout, retry_after=retry_after)
+        self._guard = CallGuard(self, timeout=timeout, retry_after=retry_after, client=client)
 
     def __repr__(self) -> str:
         return f"RedisStateStore({self.url!r}, prefix={self.prefix!r})"
@@ -153,10 +174,12 @@ class RedisStateStore(StateStore):
         if batch_id is not None and (not batch_id or " " in batch_id):
             raise ValueError("a batch id is a non-empty string without spaces")
         ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
+        writer, n = ordered(batch_id)
+        listed = "" if writer or batch_id is None else batch_id
         keys = list(checked)
         calls = []
         for key in keys:
-            args: list[Any] = [batch_id or "", ttl_ms, BATCHES_KEPT]
+            args: list[Any] = [listed, ttl_ms, BATCHES_KEPT, writer, n, WRITERS_KEPT]
             for field, amount in checked[key].items():
                 args += (field, repr(amount))
             calls.append((self.counter_key(key), args))
@@ -191,8 +214,7 @@ class RedisStateStore(StateStore):
     async def read(
         self, counters: Sequence[str], values: Sequence[str]
     ) -> tuple[dict[str, dict[str, float]], dict[str, bytes]]:
-        for key in (*counters, *values):
-            check_key(key)
+        check_keys(counters, values)
         by_counter, by_value = list(dict.fromkeys(counters)), list(dict.fromkeys(values))
         if not (by_counter and by_value):  # (one kind: one pipeline anyway)
             return await self.counters(by_counter), await self.values(by_value)
@@ -320,6 +342,18 @@ async def _pipelined(
 def _glob_escape(text: str) -> str:
     """``text`` as a literal in a SCAN ``MATCH`` pattern."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def ordered(batch_id: str | None) -> tuple[str, int]:
+    """The writer and place of an ordered batch id ``<writer>#<n>``; ("", 0) for another.
+
+    >>> ordered("a1b2-60#17"), ordered("b1"), ordered("#3"), ordered("w#x")
+    (('a1b2-60', 17), ('', 0), ('', 0), ('', 0))
+    """
+    writer, mark, n = (batch_id or "").rpartition("#")
+    if mark and writer and n.isascii() and n.isdigit() and int(n) < 2**53:  # exact in Lua
+        return writer, int(n)
+    return "", 0
 
 
 def _counters(row: Any) -> dict[str, float]:

@@ -26,15 +26,18 @@ from pathlib import Path
 from typing import TypeVar
 
 from personalize.exceptions import ConfigurationError, StoreError
+from personalize.stores.sqlite_schema import enter_wal
 from personalize.stores.state import (
     Increments,
     StateStore,
     check_blob,
     check_increments,
     check_key,
+    check_keys,
     check_ttl,
     check_values,
 )
+from personalize.stores.state_sqlite_read import LIVE, InlineReader, read_at_once
 
 __all__ = ["SQLiteStateStore"]
 
@@ -65,6 +68,7 @@ CREATE TABLE IF NOT EXISTS state_batches (
 ) WITHOUT ROWID;
 """
 PRUNE_INTERVAL = 60.0  # seconds between deletions of expired rows and old batch ids
+ONE_QUERY = 200  # keys read in one statement (more: one statement per key, in one snapshot)
 BATCH_MEMORY = 3600.0  # seconds a batch id is remembered (a retry comes far sooner)
 # A new field takes its key's expiry: a key's fields expire together.
 INCREMENT = (
@@ -72,14 +76,17 @@ INCREMENT = (
     "(SELECT expires FROM state_counters WHERE key = ?1 LIMIT 1)) "
     "ON CONFLICT(key, field) DO UPDATE SET value = value + excluded.value"
 )
-LIVE = "(expires IS NULL OR expires > ?)"
 LIVE_NAMED = "(expires IS NULL OR expires > :now)"
 
 
 class SQLiteStateStore(StateStore):
     """A :class:`StateStore` in one SQLite file (WAL mode), safe for several processes.
 
-    The database work runs on one thread of its own, so the event loop never waits on disk.
+    The database work runs on one thread of its own, so the event loop never waits on disk
+    or on a lock; except, with ``inline_reads``, the read of a page's caps and session picks
+    (:meth:`read`, a few rows of a hot table) while that thread is idle: it runs on the
+    caller's thread on a connection that never waits (see
+    :mod:`~personalize.stores.state_sqlite_read`), and on the thread when it would.
     """
 
     def __init__(
@@ -88,6 +95,7 @@ class SQLiteStateStore(StateStore):
         *,
         timeout: float = 5.0,  # seconds to wait for another process's write lock
         clock: Callable[[], float] = time.time,
+        inline_reads: bool = True,  # a page's keys read on the caller's thread (see above)
     ) -> None:
         self.path = Path(path)
         if not self.path.parent.exists():
@@ -101,6 +109,9 @@ class SQLiteStateStore(StateStore):
         self._closed = False
         self._last_prune = float("-inf")
         self._close_lock = threading.Lock()
+        self._reader = InlineReader(self.path) if inline_reads else None
+        self._queued = 0  # calls sent to the thread and not finished
+        self._queue_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SQLiteStateStore({str(self.path)!r})"
@@ -111,7 +122,7 @@ class SQLiteStateStore(StateStore):
                 self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
+                enter_wal(conn, self._timeout)
                 conn.execute("PRAGMA synchronous=NORMAL")
                 # Deleting is erasing (a visitor's caps, picks, impact): overwrite the pages.
                 conn.execute("PRAGMA secure_delete=ON")
@@ -134,10 +145,15 @@ class SQLiteStateStore(StateStore):
         if self._closed:
             raise StoreError(f"{self!r} is closed")
         loop = asyncio.get_running_loop()
+        with self._queue_lock:  # (event loops in several threads may share the store)
+            self._queued += 1
         try:
             return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
         except sqlite3.Error as exc:
             raise StoreError(f"{self!r}: {exc}") from exc
+        finally:
+            with self._queue_lock:
+                self._queued -= 1
 
     async def _write(self, fn: Callable[[sqlite3.Connection, float], T]) -> T:
         """Run ``fn(conn, now)`` in one write transaction."""
@@ -223,11 +239,17 @@ class SQLiteStateStore(StateStore):
     async def read(
         self, counters: Sequence[str], values: Sequence[str]
     ) -> tuple[dict[str, dict[str, float]], dict[str, bytes]]:
-        for key in (*counters, *values):
-            check_key(key)
+        check_keys(counters, values)
+        reader, small = self._reader, len(counters) + len(values) <= ONE_QUERY
+        if reader is not None and small and not self._queued and self._conn is not None:
+            found = reader.read(counters, values, self._clock())  # (at once, on this thread)
+            if found is not None:
+                return found
 
         def read(conn: sqlite3.Connection) -> tuple[dict[str, dict[str, float]], dict[str, bytes]]:
             now = self._clock()
+            if len(counters) + len(values) <= ONE_QUERY:
+                return read_at_once(conn, counters, values, now)
             conn.execute("BEGIN")  # one snapshot for every key, one trip to the thread
             try:
                 return self._read_counters(conn, counters, now), self._read_values(
@@ -355,6 +377,9 @@ class SQLiteStateStore(StateStore):
             if self._closed:
                 return
             self._closed = True
+
+        if self._reader is not None:
+            self._reader.close()
 
         def close_connection() -> None:
             if self._conn is not None:
