@@ -139,7 +139,8 @@ def test_recent_purchase_suppresses_the_product_per_slot_or_globally() -> None:
     e = engine({"offer": {**OFFER, "suppress_purchased_days": 2}})
     assert e.decide_sync(visitor(facts=bought), "offer").explanation.suppressed == ()
     e = engine({"offer": OFFER}, suppress_purchased_days=1)
-    assert e.decide_sync(visitor(facts=bought), "offer").variant == "boots"
+    d = e.decide_sync(visitor(facts=bought), "offer")  # boots may show (which wins is a draw)
+    assert d.explanation.suppressed == () and "offer/boots" in [s.arm for s in d.explanation.scores]
 
 
 def test_open_ticket_excludes_campaigns() -> None:

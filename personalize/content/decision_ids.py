@@ -24,10 +24,16 @@ class DecisionIds:
 
     def __init__(self, secret: str) -> None:
         self._key = hashlib.blake2b(secret.encode()).digest()
+        self._session: tuple[str, float, str] = ("", 0.0, "")  # the last session's nonce
 
     def sign(self, slot: str, variant: str, bucket: str, visitor: str, started: float) -> str:
         """The id of a decision for ``visitor``'s session that started at ``started``."""
-        nonce = hashlib.blake2b(f"{visitor}|{started!r}".encode(), digest_size=6).hexdigest()
+        last = self._session
+        if last[0] == visitor and last[1] == started and last[2]:
+            nonce = last[2]  # (a page decides its slots for one session in turn)
+        else:
+            nonce = hashlib.blake2b(f"{visitor}|{started!r}".encode(), digest_size=6).hexdigest()
+            self._session = (visitor, started, nonce)
         payload = f"{slot}.{variant}.{bucket}.{nonce}"
         return f"{payload}.{self._mac(payload)}"
 

@@ -38,11 +38,9 @@ can attribute a click or conversion to the (variant, bucket) without shared stat
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import secrets as _secrets
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -52,6 +50,7 @@ from typing import TYPE_CHECKING
 from markupsafe import Markup
 
 from personalize.content.decision_ids import DecisionIds
+from personalize.content.draws import decision_random
 from personalize.content.explanation import Decision as Decision  # re-exported: it lived here
 from personalize.content.explanation import Explanation as Explanation  # (and this)
 from personalize.content.explanation import empty_decision as _empty
@@ -86,7 +85,7 @@ from personalize.content.policy import Score, ThompsonPolicy
 from personalize.content.shared import SharedDecisionState, SharedExposures
 from personalize.content.slots import Slot, Variant
 from personalize.content.subject import Subject
-from personalize.content.suppression import ExposureLog, why_suppressed
+from personalize.content.suppression import ExposureLog, SlotPlan, why_suppressed
 from personalize.content.wording import plain_reasons
 
 if TYPE_CHECKING:
@@ -94,7 +93,6 @@ if TYPE_CHECKING:
     from personalize.services.state import StateService
 
 logger = logging.getLogger("personalize.decisions")
-_local = threading.local()
 KEPT = "kept for the session (picked on an earlier page)"
 
 
@@ -143,6 +141,7 @@ class DecisionEngine:
         self._counted: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._memo: Memo | None = None  # the last visitor's rules and segments, for the next slot
         self._matches: Matches | None = None  # each slot's matching rule, by what it reads
+        self._plans: dict[str, SlotPlan] = {}  # each slot's suppression plan
         self.default_holdout = holdout  # Settings.holdout: used when no content file sets one
         self.on_exposure = on_exposure
 
@@ -211,6 +210,9 @@ class DecisionEngine:
         if slot is None:
             logger.warning("personalize: unknown slot %r", name)
             return _empty(name, f"unknown slot {name!r} (slots: {', '.join(library.slots)})")
+        plan = self._plans.get(name)
+        if plan is None or plan.slot is not slot:
+            plan = self._plans[name] = SlotPlan(slot)
         attrs = visitor.attributes
         segments = self.segments
         installed = segments.installed if segments is not None else None
@@ -227,51 +229,30 @@ class DecisionEngine:
         candidates = slot.default if entry is None else entry.variants
         unit = visitor.profile_key
         share = self.holdout
-        site_arm = HOLDOUT if unit is not None and site_held_out(unit, share) else PERSONALIZED
-        arm = site_arm
-        if arm == PERSONALIZED and unit is not None and slot_held_out(unit, name, slot.holdout):
+        arm = site_arm = PERSONALIZED  # the comparison group: the holdout's draws, if any
+        if unit is not None and share > 0 and site_held_out(unit, share):
+            arm = site_arm = HOLDOUT
+        elif unit is not None and slot.holdout > 0 and slot_held_out(unit, name, slot.holdout):
             arm = HOLDOUT
-        matched = rule
-        if arm == HOLDOUT:  # the slot's default, as if no rule matched: the comparison group
-            rule, candidates = HELD_OUT, slot.default
-        session = visitor.profile.current_session if visitor.id is not None else None
+        if arm == HOLDOUT:  # (the slot's default, as if no rule matched)
+            rule, candidates, matched = HELD_OUT, slot.default, rule
+        known = visitor.id is not None
+        session = visitor.profile.current_session if known else None
         started = session.started if session is not None else 0.0
-        key = (unit or "", started, name, library.version)
+        who = unit or ""
+        key = (who, started, name, library.version)
         now = self._clock()
-        clock = visitor.context.clock
-        days = slot.suppress_purchased_days
-        days = self.suppress_purchased_days if days is None else days
-        allowed: list[Variant] = []
-        removed: list[tuple[str, str]] = []
-        cached = self._cache.get(key) if visitor.id is not None else None
-        shared = self.shared if visitor.id is not None else None
-        found = shared.pick(key[0], started, name) if shared is not None else None
+        cached = self._cache.get(key) if known else None
+        shared = self.shared if known else None
+        found = shared.pick(who, started, name) if shared is not None else None
         picked = found[0] if found is not None and found[1] == rule else None
         if cached is not None and picked is not None and cached.variant != picked:
             cached = None  # another worker picked first: the session keeps theirs
-        blind = allowed_without_history(slot, attrs, segments)
-        fewer = fewer_offers(attrs)
-        for vid in candidates:
-            variant = slot.variants[vid]
-            if variant.campaign and blind is not None and vid not in blind:
-                removed.append((vid, NO_HISTORY))
-                continue
-            rest = None
-            if variant.cap is not None or slot.cap is not None:
-                rest = self.exposures.resting_until(key[0], f"{name}/{vid}", now)
-            # Fewer offers: one a day, kept by the slot that shows it for the rest of the visit.
-            asked = fewer and variant.campaign and (cached is None or cached.variant != vid)
-            if asked:
-                asked_rest = self.exposures.resting_until(key[0], OFFERS_ARM, now)
-                asked, rest = asked_rest is not None, asked_rest or rest
-            why = why_suppressed(
-                variant, attrs, clock, purchased_days=days, resting_until=rest, asked=asked
-            )
-            if why is None:
-                allowed.append(variant)
-            else:
-                removed.append((vid, why))
-        ids = [v.id for v in allowed]
+        removed: list[tuple[str, str]] = []
+        if plan.free.issuperset(candidates):  # nothing to check: every one may show
+            ids = list(candidates)
+        else:
+            ids, removed = self._suppress(plan, candidates, visitor, who, now, cached)
         if (  # the session's pick, while the same rule allows it and nothing else changed
             cached is not None
             and cached.explanation.rule == rule
@@ -281,12 +262,13 @@ class DecisionEngine:
                 or asked_away(cached.explanation.suppressed) == asked_away(removed)
             )
         ):
-            self._seen(visitor, key[0], slot, slot.variants[cached.variant or ""], now)
+            if cached.variant not in plan.free:
+                self._seen(visitor, who, slot, slot.variants[cached.variant or ""], now)
             return cached
         # A new decision: its explanation, with the reasons (not needed for the cached one).
         reasons = () if arm == HOLDOUT or entry is None else rule_reasons(entry, attrs, members)
         read = rule_attributes(entry, segments)
-        if not allowed:
+        if not ids:
             explanation = Explanation(rule, reasons, tuple(removed), candidates=candidates,
                                       attributes=read)  # fmt: skip
             return _empty(name, "every allowed variant was suppressed", explanation)
@@ -296,15 +278,17 @@ class DecisionEngine:
         pinned, note = None, ""
         if arm == HOLDOUT:
             rng = self._rng(visitor.id, started, name) if visitor.id is not None else None
-            chosen = ids[rng.randrange(len(allowed)) if rng is not None else 0]
+            chosen = ids[rng.randrange(len(ids)) if rng is not None else 0]
             note = f"held out; would have matched: {matched}"
         elif pin and pin in ids:
             chosen = pinned = pin
         elif picked is not None and picked in ids:
             chosen, note = picked, KEPT
         else:
-            arms = {f"{name}/{v.id}": v.value for v in allowed}
-            rng = self._rng(visitor.id, started, name) if visitor.id is not None else None
+            variants, names = slot.variants, plan.arms
+            arms = {names[vid]: variants[vid].value for vid in ids}
+            one = len(ids) == 1  # (a single arm is scored without a draw)
+            rng = None if one or visitor.id is None else self._rng(visitor.id, started, name)
             weight = slot.long_term_weight
             weight = self.long_term_weight if weight is None else weight
             ranked = self.policy.scores(arms, context=bucket, rng=rng, long_term_weight=weight)
@@ -318,22 +302,66 @@ class DecisionEngine:
             content = render_variant(variant, visitor, LazyNames(members.names))
         if visitor.id is None:  # bots: no id, no learning
             return Decision(name, chosen, content or Markup(""), "", explanation)
-        decision_id = self._ids.sign(name, chosen, bucket, key[0], started)
+        decision_id = self._ids.sign(name, chosen, bucket, who, started)
         decision = Decision(name, chosen, content or Markup(""), decision_id, explanation)
         if chosen != picked:  # one exposure per session: the worker that picked counted it
             if arm == PERSONALIZED:  # the holdout's defaults teach the policy nothing
-                self.policy.expose(f"{name}/{chosen}", bucket)
-            if shared is not None:
-                replace_pick = found is not None
-                shared.keep_pick(key[0], started, name, chosen, rule, replace=replace_pick)
-        self._seen(visitor, key[0], slot, variant, now)
+                self.policy.expose(plan.arms[chosen], bucket)
+            if shared is not None:  # (instead of a pick found: one this rule does not allow)
+                shared.keep_pick(who, started, name, chosen, rule, replace=found is not None)
+        if chosen not in plan.free:
+            self._seen(visitor, who, slot, variant, now)
         if self.on_exposure is not None and (share > 0 or slot.holdout > 0):
             segment = "(default)" if entry is None else entry.segment or "(condition)"
-            self.on_exposure(Exposure(key[0], name, chosen, arm, site_arm, segment, now))
+            self.on_exposure(Exposure(who, name, chosen, arm, site_arm, segment, now))
         self._cache[key] = decision
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return decision
+
+    def _suppress(
+        self,
+        plan: SlotPlan,
+        candidates: tuple[str, ...],
+        visitor: Subject,
+        who: str,
+        now: float,
+        cached: Decision | None,
+    ) -> tuple[list[str], list[tuple[str, str]]]:
+        """The candidates that may show (ids, in order), and those removed with why."""
+        slot, attrs = plan.slot, visitor.attributes
+        free, names = plan.free, plan.arms
+        clock = visitor.context.clock
+        days = slot.suppress_purchased_days
+        days = self.suppress_purchased_days if days is None else days
+        blind = allowed_without_history(slot, attrs, self.segments)
+        fewer = fewer_offers(attrs)
+        ids: list[str] = []
+        removed: list[tuple[str, str]] = []
+        for vid in candidates:
+            if vid in free:
+                ids.append(vid)
+                continue
+            variant = slot.variants[vid]
+            if variant.campaign and blind is not None and vid not in blind:
+                removed.append((vid, NO_HISTORY))
+                continue
+            rest = None
+            if variant.cap is not None or slot.cap is not None:
+                rest = self.exposures.resting_until(who, names[vid], now)
+            # Fewer offers: one a day, kept by the slot that shows it for the rest of the visit.
+            asked = fewer and variant.campaign and (cached is None or cached.variant != vid)
+            if asked:
+                asked_rest = self.exposures.resting_until(who, OFFERS_ARM, now)
+                asked, rest = asked_rest is not None, asked_rest or rest
+            why = why_suppressed(
+                variant, attrs, clock, purchased_days=days, resting_until=rest, asked=asked
+            )
+            if why is None:
+                ids.append(vid)
+            else:
+                removed.append((vid, why))
+        return ids, removed
 
     def _seen(self, visitor: Subject, who: str, slot: Slot, variant: Variant, now: float) -> None:
         if visitor.id is None:
@@ -346,14 +374,7 @@ class DecisionEngine:
             self.exposures.seen(who, OFFERS_ARM, FEWER_OFFERS, now=now, request=page)
 
     def _rng(self, visitor_id: str, started: float, slot: str) -> random.Random:
-        digest = hashlib.blake2b(
-            f"{visitor_id}|{started!r}|{slot}".encode(), digest_size=8, key=self._salt
-        ).digest()
-        rng: random.Random | None = getattr(_local, "rng", None)
-        if rng is None:  # one generator per thread, reseeded per decision (cheaper than a new one)
-            rng = _local.rng = random.Random()
-        rng.seed(int.from_bytes(digest, "big"))
-        return rng
+        return decision_random(f"{visitor_id}|{started!r}|{slot}", self._salt)
 
     def record(
         self, decision_id: str, kind: str, *, visitor_key: str = "", value: float = 0.0

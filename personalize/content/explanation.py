@@ -70,9 +70,14 @@ class Decision:
     content: Markup
     decision_id: str
     explanation: Explanation = field(default_factory=lambda: Explanation("nothing decided"))
+    # The html once rendered: a session's decision is shown on every page of the visit.
+    _html: Markup | None = field(default=None, repr=False, compare=False)
 
     @property
     def html(self) -> Markup:
+        html = self._html
+        if html is not None:
+            return html
         if self.variant is None:
             return Markup("")
         # What Markup.format does, without its Python-level formatter: text escaped, the
@@ -82,9 +87,11 @@ class Decision:
             escape(self.decision_id),
             escape(self.content),
         )
-        return Markup(
+        html = Markup(
             f'<div data-pz-slot="{slot}" data-pz-decision="{decision_id}">{content}</div>'
         )
+        _set_html(self, html)
+        return html
 
     def __html__(self) -> str:
         return str(self.html)
@@ -92,6 +99,9 @@ class Decision:
     def to_dict(self) -> dict[str, Any]:
         return {"slot": self.slot, "id": self.decision_id, "variant": self.variant,
                 "html": str(self.html), "why": self.explanation.to_dict()}  # fmt: skip
+
+
+_set_html = vars(Decision)["_html"].__set__  # (writes the slot, past frozen)
 
 
 def empty_decision(slot: str, note: str, explanation: Explanation | None = None) -> Decision:

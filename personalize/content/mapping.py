@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
+from personalize.content.render import render_memo
 from personalize.content.slots import MappingRule, Slot, Variant
 from personalize.rules.stated import NOT_ME
 
@@ -247,14 +248,14 @@ class LazyNames:
 
 
 def render_variant(variant: Variant, visitor: Subject, segments: LazyNames) -> Markup:
+    """``variant``'s template rendered for ``visitor`` (from memory when it reads nothing
+    but the variant, whether the visitor is known and named attributes: see
+    :class:`~personalize.content.render.RenderMemo`)."""
     assert variant.template is not None
     # The sandboxed, autoescaping environment rendered it: it is safe to mark up.
-    return Markup(
-        variant.template.render(
-            variant=variant.id,
-            attributes=visitor.attributes,
-            profile=visitor.profile,
-            segments=segments,
-            known=visitor.is_known,
-        )
+    return render_memo(variant.template).render(
+        variant.id,
+        visitor.attributes,
+        visitor.is_known,
+        lambda: {"profile": visitor.profile, "segments": segments},
     )

@@ -173,7 +173,12 @@ class SlotParser:
 
     def template(self, name: str, path: tuple[str | int, ...]) -> jinja2.Template | None:
         try:
-            return self.env.get_template(name)
+            template = self.env.get_template(name)
+            # Its globals as a plain dict, not Jinja2's ChainMap over the environment's: every
+            # render copies them, and a ChainMap is walked key by key in Python (a third of
+            # a variant's render). The environment's globals are set before any load.
+            template.globals = dict(template.globals)
+            return template
         except jinja2.TemplateSyntaxError as exc:
             file = str(self.folder / name) if self.folder else name
             self.problems.append((file, exc.lineno, f"template error: {exc.message}"))

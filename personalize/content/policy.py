@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from personalize.content.draws import beta_draw
 from personalize.util.frozen import fast_init
 
 OVERALL = "*"
@@ -103,6 +104,10 @@ class Score:
         )
 
 
+def _best_first(score: Score) -> float:
+    return -score.score
+
+
 class ThompsonPolicy:
     """Thompson sampling over expected value with Beta posteriors per arm and context bucket."""
 
@@ -136,15 +141,19 @@ class ThompsonPolicy:
         rng: random.Random | None,
         long_term_weight: float | None = None,
     ) -> list[Score]:
-        """Every arm scored, best first; ``rng=None`` scores posterior means (no exploration)."""
+        """Every arm scored, best first; ``rng=None`` scores posterior means (no exploration),
+        and so does a single arm (there is nothing to explore)."""
         weight = self.long_term_weight if long_term_weight is None else long_term_weight
+        if len(arms) == 1:  # nothing to compare: no draw (the explanation shows the mean)
+            rng = None
         out = []
         for arm, value in arms.items():
             alpha, beta, trials = self.posterior(arm, context)
             mean = alpha / (alpha + beta)
-            draw = rng.betavariate(alpha, beta) if rng is not None else mean
+            draw = beta_draw(rng, alpha, beta) if rng is not None else mean
             out.append(Score(arm, mean, draw, value, draw * value ** (1.0 - weight), trials))
-        out.sort(key=lambda s: -s.score)
+        if len(out) > 1:
+            out.sort(key=_best_first)
         return out
 
     def pull(

@@ -135,10 +135,21 @@ class SharedDecisionState:
         self.state = state
         self.policy = SharedPolicyStore(state)
         self.exposures = SharedExposures(state)
+        self._session: tuple[str, float, str] = ("", 0.0, "")  # the last session's key prefix
 
     @staticmethod
     def pick_key(visitor: str, started: float, slot: str) -> str:
         return f"pick:{visitor}|{started!r}|{slot}"
+
+    def _prefix(self, visitor: str, started: float) -> str:
+        """``pick_key`` less the slot, remembered for the last session (a page asks for
+        each of its slots in turn)."""
+        last = self._session
+        if last[0] == visitor and last[1] == started and last[2]:
+            return last[2]
+        prefix = f"pick:{visitor}|{started!r}|"
+        self._session = (visitor, started, prefix)
+        return prefix
 
     async def forget(self, visitors: Iterable[str]) -> int:
         """Erase the caps and session picks of profile keys ``visitors``; returns how many
@@ -155,7 +166,7 @@ class SharedDecisionState:
     def pick(self, visitor: str, started: float, slot: str) -> tuple[str, str] | None:
         """``(variant, rule)``: what this visitor's session shows in ``slot`` and the rule
         that allowed it, if any worker picked one."""
-        found = self.state.cached_value(self.pick_key(visitor, started, slot))
+        found = self.state.cached_value(self._prefix(visitor, started) + slot)
         if found is MISSING or found is None:
             return None
         variant, _, rule = found.decode("utf-8", "replace").partition("\n")
@@ -167,11 +178,12 @@ class SharedDecisionState:
         """Remember the session's pick and the rule that allowed it: a first pick only if no
         worker picked first (then theirs stays); with ``replace``, instead of a pick that can
         no longer show or that another rule allowed."""
-        key = self.pick_key(visitor, started, slot)
+        key = self._prefix(visitor, started) + slot
         value = f"{variant}\n{rule}".encode()
         self.state.put_value_soon(key, value, ttl=PICK_LIFE, only_if_absent=not replace)
 
     async def prepare(self, visitor: str, started: float, slots: Iterable[str]) -> None:
         """Read a visitor's caps and session picks before their page, where not cached."""
-        picks = [self.pick_key(visitor, started, slot) for slot in slots]
+        prefix = self._prefix(visitor, started)
+        picks = [prefix + slot for slot in slots]
         await self.state.prefetch(counters=[SharedExposures.key(visitor)], values=picks)

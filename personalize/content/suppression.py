@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from personalize.content.offers import ASKED
-from personalize.content.slots import Cap, Variant
+from personalize.content.slots import Cap, Slot, Variant
 from personalize.context.records import Clock
 
 DAY = 86_400.0  # seconds
@@ -86,6 +86,25 @@ def why_suppressed(
             return f"{ASKED} for fewer offers: one a day at most (the next after {until})"
         return f"{_STARTS[3][0]} seen without a click, resting until {until}"
     return None
+
+
+class SlotPlan:
+    """What the suppression pass knows of a slot before any visitor: the variants no check
+    can remove (no campaign, schedule, products or cap: shown whenever a rule allows them,
+    with nothing to count) and each variant's arm name (``<slot>/<variant>``)."""
+
+    __slots__ = ("arms", "free", "slot")
+
+    def __init__(self, slot: Slot) -> None:
+        self.slot = slot
+        self.arms = {vid: f"{slot.name}/{vid}" for vid in slot.variants}
+        self.free = frozenset(
+            vid
+            for vid, v in slot.variants.items()
+            if not (v.campaign or v.products or v.schedule is not None)
+            and v.cap is None
+            and slot.cap is None
+        )
 
 
 def suppression_kind(why: str) -> Kind:
