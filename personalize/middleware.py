@@ -134,6 +134,7 @@ class PersonalizeMiddleware:
         if self._router.handles(scope["path"]):
             response = await self._router.respond(Request(scope, receive), visitor)
             await response(scope, receive, send_wrapper)
+            self._decided(scope, visitor)
             await personalizer.state.settle()
             await personalizer.impact.settle()
             return
@@ -146,6 +147,7 @@ class PersonalizeMiddleware:
             response = store_unavailable(Headers(scope=scope))
             await response(scope, receive, send_wrapper)
             return
+        self._decided(scope, visitor)
         if page and page[0] and scope["method"] == "GET":
             # After the response: the visitor is not waiting for this write (and most page
             # views are only buffered: no coroutine then).
@@ -159,6 +161,13 @@ class PersonalizeMiddleware:
             await personalizer.state.settle()
         if personalizer.impact.due:
             await personalizer.impact.settle()
+
+    def _decided(self, scope: Scope, visitor: Visitor) -> None:
+        """Tell the decision engine which slots a page on this path decided (maybe none):
+        the shared state read before the next page on it asks for those alone."""
+        engine = self.personalizer.decisions
+        if engine is not None and engine.shared is not None:
+            engine.decided_on(scope["path"], visitor.decided or ())
 
     def _lifespan(self, send: Send) -> Send:
         """``send`` for the lifespan: before the app reports its start-up complete, learning

@@ -23,9 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
-from markupsafe import Markup
-
-from personalize.content.decisions import Decision, Explanation
+from personalize.content.decisions import Decision
+from personalize.content.explanation import unconfigured_decision as unconfigured
 from personalize.context.records import VisitorContext
 from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.profiles.cookie import OPTED_OUT, CookieState, new_visitor_id
@@ -66,6 +65,7 @@ class Visitor:
         "consent",
         "context_only",
         "cookie_out",
+        "decided",
         "id",
         "is_new",
         "mode",
@@ -90,6 +90,7 @@ class Visitor:
         self.user_id = user_id
         self.is_new = is_new
         self.used = False
+        self.decided: list[str] | None = None  # the slots this request decided, in order
         # The cookie the response sends (new visitor, rotation, login, logout, opt-out), if any.
         self.cookie_out: CookieState | None = None
         # A change was queued without writing it (a logout): the response's end writes it.
@@ -235,18 +236,12 @@ class Visitor:
         """:meth:`decide` without a coroutine, for synchronous template engines (Django's,
         Jinja2 without ``enable_async``): deciding a slot does no I/O."""
         self.used = True
+        if self.decided is None:
+            self.decided = [slot]
+        else:
+            self.decided.append(slot)
         engine = self._site.decisions if self._site is not None else None
-        if engine is None:
-            # A configuration mistake must not cost the visitor their page: say it in the log
-            # and in the decision's explanation, and render nothing.
-            logger.error(
-                "personalize: decide(%r) without content: pass content='content/' to "
-                "PersonalizeMiddleware",
-                slot,
-            )
-            why = Explanation("no content configured on PersonalizeMiddleware")
-            return Decision(slot, None, Markup(""), "", why)
-        return engine.decide_sync(self, slot)
+        return engine.decide_sync(self, slot) if engine is not None else unconfigured(slot)
 
     def why(self, decision: Decision) -> list[str]:
         """Why the visitor sees ``decision``, in plain words for them (no ids, numbers or file

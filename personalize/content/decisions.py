@@ -73,19 +73,12 @@ from personalize.content.mapping import (
     rule_label,
     rule_reasons,
 )
-from personalize.content.offers import (
-    FEWER_OFFERS,
-    NO_HISTORY,
-    OFFERS_ARM,
-    allowed_without_history,
-    asked_away,
-    fewer_offers,
-)
+from personalize.content.offers import FEWER_OFFERS, OFFERS_ARM, asked_away, fewer_offers
 from personalize.content.policy import Score, ThompsonPolicy
 from personalize.content.shared import SharedDecisionState, SharedExposures
 from personalize.content.slots import Slot, Variant
 from personalize.content.subject import Subject
-from personalize.content.suppression import ExposureLog, SlotPlan, why_suppressed
+from personalize.content.suppression import ExposureLog, SlotPlan, allowed_variants
 from personalize.content.wording import plain_reasons
 
 if TYPE_CHECKING:
@@ -167,11 +160,26 @@ class DecisionEngine:
             self.policy.store = self.shared.policy
         self.exposures = self.shared.exposures
 
-    async def prepare(self, visitor_key: str, session_started: float) -> None:
-        """Read a visitor's caps and session picks from the shared state before their page,
-        where they are not cached (decisions themselves never wait)."""
+    async def prepare(self, visitor_key: str, session_started: float, path: str = "") -> None:
+        """Read a visitor's caps and session picks from the shared state before their page
+        on ``path``, where they are not cached (decisions themselves never wait): of the
+        slots that path decided before (:class:`~personalize.content.shared.PageSlots`),
+        none if it decided none, every slot for a path not known ("")."""
+        shared, library = self.shared, self.library
+        if shared is not None:
+            slots = shared.pages.get(path, library.version) if path else None
+            if slots != frozenset():
+                await shared.prepare(visitor_key, session_started, slots or library.slots)
+
+    def reads_before(self, path: str) -> bool:
+        """Whether a page on ``path`` reads shared state before it runs (:meth:`prepare`)."""
+        shared = self.shared
+        return shared is not None and shared.pages.get(path, self.library.version) != frozenset()
+
+    def decided_on(self, path: str, slots: Iterable[str]) -> None:
+        """Remember that a page on ``path`` decided ``slots`` (what :meth:`prepare` reads)."""
         if self.shared is not None:
-            await self.shared.prepare(visitor_key, session_started, self.library.slots)
+            self.shared.pages.add(path, self.library.version, slots)
 
     async def decide(self, visitor: Subject, slot: str) -> Decision:
         """The decision for ``slot``; never raises (see :meth:`decide_sync`)."""
@@ -252,7 +260,9 @@ class DecisionEngine:
         if plan.free.issuperset(candidates):  # nothing to check: every one may show
             ids = list(candidates)
         else:
-            ids, removed = self._suppress(plan, candidates, visitor, who, now, cached)
+            days, exposures = self.suppress_purchased_days, self.exposures
+            ids, removed = allowed_variants(plan, candidates, visitor, who, now, cached,
+                                            exposures, self.segments, days)  # fmt: skip
         if (  # the session's pick, while the same rule allows it and nothing else changed
             cached is not None
             and cached.explanation.rule == rule
@@ -318,50 +328,6 @@ class DecisionEngine:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return decision
-
-    def _suppress(
-        self,
-        plan: SlotPlan,
-        candidates: tuple[str, ...],
-        visitor: Subject,
-        who: str,
-        now: float,
-        cached: Decision | None,
-    ) -> tuple[list[str], list[tuple[str, str]]]:
-        """The candidates that may show (ids, in order), and those removed with why."""
-        slot, attrs = plan.slot, visitor.attributes
-        free, names = plan.free, plan.arms
-        clock = visitor.context.clock
-        days = slot.suppress_purchased_days
-        days = self.suppress_purchased_days if days is None else days
-        blind = allowed_without_history(slot, attrs, self.segments)
-        fewer = fewer_offers(attrs)
-        ids: list[str] = []
-        removed: list[tuple[str, str]] = []
-        for vid in candidates:
-            if vid in free:
-                ids.append(vid)
-                continue
-            variant = slot.variants[vid]
-            if variant.campaign and blind is not None and vid not in blind:
-                removed.append((vid, NO_HISTORY))
-                continue
-            rest = None
-            if variant.cap is not None or slot.cap is not None:
-                rest = self.exposures.resting_until(who, names[vid], now)
-            # Fewer offers: one a day, kept by the slot that shows it for the rest of the visit.
-            asked = fewer and variant.campaign and (cached is None or cached.variant != vid)
-            if asked:
-                asked_rest = self.exposures.resting_until(who, OFFERS_ARM, now)
-                asked, rest = asked_rest is not None, asked_rest or rest
-            why = why_suppressed(
-                variant, attrs, clock, purchased_days=days, resting_until=rest, asked=asked
-            )
-            if why is None:
-                ids.append(vid)
-            else:
-                removed.append((vid, why))
-        return ids, removed
 
     def _seen(self, visitor: Subject, who: str, slot: Slot, variant: Variant, now: float) -> None:
         if visitor.id is None:

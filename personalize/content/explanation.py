@@ -10,6 +10,7 @@ Visitors get plain words instead (:mod:`personalize.content.wording`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,7 +19,10 @@ from markupsafe import Markup, escape
 from personalize.content.policy import Score
 from personalize.util.frozen import fast_init
 
-__all__ = ["Decision", "Explanation", "empty_decision"]
+logger = logging.getLogger("personalize.decisions")
+UNCONFIGURED = "no content configured on PersonalizeMiddleware"
+
+__all__ = ["UNCONFIGURED", "Decision", "Explanation", "empty_decision", "unconfigured_decision"]
 
 
 @fast_init  # built for every decision
@@ -102,6 +106,16 @@ class Decision:
 
 
 _set_html = vars(Decision)["_html"].__set__  # (writes the slot, past frozen)
+
+
+def unconfigured_decision(slot: str) -> Decision:
+    """What ``slot`` shows on a site without content (a configuration mistake must not cost
+    the visitor their page): nothing, said in the log and in the explanation."""
+    logger.error(
+        "personalize: decide(%r) without content: pass content='content/' to PersonalizeMiddleware",
+        slot,
+    )
+    return Decision(slot, None, Markup(""), "", Explanation(UNCONFIGURED))
 
 
 def empty_decision(slot: str, note: str, explanation: Explanation | None = None) -> Decision:

@@ -27,12 +27,21 @@ from personalize.content.policy import Counts
 from personalize.content.slots import Cap
 from personalize.services.state import MISSING, StateService
 
-__all__ = ["CAP_MEMORY", "PICK_LIFE", "SharedDecisionState", "SharedExposures", "SharedPolicyStore"]
+__all__ = [
+    "CAP_MEMORY",
+    "MAX_PAGES",
+    "PICK_LIFE",
+    "PageSlots",
+    "SharedDecisionState",
+    "SharedExposures",
+    "SharedPolicyStore",
+]
 
 CAP_MEMORY = 30 * 86_400.0  # seconds a visitor's cap counts are kept after their last view
 PICK_LIFE = 86_400.0  # seconds a session pick is kept (a session rarely lasts a day)
 _FIELDS = ("trials", "rewards", "value")
 _PICK_TAIL = re.compile(r"[^|]+\|[a-z][a-z0-9_-]*")  # a pick key after "pick:<visitor>|"
+MAX_PAGES = 1024  # paths whose slots are remembered (the least recently used are forgotten)
 
 
 class SharedPolicyStore:
@@ -127,6 +136,56 @@ class SharedExposures:
             self.state.add_many({self.key(visitor): {arm: -views, arm + "!": -until}})
 
 
+class PageSlots:
+    """The slots each path decided, so that the read before a page asks only for those.
+
+    Before a page, its visitor's caps and the session picks of its slots are read where the
+    cache holds them no fresher than ``cache_ttl`` (with visits more than a second apart,
+    every page). Which slots a page decides is known only once it ran: this remembers it per
+    path (the union over its visits, for one version of the content), so the read asks for
+    the picks of those slots instead of every slot of the library, and a path that decided
+    none reads nothing. A path not seen yet (or forgotten: :data:`MAX_PAGES` are kept) reads
+    every slot. A slot that a page decides for the first time on its path (a template
+    changed, or a branch no visitor took before) is decided from what this worker holds,
+    and read after the response.
+
+    >>> pages = PageSlots()
+    >>> pages.get("/", 1) is None
+    True
+    >>> pages.add("/", 1, ["hero", "banner"])
+    >>> pages.add("/", 1, ["hero"])
+    >>> sorted(pages.get("/", 1))
+    ['banner', 'hero']
+    >>> pages.add("/cart", 1, ()); pages.get("/cart", 1)
+    frozenset()
+    >>> pages.get("/", 2) is None  # the content changed: learned again
+    True
+    """
+
+    def __init__(self, size: int = MAX_PAGES) -> None:
+        self._size = size
+        self._version = -1
+        self._slots: OrderedDict[str, frozenset[str]] = OrderedDict()
+
+    def get(self, path: str, version: int) -> frozenset[str] | None:
+        """The slots ``path`` decided with content ``version``; None when not known."""
+        if version != self._version:
+            self._slots.clear()
+            self._version = version
+            return None
+        return self._slots.get(path)
+
+    def add(self, path: str, version: int, slots: Iterable[str]) -> None:
+        """Remember that ``path`` decided ``slots`` (maybe none) with content ``version``."""
+        known = self.get(path, version)
+        if known is not None and known.issuperset(slots):
+            return
+        self._slots[path] = frozenset(slots) if known is None else known.union(slots)
+        self._slots.move_to_end(path)
+        while len(self._slots) > self._size:
+            self._slots.popitem(last=False)
+
+
 class SharedDecisionState:
     """What a :class:`~personalize.content.decisions.DecisionEngine` keeps in the state
     service: its policy store, its exposures (caps) and the session picks."""
@@ -135,6 +194,7 @@ class SharedDecisionState:
         self.state = state
         self.policy = SharedPolicyStore(state)
         self.exposures = SharedExposures(state)
+        self.pages = PageSlots()
         self._session: tuple[str, float, str] = ("", 0.0, "")  # the last session's key prefix
 
     @staticmethod

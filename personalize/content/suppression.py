@@ -31,11 +31,23 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from personalize.content.offers import ASKED
+from personalize.content.offers import (
+    ASKED,
+    NO_HISTORY,
+    OFFERS_ARM,
+    allowed_without_history,
+    fewer_offers,
+)
 from personalize.content.slots import Cap, Slot, Variant
 from personalize.context.records import Clock
+
+if TYPE_CHECKING:
+    from personalize.content.explanation import Decision
+    from personalize.content.shared import SharedExposures
+    from personalize.content.subject import Subject
+    from personalize.rules.segments import SegmentLibrary
 
 DAY = 86_400.0  # seconds
 Kind = Literal["asked", "schedule", "purchase", "ticket", "cap", "other"]
@@ -105,6 +117,57 @@ class SlotPlan:
             and v.cap is None
             and slot.cap is None
         )
+
+
+def allowed_variants(
+    plan: SlotPlan,
+    candidates: tuple[str, ...],
+    visitor: Subject,
+    who: str,
+    now: float,
+    cached: Decision | None,
+    exposures: ExposureLog | SharedExposures,
+    segments: SegmentLibrary | None,
+    purchased_days: float,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Of a slot's ``candidates`` for ``visitor`` (profile key ``who``), those that may show
+    (ids, in order) and those removed with why: the checks above, in order, and the offers
+    the visitor cannot be shown without history (:mod:`~personalize.content.offers`).
+    ``cached`` is the session's decision, if any (its offer keeps its place in the visit);
+    ``purchased_days`` applies where the slot sets none."""
+    slot, attrs = plan.slot, visitor.attributes
+    free, names = plan.free, plan.arms
+    clock = visitor.context.clock
+    days = slot.suppress_purchased_days
+    days = purchased_days if days is None else days
+    blind = allowed_without_history(slot, attrs, segments)
+    fewer = fewer_offers(attrs)
+    ids: list[str] = []
+    removed: list[tuple[str, str]] = []
+    for vid in candidates:
+        if vid in free:
+            ids.append(vid)
+            continue
+        variant = slot.variants[vid]
+        if variant.campaign and blind is not None and vid not in blind:
+            removed.append((vid, NO_HISTORY))
+            continue
+        rest = None
+        if variant.cap is not None or slot.cap is not None:
+            rest = exposures.resting_until(who, names[vid], now)
+        # Fewer offers: one a day, kept by the slot that shows it for the rest of the visit.
+        asked = fewer and variant.campaign and (cached is None or cached.variant != vid)
+        if asked:
+            asked_rest = exposures.resting_until(who, OFFERS_ARM, now)
+            asked, rest = asked_rest is not None, asked_rest or rest
+        why = why_suppressed(
+            variant, attrs, clock, purchased_days=days, resting_until=rest, asked=asked
+        )
+        if why is None:
+            ids.append(vid)
+        else:
+            removed.append((vid, why))
+    return ids, removed
 
 
 def suppression_kind(why: str) -> Kind:

@@ -209,14 +209,14 @@ class Personalizer:
         decisions = self._decisions
         if prepare is not None and decisions is not None:
             # Caps and session picks other workers counted: read before the page decides.
-            await decisions.prepare(*prepare)
+            await decisions.prepare(*prepare, scope["path"])
         return visitor
 
     def visitor_now(self, scope: Scope) -> Visitor | None:
         """:meth:`visitor_for` without a coroutine (this runs for every request): the
         visitor, or None when its profile must be read from the store first."""
         decisions = self._decisions
-        if decisions is not None and decisions.shared is not None:
+        if decisions is not None and decisions.reads_before(scope["path"]):
             return None  # shared decision state is read before the page: that awaits
         found = self._visitor(scope, self._clock(), MISSING)
         return found[0] if isinstance(found, tuple) else None
