@@ -89,6 +89,7 @@ class PersonalizeMiddleware:
         self.personalizer = personalizer
         install(personalizer)  # the built-in endpoints, once per personalizer
         self._router = personalizer.router
+        self._engine = personalizer.decisions
         self._excluded = personalizer.excluded
         # Asked on HTML responses: browsers take Accept-CH from top-level documents only. The
         # hints asked for are in Vary from then on: the next request's page depends on them.
@@ -147,7 +148,9 @@ class PersonalizeMiddleware:
             response = store_unavailable(Headers(scope=scope))
             await response(scope, receive, send_wrapper)
             return
-        self._decided(scope, visitor)
+        engine = self._engine  # (inline: this runs for every page)
+        if engine is not None and engine.shared is not None:
+            engine.decided_on(scope["path"], visitor.decided or ())
         if page and page[0] and scope["method"] == "GET":
             # After the response: the visitor is not waiting for this write (and most page
             # views are only buffered: no coroutine then).
@@ -165,7 +168,7 @@ class PersonalizeMiddleware:
     def _decided(self, scope: Scope, visitor: Visitor) -> None:
         """Tell the decision engine which slots a page on this path decided (maybe none):
         the shared state read before the next page on it asks for those alone."""
-        engine = self.personalizer.decisions
+        engine = self._engine
         if engine is not None and engine.shared is not None:
             engine.decided_on(scope["path"], visitor.decided or ())
 
