@@ -5,6 +5,7 @@ known yet, nothing for a path that decides none."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ async def plain(request: Request) -> HTMLResponse:
 
 async def explain(request: Request) -> HTMLResponse:
     decision = get_visitor(request).decide_sync("hero")
-    return HTMLResponse(f"{decision.variant}|{str(decision.content)}|{decision.explanation.rule}")
+    return HTMLResponse(f"{decision.variant}|{decision.content!s}|{decision.explanation.rule}")
 
 
 class Site:
@@ -69,13 +70,15 @@ class Site:
     value keys)."""
 
     def __init__(self, content: Path | None) -> None:
-        app = Starlette(routes=[Route("/", home), Route("/plain", plain), Route("/explain", explain)])
+        routes = [Route("/", home), Route("/plain", plain), Route("/explain", explain)]
+        app = Starlette(routes=routes)
         self.middleware = PersonalizeMiddleware(
             app,
             secret_key="s" * 32,
             store=MemoryStore(),
             content=content,
             state_cache_ttl=0,  # every page reads (as with visits more than a second apart)
+            metrics_public=True,
         )
         self.reads: list[tuple[list[str], list[str]]] = []
         store = self.middleware.personalizer.state.store
@@ -115,6 +118,27 @@ def test_a_path_not_known_yet_reads_every_slot_then_only_those_it_decided(site: 
     assert slots_read(site.page("/")) == ["footer", "hero", "teaser"]
     for _ in range(3):
         assert slots_read(site.page("/")) == ["hero"]
+
+
+def test_the_metrics_count_the_reads_and_their_keys(site: Site) -> None:
+    def figures() -> tuple[float, float]:
+        text = site.client.get("/_personalize/metrics").text
+        reads = re.search(r'personalize_state_reads_total\{result="ok"\} (\S+)', text)
+        keys = re.search(r"^personalize_state_keys_read_total (\S+)$", text, re.M)
+        assert reads is not None and keys is not None, text
+        return float(reads[1]), float(keys[1])
+
+    site.page("/")  # every slot: the caps and 3 picks
+    reads, keys = figures()
+    for _ in range(3):
+        site.page("/")  # the caps and the hero's pick
+    # Per page, one read before it (the caps and the hero's pick) and one after it (the
+    # hero's pick, which the decision found stale: with state_cache_ttl=0, at once).
+    assert figures() == (reads + 3 * 2, keys + 3 * 3)
+    assert (
+        'personalize_state_reads_total{result="failed"} 0.0'
+        in site.client.get("/_personalize/metrics").text
+    )
 
 
 def test_a_slot_decided_in_a_branch_is_read_from_then_on(site: Site) -> None:

@@ -74,7 +74,8 @@ class CachedCounters:
         self._wanted: dict[str, None] = {}
         self.stats = {
             "cache_hits": 0,
-            "cache_misses": 0,
+            "cache_misses": 0,  # keys read from the store (missing or stale here)
+            "reads": 0,  # calls that read them
             "written": 0,
             "failed": 0,
             "read_failed": 0,
@@ -172,6 +173,7 @@ class CachedCounters:
 
     async def _read(self, keys: list[str]) -> None:
         self.stats["cache_misses"] += len(keys)
+        self.stats["reads"] += 1
         seq = self._seq
         started = time.perf_counter()
         try:

@@ -134,6 +134,7 @@ class StateService(CachedCounters):
         """Read counters and values in one store call (``StateStore.read``: SQLite answers a
         few keys on the caller's thread, Redis in one round trip)."""
         self.stats["cache_misses"] += len(counters) + len(values)
+        self.stats["reads"] += 1
         seq = self._seq
         started = time.perf_counter()
         try:

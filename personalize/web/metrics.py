@@ -90,6 +90,20 @@ class _Collector:
             decisions.add_metric(["made"], pz.decisions.counts["decisions"])
             decisions.add_metric(["error"], pz.decisions.counts["errors"])
         yield decisions
+        state = pz.state.stats  # decision state: read before pages and after responses
+        reads = CounterMetricFamily(
+            "personalize_state_reads",
+            "Reads of decision state (caps, session picks, counters) from the store",
+            labels=["result"],
+        )
+        reads.add_metric(["ok"], state["reads"] - state["read_failed"])
+        reads.add_metric(["failed"], state["read_failed"])
+        yield reads
+        yield CounterMetricFamily(
+            "personalize_state_keys_read",
+            "Keys of decision state read from the store (missing or stale in this worker)",
+            value=state["cache_misses"],
+        )
         if pz.learning is not None:
             status = pz.learning.status()
             yield GaugeMetricFamily(
