@@ -54,7 +54,7 @@ def _tracer(counts: collections.Counter[Key]) -> Callable[..., Any]:
 
 async def _requests(app_name: str, requests: int, counts: collections.Counter[Key]) -> None:
     from benchmarks import apps
-    from benchmarks.instructions import NEW_VISITORS, _scope
+    from benchmarks.instructions import NEW_VISITORS, _scope, wait_for_listener
 
     app = getattr(apps, NEW_VISITORS.get(app_name, app_name))
     personalizer = getattr(app, "personalizer", None)
@@ -80,6 +80,7 @@ async def _requests(app_name: str, requests: int, counts: collections.Counter[Ke
 
     for _ in range(100 if service is not None else 1):
         await app(_scope(None), receive, keep_cookie)
+    await wait_for_listener(service)  # (a Redis store: as benchmarks.instructions does)
     scopes = [_scope(c) for c in cookies] or [_scope(None)]
     if app_name in NEW_VISITORS:
         scopes = [_scope(None)]

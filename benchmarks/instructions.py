@@ -80,6 +80,23 @@ REFERENCE = {"realistic_bare": "realistic_bare", "personalized_realistic_sqlite"
 EXTRA = 1000  # requests that make the difference between the two runs
 
 
+async def wait_for_listener(service: Any) -> None:
+    """Wait until a Redis store's invalidation listener is subscribed (nothing for others).
+
+    A Redis store trusts its cached profiles for long only while its listener is subscribed,
+    and drops them all when it subscribes (notices may have been missed): a count depended on
+    whether that happened before or during the measured requests (135k-307k per request).
+    A server has long subscribed in production."""
+    bus = getattr(service.store, "_bus", None) if service is not None else None
+    if bus is not None and bus.enabled:
+        bus.ensure_listener()  # (started by the store's first call, which may not be yet)
+        for _ in range(6000):  # (valgrind is slow)
+            if bus.listening:
+                return
+            await asyncio.sleep(0.01)
+        raise RuntimeError("the Redis store's invalidation listener never subscribed")
+
+
 def _scope(cookie: str | None) -> dict[str, Any]:
     from benchmarks.run import ACCEPT_LANGUAGE, USER_AGENT
 
@@ -146,19 +163,7 @@ async def _child(app_name: str, visitors: int, requests: int, batch: int) -> Non
 
     for _ in range(visitors if service is not None else 1):
         await app(_scope(None), receive, keep_cookie)
-    # A Redis store trusts its cached profiles for long only while its invalidation listener
-    # is subscribed, and drops them all when it subscribes (notices may have been missed):
-    # the count depended on whether that happened before or during the measured requests
-    # (135k-307k per request). Wait for it, as a server has long subscribed in production.
-    bus = getattr(service.store, "_bus", None) if service is not None else None
-    if bus is not None and bus.enabled:
-        bus.ensure_listener()  # (started by the store's first call, which may not be yet)
-        for _ in range(6000):  # (valgrind is slow)
-            if bus.listening:
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise RuntimeError("the Redis store's invalidation listener never subscribed")
+    await wait_for_listener(service)
     scopes = [_scope(c) for c in cookies] or [_scope(None)]
     if new_visitors:
         scopes = [_scope(None)]  # (the visitors above only warm the store and the caches)

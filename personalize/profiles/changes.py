@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -200,24 +201,15 @@ def change_value(change: Change) -> tuple[Any, ...] | dict[str, Any]:
     True
     """
     if isinstance(change, Hit):
-        return (
-            "h2",
-            change.ts,
-            change.path,
-            change.channel,
-            change.source,
-            change.medium,
-            change.campaign,
-            change.term,
-            change.category,
-            change.device_type,
-            change.country,
-            change.device_id,
-            change.os,
-            change.browser,
-            change.hour,
-        )
+        return ("h2", *_HIT_VALUES(change))
     return {"e": change.to_dict()}
+
+
+# The fields of an "h2" log entry, in order, read in one C call (one per page view written).
+_HIT_VALUES = attrgetter(
+    "ts", "path", "channel", "source", "medium", "campaign", "term", "category",
+    "device_type", "country", "device_id", "os", "browser", "hour",
+)  # fmt: skip
 
 
 def encode_change(change: Change) -> bytes:

@@ -189,6 +189,9 @@ class Coherence:
         entry = self._cache.get(key)
         if entry is None or entry[2] is None:
             return
+        if entry[2] == prev and key not in self._ahead:  # the common case: the next write
+            self._cache[key] = (entry[0], entry[1], seq)
+            return
         ahead = self._ahead.setdefault(key, {})
         ahead[prev] = seq
         position = entry[2]

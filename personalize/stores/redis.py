@@ -328,11 +328,11 @@ class RedisStore(RedisMerging, ProfileStore):
         items = {key: batch for key, batch in changes.items() if batch}
         if not items:
             return {}, {}
-        head, keys = b"[" + orjson.dumps(batch_id), list(items)
+        head, keys, p = b"[" + orjson.dumps(batch_id), list(items), self.prefix
         entries = [b",".join([head, *map(encode_change, items[key])]) + b"]" for key in keys]
-        rows = [  # (the last: where the profile's write numbers start)
-            (self.redis_key(k), self.log_key(k), e, self._ttl_for(k),
-             "1" if user_id_of(k) is not None else "", random.randrange(1, 1 << 48))
+        rows = [  # (keys as redis_key and log_key; the last: where write numbers start)
+            (f"{p}{{{k}}}", f"{p}{{{k}}}:log", e, self._ttl_for(k),
+             "1" if user_id_of(k) is not None else "", random.getrandbits(48) or 1)
             for k, e in zip(keys, entries, strict=True)
         ]  # fmt: skip
         grouped = not self.cluster  # (one call for many profiles, on one Redis)

@@ -66,6 +66,8 @@ class InvalidationBus:
         self, keys: list[str], appended: Sequence[tuple[str, int, int, bytes]] = ()
     ) -> dict[str, bytes]:
         """What :meth:`publish` sends: the notice of each channel."""
+        if type(self).channel_of is InvalidationBus.channel_of:  # one channel for every key
+            return {self.channel: encode_notice(self.instance, keys, appended)}
         groups: dict[str, tuple[list[str], list[tuple[str, int, int, bytes]]]] = {}
         for key in keys:
             groups.setdefault(self.channel_of(key), ([], []))[0].append(key)
