@@ -130,7 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.decisions:
         n, what = _decisions(args.decisions, args.visitors, counts), "slot"
     else:
-        asyncio.run(_requests(args.app, args.requests, counts))
+        from benchmarks.instructions import _clean_redis
+
+        try:
+            asyncio.run(_requests(args.app, args.requests, counts))
+        finally:  # (a Redis app's profiles: nothing left behind)
+            if "redis" in args.app:
+                _clean_redis(os.environ["BENCH_PREFIX"])
         n, what = args.requests, "request"
     print(f"bytecodes per {what}: {sum(counts.values()) / n:,.0f}")
     for (path, name), count in counts.most_common(args.top):
