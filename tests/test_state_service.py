@@ -362,8 +362,14 @@ def test_what_was_asked_from_memory_is_read_after_the_response() -> None:
     run(scenario())
 
 
+class WithoutFeed(Recording):
+    """As a store that keeps no change feed (Redis): copies last ``cache_ttl``."""
+
+    has_feed = False
+
+
 def test_prefetch_reads_only_what_is_missing_or_stale() -> None:
-    store = Recording()
+    store = WithoutFeed()  # (with a feed: tests/test_state_feed.py)
     clock = Clock()
     state = StateService(store, cache_ttl=1.0, clock=clock)
 

@@ -9,6 +9,12 @@ and the other workers' within ``cache_ttl`` seconds. A write returns the key's c
 replace the cached copy; a read that started before that write cannot overwrite it (a write
 sequence number says which is newer).
 
+With a store that keeps a change feed (SQLite, memory; see
+:mod:`~personalize.stores.state_feed`), a copy older than ``cache_ttl`` is still used while
+the feed, read at most ``cache_ttl`` ago, reports no other writer's change of its key since
+the copy was read (and for at most :data:`FEED_TRUST` seconds): :meth:`poll_feed` reads it,
+a few times a second under load, instead of a read of each visitor's keys before each page.
+
 Writes: :meth:`CachedCounters.add` buffers; :meth:`write_once` sends everything buffered in
 one ``increment`` call per TTL with an ordered batch id (``<writer>#<n>``, see
 :meth:`~personalize.stores.state.StateStore.increment`). Writes go one at a time: a failed
@@ -29,8 +35,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from personalize.services.latency import LatencyHistogram
 from personalize.stores.state import StateStore, check_increments, check_key, check_ttl
+from personalize.stores.state_feed import key_tag
 
-__all__ = ["CachedCounters", "Fields"]
+__all__ = ["FEED_TRUST", "CachedCounters", "Fields"]
 
 logger = logging.getLogger("personalize.state")
 
@@ -38,6 +45,11 @@ Fields = dict[str, float]
 # ttl (None: no expiry) -> key -> field -> amount
 Buffer = dict[float | None, dict[str, Fields]]
 MAX_WANTED = 2_000  # keys read again after a response, at most
+#: Seconds a copy is used on the feed's word alone: a writer that keeps no feed (an older
+#: version during a rolling deploy, a hand-made change) is seen within this time.
+FEED_TRUST = 300.0
+MAX_REVOKED = 50_000  # keys remembered as changed by others (beyond: every older copy is)
+_NEVER = float("inf")
 
 
 class CachedCounters:
@@ -72,6 +84,16 @@ class CachedCounters:
         self._retry_at = 0.0
         # Keys asked for from memory alone while missing or stale: read after the response.
         self._wanted: dict[str, None] = {}
+        # The change feed (module docstring): where it was read up to and when that read
+        # started, since when copies are covered by it, and when other writers changed a
+        # key (by tag) as far as it told.
+        self._feed = bool(getattr(store, "has_feed", False))
+        self._feed_at: int | None = None
+        self._feed_time = -_NEVER
+        self._trust_from = _NEVER
+        self._revoked: OrderedDict[int, float] = OrderedDict()
+        self._revoked_floor = -_NEVER
+        self._polling = False
         self.stats = {
             "cache_hits": 0,
             "cache_misses": 0,  # keys read from the store (missing or stale here)
@@ -80,6 +102,8 @@ class CachedCounters:
             "failed": 0,
             "read_failed": 0,
             "dropped": 0,
+            "feed_reads": 0,  # reads of the store's change feed
+            "feed_failed": 0,
         }
         self.latency = LatencyHistogram()
 
@@ -130,7 +154,10 @@ class CachedCounters:
         None when this process never read the key and added nothing to it. A key missing or
         older than ``cache_ttl`` is read again after the response."""
         entry = self._counters.get(key)
-        if entry is None or self._clock() - entry[1] > self.cache_ttl:
+        now = self._clock()
+        if entry is None or (
+            now - entry[1] > self.cache_ttl and not self._trusted(key, entry[1], now)
+        ):
             if len(self._wanted) < MAX_WANTED:
                 self._wanted[key] = None
             if entry is None and not any(True for _ in self._unwritten(key)):
@@ -160,7 +187,9 @@ class CachedCounters:
         stale = []
         for key in dict.fromkeys(keys):
             entry = self._counters.get(key)
-            if entry is None or now - entry[1] > self.cache_ttl:
+            if entry is None or (
+                now - entry[1] > self.cache_ttl and not self._trusted(key, entry[1], now)
+            ):
                 stale.append(key)
         self.stats["cache_hits"] += len(keys) - len(stale)
         if stale:
@@ -171,10 +200,67 @@ class CachedCounters:
             out[key] = self._view(key, None if entry is None else entry[0])
         return out
 
+    def _trusted(self, key: str, read: float, now: float) -> bool:
+        """Whether a copy of ``key`` read (begun) at ``read``, older than ``cache_ttl``, may
+        still be used at ``now`` on the change feed's word (see the module docstring)."""
+        revoked = self._revoked  # (empty with one worker: no tag to compute)
+        return (
+            read >= self._trust_from
+            and now - self._feed_time <= self.cache_ttl
+            and now - read <= FEED_TRUST
+            and (not revoked or revoked.get(key_tag(key), self._revoked_floor) <= read)
+        )
+
+    @property
+    def feed_due(self) -> bool:
+        """True when the change feed should be read before copies older than ``cache_ttl``
+        are used (a quarter of ``cache_ttl`` after the last read of it)."""
+        return (
+            self._feed
+            and not self._polling
+            and self._clock() - self._feed_time > self.cache_ttl / 4
+        )
+
+    async def poll_feed(self) -> None:
+        """Read the store's change feed: the keys other writers changed since the last read
+        lose the trust of their copies. Never raises (a failed read leaves the copies to
+        ``cache_ttl`` once the last good read is ``cache_ttl`` old)."""
+        if not self._feed or self._polling:
+            return
+        self._polling = True
+        begun = self._clock()
+        try:
+            position, entries = await self.store.changes(self._feed_at)
+        except Exception as exc:
+            self.stats["feed_failed"] += 1
+            logger.warning("personalize: reading the decision state's feed failed (%s)", exc)
+            return
+        finally:
+            self._polling = False
+        # What it reports was written before it read: copies begun before it ended may lack it.
+        ended = self._clock()
+        if entries is None:  # nothing known of what changed: only copies read from now on
+            self._trust_from = ended
+        else:
+            own, own_ttl = self._writer, self._writer + "-"
+            revoked = self._revoked
+            for writer, tags in entries:
+                if writer == own or writer.startswith(own_ttl):
+                    continue  # this process's writes: their results are what it holds
+                for tag in tags:
+                    revoked[tag] = ended
+                    revoked.move_to_end(tag)
+            while len(revoked) > MAX_REVOKED:
+                self._revoked_floor = max(self._revoked_floor, revoked.popitem(last=False)[1])
+        self._feed_at = position
+        self._feed_time = begun
+        self.stats["feed_reads"] += 1
+
     async def _read(self, keys: list[str]) -> None:
         self.stats["cache_misses"] += len(keys)
         self.stats["reads"] += 1
         seq = self._seq
+        begun = self._clock()
         started = time.perf_counter()
         try:
             found = (await self.store.read(keys, ()))[0]  # (SQLite: a few keys inline)
@@ -183,13 +269,16 @@ class CachedCounters:
             logger.warning("personalize: reading decision state failed (%s)", exc)
             return
         self.latency.observe(time.perf_counter() - started)
-        self._take_counters(keys, found, seq)
+        self._take_counters(keys, found, seq, begun)
 
-    def _take_counters(self, keys: Sequence[str], found: Mapping[str, Fields], seq: int) -> None:
-        """Cache what a read that started at write sequence ``seq`` found for ``keys``."""
+    def _take_counters(
+        self, keys: Sequence[str], found: Mapping[str, Fields], seq: int, begun: float
+    ) -> None:
+        """Cache what a read that started at write sequence ``seq`` and clock ``begun``
+        found for ``keys``."""
         with self._lock:
             for key in keys:
-                self._install(key, found.get(key, {}), seq)
+                self._install(key, found.get(key, {}), seq, begun)
                 self._wanted.pop(key, None)
 
     async def read_wanted(self) -> None:
@@ -199,12 +288,13 @@ class CachedCounters:
             self._wanted.clear()
             await self._read(keys)
 
-    def _install(self, key: str, fields: Fields, seq: int) -> None:
-        """Cache what the store said at write sequence ``seq``, unless a newer answer is in."""
+    def _install(self, key: str, fields: Fields, seq: int, begun: float) -> None:
+        """Cache what the store said at write sequence ``seq`` to a call begun at clock
+        ``begun``, unless a newer answer is in."""
         entry = self._counters.get(key)
         if entry is not None and entry[2] > seq:
             return
-        self._counters[key] = (fields, self._clock(), seq)
+        self._counters[key] = (fields, begun, seq)
         self._counters.move_to_end(key)
         if len(self._counters) > self._cache_size:
             self._counters.popitem(last=False)
@@ -237,6 +327,7 @@ class CachedCounters:
                 self._pending = {}
             self._inflight = batch
         written: dict[str, Fields] = {}
+        begun = self._clock()
         started = time.perf_counter()
         try:
             for ttl, changes in batch.items():
@@ -261,7 +352,7 @@ class CachedCounters:
             self._inflight = {}
             self._seq += 1
             for key, fields in written.items():
-                self._install(key, fields, self._seq)
+                self._install(key, fields, self._seq, begun)
                 self._wanted.pop(key, None)
             self.stats["written"] += sum(len(b) for b in batch.values())
         return True

@@ -87,7 +87,11 @@ class StateService(CachedCounters):
         missing or stale is read again after the response."""
         put = self._puts.get(key)
         entry = self._values.get(key)
-        stale = entry is None or self._clock() - entry[1] > self.cache_ttl
+        if entry is None:
+            stale = True
+        else:
+            now = self._clock()
+            stale = now - entry[1] > self.cache_ttl and not self._trusted(key, entry[1], now)
         if stale and len(self._wanted_values) < MAX_WANTED:
             self._wanted_values[key] = None
         if put is not None and not (put[2] and entry is not None and entry[0] is not None):
@@ -116,15 +120,17 @@ class StateService(CachedCounters):
 
     def _stale_value(self, key: str, now: float) -> bool:
         entry = self._values.get(key)
-        return entry is None or now - entry[1] > self.cache_ttl
+        return entry is None or (
+            now - entry[1] > self.cache_ttl and not self._trusted(key, entry[1], now)
+        )
 
     async def _read_values(self, keys: list[str]) -> None:
         await self._read_both([], keys)
 
-    def _take_values(self, keys: Sequence[str], found: Mapping[str, bytes]) -> None:
-        values, wanted, now = self._values, self._wanted_values, self._clock()
+    def _take_values(self, keys: Sequence[str], found: Mapping[str, bytes], begun: float) -> None:
+        values, wanted = self._values, self._wanted_values
         for key in keys:
-            values[key] = (found.get(key), now)
+            values[key] = (found.get(key), begun)
             values.move_to_end(key)
             wanted.pop(key, None)
         while len(values) > self._cache_size:
@@ -136,6 +142,7 @@ class StateService(CachedCounters):
         self.stats["cache_misses"] += len(counters) + len(values)
         self.stats["reads"] += 1
         seq = self._seq
+        begun = self._clock()
         started = time.perf_counter()
         try:
             found, got = await self.store.read(counters, values)
@@ -144,8 +151,8 @@ class StateService(CachedCounters):
             logger.warning("personalize: reading decision state failed (%s)", exc)
             return
         self.latency.observe(time.perf_counter() - started)
-        self._take_counters(counters, found, seq)
-        self._take_values(values, got)
+        self._take_counters(counters, found, seq, begun)
+        self._take_values(values, got, begun)
 
     async def put_value(
         self, key: str, value: bytes, *, ttl: float | None, only_if_absent: bool = False
@@ -153,8 +160,11 @@ class StateService(CachedCounters):
         """Store ``value`` now; returns what the key holds afterwards (with
         ``only_if_absent``, an earlier value wins). Raises
         :class:`~personalize.exceptions.StoreError` when the store cannot take it."""
-        result = await self.store.put_values({key: value}, ttl=ttl, only_if_absent=only_if_absent)
-        self._remember_value(key, result[key])
+        begun = self._clock()
+        result = await self.store.put_values(
+            {key: value}, ttl=ttl, only_if_absent=only_if_absent, writer=self._writer
+        )
+        self._remember_value(key, result[key], begun)
         return result[key]
 
     def put_value_soon(
@@ -166,8 +176,8 @@ class StateService(CachedCounters):
         ttl = check_ttl(ttl)
         self._puts[key] = (value, ttl, only_if_absent)
 
-    def _remember_value(self, key: str, value: bytes | None) -> None:
-        self._values[key] = (value, self._clock())
+    def _remember_value(self, key: str, value: bytes | None, begun: float) -> None:
+        self._values[key] = (value, begun)
         self._values.move_to_end(key)
         if len(self._values) > self._cache_size:
             self._values.popitem(last=False)
@@ -179,9 +189,12 @@ class StateService(CachedCounters):
             groups.setdefault((ttl, nx), {})[key] = value
         try:
             for (ttl, nx), items in groups.items():
-                stored = await self.store.put_values(items, ttl=ttl, only_if_absent=nx)
+                begun = self._clock()
+                stored = await self.store.put_values(
+                    items, ttl=ttl, only_if_absent=nx, writer=self._writer
+                )
                 for key, value in stored.items():
-                    self._remember_value(key, value)
+                    self._remember_value(key, value, begun)
                     puts.pop(key, None)
         except Exception as exc:
             for key, put in puts.items():
@@ -227,8 +240,34 @@ class StateService(CachedCounters):
         now, ttl, known, held = self._clock(), self.cache_ttl, self._counters, self._values
         stale = [k for k in counters if (c := known.get(k)) is None or now - c[1] > ttl]
         stale_values = [k for k in values if (v := held.get(k)) is None or now - v[1] > ttl]
+        if (stale or stale_values) and self._feed:
+            # Older than cache_ttl: still good where no other writer changed them since.
+            if self.feed_due:
+                await self.poll_feed()
+                now = self._clock()
+            trusted = self._trusted
+            stale = [k for k in stale if (c := known.get(k)) is None or not trusted(k, c[1], now)]
+            stale_values = [
+                k for k in stale_values if (v := held.get(k)) is None or not trusted(k, v[1], now)
+            ]
         if stale or stale_values:
             await self._read_both(stale, stale_values)
+
+    def holds(self, counters: Sequence[str] = (), values: Sequence[str] = ()) -> bool:
+        """True when :meth:`prefetch` of these keys would neither read nor need the change
+        feed read first: every copy is fresh, or trusted on a feed read recently enough
+        (asked without a coroutine before each page)."""
+        now, ttl = self._clock(), self.cache_ttl
+        for keys, held in ((counters, self._counters), (values, self._values)):
+            for key in keys:
+                entry = held.get(key)
+                if entry is None:
+                    return False
+                if now - entry[1] > ttl and (
+                    self.feed_due or not self._trusted(key, entry[1], now)
+                ):
+                    return False
+        return True
 
     @property
     def due(self) -> bool:

@@ -28,6 +28,10 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from personalize.stores.state_feed import Changes
 
 __all__ = [
     "MAX_BLOB_BYTES",
@@ -59,7 +63,14 @@ class StateStore(abc.ABC):
     Every method takes or returns many keys at once, so a backend answers a batch in one
     round trip. Counters of one key change atomically: an increment of several fields is
     seen whole or not at all.
+
+    A store with ``has_feed`` also answers :meth:`changes`: which keys each write changed,
+    so that workers keep using their copies of keys that no other writer changed (see
+    :mod:`~personalize.stores.state_feed`).
     """
+
+    #: True when :meth:`changes` reports every write (SQLite and memory stores).
+    has_feed: bool = False
 
     @abc.abstractmethod
     async def increment(
@@ -97,11 +108,17 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     async def put_values(
-        self, items: Mapping[str, bytes], *, ttl: float | None, only_if_absent: bool = False
+        self,
+        items: Mapping[str, bytes],
+        *,
+        ttl: float | None,
+        only_if_absent: bool = False,
+        writer: str = "",
     ) -> dict[str, bytes]:
         """Store each value for ``ttl`` seconds (None: until deleted); returns the value each
         key holds afterwards. With ``only_if_absent`` a value already there stays and is the
-        one returned: of two workers putting at once, both get the first one's."""
+        one returned: of two workers putting at once, both get the first one's. ``writer``
+        names the caller in the change feed (as a batch id's ``<writer>`` does)."""
 
     @abc.abstractmethod
     async def delete(self, keys: Sequence[str]) -> int:
@@ -121,6 +138,11 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     async def get_blob(self, name: str, version: int | None = None) -> tuple[int, bytes] | None:
         """``(version, data)`` of the newest version of ``name`` (or of ``version``), or None."""
+
+    async def changes(self, after: int | None) -> Changes:
+        """The writes after feed position ``after`` (None: only where the feed is now), for
+        stores with ``has_feed``; see :mod:`~personalize.stores.state_feed`."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no change feed")
 
     async def close(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Release connections and threads."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from personalize.stores.state import (
     Increments,
@@ -23,12 +23,16 @@ from personalize.stores.state import (
     check_ttl,
     check_values,
 )
+from personalize.stores.state_feed import Changes, MemoryFeed, writer_of
 
 __all__ = ["MemoryStateStore"]
 
 
 class MemoryStateStore(StateStore):
-    """A :class:`StateStore` in dicts, under a lock (tasks and threads of one process)."""
+    """A :class:`StateStore` in dicts, under a lock (tasks and threads of one process), with
+    a change feed like the SQLite store's (services sharing it behave as workers do)."""
+
+    has_feed = True
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -38,6 +42,8 @@ class MemoryStateStore(StateStore):
         self._values: dict[str, tuple[bytes, float | None]] = {}
         self._blobs: dict[str, tuple[int, dict[int, bytes]]] = {}
         self._batches: dict[str, None] = {}
+        self._feed = MemoryFeed()
+        self._pruned = clock()
 
     def _live_counters(self, key: str, now: float) -> tuple[dict[str, float], float | None]:
         entry = self._counters.get(key)
@@ -65,6 +71,8 @@ class MemoryStateStore(StateStore):
                         expires = now + ttl
                     self._counters[key] = (fields, expires)
                 result[key] = dict(fields)
+            if not repeated:
+                self._log(writer_of(batch_id), checked, now)
             if batch_id is not None and not repeated:
                 self._batches[batch_id] = None
                 while len(self._batches) > 1000:
@@ -87,15 +95,30 @@ class MemoryStateStore(StateStore):
                     found[key] = entry[0]
             return found
 
+    def _log(self, writer: str, keys: Iterable[str], now: float) -> None:
+        self._feed.log(writer, keys, now=now)
+        if now - self._pruned > 60.0:
+            self._feed.prune(now=now)
+            self._pruned = now
+
+    async def changes(self, after: int | None) -> Changes:
+        with self._lock:
+            return self._feed.read(after)
+
     async def put_values(
-        self, items: Mapping[str, bytes], *, ttl: float | None, only_if_absent: bool = False
+        self,
+        items: Mapping[str, bytes],
+        *,
+        ttl: float | None,
+        only_if_absent: bool = False,
+        writer: str = "",
     ) -> dict[str, bytes]:
         check_values(items)
         ttl = check_ttl(ttl)
         with self._lock:
             now = self._clock()
             expires = None if ttl is None else now + ttl
-            result = {}
+            result, written = {}, []
             for key, value in items.items():
                 entry = self._values.get(key)
                 live = entry is not None and (entry[1] is None or entry[1] > now)
@@ -104,6 +127,8 @@ class MemoryStateStore(StateStore):
                 else:
                     self._values[key] = (value, expires)
                     result[key] = value
+                    written.append(key)
+            self._log(writer, written, now)
             return result
 
     async def delete(self, keys: Sequence[str]) -> int:
@@ -116,6 +141,7 @@ class MemoryStateStore(StateStore):
                 entry = self._values.pop(key, None)
                 had = had or (entry is not None and (entry[1] is None or entry[1] > now))
                 removed += had
+            self._log("", keys, now)
             return removed
 
     async def keys(self, prefix: str) -> list[str]:

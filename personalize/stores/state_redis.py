@@ -230,7 +230,12 @@ class RedisStateStore(StateStore):
         return found, {key: bytes(v) for key, v in got if v is not None}
 
     async def put_values(
-        self, items: Mapping[str, bytes], *, ttl: float | None, only_if_absent: bool = False
+        self,
+        items: Mapping[str, bytes],
+        *,
+        ttl: float | None,
+        only_if_absent: bool = False,
+        writer: str = "",  # (no change feed here: copies are read again after cache_ttl)
     ) -> dict[str, bytes]:
         check_values(items)
         ttl = check_ttl(ttl)

@@ -37,13 +37,29 @@ from personalize.stores.state import (
     check_ttl,
     check_values,
 )
-from personalize.stores.state_sqlite_read import LIVE, InlineReader, read_at_once
+from personalize.stores.state_feed import (
+    FEED_SCHEMA,
+    Changes,
+    log_sqlite,
+    prune_sqlite,
+    read_sqlite,
+    writer_of,
+)
+from personalize.stores.state_sqlite_read import (
+    LIVE,
+    InlineReader,
+    read_at_once,
+    read_counters,
+    read_values,
+    scan_keys,
+)
 
 __all__ = ["SQLiteStateStore"]
 
 T = TypeVar("T")
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS state_counters (
     key      TEXT NOT NULL,
     field    TEXT NOT NULL,
@@ -67,6 +83,8 @@ CREATE TABLE IF NOT EXISTS state_batches (
     ts       REAL NOT NULL
 ) WITHOUT ROWID;
 """
+    + FEED_SCHEMA
+)
 PRUNE_INTERVAL = 60.0  # seconds between deletions of expired rows and old batch ids
 ONE_QUERY = 200  # keys read in one statement (more: one statement per key, in one snapshot)
 BATCH_MEMORY = 3600.0  # seconds a batch id is remembered (a retry comes far sooner)
@@ -76,7 +94,6 @@ INCREMENT = (
     "(SELECT expires FROM state_counters WHERE key = ?1 LIMIT 1)) "
     "ON CONFLICT(key, field) DO UPDATE SET value = value + excluded.value"
 )
-LIVE_NAMED = "(expires IS NULL OR expires > :now)"
 
 
 class SQLiteStateStore(StateStore):
@@ -87,7 +104,13 @@ class SQLiteStateStore(StateStore):
     (:meth:`read`, a few rows of a hot table) while that thread is idle: it runs on the
     caller's thread on a connection that never waits (see
     :mod:`~personalize.stores.state_sqlite_read`), and on the thread when it would.
+
+    Every write also records which keys it changed in a change feed (a table of the same
+    file, see :mod:`~personalize.stores.state_feed`), so that the workers sharing the file
+    keep using their copies of keys nobody else changed (:meth:`changes`).
     """
+
+    has_feed = True
 
     def __init__(
         self,
@@ -178,19 +201,18 @@ class SQLiteStateStore(StateStore):
         conn.execute("DELETE FROM state_counters WHERE expires <= ?", (now,))
         conn.execute("DELETE FROM state_values WHERE expires <= ?", (now,))
         conn.execute("DELETE FROM state_batches WHERE ts < ?", (now - BATCH_MEMORY,))
+        prune_sqlite(conn, now)
         self._last_prune = time.monotonic()
 
-    @staticmethod
-    def _read_counters(
-        conn: sqlite3.Connection, keys: Sequence[str], now: float
-    ) -> dict[str, dict[str, float]]:
-        found: dict[str, dict[str, float]] = {}
-        query = f"SELECT field, value FROM state_counters WHERE key = ? AND {LIVE}"
-        for key in dict.fromkeys(keys):
-            fields = {str(f): float(v) for f, v in conn.execute(query, (key, now))}
-            if fields:
-                found[key] = fields
-        return found
+    async def changes(self, after: int | None) -> Changes:
+        """What other writers changed after feed position ``after`` (see
+        :mod:`~personalize.stores.state_feed`): read on the caller's thread when it can."""
+        reader = self._reader
+        if reader is not None and not self._queued and self._conn is not None:
+            found = reader.call(lambda conn: read_sqlite(conn, after))
+            if found is not None:
+                return found
+        return await self._run(lambda conn: read_sqlite(conn, after))
 
     async def increment(
         self, changes: Increments, *, ttl: float | None = None, batch_id: str | None = None
@@ -202,7 +224,7 @@ class SQLiteStateStore(StateStore):
             if batch_id is not None:
                 query = "INSERT OR IGNORE INTO state_batches (id, ts) VALUES (?, ?)"
                 if not conn.execute(query, (batch_id, now)).rowcount:
-                    return self._read_counters(conn, list(checked), now)  # added before
+                    return read_counters(conn, list(checked), now)  # added before
             keys = [(key,) for key in checked]
             # An expired key starts again from nothing, as it would in Redis.
             conn.executemany(
@@ -214,7 +236,8 @@ class SQLiteStateStore(StateStore):
             if ttl is not None:
                 query = "UPDATE state_counters SET expires = ? WHERE key = ?"
                 conn.executemany(query, [(now + ttl, key) for (key,) in keys])
-            return self._read_counters(conn, list(checked), now)
+            log_sqlite(conn, writer_of(batch_id), checked, now)
+            return read_counters(conn, list(checked), now)
 
         return await self._write(add)
 
@@ -225,7 +248,7 @@ class SQLiteStateStore(StateStore):
         def read(conn: sqlite3.Connection) -> dict[str, dict[str, float]]:
             conn.execute("BEGIN")  # one snapshot for every key
             try:
-                return self._read_counters(conn, keys, self._clock())
+                return read_counters(conn, keys, self._clock())
             finally:
                 conn.execute("COMMIT")
 
@@ -234,7 +257,7 @@ class SQLiteStateStore(StateStore):
     async def values(self, keys: Sequence[str]) -> dict[str, bytes]:
         for key in keys:
             check_key(key)
-        return await self._run(lambda conn: self._read_values(conn, keys, self._clock()))
+        return await self._run(lambda conn: read_values(conn, keys, self._clock()))
 
     async def read(
         self, counters: Sequence[str], values: Sequence[str]
@@ -252,33 +275,26 @@ class SQLiteStateStore(StateStore):
                 return read_at_once(conn, counters, values, now)
             conn.execute("BEGIN")  # one snapshot for every key, one trip to the thread
             try:
-                return self._read_counters(conn, counters, now), self._read_values(
-                    conn, values, now
-                )
+                return read_counters(conn, counters, now), read_values(conn, values, now)
             finally:
                 conn.execute("COMMIT")
 
         return await self._run(read)
 
-    @staticmethod
-    def _read_values(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> dict[str, bytes]:
-        query = f"SELECT value FROM state_values WHERE key = ? AND {LIVE}"
-        found = {}
-        for key in dict.fromkeys(keys):
-            row = conn.execute(query, (key, now)).fetchone()
-            if row is not None:
-                found[key] = bytes(row[0])
-        return found
-
     async def put_values(
-        self, items: Mapping[str, bytes], *, ttl: float | None, only_if_absent: bool = False
+        self,
+        items: Mapping[str, bytes],
+        *,
+        ttl: float | None,
+        only_if_absent: bool = False,
+        writer: str = "",
     ) -> dict[str, bytes]:
         check_values(items)
         ttl = check_ttl(ttl)
 
         def put(conn: sqlite3.Connection, now: float) -> dict[str, bytes]:
             expires = None if ttl is None else now + ttl
-            result = {}
+            result, written = {}, []
             query = f"SELECT value FROM state_values WHERE key = ? AND {LIVE}"
             for key, value in items.items():
                 if only_if_absent:
@@ -291,6 +307,8 @@ class SQLiteStateStore(StateStore):
                     (key, value, expires),
                 )
                 result[key] = value
+                written.append(key)
+            log_sqlite(conn, writer, written, now)
             return result
 
         return await self._write(put)
@@ -310,6 +328,7 @@ class SQLiteStateStore(StateStore):
                 conn.execute("DELETE FROM state_counters WHERE key = ?", (key,))
                 conn.execute("DELETE FROM state_values WHERE key = ?", (key,))
                 removed += live is not None
+            log_sqlite(conn, "", keys, now)  # (tags, not keys: see state_feed)
             return removed
 
         removed = await self._write(remove)
@@ -321,21 +340,7 @@ class SQLiteStateStore(StateStore):
 
     async def keys(self, prefix: str) -> list[str]:
         check_key(prefix, "prefix")
-        # A range on the primary keys (UTF-8 sorts by code point): prefix <= key < upper.
-        last = ord(prefix[-1])
-        upper = prefix[:-1] + chr(last + 1) if last < 0x10FFFF else None
-        bound = "" if upper is None else " AND key < :upper"
-        query = (
-            f"SELECT key FROM state_counters WHERE key >= :prefix{bound} AND {LIVE_NAMED} "
-            f"UNION SELECT key FROM state_values WHERE key >= :prefix{bound} AND {LIVE_NAMED}"
-        )
-
-        def read(conn: sqlite3.Connection) -> list[str]:
-            args = {"prefix": prefix, "upper": upper, "now": self._clock()}
-            rows = conn.execute(query, args).fetchall()
-            return sorted(str(r[0]) for r in rows if str(r[0]).startswith(prefix))
-
-        return await self._run(read)
+        return await self._run(lambda conn: scan_keys(conn, prefix, self._clock()))
 
     async def put_blob(self, name: str, data: bytes, *, keep: int = 3) -> int:
         check_blob(name, data, keep)

@@ -18,14 +18,19 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-__all__ = ["LIVE", "InlineReader", "read_at_once"]
+__all__ = ["LIVE", "InlineReader", "read_at_once", "read_counters", "read_values", "scan_keys"]
+
+T = TypeVar("T")
 
 LIVE = "(expires IS NULL OR expires > ?)"
+LIVE_NAMED = "(expires IS NULL OR expires > :now)"
 Found = tuple[dict[str, dict[str, float]], dict[str, bytes]]
 
 
@@ -55,6 +60,44 @@ def read_at_once(
     return found, got
 
 
+def read_counters(
+    conn: sqlite3.Connection, keys: Sequence[str], now: float
+) -> dict[str, dict[str, float]]:
+    """Every live field of each key that has any (one statement per key)."""
+    found: dict[str, dict[str, float]] = {}
+    query = f"SELECT field, value FROM state_counters WHERE key = ? AND {LIVE}"
+    for key in dict.fromkeys(keys):
+        fields = {str(f): float(v) for f, v in conn.execute(query, (key, now))}
+        if fields:
+            found[key] = fields
+    return found
+
+
+def read_values(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> dict[str, bytes]:
+    """The live value of each key that holds one (one statement per key)."""
+    query = f"SELECT value FROM state_values WHERE key = ? AND {LIVE}"
+    found = {}
+    for key in dict.fromkeys(keys):
+        row = conn.execute(query, (key, now)).fetchone()
+        if row is not None:
+            found[key] = bytes(row[0])
+    return found
+
+
+def scan_keys(conn: sqlite3.Connection, prefix: str, now: float) -> list[str]:
+    """Every live key starting with ``prefix`` (counters or values), sorted."""
+    # A range on the primary keys (UTF-8 sorts by code point): prefix <= key < upper.
+    last = ord(prefix[-1])
+    upper = prefix[:-1] + chr(last + 1) if last < 0x10FFFF else None
+    bound = "" if upper is None else " AND key < :upper"
+    query = (
+        f"SELECT key FROM state_counters WHERE key >= :prefix{bound} AND {LIVE_NAMED} "
+        f"UNION SELECT key FROM state_values WHERE key >= :prefix{bound} AND {LIVE_NAMED}"
+    )
+    rows = conn.execute(query, {"prefix": prefix, "upper": upper, "now": now}).fetchall()
+    return sorted(str(r[0]) for r in rows if str(r[0]).startswith(prefix))
+
+
 class InlineReader:
     """Read-only connections (one per calling thread, usually the event loop's) that answer
     :func:`read_at_once` or None when SQLite cannot answer without waiting."""
@@ -69,14 +112,21 @@ class InlineReader:
     def read(self, counters: Sequence[str], values: Sequence[str], now: float) -> Found | None:
         """What the keys hold, or None: busy, locked, no tables yet, closed, or any error
         (the store's thread then reads, and reports what is wrong)."""
+        return self.call(lambda conn: read_at_once(conn, counters, values, now))
+
+    def call(self, fn: Callable[[sqlite3.Connection], T]) -> T | None:
+        """``fn(connection)`` on this thread's read-only connection, or None as :meth:`read`."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._open()
             if conn is None:
                 return None
         try:
-            return read_at_once(conn, counters, values, now)
+            return fn(conn)
         except sqlite3.Error:
+            if conn.in_transaction:  # (a read that failed half-way: BEGIN without COMMIT)
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             return None
 
     def _open(self) -> sqlite3.Connection | None:

@@ -1,0 +1,323 @@
+"""The state stores' change feed, and the state service using copies of decision state past
+``cache_ttl`` while no other writer changed them (personalize/stores/state_feed.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import sqlite3
+from collections.abc import Coroutine, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from personalize.services.counters import FEED_TRUST
+from personalize.services.state import StateService
+from personalize.stores.state import StateStore
+from personalize.stores.state_feed import FEED_MEMORY, MAX_ENTRIES, key_tag
+from personalize.stores.state_memory import MemoryStateStore
+from personalize.stores.state_sqlite import SQLiteStateStore
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def feed_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    if request.param == "memory":
+        yield MemoryStateStore()
+        return
+    store = SQLiteStateStore(tmp_path / "state.sqlite3")
+    yield store
+    run(store.close())
+
+
+# -- the stores' feed ----------------------------------------------------------------------
+
+
+def test_every_write_is_in_the_feed_with_its_writer_and_tags(feed_store: StateStore) -> None:
+    async def scenario() -> None:
+        assert feed_store.has_feed
+        await feed_store.put_blob("model", b"x")  # (blobs are not in the feed)
+        start = (await feed_store.changes(None)).position
+        await feed_store.increment({"caps:v:1": {"hero": 1.0}}, batch_id="w1-60#4")
+        await feed_store.put_values({"pick:v:1|0|hero": b"a"}, ttl=60, writer="w2")
+        await feed_store.put_values(
+            {"pick:v:1|0|hero": b"b"}, ttl=60, only_if_absent=True, writer="w3"
+        )  # kept the first: nothing written, nothing in the feed
+        await feed_store.delete(["caps:v:1"])
+        found = await feed_store.changes(start)
+        assert found.position == start + 3
+        assert found.entries == [
+            ("w1-60", [key_tag("caps:v:1")]),
+            ("w2", [key_tag("pick:v:1|0|hero")]),
+            ("", [key_tag("caps:v:1")]),  # an erasure: anyone's
+        ]
+        assert (await feed_store.changes(found.position)).entries == []
+        # A position from elsewhere (ahead of the feed) is not trusted.
+        assert (await feed_store.changes(found.position + 5)).entries is None
+
+    run(scenario())
+
+
+def test_the_feed_keeps_no_key_so_an_erasure_leaves_none_in_it(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    store = SQLiteStateStore(path)
+    run(store.increment({"caps:v:visitor-4711": {"hero": 1.0}}, batch_id="w#1"))
+    run(store.delete(["caps:v:visitor-4711"]))
+    run(store.close())
+    conn = sqlite3.connect(path)
+    rows = conn.execute("SELECT writer, tags FROM state_changes").fetchall()
+    conn.close()
+    assert len(rows) == 2 and all("4711" not in tags for _, tags in rows)
+    assert b"visitor-4711" not in path.read_bytes()  # (secure_delete: not on disk either)
+
+
+def test_a_reader_left_behind_is_told_it_lost_track(tmp_path: Path) -> None:
+    clock = Clock(0.0)
+    store = SQLiteStateStore(tmp_path / "state.sqlite3", clock=clock)
+
+    async def scenario() -> None:
+        await store.increment({"a": {"n": 1.0}})
+        before = (await store.changes(None)).position
+        await store.increment({"b": {"n": 1.0}})
+        clock.now = FEED_MEMORY + 120.0  # the next write prunes (once a minute) the old entries
+        store._last_prune = float("-inf")
+        await store.increment({"c": {"n": 1.0}})
+        assert (await store.changes(before)).entries is None  # "b" is gone from the feed
+        now = (await store.changes(None)).position
+        await store.increment({"d": {"n": 1.0}})
+        assert (await store.changes(now)).entries == [("", [key_tag("d")])]
+        await store.close()
+
+    run(scenario())
+
+
+def test_a_reader_too_far_behind_is_told_it_lost_track() -> None:
+    store = MemoryStateStore()
+
+    async def scenario() -> None:
+        start = (await store.changes(None)).position
+        for i in range(MAX_ENTRIES + 1):
+            await store.put_values({f"k{i}": b"v"}, ttl=None)
+        assert (await store.changes(start)).entries is None
+        assert len((await store.changes(start + 1)).entries or []) == MAX_ENTRIES
+
+    run(scenario())
+
+
+# -- the service: copies past cache_ttl --------------------------------------------------
+
+
+class Counting(MemoryStateStore):
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock=clock)
+        self.reads: list[list[str]] = []
+        self.feed_reads = 0
+
+    async def read(
+        self, counters: Sequence[str], values: Sequence[str]
+    ) -> tuple[dict[str, dict[str, float]], dict[str, bytes]]:
+        self.reads.append([*counters, *values])
+        return await super().read(counters, values)
+
+    async def changes(self, after: int | None) -> Any:
+        self.feed_reads += 1
+        return await super().changes(after)
+
+
+def _two_workers(clock: Clock) -> tuple[Counting, StateService, StateService]:
+    store = Counting(clock)
+    return (
+        store,
+        StateService(store, flush_interval=0, cache_ttl=1.0, clock=clock),
+        StateService(store, flush_interval=0, cache_ttl=1.0, clock=clock),
+    )
+
+
+def test_a_copy_nobody_else_changed_is_used_past_cache_ttl_without_a_read() -> None:
+    clock = Clock()
+    store, mine, _ = _two_workers(clock)
+
+    async def scenario() -> None:
+        await mine.prefetch(counters=["caps:v:1"], values=["pick:v:1|0|hero"])
+        assert store.reads == [["caps:v:1", "pick:v:1|0|hero"]]
+        for page in range(1, 20):  # pages 5 s apart: each copy is far older than cache_ttl
+            clock.now += 5.0
+            await mine.prefetch(counters=["caps:v:1"], values=["pick:v:1|0|hero"])
+        assert store.reads == [["caps:v:1", "pick:v:1|0|hero"]]  # never read again
+        assert store.feed_reads == 20  # one small feed read per page instead
+        assert mine.stats["feed_reads"] == 20
+
+    run(scenario())
+
+
+def test_what_another_worker_changed_is_read_before_the_next_page() -> None:
+    clock = Clock()
+    store, mine, theirs = _two_workers(clock)
+
+    async def scenario() -> None:
+        await mine.prefetch(counters=["caps:v:1"], values=["pick:v:1|0|hero"])
+        clock.now += 5.0
+        theirs.add("caps:v:1", "hero", 1.0, ttl=3600)
+        theirs.put_value_soon("pick:v:1|0|hero", b"b\nrule", ttl=60, only_if_absent=True)
+        await theirs.settle()
+        clock.now += 5.0
+        await mine.prefetch(counters=["caps:v:1"], values=["pick:v:1|0|hero"])
+        assert store.reads[-1] == ["caps:v:1", "pick:v:1|0|hero"]
+        assert mine.cached("caps:v:1") == {"hero": 1.0}
+        assert mine.cached_value("pick:v:1|0|hero") == b"b\nrule"
+        clock.now += 5.0  # and then, nothing new: no read
+        reads = len(store.reads)
+        await mine.prefetch(counters=["caps:v:1"], values=["pick:v:1|0|hero"])
+        assert len(store.reads) == reads
+
+    run(scenario())
+
+
+def test_its_own_writes_do_not_make_a_worker_read_again() -> None:
+    clock = Clock()
+    store, mine, _ = _two_workers(clock)
+
+    async def scenario() -> None:
+        await mine.prefetch(counters=["caps:v:1"], values=["pick:v:1|0|hero"])
+        for _ in range(6):  # six pages, each counting a view and keeping the pick
+            clock.now += 5.0
+            await mine.prefetch(counters=["caps:v:1"], values=["pick:v:1|0|hero"])
+            mine.add("caps:v:1", "hero", 1.0, ttl=3600)
+            mine.put_value_soon("pick:v:1|0|hero", b"a\nrule", ttl=60, only_if_absent=True)
+            await mine.settle()
+        assert len(store.reads) == 1
+        assert mine.cached("caps:v:1") == {"hero": 6.0}
+
+    run(scenario())
+
+
+def test_a_copy_is_trusted_only_while_the_feed_is_read() -> None:
+    clock = Clock()
+    store, mine, _ = _two_workers(clock)
+
+    class Down(Exception):
+        pass
+
+    async def scenario() -> None:
+        await mine.prefetch(counters=["caps:v:1"])
+        clock.now += 5.0
+        original = store.changes
+
+        async def failing(after: int | None) -> Any:
+            raise Down("the feed cannot be read")
+
+        store.changes = failing  # type: ignore[method-assign]
+        await mine.prefetch(counters=["caps:v:1"])  # cannot tell: read, as without a feed
+        assert len(store.reads) == 2 and mine.stats["feed_failed"] == 1
+        store.changes = original  # type: ignore[method-assign]
+
+    run(scenario())
+
+
+def test_a_copy_read_while_the_feed_reported_its_change_is_not_trusted() -> None:
+    """The race: a read begins, another worker writes, the feed is read and reports it, the
+    read (that may have missed the write) ends. Its copy lasts cache_ttl, not longer."""
+    clock = Clock()
+    store, mine, theirs = _two_workers(clock)
+
+    async def scenario() -> None:
+        await mine.poll_feed()
+        clock.now += 1.0
+        begun = clock.now  # a read of "caps:v:1" begins here and sees nothing
+        clock.now += 0.001
+        await theirs.store.increment({"caps:v:1": {"hero": 1.0}}, batch_id="theirs#1")
+        await mine.poll_feed()  # reports the change
+        mine._take_counters(["caps:v:1"], {}, mine._seq, begun)  # the read ends, late
+        assert mine.cached("caps:v:1") == {}  # fresh for cache_ttl ...
+        clock.now += 5.0
+        await mine.prefetch(counters=["caps:v:1"])  # ... then read again
+        assert store.reads[-1] == ["caps:v:1"] and mine.cached("caps:v:1") == {"hero": 1.0}
+
+    run(scenario())
+
+
+def test_no_copy_is_trusted_longer_than_feed_trust() -> None:
+    clock = Clock()
+    store, mine, _ = _two_workers(clock)
+
+    async def scenario() -> None:
+        await mine.prefetch(counters=["caps:v:1"])
+        for _ in range(int(FEED_TRUST // 50) + 1):
+            clock.now += 50.0
+            await mine.prefetch(counters=["caps:v:1"])
+        assert len(store.reads) == 2  # once more after FEED_TRUST seconds
+
+    run(scenario())
+
+
+def test_the_first_feed_read_trusts_only_copies_read_after_it() -> None:
+    clock = Clock()
+    store, mine, theirs = _two_workers(clock)
+
+    async def scenario() -> None:
+        await mine.counters(["caps:v:1"])  # read before the feed was ever read
+        await theirs.store.increment({"caps:v:1": {"hero": 1.0}}, batch_id="theirs#1")
+        clock.now += 5.0
+        await mine.prefetch(counters=["caps:v:1"])
+        assert mine.cached("caps:v:1") == {"hero": 1.0}
+
+    run(scenario())
+
+
+# -- several OS processes on one SQLite file ------------------------------------------------
+
+
+def _other_worker(path: str, ready: Any, go: Any) -> None:
+    async def work() -> None:
+        state = StateService(SQLiteStateStore(path), flush_interval=0)
+        ready.set()
+        go.wait(30)
+        state.add("caps:v:1", "hero", 1.0, ttl=3600)
+        state.put_value_soon("pick:v:1|0.0|hero", b"theirs\nrule", ttl=60, only_if_absent=True)
+        await state.settle()
+        await state.aclose()
+
+    asyncio.run(work())
+
+
+def test_a_worker_process_sees_what_another_process_wrote_before_its_next_page(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "state.sqlite3")
+    context = multiprocessing.get_context("spawn")
+    ready, go = context.Event(), context.Event()
+    other = context.Process(target=_other_worker, args=(path, ready, go))
+
+    async def scenario() -> None:
+        store = SQLiteStateStore(path)
+        mine = StateService(store, flush_interval=0, cache_ttl=0.2)
+        keys = {"counters": ["caps:v:1"], "values": ["pick:v:1|0.0|hero"]}
+        await mine.prefetch(**keys)
+        await asyncio.sleep(0.5)  # older than cache_ttl: kept on the feed's word
+        await mine.prefetch(**keys)
+        assert mine.stats["reads"] == 1 and mine.cached("caps:v:1") == {}
+        other.start()
+        assert await asyncio.to_thread(ready.wait, 30)
+        go.set()
+        await asyncio.to_thread(other.join, 60)
+        assert other.exitcode == 0
+        await asyncio.sleep(0.3)
+        await mine.prefetch(**keys)  # the next page: the feed says the other process wrote
+        assert mine.stats["reads"] == 2
+        assert mine.cached("caps:v:1") == {"hero": 1.0}
+        assert mine.cached_value("pick:v:1|0.0|hero") == b"theirs\nrule"
+        await mine.aclose()
+
+    run(scenario())
