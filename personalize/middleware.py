@@ -116,7 +116,10 @@ class PersonalizeMiddleware:
 
         personalizer = self.personalizer
         try:
-            visitor = personalizer.visitor_now(scope) or await personalizer.visitor_for(scope)
+            found = personalizer.visitor_now(scope)
+            if not isinstance(found, Visitor):  # the store must be read first
+                found = await personalizer.visitor_for(scope, found)
+            visitor = found
         except Exception:  # never let a bug or an outage here cost the visitor their page
             logger.exception("personalize: could not build the visitor; serving defaults")
             # With the site attached, its endpoints (opt-out on /me...) still work.

@@ -171,6 +171,17 @@ class DecisionEngine:
             if slots != frozenset():
                 await shared.prepare(visitor_key, session_started, slots or library.slots)
 
+    def ready(self, visitor_key: str, session_started: float, path: str) -> bool:
+        """True when :meth:`prepare` would read nothing for this page (asked first, without
+        a coroutine: the copies are fresh, or the change feed vouches for them)."""
+        shared = self.shared
+        if shared is None:
+            return True
+        slots = shared.pages.get(path, self.library.version)
+        if slots == frozenset():
+            return True
+        return shared.ready(visitor_key, session_started, slots or self.library.slots)
+
     def reads_before(self, path: str) -> bool:
         """Whether a page on ``path`` reads shared state before it runs (:meth:`prepare`)."""
         shared = self.shared

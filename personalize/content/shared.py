@@ -242,6 +242,12 @@ class SharedDecisionState:
         value = f"{variant}\n{rule}".encode()
         self.state.put_value_soon(key, value, ttl=PICK_LIFE, only_if_absent=not replace)
 
+    def ready(self, visitor: str, started: float, slots: Iterable[str]) -> bool:
+        """True when :meth:`prepare` would read nothing: the page can decide at once."""
+        prefix = self._prefix(visitor, started)
+        picks = [prefix + slot for slot in slots]
+        return self.state.holds(counters=[SharedExposures.key(visitor)], values=picks)
+
     async def prepare(self, visitor: str, started: float, slots: Iterable[str]) -> None:
         """Read a visitor's caps and session picks before their page, where not cached."""
         prefix = self._prefix(visitor, started)

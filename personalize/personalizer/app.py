@@ -52,6 +52,9 @@ from personalize.visitor import ContextOnly, Visitor
 if TYPE_CHECKING:
     from personalize.learning.runtime import Visit
 
+#: What visitor_now leaves to visitor_for: the visitor and the state to read, or nothing.
+Pending = tuple[Visitor, tuple[str, float]] | None
+
 __all__ = ["Personalizer"]
 
 logger = logging.getLogger("personalize")
@@ -181,27 +184,22 @@ class Personalizer:
     def fallback(self) -> Visitor:
         """The visitor of a request whose own could not be built: defaults, nothing stored."""
         self.counts["error"] += 1
-        return Visitor(
-            visitor_id=None, user_id=None, context=VisitorContext(), is_new=False, site=self
-        )
+        return Visitor(None, None, VisitorContext(), False, site=self)
 
-    async def visitor_for(self, scope: Scope) -> Visitor:
+    async def visitor_for(self, scope: Scope, built: Pending = None) -> Visitor:
         """The visitor of an HTTP request: identity from the cookie, context, stored profile.
 
         Never raises for what the request carries (a bad cookie is a new visitor); an
-        unreachable store serves the page without the stored profile."""
+        unreachable store serves the page without it. ``built``: :meth:`visitor_now`'s."""
         now = self._clock()
-        found = self._visitor(scope, now, MISSING)
+        found = built or self._visitor(scope, now, MISSING)
         if isinstance(found, str):
             stored, unavailable = None, False
             try:
                 stored = await self.profiles.load(found)
             except Exception as exc:  # an outage: keep the identity, show default content
-                logger.warning(
-                    "personalize: profile store unavailable (%s); serving this "
-                    "page without the stored profile",
-                    exc,
-                )
+                message = "personalize: profile store unavailable (%s); serving the page without it"
+                logger.warning(message, exc)
                 unavailable = True
             found = self._visitor(scope, now, stored, unavailable=unavailable)
             assert not isinstance(found, str)  # (given the stored profile, it is a visitor)
@@ -212,14 +210,16 @@ class Personalizer:
             await decisions.prepare(*prepare, scope["path"])
         return visitor
 
-    def visitor_now(self, scope: Scope) -> Visitor | None:
+    def visitor_now(self, scope: Scope) -> Visitor | Pending:
         """:meth:`visitor_for` without a coroutine (this runs for every request): the
-        visitor, or None when its profile must be read from the store first."""
-        decisions = self._decisions
-        if decisions is not None and decisions.reads_before(scope["path"]):
-            return None  # shared decision state is read before the page: that awaits
+        visitor, or what to give :meth:`visitor_for` to read the store for it first."""
         found = self._visitor(scope, self._clock(), MISSING)
-        return found[0] if isinstance(found, tuple) else None
+        if isinstance(found, str):
+            return None
+        (visitor, prepare), decisions = found, self._decisions
+        if prepare is None or decisions is None or decisions.ready(*prepare, scope["path"]):
+            return visitor
+        return visitor, prepare
 
     def _visitor(
         self,
