@@ -42,8 +42,10 @@ __all__ = [
     "MemoryFeed",
     "key_tag",
     "log_sqlite",
+    "parse_tags",
     "prune_sqlite",
     "read_sqlite",
+    "tags_text",
     "writer_of",
 ]
 
@@ -89,11 +91,13 @@ def writer_of(batch_id: str | None) -> str:
     return batch_id.rpartition("#")[0]
 
 
-def _tags_text(keys: Iterable[str]) -> str:
+def tags_text(keys: Iterable[str]) -> str:
+    """The tags of ``keys`` as a feed entry holds them (hexadecimal, comma-separated)."""
     return ",".join(f"{key_tag(k):x}" for k in keys)
 
 
-def _parse_tags(text: str) -> list[int]:
+def parse_tags(text: str) -> list[int]:
+    """The tags of a feed entry (see :func:`tags_text`)."""
     return [int(t, 16) for t in text.split(",") if t]
 
 
@@ -104,7 +108,7 @@ def _changes(after: int | None, rows: Sequence[tuple[int, str, str]], last: int)
         return Changes(last, None)
     if rows and (rows[0][0] != after + 1 or rows[-1][0] != last):
         return Changes(last, None)
-    return Changes(last, [(writer, _parse_tags(tags)) for _, writer, tags in rows])
+    return Changes(last, [(writer, parse_tags(tags)) for _, writer, tags in rows])
 
 
 class MemoryFeed:
@@ -116,7 +120,7 @@ class MemoryFeed:
 
     def log(self, writer: str, keys: Iterable[str], *, now: float) -> None:
         """Record one write of ``keys`` by ``writer`` (nothing for no key)."""
-        tags = _tags_text(keys)
+        tags = tags_text(keys)
         if not tags:
             return
         self._last += 1
@@ -138,7 +142,7 @@ class MemoryFeed:
 
 def log_sqlite(conn: sqlite3.Connection, writer: str, keys: Iterable[str], now: float) -> None:
     """Record one write of ``keys`` by ``writer``, in the caller's transaction."""
-    tags = _tags_text(keys)
+    tags = tags_text(keys)
     if tags:
         query = "INSERT INTO state_changes (writer, tags, at) VALUES (?, ?, ?)"
         conn.execute(query, (writer, tags, now))

@@ -11,6 +11,10 @@ Layout, every key hash-tagged by the state key so that it lives on one Redis Clu
 A batch of increments is one pipelined round trip: one small Lua script per key adds every
 field atomically, refreshes the TTL and returns the key's counters.
 
+Every write also adds an entry to the change feed, a stream (see
+:mod:`~personalize.stores.state_redis_feed`), so that workers keep using their copies of keys
+no other worker changed.
+
 On a Redis Cluster (``redis+cluster://host:port,...`` or a ``redis.asyncio.cluster.RedisCluster``
 client) every command and every script touches one key, so a batch is split by node and
 each part pipelined to its node; :meth:`~RedisStateStore.keys` scans every primary.
@@ -18,7 +22,6 @@ each part pipelined to its node; :meth:`~RedisStateStore.keys` scans every prima
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,7 +39,6 @@ from personalize.stores.state import (
 try:
     import redis.asyncio as aioredis
     from redis.asyncio.cluster import RedisCluster
-    from redis.exceptions import NoScriptError
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "RedisStateStore needs the redis extra: pip install 'personalize[redis]'"
@@ -48,6 +50,9 @@ from personalize.stores.redis_support import (
     make_cluster_client,
     make_pool,
 )
+from personalize.stores.state_feed import MAX_ENTRIES, Changes, writer_of
+from personalize.stores.state_redis_feed import feed_entry, read_stream, stream_id
+from personalize.stores.state_redis_support import counters_of, eval_each, glob_escape, ordered
 
 __all__ = ["RedisStateStore"]
 
@@ -128,6 +133,8 @@ class RedisStateStore(StateStore):
     'doc:c:{hero/a|*}'
     """
 
+    has_feed = True
+
     def __init__(
         self,
         url: str = "redis://127.0.0.1:6379/0",
@@ -160,6 +167,19 @@ class RedisStateStore(StateStore):
         """The Redis key of ``key``'s value."""
         return f"{self.prefix}k:{{{key}}}"
 
+    @property
+    def feed_key(self) -> str:
+        """The Redis key of the change feed (a stream)."""
+        return f"{self.prefix}f:{{~feed}}"
+
+    async def changes(self, after: int | None) -> Changes:
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.xinfo_stream(self.feed_key)
+            if after is not None:
+                pipe.xrange(self.feed_key, min=f"({stream_id(after)}", count=MAX_ENTRIES + 1)
+            rows = await self._guard.call(pipe.execute(raise_on_error=False))
+        return read_stream(rows[0], rows[1] if after is not None else None, after)
+
     def blob_key(self, name: str) -> str:
         """The Redis key of blob ``name``'s versions."""
         return f"{self.prefix}b:{{{name}}}"
@@ -183,8 +203,9 @@ class RedisStateStore(StateStore):
             for field, amount in checked[key].items():
                 args += (field, repr(amount))
             calls.append((self.counter_key(key), args))
-        rows = await self._guard.call(_eval_each(self._client, INCREMENT, calls))
-        return {key: _counters(row) for key, row in zip(keys, rows, strict=True)}
+        entry = feed_entry(self.feed_key, writer_of(batch_id), keys)
+        rows = await self._guard.call(eval_each(self._client, INCREMENT, calls, entry))
+        return {key: counters_of(row) for key, row in zip(keys, rows, strict=True)}
 
     async def counters(self, keys: Sequence[str]) -> dict[str, dict[str, float]]:
         for key in keys:
@@ -196,7 +217,7 @@ class RedisStateStore(StateStore):
             for key in unique:
                 pipe.hgetall(self.counter_key(key))
             rows = await self._guard.call(pipe.execute())
-        found = {key: _counters(row) for key, row in zip(unique, rows, strict=True)}
+        found = {key: counters_of(row) for key, row in zip(unique, rows, strict=True)}
         return {key: fields for key, fields in found.items() if fields}
 
     async def values(self, keys: Sequence[str]) -> dict[str, bytes]:
@@ -224,7 +245,7 @@ class RedisStateStore(StateStore):
             for key in by_value:
                 pipe.get(self.value_key(key))
             rows = await self._guard.call(pipe.execute())
-        fields = (_counters(row) for row in rows[: len(by_counter)])
+        fields = (counters_of(row) for row in rows[: len(by_counter)])
         found = {key: f for key, f in zip(by_counter, fields, strict=True) if f}
         got = zip(by_value, rows[len(by_counter) :], strict=True)
         return found, {key: bytes(v) for key, v in got if v is not None}
@@ -235,7 +256,7 @@ class RedisStateStore(StateStore):
         *,
         ttl: float | None,
         only_if_absent: bool = False,
-        writer: str = "",  # (no change feed here: copies are read again after cache_ttl)
+        writer: str = "",
     ) -> dict[str, bytes]:
         check_values(items)
         ttl = check_ttl(ttl)
@@ -249,7 +270,8 @@ class RedisStateStore(StateStore):
                 pipe.set(
                     self.value_key(key), items[key], px=px, nx=only_if_absent, get=only_if_absent
                 )
-            rows = await self._guard.call(pipe.execute())
+            pipe.execute_command(*feed_entry(self.feed_key, writer, keys) or ("PING",))
+            rows = (await self._guard.call(pipe.execute()))[:-1]
         result = {}
         for key, row in zip(keys, rows, strict=True):
             result[key] = bytes(row) if only_if_absent and row is not None else items[key]
@@ -265,19 +287,20 @@ class RedisStateStore(StateStore):
             for key in unique:
                 pipe.delete(self.counter_key(key))
                 pipe.delete(self.value_key(key))
-            rows = await self._guard.call(pipe.execute())
+            pipe.execute_command(*feed_entry(self.feed_key, "", unique) or ("PING",))
+            rows = (await self._guard.call(pipe.execute()))[:-1]
         return sum(1 for i in range(0, len(rows), 2) if rows[i] or rows[i + 1])
 
     async def keys(self, prefix: str) -> list[str]:
         check_key(prefix, "prefix")
-        pattern = _glob_escape(prefix) + "*}"
+        pattern = glob_escape(prefix) + "*}"
         found: dict[str, None] = {}
 
         async def scan() -> None:
             # scan_iter visits every primary of a Redis Cluster, cursor by cursor.
             for kind in (self.counter_key(""), self.value_key("")):
                 start = len(kind) - 1  # the key after "{"
-                match = _glob_escape(kind[:-1]) + pattern
+                match = glob_escape(kind[:-1]) + pattern
                 async for raw in self._client.scan_iter(match=match, count=500):
                     found[raw.decode("utf-8", "replace")[start:-1]] = None
 
@@ -289,7 +312,7 @@ class RedisStateStore(StateStore):
         # Large snapshots take longer than one call's bound: the guard's timeout is for
         # small calls, so a blob gets one second per 10 MB on top.
         rows = await self._guard.call(
-            _eval_each(self._client, PUT_BLOB, [(self.blob_key(name), [data, keep])]),
+            eval_each(self._client, PUT_BLOB, [(self.blob_key(name), [data, keep])]),
             extra=len(data) / 10_000_000,
         )
         return int(rows[0])
@@ -298,7 +321,7 @@ class RedisStateStore(StateStore):
         check_key(name, "blob name")
         wanted = "" if version is None else str(int(version))
         rows = await self._guard.call(
-            _eval_each(self._client, GET_BLOB, [(self.blob_key(name), [wanted])]), extra=1.0
+            eval_each(self._client, GET_BLOB, [(self.blob_key(name), [wanted])]), extra=1.0
         )
         row = rows[0]
         if row is None:
@@ -312,61 +335,3 @@ class RedisStateStore(StateStore):
             await self._client.aclose()
         else:
             await self._client.aclose(close_connection_pool=True)
-
-
-async def _eval_each(
-    client: aioredis.Redis | RedisCluster, script: str, calls: Sequence[tuple[str, list[Any]]]
-) -> list[Any]:
-    """Run ``script`` once per ``(key, args)`` (one key each: on a cluster, each call goes to
-    its key's node), pipelined: one round trip (per node) when Redis has the script cached,
-    and one more with the script's text for the calls whose node had not (``NOSCRIPT``: not
-    run, so running it again adds nothing twice)."""
-    sha = hashlib.sha1(script.encode()).hexdigest()
-    rows = await _pipelined(client, [("EVALSHA", sha, 1, key, *args) for key, args in calls])
-    missing = [i for i, row in enumerate(rows) if isinstance(row, NoScriptError)]
-    if missing:
-        again = [("EVAL", script, 1, calls[i][0], *calls[i][1]) for i in missing]
-        for i, row in zip(missing, await _pipelined(client, again), strict=True):
-            rows[i] = row
-    for row in rows:
-        if isinstance(row, Exception):
-            raise row
-    return rows
-
-
-async def _pipelined(
-    client: aioredis.Redis | RedisCluster, commands: Sequence[Sequence[Any]]
-) -> list[Any]:
-    """The replies of ``commands``, pipelined, errors as values (not raised)."""
-    async with client.pipeline(transaction=False) as pipe:
-        for command in commands:
-            pipe.execute_command(*command)
-        return list(await pipe.execute(raise_on_error=False))
-
-
-def _glob_escape(text: str) -> str:
-    """``text`` as a literal in a SCAN ``MATCH`` pattern."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
-def ordered(batch_id: str | None) -> tuple[str, int]:
-    """The writer and place of an ordered batch id ``<writer>#<n>``; ("", 0) for another.
-
-    >>> ordered("a1b2-60#17"), ordered("b1"), ordered("#3"), ordered("w#x")
-    (('a1b2-60', 17), ('', 0), ('', 0), ('', 0))
-    """
-    writer, mark, n = (batch_id or "").rpartition("#")
-    if mark and writer and n.isascii() and n.isdigit() and int(n) < 2**53:  # exact in Lua
-        return writer, int(n)
-    return "", 0
-
-
-def _counters(row: Any) -> dict[str, float]:
-    """The counters of a hash, from HGETALL (a dict) or a script (a flat list)."""
-    pairs = row.items() if isinstance(row, dict) else zip(row[::2], row[1::2], strict=True)
-    out = {}
-    for field, value in pairs:
-        name = field.decode() if isinstance(field, bytes) else str(field)
-        if not name.startswith("~"):
-            out[name] = float(value)
-    return out
