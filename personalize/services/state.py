@@ -38,9 +38,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from personalize.exceptions import StoreError
-from personalize.services.counters import MAX_WANTED, CachedCounters
+from personalize.services.counters import FEED_TRUST, MAX_WANTED, CachedCounters
 from personalize.services.retrying import RetryTimer
 from personalize.stores.state import StateStore, check_key, check_ttl, check_values
+from personalize.stores.state_feed import key_tag
 
 __all__ = ["MISSING", "Missing", "StateService"]
 
@@ -257,15 +258,25 @@ class StateService(CachedCounters):
         """True when :meth:`prefetch` of these keys would neither read nor need the change
         feed read first: every copy is fresh, or trusted on a feed read recently enough
         (asked without a coroutine before each page)."""
-        now, ttl = self._clock(), self.cache_ttl
+        now = self._clock()
+        fresh_from = now - self.cache_ttl
+        trust_from: float | None = None  # (worked out for the first copy that needs it)
+        revoked = self._revoked
         for keys, held in ((counters, self._counters), (values, self._values)):
             for key in keys:
                 entry = held.get(key)
                 if entry is None:
                     return False
-                if now - entry[1] > ttl and (
-                    self.feed_due or not self._trusted(key, entry[1], now)
-                ):
+                read = entry[1]
+                if read >= fresh_from:
+                    continue
+                if trust_from is None:
+                    if self._feed_time < now - self.cache_ttl / 4 or self._polling:
+                        return False  # (no feed, or its read is due: prefetch reads it)
+                    trust_from = max(self._trust_from, now - FEED_TRUST)
+                if read < trust_from:
+                    return False
+                if revoked and revoked.get(key_tag(key), self._revoked_floor) > read:
                     return False
         return True
 
