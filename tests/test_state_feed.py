@@ -247,27 +247,47 @@ def test_its_own_writes_do_not_make_a_worker_read_again() -> None:
     run(scenario())
 
 
-def test_a_copy_is_trusted_only_while_the_feed_is_read() -> None:
+def test_a_copy_is_trusted_only_while_the_feed_is_read(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     store, mine, _ = _two_workers(clock)
+    visitors = [f"caps:v:{i}" for i in range(50)]
 
     class Down(Exception):
         pass
 
     async def scenario() -> None:
-        await mine.prefetch(counters=["caps:v:1"])
+        await mine.prefetch(counters=visitors)
         clock.now += 5.0
         original = store.changes
+        tried = 0
 
         async def failing(after: int | None) -> Any:
+            nonlocal tried
+            tried += 1
             raise Down("the feed cannot be read")
 
         store.changes = failing  # type: ignore[method-assign]
-        await mine.prefetch(counters=["caps:v:1"])  # cannot tell: read, as without a feed
-        assert len(store.reads) == 2 and mine.stats["feed_failed"] == 1
+        for key in visitors:  # 50 visitors' pages within a tenth of a second
+            clock.now += 0.002
+            await mine.prefetch(counters=[key])  # cannot tell: read, as without a feed
+        assert len(store.reads) == 51 and tried == 1  # the feed is asked again 0.25 s later
+        assert mine.stats["feed_failed"] == 1
+        clock.now += 5.0
+        await mine.prefetch(counters=visitors[:1])
+        assert tried == 2 and len(store.reads) == 52
+        failures = [r for r in caplog.records if "feed failed" in r.getMessage()]
+        assert len(failures) == 1  # logged once, not per page
         store.changes = original  # type: ignore[method-assign]
+        clock.now += 5.0
+        reads = len(store.reads)
+        await mine.prefetch(counters=visitors[:1])  # it answers again, from where it was:
+        clock.now += 5.0  # what changed meanwhile would be reported; nothing did
+        await mine.prefetch(counters=visitors[:1])
+        assert len(store.reads) == reads
+        assert any("answers again" in r.getMessage() for r in caplog.records)
 
-    run(scenario())
+    with caplog.at_level("INFO", logger="personalize.state"):
+        run(scenario())
 
 
 def test_a_copy_read_while_the_feed_reported_its_change_is_not_trusted() -> None:

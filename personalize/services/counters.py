@@ -90,6 +90,8 @@ class CachedCounters:
         self._feed = bool(getattr(store, "has_feed", False))
         self._feed_at: int | None = None
         self._feed_time = -_NEVER
+        self._feed_asked = -_NEVER  # when it was last read, or tried (a failure waits too)
+        self._feed_ok = True  # (a failure is logged once, until the feed answers again)
         self._trust_from = _NEVER
         self._revoked: OrderedDict[int, float] = OrderedDict()
         self._revoked_floor = -_NEVER
@@ -218,7 +220,7 @@ class CachedCounters:
         return (
             self._feed
             and not self._polling
-            and self._clock() - self._feed_time > self.cache_ttl / 4
+            and self._clock() - self._feed_asked > self.cache_ttl / 4
         )
 
     async def poll_feed(self) -> None:
@@ -228,12 +230,18 @@ class CachedCounters:
         if not self._feed or self._polling:
             return
         self._polling = True
-        begun = self._clock()
+        begun = self._feed_asked = self._clock()
         try:
             position, entries = await self.store.changes(self._feed_at)
         except Exception as exc:
             self.stats["feed_failed"] += 1
-            logger.warning("personalize: reading the decision state's feed failed (%s)", exc)
+            if self._feed_ok:
+                self._feed_ok = False
+                logger.warning(
+                    "personalize: reading the decision state's feed failed (%s); copies "
+                    "older than cache_ttl are read again until it answers",
+                    exc,
+                )
             return
         finally:
             self._polling = False
@@ -255,6 +263,9 @@ class CachedCounters:
         self._feed_at = position
         self._feed_time = begun
         self.stats["feed_reads"] += 1
+        if not self._feed_ok:
+            self._feed_ok = True
+            logger.info("personalize: the decision state's feed answers again")
 
     async def _read(self, keys: list[str]) -> None:
         self.stats["cache_misses"] += len(keys)

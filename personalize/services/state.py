@@ -271,7 +271,7 @@ class StateService(CachedCounters):
                 if read >= fresh_from:
                     continue
                 if trust_from is None:
-                    if self._feed_time < now - self.cache_ttl / 4 or self._polling:
+                    if self._feed_time < now - self.cache_ttl or self.feed_due:
                         return False  # (no feed, or its read is due: prefetch reads it)
                     trust_from = max(self._trust_from, now - FEED_TRUST)
                 if read < trust_from:
