@@ -411,3 +411,59 @@ def test_a_redis_stream_whose_trimming_cannot_be_seen_vouches_for_nothing() -> N
     trimmed = {**redis6, "max-deleted-entry-id": b"1500-0"}  # an entry after 1000-0 is gone
     assert read_stream(trimmed, [entry], stream_position(b"1000-0")).entries is None
     assert read_stream(RuntimeError("no such key"), [], 5).entries is None  # deleted
+
+
+# -- through the middleware ------------------------------------------------------------------
+
+
+def test_a_returning_visitors_pages_read_no_decision_state_and_the_metrics_show_the_feed(
+    tmp_path: Path,
+) -> None:
+    import re
+    import time
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from personalize import MemoryStore, PersonalizeMiddleware, get_visitor
+
+    (tmp_path / "home.yaml").write_text(
+        "slots:\n  hero:\n    variants:\n      - id: a\n        html: <h1>A</h1>\n"
+        "      - id: b\n        html: <h1>B</h1>\n    default: [a, b]\n"
+    )
+
+    async def home(request: Request) -> HTMLResponse:
+        return HTMLResponse(str(get_visitor(request).decide_sync("hero").content))
+
+    middleware = PersonalizeMiddleware(
+        Starlette(routes=[Route("/", home)]),
+        secret_key="s" * 32,
+        store=MemoryStore(),
+        content=tmp_path,
+        state_cache_ttl=0.2,
+        metrics_public=True,
+    )
+    store = middleware.personalizer.state.store
+    reads: list[list[str]] = []
+    read = store.read
+
+    async def recorded(counters: Sequence[str], values: Sequence[str]) -> Any:
+        reads.append([*counters, *values])
+        return await read(counters, values)
+
+    store.read = recorded  # type: ignore[method-assign]
+    user_agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36"
+    with TestClient(middleware, headers={"user-agent": user_agent}) as client:
+        shown = {client.get("/").text for _ in range(2)}  # the first two pages: read, decide
+        before = len(reads)
+        for _ in range(5):  # five more, each after the copies' cache_ttl
+            time.sleep(0.25)
+            shown.add(client.get("/").text)
+        assert len(reads) == before  # held: the feed says nobody else changed them
+        assert len(shown) == 1  # the session's pick, all along
+        text = client.get("/_personalize/metrics").text
+    found = re.search(r'personalize_state_feed_reads_total\{result="ok"\} (\S+)', text)
+    assert found is not None and float(found[1]) >= 5, text

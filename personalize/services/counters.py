@@ -219,6 +219,7 @@ class CachedCounters:
         are used (a quarter of ``cache_ttl`` after the last read of it)."""
         return (
             self._feed
+            and self.cache_ttl > 0  # (0: every copy is read again; the feed cannot help)
             and not self._polling
             and self._clock() - self._feed_asked > self.cache_ttl / 4
         )

@@ -296,6 +296,10 @@ class StateService(CachedCounters):
             return
         self._flushing = True
         try:
+            if self._feed_at is None and self.feed_due:
+                # The feed's first read, before this process's first writes: the copies
+                # they leave are covered by it from the start.
+                await self.poll_feed()
             while True:
                 # One write (and one read) per interval at most: under load, what comes
                 # during a write waits for the next round instead of a write of its own at

@@ -99,6 +99,14 @@ class _Collector:
         reads.add_metric(["ok"], state["reads"] - state["read_failed"])
         reads.add_metric(["failed"], state["read_failed"])
         yield reads
+        feed = CounterMetricFamily(
+            "personalize_state_feed_reads",
+            "Reads of the decision state's change feed (which keys other workers changed)",
+            labels=["result"],
+        )
+        feed.add_metric(["ok"], state["feed_reads"])
+        feed.add_metric(["failed"], state["feed_failed"])
+        yield feed
         yield CounterMetricFamily(
             "personalize_state_keys_read",
             "Keys of decision state read from the store (missing or stale in this worker)",
