@@ -9,7 +9,7 @@ and the other workers' within ``cache_ttl`` seconds. A write returns the key's c
 replace the cached copy; a read that started before that write cannot overwrite it (a write
 sequence number says which is newer).
 
-With a store that keeps a change feed (SQLite, memory; see
+With a store that keeps a change feed (every backend here; see
 :mod:`~personalize.stores.state_feed`), a copy older than ``cache_ttl`` is still used while
 the feed, read at most ``cache_ttl`` ago, reports no other writer's change of its key since
 the copy was read (and for at most :data:`FEED_TRUST` seconds): :meth:`poll_feed` reads it,

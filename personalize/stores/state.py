@@ -69,7 +69,7 @@ class StateStore(abc.ABC):
     :mod:`~personalize.stores.state_feed`).
     """
 
-    #: True when :meth:`changes` reports every write (SQLite and memory stores).
+    #: True when :meth:`changes` reports every write (the SQLite, Redis and memory stores).
     has_feed: bool = False
 
     @abc.abstractmethod
