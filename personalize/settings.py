@@ -95,6 +95,9 @@ class Settings:
     profile_cache_size: int = 10_000  # profiles kept in the near-cache
     flush_interval: float = 0.02  # seconds page views wait to be written in one batch
     state_cache_ttl: float = 1.0  # seconds a worker uses decision state others may have changed
+    # Keys of decision state a worker keeps (counters and values, each): a visitor's caps and
+    # one pick per slot of their session, so 50,000 holds ~10,000 visitors at ~360 B a key.
+    state_cache_size: int = 50_000
     holdout: float = 0.0  # share of visitors who see only defaults: 0 (none) or 0.05..0.2
     attribution_window: float = 7 * 24 * 3600  # seconds an outcome counts for what was shown
     clock: Callable[[], float] = time.time
@@ -113,6 +116,10 @@ class Settings:
             raise ConfigurationError("flush_interval is 0 to 3600 seconds")
         if not 0 <= self.state_cache_ttl <= 3600:
             raise ConfigurationError("state_cache_ttl is 0 to 3600 seconds")
+        if isinstance(self.state_cache_size, bool) or not isinstance(self.state_cache_size, int):
+            raise ConfigurationError("state_cache_size must be a whole number of keys")
+        if not 100 <= self.state_cache_size <= 10_000_000:
+            raise ConfigurationError("state_cache_size is 100 to 10,000,000 keys")
         if self.session_timeout <= 0:
             raise ConfigurationError("session_timeout must be positive seconds")
         check_share(self.holdout)

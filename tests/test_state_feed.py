@@ -467,3 +467,30 @@ def test_a_returning_visitors_pages_read_no_decision_state_and_the_metrics_show_
         text = client.get("/_personalize/metrics").text
     found = re.search(r'personalize_state_feed_reads_total\{result="ok"\} (\S+)', text)
     assert found is not None and float(found[1]) >= 5, text
+
+
+def test_a_worker_keeps_the_decision_state_of_its_active_visitors() -> None:
+    from personalize import MemoryStore, Personalizer
+    from personalize.exceptions import ConfigurationError
+
+    pz = Personalizer(secret_key="s" * 32, store=MemoryStore())
+    assert pz.state._cache_size == 50_000  # ~10,000 visitors' caps and picks
+    assert (
+        Personalizer(
+            secret_key="s" * 32, store=MemoryStore(), state_cache_size=500
+        ).state._cache_size
+        == 500
+    )
+    for bad in (0, 99, 10**8, 1.5, True, "1000"):
+        with pytest.raises(ConfigurationError, match="state_cache_size"):
+            Personalizer(secret_key="s" * 32, store=MemoryStore(), state_cache_size=bad)
+
+    async def scenario() -> None:  # 8,000 visitors, two slots each: nothing evicted
+        state = pz.state
+        picks = [f"pick:v:{i}|0.0|{slot}" for i in range(8_000) for slot in ("hero", "banner")]
+        await state.prefetch(counters=[f"caps:v:{i}" for i in range(8_000)], values=picks)
+        reads = state.stats["reads"]
+        await state.prefetch(values=picks)
+        assert state.stats["reads"] == reads
+
+    run(scenario())

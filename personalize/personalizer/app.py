@@ -95,6 +95,7 @@ class Personalizer:
             settings.state_store or store.state_store(),
             flush_interval=settings.flush_interval,
             cache_ttl=settings.state_cache_ttl,
+            cache_size=settings.state_cache_size,
         )
         # Exposures and attributed outcomes of the holdout comparison, in the state store.
         self.impact = ImpactLog(
@@ -145,8 +146,7 @@ class Personalizer:
         return self._clock()
 
     def learned_scores(self, visitor: Visit) -> Mapping[str, Any] | None:
-        """Scores from the learned models (propensity, cluster, anomaly...) for segment rules;
-        a cluster editors named is given by its name."""
+        """Scores of the learned models for segment rules (a cluster named by its name)."""
         if self.learning is None or not visitor.remembers:
             return None
         scores = self.learning.scores(visitor)

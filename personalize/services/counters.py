@@ -60,7 +60,7 @@ class CachedCounters:
         store: StateStore,
         *,
         cache_ttl: float = 1.0,  # seconds a read is used before the store is read again
-        cache_size: int = 10_000,  # keys cached (counters and values each)
+        cache_size: int = 50_000,  # keys cached (counters and values each; ~360 B a key)
         max_pending: int = 100_000,  # keys buffered while the store is slow or down
         retry_backoff: float = 1.0,  # seconds before retrying after a failed write
         clock: Callable[[], float] = time.monotonic,
