@@ -401,6 +401,12 @@ def test_hostile_me_pages(
     user="ann",
     extra=([(b"user-agent", hs.UAS[1].encode())], []),
 )
+@example(  # the long run: under Global Privacy Control a login needs no store (the test
+    # expected 503 for it)
+    action="/login",
+    user="ann",
+    extra=([(b"sec-gpc", b"1"), (b"user-agent", hs.UAS[1].encode())], []),
+)
 def test_hostile_login_and_erasure_during_an_outage(
     harness: Harness, action: str, user: str, extra: tuple[list[tuple[bytes, bytes]], list[str]]
 ) -> None:
@@ -413,7 +419,11 @@ def test_hostile_login_and_erasure_during_an_outage(
     )  # fmt: skip
     browser = [v for k, v in extra[0] if k.lower() == b"user-agent"] == [hs.UAS[1].encode()]
     if out is not None and action == "/login" and user == "ann" and browser:
-        assert out.status == 503 and out.header(b"retry-after") == b"5"
+        gpc = [v for k, v in extra[0] if k.lower() == b"sec-gpc"]
+        if not gpc:
+            assert out.status == 503 and out.header(b"retry-after") == b"5"
+        elif gpc == [b"1"]:  # Global Privacy Control: the login works, nothing is remembered
+            assert out.status == 200
 
 
 ADMIN = ["", "/segments", "/slots", "/preview", "/profiles", "/model"]
