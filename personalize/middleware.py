@@ -90,7 +90,10 @@ class PersonalizeMiddleware:
         install(personalizer)  # the built-in endpoints, once per personalizer
         self._router = personalizer.router
         self._engine = personalizer.decisions
-        self._excluded = personalizer.excluded
+        # The pattern's own match (in C: this runs for every request), None without one.
+        exclusion = personalizer.exclusion
+        self._exclude = exclusion.match if exclusion is not None else None
+        self._prefix = self._router.prefix
         # Asked on HTML responses: browsers take Accept-CH from top-level documents only. The
         # hints asked for are in Vary from then on: the next request's page depends on them.
         wants_hints = personalizer.settings.client_hints == "request"
@@ -100,7 +103,7 @@ class PersonalizeMiddleware:
 
     def excluded(self, path: str) -> bool:
         """True when ``path`` skips personalization (static files, health checks...)."""
-        return self._excluded(path)
+        return self.personalizer.excluded(path)
 
     async def aclose(self) -> None:
         """Write pending profile updates and release the store and the GeoIP reader."""
@@ -110,7 +113,8 @@ class PersonalizeMiddleware:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, self._lifespan(send))
             return
-        if scope["type"] != "http" or self._excluded(scope["path"]):
+        path = scope["path"] if scope["type"] == "http" else None
+        if path is None or (self._exclude is not None and self._exclude(path) is not None):
             await self.app(scope, receive, send)
             return
 
@@ -135,7 +139,8 @@ class PersonalizeMiddleware:
                 page.append(self._finish_headers(scope, message, visitor))
             await send(message)
 
-        if self._router.handles(scope["path"]):
+        # (the prefix first, without a call: this runs for every request)
+        if path.startswith(self._prefix) and self._router.handles(path):
             response = await self._router.respond(Request(scope, receive), visitor)
             await response(scope, receive, send_wrapper)
             self._decided(scope, visitor)
@@ -147,13 +152,13 @@ class PersonalizeMiddleware:
         except StoreUnavailableError as exc:  # a login or erasure during an outage
             if page:  # the response has started: too late to answer 503
                 raise
-            logger.warning("personalize: %s needed the unreachable store: %s", scope["path"], exc)
+            logger.warning("personalize: %s needed the unreachable store: %s", path, exc)
             response = store_unavailable(Headers(scope=scope))
             await response(scope, receive, send_wrapper)
             return
         engine = self._engine  # (inline: this runs for every page)
         if engine is not None and engine.shared is not None:
-            engine.decided_on(scope["path"], visitor.decided or ())
+            engine.decided_on(path, visitor.decided or ())
         if page and page[0] and scope["method"] == "GET":
             # After the response: the visitor is not waiting for this write (and most page
             # views are only buffered: no coroutine then).

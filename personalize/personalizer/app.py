@@ -181,6 +181,11 @@ class Personalizer:
         """True when ``path`` skips personalization (static files, health checks...)."""
         return self._exclude is not None and self._exclude.match(path) is not None
 
+    @property
+    def exclusion(self) -> re.Pattern[str] | None:
+        """The excluded paths as one pattern (``match`` a path), or None when none are."""
+        return self._exclude
+
     def fallback(self) -> Visitor:
         """The visitor of a request whose own could not be built: defaults, nothing stored."""
         self.counts["error"] += 1

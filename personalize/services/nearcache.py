@@ -217,7 +217,21 @@ class CachedProfiles(Coherence):
         cannot await (a logout, a page view): True when :meth:`write_behind` would write now.
         """
         with self._lock:  # one lock and no coroutine: this runs for every page view
-            self._accept(key, change, new, read)
+            pending = self._pending.get(key)
+            if pending is None:
+                self._pending[key] = [change]
+            else:
+                pending.append(change)
+            self._pending_count += 1
+            entry = self._cache.get(key) if read is not None else None
+            if read is not None and entry is not None and read[0] is entry[0]:
+                # The page's view of the cached profile is the cached profile now (the
+                # common case of _fold_into_cache, written out: most page views come here).
+                self._cache[key] = (read[1], entry[1], entry[2])
+            else:
+                self._fold_into_cache(key, change, new, read)
+            if self._pending_count > self._max_pending:
+                self._drop_oldest()
             return not self._flushing and self._clock() >= self._retry_at
 
     async def write_behind(self) -> None:
@@ -230,19 +244,6 @@ class CachedProfiles(Coherence):
                 return
             self._flushing = True
         await self._write_loop()
-
-    def _accept(self, key: str, change: Change, new: bool, read: Read | None) -> None:
-        self._pending.setdefault(key, []).append(change)
-        self._pending_count += 1
-        entry = self._cache.get(key) if read is not None else None
-        if read is not None and entry is not None and read[0] is entry[0]:
-            # The page's view of the cached profile is the cached profile now (the
-            # common case of _fold_into_cache, written out: most page views come here).
-            self._cache[key] = (read[1], entry[1], entry[2])
-        else:
-            self._fold_into_cache(key, change, new, read)
-        if self._pending_count > self._max_pending:
-            self._drop_oldest()
 
     async def _write_loop(self) -> None:
         try:
@@ -361,7 +362,7 @@ class CachedProfiles(Coherence):
         current, stored_at, position = entry
         if current.merged_into is not None:
             return  # a tombstone: where its changes go is the store's business
-        if isinstance(change, Hit):  # (a view of this profile was taken by _accept)
+        if isinstance(change, Hit):  # (a view of this profile was taken by enqueue)
             profile = hit_view(current, change, session_timeout=timeout)
             self._cache[key] = (profile, stored_at, position)
         else:
