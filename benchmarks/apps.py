@@ -2,6 +2,7 @@
 
     uvicorn benchmarks.apps:bare                 # Starlette, one route, HTMLResponse("hello")
     uvicorn benchmarks.apps:trivial              # the same behind a pass-through ASGI middleware
+    uvicorn benchmarks.apps:minimal              # ... behind the least a personalizer does
     uvicorn benchmarks.apps:personalized         # behind PersonalizeMiddleware + SQLiteStore
     uvicorn benchmarks.apps:personalized_same    # ... + SQLiteStore, bare's own page unchanged
     uvicorn benchmarks.apps:personalized_memory  # behind PersonalizeMiddleware + MemoryStore
@@ -29,12 +30,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DEFAULT_SECRET = "benchmark-only-secret-0123456789abcdef"
 APP_NAMES = (
     "bare",
     "trivial",
+    "minimal",
     "personalized",
     "personalized_same",
     "personalized_memory",
@@ -67,6 +69,61 @@ class PassThrough:
 
 def make_trivial() -> ASGIApp:
     return PassThrough(make_bare())
+
+
+class Minimal:
+    """The least any personalizing middleware does, and nothing more: the visitor from the
+    cookie (a dict lookup by the header's bytes; a new visitor gets an id and a Set-Cookie),
+    their profile from a dict, a visitor object in the scope, ``Cache-Control: private`` and
+    ``Vary: Cookie`` on the response, and the page view appended to a buffer. No signature,
+    no context, no profile view, no store. A floor to read PersonalizeMiddleware's figures
+    against (``benchmarks.instructions``), not a middleware to use."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.ids: dict[bytes, str] = {}
+        self.profiles: dict[str, dict[str, Any]] = {}
+        self.buffer: list[tuple[str, str]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = dict(scope["headers"])
+        cookie = raw.get(b"cookie")
+        visitor_id = self.ids.get(cookie) if cookie is not None else None
+        new = visitor_id is None
+        if visitor_id is None:
+            visitor_id = f"v{len(self.profiles)}"
+            self.ids[f"pz_visitor={visitor_id}".encode()] = visitor_id
+        profile = self.profiles.get(visitor_id)
+        if profile is None:
+            profile = self.profiles[visitor_id] = {"visits": 0}
+        profile["visits"] += 1
+        state = scope.get("state")
+        if state is None:
+            scope["state"] = state = {}
+        state["visitor"] = (visitor_id, profile, raw.get(b"user-agent"))
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), *_PRIVATE]
+                if new:
+                    headers.append((b"set-cookie", f"pz_visitor={visitor_id}; Path=/".encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+        self.buffer.append((visitor_id, scope["path"]))
+        if len(self.buffer) >= 1000:
+            self.buffer.clear()
+
+
+_PRIVATE = ((b"cache-control", b"private"), (b"vary", b"Cookie"))
+
+
+def make_minimal() -> ASGIApp:
+    return Minimal(make_bare())
 
 
 def _make_personalized(store_factory: Callable[[], Any], *, reads_visitor: bool = True) -> ASGIApp:
@@ -188,6 +245,7 @@ _FACTORIES: dict[str, Callable[[], ASGIApp]] = {
     "personalized_redis": make_personalized_redis,
     "bare": make_bare,
     "trivial": make_trivial,
+    "minimal": make_minimal,
     "personalized": make_personalized,
     "personalized_memory": make_personalized_memory,
 }

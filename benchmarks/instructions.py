@@ -48,6 +48,8 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 START, END = "<!-- instructions:start -->", "<!-- instructions:end -->"
 APPS = (
     "bare",
+    "trivial",
+    "minimal",
     "personalized_nowrite",
     "personalized",
     "personalized_same",
@@ -62,6 +64,9 @@ APPS = (
 NEW_VISITORS = {"personalized_new": "personalized"}
 MEANING = {
     "bare": "Starlette, one route, no middleware (the reference)",
+    "trivial": "behind a pure ASGI middleware that only passes the request on",
+    "minimal": "behind the least a personalizing middleware does (benchmarks.apps.Minimal: "
+    "cookie and profile from dicts, private and Vary headers, the page view buffered): a floor",
     "personalized_nowrite": "behind PersonalizeMiddleware, a store that writes nothing: "
     "the middleware's own work",
     "personalized": "behind PersonalizeMiddleware + SQLiteStore",
@@ -161,7 +166,7 @@ async def _child(app_name: str, visitors: int, requests: int, batch: int) -> Non
     async def discard(message: dict[str, Any]) -> None:
         return None
 
-    for _ in range(visitors if service is not None else 1):
+    for _ in range(visitors if service is not None or app_name == "minimal" else 1):
         await app(_scope(None), receive, keep_cookie)
     await wait_for_listener(service)
     scopes = [_scope(c) for c in cookies] or [_scope(None)]

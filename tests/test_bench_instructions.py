@@ -46,6 +46,26 @@ def test_new_visitors_send_no_cookie_and_each_creates_a_profile(
     assert asyncio.run(profiles()) == 26  # every request was a visitor of its own
 
 
+def test_the_floor_app_knows_its_returning_visitors_and_marks_responses_private(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(apps, "_BUILT", {})
+    asyncio.run(_child("minimal", visitors=5, requests=20, batch=7))
+    floor = apps._BUILT["minimal"]
+    assert len(floor.profiles) == 5  # the measured requests were the 5 visitors returning
+    assert sum(p["visits"] for p in floor.profiles.values()) == 5 + 5 + 20
+    assert len(floor.buffer) == 30
+
+    from starlette.testclient import TestClient
+
+    client = TestClient(apps.make_minimal())
+    first = client.get("/")
+    assert first.headers["cache-control"] == "private" and first.headers["vary"] == "Cookie"
+    assert first.cookies["pz_visitor"] == "v0"
+    again = client.get("/")  # (the client sends the cookie back)
+    assert "set-cookie" not in again.headers and again.text == "hello"
+
+
 def test_render_gives_ratios_to_bare() -> None:
     args = argparse.Namespace(visitors=10, batch=5, requests=30, extra=1000)
     text = render([("bare", 100.0), ("personalized", 250.0)], args)
