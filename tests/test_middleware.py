@@ -162,6 +162,17 @@ def test_excluded_paths_and_non_http_scopes_pass_through() -> None:
         assert lifespan_client.get("/").status_code == 200
 
 
+def test_without_exclusions_every_path_is_personalized_and_patterns_are_honoured() -> None:
+    none = TestClient(make_app(exclude=[]), headers=BROWSER)
+    r = none.get("/static/x.css")  # no pattern: the static path is a page like any other
+    assert "set-cookie" in r.headers and r.headers["cache-control"].startswith("private")
+    assert r.text == "visitor present"
+    own = TestClient(make_app(exclude=["/health", "/static/x.c?s"]), headers=BROWSER)
+    r = own.get("/static/x.css")
+    assert "set-cookie" not in r.headers and "PersonalizeMiddleware must be installed" in r.text
+    assert "set-cookie" in own.get("/").headers  # (the other paths are pages as before)
+
+
 def test_get_visitor_without_the_middleware_says_what_to_do() -> None:
     from starlette.requests import Request
 

@@ -183,7 +183,15 @@ class Personalizer:
 
     @property
     def exclusion(self) -> re.Pattern[str] | None:
-        """The excluded paths as one pattern (``match`` a path), or None when none are."""
+        """The excluded paths as one pattern (``match`` a path), or None when none are.
+
+        >>> store = __import__("personalize").MemoryStore()
+        >>> site = Personalizer(secret_key="s" * 32, store=store, exclude=["/health"])
+        >>> site.exclusion.match("/health") is not None, site.exclusion.match("/") is None
+        (True, True)
+        >>> Personalizer(secret_key="s" * 32, store=store, exclude=[]).exclusion is None
+        True
+        """
         return self._exclude
 
     def fallback(self) -> Visitor:
