@@ -29,13 +29,7 @@ from personalize.context.records import VisitorContext
 from personalize.exceptions import IdentityError, MiddlewareMissingError
 from personalize.profiles.cookie import OPTED_OUT, CookieState, new_visitor_id
 from personalize.profiles.events import Event, apply_event, check_revenue, validate_event
-from personalize.profiles.identity import (
-    ANONYMOUS_PREFIX,
-    KNOWN_PREFIX,
-    anonymous_key,
-    known_key,
-    profile_key,
-)
+from personalize.profiles.identity import anonymous_key, known_key, profile_key
 from personalize.profiles.pageviews import SESSION_TIMEOUT, Hit, apply_hit, hit_view
 from personalize.profiles.profile import Profile, copy_profile, new_profile
 from personalize.profiles.revocation import REVOKE
@@ -116,14 +110,7 @@ class Visitor:
         self._now = hit.ts if hit is not None else (site.now() if site is not None else 0.0)
         self._attrs: dict[str, Any] | None = None
         self._memberships: list[Membership] | None = None
-        # profile_key(visitor_id, user_id), written out: this runs for every request.
-        self._key = (
-            None
-            if visitor_id is None
-            else ANONYMOUS_PREFIX + visitor_id
-            if user_id is None
-            else KNOWN_PREFIX + user_id
-        )
+        self._key = profile_key(visitor_id, user_id)
 
     def __repr__(self) -> str:
         who = f"user_id={self.user_id!r}" if self.user_id else f"id={self.id!r}"

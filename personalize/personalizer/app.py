@@ -11,6 +11,8 @@ HTTP (headers, routing requests to endpoints) is the middleware's
 ...                             store=__import__("personalize").MemoryStore())
 >>> personalizer.excluded("/static/app.css"), personalizer.excluded("/")
 (True, False)
+>>> personalizer.exclusion.match("/static/app.css") is not None
+True
 """
 
 from __future__ import annotations
@@ -32,11 +34,7 @@ from personalize.profiles.changes import FORWARD_GRACE
 from personalize.profiles.cookie import OPTED_OUT, CookieState, VisitorCookie, new_visitor_id
 from personalize.profiles.events import Event
 from personalize.profiles.identity import anonymous_key, known_key
-from personalize.profiles.pageviews import (
-    CategoryMap,
-    Hit,
-    session_start,
-)
+from personalize.profiles.pageviews import CategoryMap, Hit, session_start
 from personalize.profiles.preferences import location_used, stated_language
 from personalize.profiles.profile import Profile
 from personalize.profiles.revocation import admits
@@ -123,7 +121,8 @@ class Personalizer:
             self.learning.use_store(self.state)
         self.outcomes = Outcomes(self.profiles, self.impact, self.learning, content, self._clock)
         patterns = list(settings.exclude)
-        self._exclude = re.compile("|".join(translate(p) for p in patterns)) if patterns else None
+        # The excluded paths as one pattern (``exclusion.match(path)``), None without any.
+        self.exclusion = re.compile("|".join(map(translate, patterns))) if patterns else None
         self.router = Router(settings.path_prefix)
         self.counts = {"remembered": 0, "context": 0, "bot": 0, "error": 0}
         self._closed = False
@@ -179,20 +178,7 @@ class Personalizer:
 
     def excluded(self, path: str) -> bool:
         """True when ``path`` skips personalization (static files, health checks...)."""
-        return self._exclude is not None and self._exclude.match(path) is not None
-
-    @property
-    def exclusion(self) -> re.Pattern[str] | None:
-        """The excluded paths as one pattern (``match`` a path), or None when none are.
-
-        >>> store = __import__("personalize").MemoryStore()
-        >>> site = Personalizer(secret_key="s" * 32, store=store, exclude=["/health"])
-        >>> site.exclusion.match("/health") is not None, site.exclusion.match("/") is None
-        (True, True)
-        >>> Personalizer(secret_key="s" * 32, store=store, exclude=[]).exclusion is None
-        True
-        """
-        return self._exclude
+        return self.exclusion is not None and self.exclusion.match(path) is not None
 
     def fallback(self) -> Visitor:
         """The visitor of a request whose own could not be built: defaults, nothing stored."""
