@@ -140,17 +140,19 @@ async def _child(app_name: str, visitors: int, requests: int, batch: int) -> Non
     service = personalizer.profiles if personalizer is not None else None
     if service is None and app_name.startswith("personalized"):
         raise RuntimeError(f"{app_name}: no PersonalizeMiddleware with a personalizer found")
-    if service is not None:
-        service._flushing = True  # this loop writes the batches itself, without timers
-        if hasattr(service.store, "compact_interval"):
-            service.store.compact_interval = float("inf")
-        if hasattr(service.store, "expire_interval"):  # once a minute, as slow as compaction
-            service.store.expire_interval = float("inf")
+    if personalizer is not None:
+        profiles = personalizer.profiles
+        profiles._flushing = True  # this loop writes the batches itself, without timers
+        if hasattr(profiles.store, "compact_interval"):
+            profiles.store.compact_interval = float("inf")
+        if hasattr(profiles.store, "expire_interval"):  # once a minute, as slow as compaction
+            profiles.store.expire_interval = float("inf")
         # The content and segment folders are checked for changes once a second: under
         # valgrind, every few requests.
         for library in (personalizer.segments, getattr(personalizer.decisions, "library", None)):
-            if getattr(library, "_watch", None) is not None:
-                library._watch.interval = float("inf")
+            watch = getattr(library, "_watch", None)
+            if watch is not None:
+                watch.interval = float("inf")
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
