@@ -160,3 +160,29 @@ def test_a_value_just_signed_is_read_without_verifying_it_again() -> None:
     value = jar.dump(CookieState("abc"))
     jar._verify = None  # type: ignore[method-assign,assignment]  # (it must not be called)
     assert jar.load(value).state == CookieState("abc")
+
+
+def test_a_remembered_header_ages_like_its_value_and_forgeries_are_not_remembered() -> None:
+    clock = FakeClock()
+    jar = VisitorCookie(KEY_NEW, clock=clock, max_age=1000)
+    header = b"theme=dark; pz_visitor=" + jar.dump(CookieState("abc")).encode()
+    first = jar.read(header)
+    assert first.state == CookieState("abc") and not first.reissue
+    assert jar.read(header) is first  # remembered: the same answer, nothing verified again
+    clock.now += 600  # past half the lifetime: re-issued
+    assert jar.read(header).reissue and jar.read(header).state == CookieState("abc")
+    clock.now += 500  # past the lifetime: no visitor
+    assert jar.read(header).state is None
+    clock.now -= 1100 + 400  # signed "in the future" beyond the allowed skew: no visitor
+    assert jar.read(header).state is None
+    forged = b"pz_visitor=" + jar.dump(CookieState("abc")).encode()[:-2] + b"xx"
+    assert jar.read(forged).state is None and forged not in jar._found
+
+
+def test_a_header_signed_with_an_old_secret_keeps_asking_for_a_new_cookie() -> None:
+    old = VisitorCookie(KEY_OLD).dump(CookieState("abc"))
+    jar = VisitorCookie([KEY_NEW, KEY_OLD])
+    header = b"pz_visitor=" + old.encode()
+    for _ in range(3):  # (remembered after the first, still re-issued)
+        loaded = jar.read(header)
+        assert loaded.state == CookieState("abc") and loaded.reissue

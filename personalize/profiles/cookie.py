@@ -143,7 +143,9 @@ class VisitorCookie:
         # Verified values: (state, when signed, signed with an older secret, what load() says
         # of it while it is young enough not to be re-issued).
         self._cache: OrderedDict[str, _Verified] = OrderedDict()
-        self._found: dict[bytes, str] = {}  # raw Cookie header -> the value of this cookie
+        # Raw Cookie header -> this cookie's value in it, when it was signed, what load()
+        # says of it while it is young enough not to be re-issued (verified values only).
+        self._found: dict[bytes, tuple[str, float, LoadedCookie]] = {}
         self._cache_size = cache_size
         if same_site not in ("lax", "strict", "none"):
             raise ConfigurationError(f"cookie same_site is lax, strict or none, not {same_site!r}")
@@ -175,8 +177,8 @@ class VisitorCookie:
         return str(self._keys[0])
 
     def read(self, header: bytes | None) -> LoadedCookie:
-        """:meth:`load` of this cookie in a raw ``Cookie`` header, as ASGI gives it; where
-        the cookie sits in a header is remembered by the header's bytes.
+        """:meth:`load` of this cookie in a raw ``Cookie`` header, as ASGI gives it; a header
+        whose cookie verified is remembered by its bytes (with the verified value).
 
         >>> jar = VisitorCookie("s" * 32)
         >>> value = jar.dump(CookieState(visitor_id="abc"))
@@ -187,24 +189,24 @@ class VisitorCookie:
         """
         if not header:
             return _NOT_LOADED
-        found = self._found
-        value = found.get(header)
+        found = self._found.get(header)
+        if found is not None:
+            # load() of a value verified before, written out: this runs for every request.
+            age = self._clock() - found[1]
+            if age > self.max_age / 2 or age < -300:
+                return self.load(found[0])  # (expired, from the future, or to re-issue)
+            return found[2]
+        value = self.find(header.decode("latin-1"))
         if value is None:
-            value = self.find(header.decode("latin-1"))
-            if value is None:
-                return _NOT_LOADED
-            if len(header) <= _MAX_FOUND_HEADER:
-                if len(found) >= _FOUND_SIZE:
-                    found.pop(next(iter(found)), None)  # the oldest: first in, first out
-                found[header] = value
-        cached = self._cache.get(value)
-        if cached is None:
-            return self.load(value)
-        # load() of a value verified before, written out: this runs for every request.
-        age = self._clock() - cached[1]
-        if age > self.max_age / 2 or age < -300:
-            return self.load(value)  # (expired, from the future, or to re-issue)
-        return cached[3]
+            return _NOT_LOADED
+        loaded = self.load(value)
+        cached = self._cache.get(value)  # (verified: the header is remembered with it)
+        if cached is not None and len(header) <= _MAX_FOUND_HEADER:
+            memo = self._found
+            if len(memo) >= _FOUND_SIZE:
+                memo.pop(next(iter(memo)), None)  # the oldest: first in, first out
+            memo[header] = (value, cached[1], cached[3])
+        return loaded
 
     def find(self, header: str | None) -> str | None:
         """The value of this cookie in a ``Cookie`` header (the first, if repeated).
