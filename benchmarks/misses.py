@@ -1,4 +1,5 @@
-"""Cache misses per request, simulated by valgrind: the working set instruction counts leave out.
+"""Cache misses and mispredicted branches per request, simulated by valgrind: what
+instruction counts leave out.
 
     .venv/bin/python -m benchmarks.misses [--apps bare,personalized_nowrite] [--visitors 10,1000]
 
@@ -11,17 +12,19 @@ miss, and a few dozen of them cost as much as thousands of instructions.
 
 This harness runs the same in-process requests as :mod:`benchmarks.instructions` (its child:
 warm-up, then requests rotating across ``--visitors`` visitors, page views written every
-``--batch`` requests) under ``valgrind --tool=cachegrind --cache-sim=yes``, twice (with
-``--requests`` and with 1,000 more), and reports per request the difference of: instructions,
-first-level data misses (reads and writes, valgrind's D1 of 32 KiB) and misses of a simulated
+``--batch`` requests) under ``valgrind --tool=cachegrind --cache-sim=yes --branch-sim=yes``,
+twice (with ``--requests`` and with 1,000 more), and reports per request the difference of:
+instructions, first-level instruction misses and mispredicted branches (conditional and
+indirect: the interpreter's dispatch is an indirect jump per bytecode), first-level data
+misses (reads and writes, valgrind's D1 of 32 KiB) and misses of a simulated
 last-level cache of ``--cache-kib`` (1,024 by default: about one core's L2, which is what a
 request's working set competes for; the host's shared L3 is larger, and a miss there is what
 the throughput runs pay). Like instruction counts they do not depend on what the machine is
 doing: the same command gives the same figures to within a few per cent. They do depend on where
 things land in memory, which the environment and the command line shift: the same code
 measured by another command gave 81 instead of 89 last-level misses on the hello page, 364
-instead of 496 on the realistic one. Compare figures from one command, and count only the
-data side of one simulated core.
+instead of 496 on the realistic one. Compare figures from one command; they are those of one
+simulated core, whose branch predictor is simpler than a real one.
 
 Needs valgrind (``apt-get install valgrind``). Writes benchmarks/RESULTS.md between the
 ``misses`` markers (other sections are kept).
@@ -46,7 +49,8 @@ from benchmarks.instructions import APPS, EXTRA, MEANING, _clean_redis
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 START, END = "<!-- misses:start -->", "<!-- misses:end -->"
-_EVENTS = ("Ir", "D1mr", "D1mw", "DLmr", "DLmw")
+_EVENTS = ("Ir", "D1mr", "D1mw", "DLmr", "DLmw", "I1mr")
+_BRANCH_EVENTS = ("Bcm", "Bim")
 # Apps without the middleware: they have no visitors, so they run once, with the first crowd.
 NO_VISITORS = frozenset({"bare", "trivial", "realistic_bare"})
 
@@ -58,23 +62,34 @@ class Counts:
     instructions: float
     d1_misses: float  # first-level data cache, reads and writes
     ll_misses: float  # the simulated last-level cache, reads and writes
+    i1_misses: float = 0.0  # first-level instruction cache
+    mispredicts: float = 0.0  # conditional and indirect branches the simulated predictor missed
 
     def __sub__(self, other: Counts) -> Counts:
         return Counts(
             self.instructions - other.instructions,
             self.d1_misses - other.d1_misses,
             self.ll_misses - other.ll_misses,
+            self.i1_misses - other.i1_misses,
+            self.mispredicts - other.mispredicts,
         )
 
     def per(self, n: int) -> Counts:
-        return Counts(self.instructions / n, self.d1_misses / n, self.ll_misses / n)
+        return Counts(
+            self.instructions / n,
+            self.d1_misses / n,
+            self.ll_misses / n,
+            self.i1_misses / n,
+            self.mispredicts / n,
+        )
 
 
 def parse_summary(text: str) -> Counts:
     """The totals of a cachegrind output file (its ``events:`` and ``summary:`` lines).
 
-    >>> parse_summary("events: Ir D1mr D1mw DLmr DLmw\\nsummary: 1000 20 5 3 1\\n")
-    Counts(instructions=1000.0, d1_misses=25.0, ll_misses=4.0)
+    >>> parse_summary("events: Ir I1mr D1mr D1mw DLmr DLmw Bc Bcm Bi Bim\\n"
+    ...               "summary: 1000 7 20 5 3 1 100 9 10 4\\n")
+    Counts(instructions=1000.0, d1_misses=25.0, ll_misses=4.0, i1_misses=7.0, mispredicts=13.0)
     """
     events = re.search(r"^events:\s*(.+)$", text, re.MULTILINE)
     summary = re.search(r"^summary:\s*(.+)$", text, re.MULTILINE)
@@ -84,10 +99,15 @@ def parse_summary(text: str) -> Counts:
     missing = [e for e in _EVENTS if e not in values]
     if missing:
         raise ValueError(f"cachegrind ran without the cache simulation (no {', '.join(missing)})")
+    missing = [e for e in _BRANCH_EVENTS if e not in values]
+    if missing:
+        raise ValueError(f"cachegrind ran without the branch simulation (no {', '.join(missing)})")
     return Counts(
         float(values["Ir"]),
         float(values["D1mr"] + values["D1mw"]),
         float(values["DLmr"] + values["DLmw"]),
+        float(values["I1mr"]),
+        float(values["Bcm"] + values["Bim"]),
     )
 
 
@@ -102,6 +122,7 @@ def _run(
             "valgrind",
             "--tool=cachegrind",
             "--cache-sim=yes",
+            "--branch-sim=yes",
             f"--LL={cache_kib * 1024},16,64",
             f"--cachegrind-out-file={path}",
             sys.executable,
@@ -170,17 +191,20 @@ def render(rows: list[tuple[str, int | None, Counts]], args: argparse.Namespace)
         "standing in for one core's L2",
         "- repeatable to a few per cent for the same command (not across commands: memory layout "
         "moves them); a last-level miss costs tens to a hundred nanoseconds, as much as a few "
-        "hundred instructions",
+        "hundred instructions; a first-level miss (data or instructions) served by the core's "
+        "L2 and a mispredicted branch each cost ten to twenty cycles, as much as a few dozen "
+        "instructions",
         "",
-        "| app | returning visitors | instructions | first-level misses | last-level misses "
-        "| meaning |",
-        "|---|---:|---:|---:|---:|---|",
+        "| app | returning visitors | instructions | first-level data misses | last-level misses "
+        "| first-level instruction misses | branch mispredictions | meaning |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for app, visitors, c in rows:
         crowd = "-" if visitors is None else f"{visitors:,}"
         lines.append(
             f"| {app} | {crowd} | {_figure(c.instructions, 0)} | {_figure(c.d1_misses, 0)} "
-            f"| {_figure(c.ll_misses, 1)} | {MEANING.get(app, app)} |"
+            f"| {_figure(c.ll_misses, 1)} | {_figure(c.i1_misses, 0)} "
+            f"| {_figure(c.mispredicts, 0)} | {MEANING.get(app, app)} |"
         )
     lines.append(END)
     return "\n".join(lines) + "\n"
@@ -224,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{app:30s} {visitors:6,d} visitors {_figure(c.instructions, 0):>10s} "
                 f"instructions {_figure(c.d1_misses, 0):>7s} first-level "
-                f"{_figure(c.ll_misses, 1):>7s} last-level misses",
+                f"{_figure(c.ll_misses, 1):>7s} last-level misses "
+                f"{_figure(c.i1_misses, 0):>7s} instruction misses "
+                f"{_figure(c.mispredicts, 0):>7s} mispredicted branches",
                 flush=True,
             )
             rows.append((app, shown, c))
