@@ -11,6 +11,8 @@
     uvicorn benchmarks.apps:realistic_bare       # a 24-product listing (benchmarks.realistic)
     uvicorn benchmarks.apps:personalized_realistic_sqlite  # ... hero and banner decided, SQLite
     uvicorn benchmarks.apps:personalized_realistic_redis   # ... the same on Redis
+    uvicorn benchmarks.apps:personalized_realistic_fixed   # ... SQLite, hero and banner fixed
+    uvicorn benchmarks.apps:personalized_realistic_nowrite # ... decided, a store writing nothing
 
 The apps are built lazily on first attribute access (module ``__getattr__``), so a server that
 imports ``bare`` never opens an SQLite file. ``personalized`` stores profiles in the file named
@@ -45,6 +47,8 @@ APP_NAMES = (
     "realistic_bare",
     "personalized_realistic_sqlite",
     "personalized_realistic_redis",
+    "personalized_realistic_fixed",
+    "personalized_realistic_nowrite",
 )
 
 
@@ -202,6 +206,11 @@ def make_personalized_nowrite() -> ASGIApp:
     """Behind PersonalizeMiddleware with a store that keeps nothing: the middleware's own
     work per request (context, cookie, profile view, headers), without any store's writes.
     For measurement only (``benchmarks.instructions``)."""
+    return _make_personalized(_no_write_store)
+
+
+def _no_write_store() -> Any:
+    """A MemoryStore that keeps no page view (its batches are taken and dropped)."""
     from personalize import MemoryStore
     from personalize.profiles.changes import Change
 
@@ -211,7 +220,7 @@ def make_personalized_nowrite() -> ASGIApp:
         ) -> dict[str, Any]:
             return {}
 
-    return _make_personalized(NoWriteStore)
+    return NoWriteStore()
 
 
 def make_realistic_bare() -> ASGIApp:
@@ -236,7 +245,26 @@ def make_personalized_realistic_redis() -> ASGIApp:
     return make_personalized(RedisStore(url, prefix=prefix))
 
 
+def make_personalized_realistic_fixed() -> ASGIApp:
+    """The realistic listing behind the middleware + SQLite, its hero and banner fixed (no
+    content): the middleware's and the store's share of the realistic page's cost."""
+    from benchmarks.realistic import make_personalized
+    from personalize import SQLiteStore
+
+    return make_personalized(SQLiteStore(bench_db_path()), slots=False)
+
+
+def make_personalized_realistic_nowrite() -> ASGIApp:
+    """The realistic listing, hero and banner decided, on a store that writes nothing: with
+    ``personalized_realistic_fixed``, the decisions' share."""
+    from benchmarks.realistic import make_personalized
+
+    return make_personalized(_no_write_store())
+
+
 _FACTORIES: dict[str, Callable[[], ASGIApp]] = {
+    "personalized_realistic_fixed": make_personalized_realistic_fixed,
+    "personalized_realistic_nowrite": make_personalized_realistic_nowrite,
     "realistic_bare": make_realistic_bare,
     "personalized_realistic_sqlite": make_personalized_realistic_sqlite,
     "personalized_realistic_redis": make_personalized_realistic_redis,

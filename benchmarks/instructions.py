@@ -59,6 +59,8 @@ APPS = (
     "realistic_bare",
     "personalized_realistic_sqlite",
 )
+# Measured when asked for (--apps): the realistic page's cost taken apart.
+MORE_APPS = ("personalized_realistic_fixed", "personalized_realistic_nowrite")
 # Scenarios that send every request without a cookie (a new visitor each time), on the app
 # they name.
 NEW_VISITORS = {"personalized_new": "personalized"}
@@ -79,9 +81,18 @@ MEANING = {
     "products, hero and banner fixed (the reference of the next row)",
     "personalized_realistic_sqlite": "the same listing behind PersonalizeMiddleware + "
     "SQLiteStore, hero and banner decided from content/ and segments/",
+    "personalized_realistic_fixed": "the same listing behind PersonalizeMiddleware + "
+    "SQLiteStore, hero and banner fixed (no content): the middleware's and the store's share",
+    "personalized_realistic_nowrite": "the listing, hero and banner decided, a store that "
+    "writes nothing: beside the row above, the two decided slots' share",
 }
 # What an app is compared with (the rest: bare).
-REFERENCE = {"realistic_bare": "realistic_bare", "personalized_realistic_sqlite": "realistic_bare"}
+REFERENCE = {
+    "realistic_bare": "realistic_bare",
+    "personalized_realistic_sqlite": "realistic_bare",
+    "personalized_realistic_fixed": "realistic_bare",
+    "personalized_realistic_nowrite": "realistic_bare",
+}
 EXTRA = 1000  # requests that make the difference between the two runs
 
 
@@ -289,9 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         print("valgrind is not installed: apt-get install valgrind", file=sys.stderr)
         return 2
     apps = [a.strip() for a in args.apps.split(",") if a.strip()]
-    unknown = [a for a in apps if a not in APPS]
+    unknown = [a for a in apps if a not in APPS + MORE_APPS]
     if unknown:
-        parser.error(f"unknown apps: {', '.join(unknown)} (known: {', '.join(APPS)})")
+        known = ", ".join(APPS + MORE_APPS)
+        parser.error(f"unknown apps: {', '.join(unknown)} (known: {known})")
     if "personalized_redis" in apps and not redis_ping():
         print("note: Redis is not reachable; skipping personalized_redis", file=sys.stderr)
         apps.remove("personalized_redis")

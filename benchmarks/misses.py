@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.benchkit import command_line, redis_ping, write_section
-from benchmarks.instructions import APPS, EXTRA, MEANING, _clean_redis
+from benchmarks.instructions import APPS, EXTRA, MEANING, MORE_APPS, _clean_redis
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 START, END = "<!-- misses:start -->", "<!-- misses:end -->"
@@ -223,9 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="leave RESULTS.md alone")
     args = parser.parse_args(argv)
     apps = [a.strip() for a in args.apps.split(",") if a.strip()]
-    unknown = [a for a in apps if a not in APPS]
+    unknown = [a for a in apps if a not in APPS + MORE_APPS]
     if unknown:
-        parser.error(f"unknown apps: {', '.join(unknown)} (known: {', '.join(APPS)})")
+        known = ", ".join(APPS + MORE_APPS)
+        parser.error(f"unknown apps: {', '.join(unknown)} (known: {known})")
     try:
         crowds = [int(v) for v in args.visitors.split(",") if v.strip()]
     except ValueError:

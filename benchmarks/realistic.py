@@ -99,9 +99,11 @@ def make_bare() -> Starlette:
     return Starlette(routes=[Route("/", _page(TEMPLATES, "bare.html"))])
 
 
-def make_personalized(store: Any) -> ASGIApp:
+def make_personalized(store: Any, *, slots: bool = True) -> ASGIApp:
     """The listing behind PersonalizeMiddleware (``store``), hero and banner decided from
-    the repository's ``content/`` and ``segments/``."""
+    the repository's ``content/`` and ``segments/``; with ``slots=False`` the bare page's
+    fixed hero and banner and no content: what the middleware costs a page that decides
+    nothing (the segments are still loaded)."""
     from personalize import PersonalizeMiddleware
     from personalize.templating import install
 
@@ -115,12 +117,13 @@ def make_personalized(store: Any) -> ASGIApp:
 
     env = environment()
     install(env)  # decisions through each request's visitor
-    inner = Starlette(routes=[Route("/", _page(env, "personalized.html"))], lifespan=lifespan)
+    page = _page(env, "personalized.html" if slots else "bare.html")
+    inner = Starlette(routes=[Route("/", page)], lifespan=lifespan)
     middleware = PersonalizeMiddleware(
         inner,
         secret_key=os.environ.get("BENCH_SECRET", "benchmark-only-secret-0123456789abcdef"),
         store=store,
-        content=ROOT / "content",
+        content=ROOT / "content" if slots else None,
         segments=ROOT / "segments",
     )
     holder.append(middleware)

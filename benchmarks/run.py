@@ -126,6 +126,23 @@ SCENARIOS = (
         "the same on RedisStore (local Redis)",
         reference="realistic_bare",
     ),
+    Scenario(
+        "realistic_fixed",
+        "personalized_realistic_fixed",
+        True,
+        "the listing behind PersonalizeMiddleware + SQLiteStore with its fixed hero and "
+        "banner (no content): what the middleware and the store cost a page that decides "
+        "nothing",
+        reference="realistic_bare",
+    ),
+    Scenario(
+        "realistic_nowrite",
+        "personalized_realistic_nowrite",
+        True,
+        "hero and banner decided, on a store that writes nothing: beside realistic_fixed, "
+        "what the two decided slots cost",
+        reference="realistic_bare",
+    ),
 )
 REALISTIC_ACCEPTANCE_RATIO = 0.85
 REDIS_ACCEPTANCE_RATIO = 0.4

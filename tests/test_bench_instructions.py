@@ -94,3 +94,32 @@ def test_the_profiling_tools_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert bytecodes.main(["--decisions", "again", "--visitors", "3", "--top", "3"]) == 0
     assert "bytecodes per slot" in capsys.readouterr().out
     assert decision_instructions.main(["--child", "again", "2"]) == 0
+
+
+def test_the_realistic_page_taken_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``personalized_realistic_fixed`` is the listing behind the middleware deciding nothing
+    (the bare page's hero and banner, written to SQLite); ``..._nowrite`` decides both slots
+    and keeps no page view. With realistic_bare and _sqlite they split the page's cost."""
+    from starlette.testclient import TestClient
+
+    from benchmarks.run import USER_AGENT
+
+    monkeypatch.setenv("BENCH_DB", str(tmp_path / "bench.sqlite3"))
+    monkeypatch.setattr(apps, "_BUILT", {})
+    browser = {"user-agent": USER_AGENT}  # (TestClient's own is a bot's: no cookie, no profile)
+    bare = TestClient(apps.make_realistic_bare()).get("/")
+    with TestClient(apps.make_personalized_realistic_fixed(), headers=browser) as client:
+        fixed = client.get("/")
+        assert fixed.text == bare.text  # the same page, only the headers differ
+        assert fixed.headers["cache-control"] == "private" and "pz_visitor" in fixed.cookies
+        assert client.app.personalizer.decisions is None
+    with TestClient(apps.make_personalized_realistic_nowrite(), headers=browser) as client:
+        for _ in range(3):
+            decided = client.get("/")
+        assert decided.text != bare.text and "data-pz-decision" in decided.text
+        personalizer = client.app.personalizer
+        assert personalizer.decisions.counts["decisions"] == 6  # two slots, three pages
+    asyncio.run(_child("personalized_realistic_nowrite", visitors=3, requests=6, batch=4))
+    service = apps._BUILT["personalized_realistic_nowrite"].personalizer.profiles
+    assert service.stats["written"] == 3 + 3 + 6  # handed to the store, which dropped them
+    assert asyncio.run(service.store.keys()) == []
