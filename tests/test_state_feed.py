@@ -15,7 +15,7 @@ import pytest
 from personalize.services.counters import FEED_TRUST
 from personalize.services.state import StateService
 from personalize.stores.state import StateStore
-from personalize.stores.state_feed import FEED_MEMORY, MAX_ENTRIES, key_tag
+from personalize.stores.state_feed import FEED_MEMORY, MAX_ENTRIES, MemoryFeed, key_tag
 from personalize.stores.state_memory import MemoryStateStore
 from personalize.stores.state_sqlite import SQLiteStateStore
 from tests.conftest import REDIS_URL
@@ -158,6 +158,31 @@ def test_a_reader_too_far_behind_is_told_it_lost_track() -> None:
         assert len((await store.changes(start + 1)).entries or []) == MAX_ENTRIES
 
     run(scenario())
+
+
+def test_a_memory_feed_gives_each_position_once_over_many_trims_and_prunes() -> None:
+    """Each read finds its tail by bisection: every position from the one asked for, in
+    order, whatever was trimmed (past 2 x MAX_ENTRIES) or pruned (older than FEED_MEMORY)."""
+    feed = MemoryFeed()
+    seen: list[str] = []
+    position = feed.read(None).position
+    for i in range(2 * MAX_ENTRIES + 500):
+        feed.log(f"w{i}", [f"k{i}"], now=float(i))
+        if i % 997 == 0:
+            found = feed.read(position)
+            assert found.entries is not None
+            seen += [writer for writer, _ in found.entries]
+            position = found.position
+        if i == MAX_ENTRIES:
+            feed.prune(now=float(i) + FEED_MEMORY - 100)  # the oldest hundred go
+    found = feed.read(position)
+    seen += [writer for writer, _ in found.entries or []]
+    assert seen == [f"w{i}" for i in range(2 * MAX_ENTRIES + 500)]
+    assert feed.read(found.position).entries == []  # nothing new
+    assert feed.read(found.position - 3).entries == [
+        (f"w{i}", [key_tag(f"k{i}")]) for i in range(2 * MAX_ENTRIES + 497, 2 * MAX_ENTRIES + 500)
+    ]
+    assert feed.read(0).entries is None  # trimmed long ago: lost track
 
 
 # -- the service: copies past cache_ttl --------------------------------------------------
