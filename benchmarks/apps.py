@@ -12,7 +12,6 @@
     uvicorn benchmarks.apps:personalized_realistic_sqlite  # ... hero and banner decided, SQLite
     uvicorn benchmarks.apps:personalized_realistic_redis   # ... the same on Redis
     uvicorn benchmarks.apps:personalized_realistic_fixed   # ... SQLite, hero and banner fixed
-    uvicorn benchmarks.apps:personalized_realistic_nowrite # ... decided, a store writing nothing
 
 The apps are built lazily on first attribute access (module ``__getattr__``), so a server that
 imports ``bare`` never opens an SQLite file. ``personalized`` stores profiles in the file named
@@ -48,7 +47,6 @@ APP_NAMES = (
     "personalized_realistic_sqlite",
     "personalized_realistic_redis",
     "personalized_realistic_fixed",
-    "personalized_realistic_nowrite",
 )
 
 
@@ -247,24 +245,16 @@ def make_personalized_realistic_redis() -> ASGIApp:
 
 def make_personalized_realistic_fixed() -> ASGIApp:
     """The realistic listing behind the middleware + SQLite, its hero and banner fixed (no
-    content): the middleware's and the store's share of the realistic page's cost."""
+    content): the middleware's and the store's share of the realistic page's cost; the rest
+    of ``personalized_realistic_sqlite``'s is the two decided slots'."""
     from benchmarks.realistic import make_personalized
     from personalize import SQLiteStore
 
     return make_personalized(SQLiteStore(bench_db_path()), slots=False)
 
 
-def make_personalized_realistic_nowrite() -> ASGIApp:
-    """The realistic listing, hero and banner decided, on a store that writes nothing: with
-    ``personalized_realistic_fixed``, the decisions' share."""
-    from benchmarks.realistic import make_personalized
-
-    return make_personalized(_no_write_store())
-
-
 _FACTORIES: dict[str, Callable[[], ASGIApp]] = {
     "personalized_realistic_fixed": make_personalized_realistic_fixed,
-    "personalized_realistic_nowrite": make_personalized_realistic_nowrite,
     "realistic_bare": make_realistic_bare,
     "personalized_realistic_sqlite": make_personalized_realistic_sqlite,
     "personalized_realistic_redis": make_personalized_realistic_redis,

@@ -60,7 +60,7 @@ APPS = (
     "personalized_realistic_sqlite",
 )
 # Measured when asked for (--apps): the realistic page's cost taken apart.
-MORE_APPS = ("personalized_realistic_fixed", "personalized_realistic_nowrite")
+MORE_APPS = ("personalized_realistic_fixed",)
 # Scenarios that send every request without a cookie (a new visitor each time), on the app
 # they name.
 NEW_VISITORS = {"personalized_new": "personalized"}
@@ -82,16 +82,14 @@ MEANING = {
     "personalized_realistic_sqlite": "the same listing behind PersonalizeMiddleware + "
     "SQLiteStore, hero and banner decided from content/ and segments/",
     "personalized_realistic_fixed": "the same listing behind PersonalizeMiddleware + "
-    "SQLiteStore, hero and banner fixed (no content): the middleware's and the store's share",
-    "personalized_realistic_nowrite": "the listing, hero and banner decided, a store that "
-    "writes nothing: beside the row above, the two decided slots' share",
+    "SQLiteStore, hero and banner fixed (no content): the middleware's and the store's share "
+    "(the rest of the row above: the two decided slots)",
 }
 # What an app is compared with (the rest: bare).
 REFERENCE = {
     "realistic_bare": "realistic_bare",
     "personalized_realistic_sqlite": "realistic_bare",
     "personalized_realistic_fixed": "realistic_bare",
-    "personalized_realistic_nowrite": "realistic_bare",
 }
 EXTRA = 1000  # requests that make the difference between the two runs
 

@@ -132,15 +132,7 @@ SCENARIOS = (
         True,
         "the listing behind PersonalizeMiddleware + SQLiteStore with its fixed hero and "
         "banner (no content): what the middleware and the store cost a page that decides "
-        "nothing",
-        reference="realistic_bare",
-    ),
-    Scenario(
-        "realistic_nowrite",
-        "personalized_realistic_nowrite",
-        True,
-        "hero and banner decided, on a store that writes nothing: beside realistic_fixed, "
-        "what the two decided slots cost",
+        "nothing (realistic_sqlite's rest: the two decided slots)",
         reference="realistic_bare",
     ),
 )
