@@ -78,12 +78,12 @@ MEANING = {
     "personalized_new": "as personalized, but every request is a new visitor (no cookie: "
     "a new id, a signed Set-Cookie, a new profile written)",
     "realistic_bare": "the realistic page of benchmarks/realistic.py: a Jinja2 listing of 24 "
-    "products, hero and banner fixed (the reference of the next row)",
+    "products, hero and banner fixed (the reference of the realistic rows)",
     "personalized_realistic_sqlite": "the same listing behind PersonalizeMiddleware + "
     "SQLiteStore, hero and banner decided from content/ and segments/",
     "personalized_realistic_fixed": "the same listing behind PersonalizeMiddleware + "
     "SQLiteStore, hero and banner fixed (no content): the middleware's and the store's share "
-    "(the rest of the row above: the two decided slots)",
+    "(the rest of personalized_realistic_sqlite's: the two decided slots)",
 }
 # What an app is compared with (the rest: bare).
 REFERENCE = {
