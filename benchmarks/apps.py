@@ -204,11 +204,6 @@ def make_personalized_nowrite() -> ASGIApp:
     """Behind PersonalizeMiddleware with a store that keeps nothing: the middleware's own
     work per request (context, cookie, profile view, headers), without any store's writes.
     For measurement only (``benchmarks.instructions``)."""
-    return _make_personalized(_no_write_store)
-
-
-def _no_write_store() -> Any:
-    """A MemoryStore that keeps no page view (its batches are taken and dropped)."""
     from personalize import MemoryStore
     from personalize.profiles.changes import Change
 
@@ -218,7 +213,7 @@ def _no_write_store() -> Any:
         ) -> dict[str, Any]:
             return {}
 
-    return NoWriteStore()
+    return _make_personalized(NoWriteStore)
 
 
 def make_realistic_bare() -> ASGIApp:
