@@ -278,13 +278,12 @@ def _next_page(
     devices = profile.devices
     if device_id and device is not None and ts >= device.get("last_seen", -1.0):
         devices = devices.copy()
-        devices[device_id] = {
-            **device,
-            "type": hit.device_type,
-            "os": hit.os,
-            "browser": hit.browser,
-            "last_seen": ts,
-        }
+        # (a copy set key by key: a dict display with ``**device`` grows a new table)
+        device = devices[device_id] = device.copy()
+        device["type"] = hit.device_type
+        device["os"] = hit.os
+        device["browser"] = hit.browser
+        device["last_seen"] = ts
     affinities = profile.affinities
     category = hit.category
     if category and not (profile.stated and wants_less(profile.stated, category)):
