@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -195,15 +196,24 @@ async def _child(app_name: str, visitors: int, requests: int, batch: int) -> Non
         await app.aclose()
 
 
-def _count(app: str, visitors: int, requests: int, batch: int, env: dict[str, str]) -> int:
-    """Instructions valgrind counted for one child run."""
+def _count(
+    app: str,
+    visitors: int,
+    requests: int,
+    batch: int,
+    env: dict[str, str],
+    child: Sequence[str] = ("benchmarks.instructions",),
+) -> int:
+    """Instructions valgrind counted for one child run (``child``: the module whose
+    ``--child`` runs the requests, and options of its own after it)."""
     cmd = [
         "valgrind",
         "--tool=callgrind",
         "--callgrind-out-file=/dev/null",
         sys.executable,
         "-m",
-        "benchmarks.instructions",
+        *child[:1],
+        *child[1:],
         "--child",
         app,
         "--visitors",
@@ -221,23 +231,31 @@ def _count(app: str, visitors: int, requests: int, batch: int, env: dict[str, st
     return int(found.group(1))
 
 
-def measure(app: str, visitors: int, requests: int, batch: int, extra: int = EXTRA) -> float:
-    """Instructions per request of ``app``: the difference of two runs, per extra request."""
+def measure(
+    app: str,
+    visitors: int,
+    requests: int,
+    batch: int,
+    extra: int = EXTRA,
+    child: Sequence[str] = ("benchmarks.instructions",),
+) -> float:
+    """Instructions per request of ``app``: the difference of two runs, per extra request
+    (``child`` as for :func:`_count`)."""
     env = dict(os.environ)
     workdir = tempfile.mkdtemp(prefix="personalize-instr-")
     env["BENCH_DB"] = os.path.join(workdir, "bench.sqlite3")
-    env["BENCH_PREFIX"] = f"pzinstr:{os.getpid()}:{app}:"
+    env["BENCH_PREFIX"] = f"pzinstr:{os.getpid()}:{app}:{workdir[-8:]}:"
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     env["BENCH_REDIS_TIMEOUT"] = "30"  # valgrind's slow clock must not time a batch out
     # String hashes are salted per process: dict and set layouts, and with them probe counts
     # and the order a set is walked in, would differ between the two runs.
     env["PYTHONHASHSEED"] = "0"
     try:
-        small = _count(app, visitors, requests, batch, env)
+        small = _count(app, visitors, requests, batch, env, child)
         for leftover in Path(workdir).iterdir():  # the second run starts from nothing too
             leftover.unlink()
         _clean_redis(env["BENCH_PREFIX"])
-        large = _count(app, visitors, requests + extra, batch, env)
+        large = _count(app, visitors, requests + extra, batch, env, child)
     finally:
         _clean_redis(env["BENCH_PREFIX"])
         shutil.rmtree(workdir, ignore_errors=True)

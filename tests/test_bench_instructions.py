@@ -21,8 +21,10 @@ def test_child_sets_up_warms_and_measures(
     monkeypatch.setattr(apps, "_BUILT", {})  # a fresh app (and store) for this test
     asyncio.run(_child(app, visitors=5, requests=20, batch=7))
     built = apps._BUILT[app]
-    service = getattr(built, "profiles", None)
-    if service is not None:
+    personalizer = getattr(built, "personalizer", None)
+    assert (personalizer is None) == (app == "bare")
+    if personalizer is not None:
+        service = personalizer.profiles
         assert service.stats["cache_misses"] == 0  # every measured request hit the near-cache
         assert service.stats["written"] == 5 + 5 + 20  # new visits, warm-up, measured
 
