@@ -6,12 +6,15 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from personalize import Hit, MemoryStore, Profile, SQLiteStore
 from personalize.profiles.changes import Change
 from personalize.profiles.events import validate_event
 from personalize.profiles.pageviews import apply_hit, hit_view
 from personalize.profiles.profile import copy_for_page_view, new_profile
 from personalize.services.profiles import MISSING, ProfileService
+from personalize.stores.base import ProfileStore
 
 
 def hit(ts: float, path: str = "/", category: str | None = None) -> Hit:
@@ -128,6 +131,44 @@ def test_cached_answers_from_the_cache_alone() -> None:
         cached = service.cached("v:a")
         assert isinstance(cached, Profile) and cached is await service.load("v:a")
         assert service.stats["cache_hits"] == 3 and service.stats["cache_misses"] == 1
+
+    asyncio.run(scenario())
+
+
+class SometimesTrustedStore(MemoryStore):
+    """A store that trusts the cache for ``ttl`` seconds, changed at run time (as Redis does
+    while its invalidations stop arriving), and counts how often it is asked."""
+
+    ttl: float | None = None
+    asked = 0
+
+    @property
+    def trusted_cache_ttl(self) -> float | None:
+        self.asked += 1
+        return self.ttl
+
+
+def test_cached_asks_only_a_store_that_overrides_the_cache_ttl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def scenario() -> None:
+        now = [1000.0]
+        store = SometimesTrustedStore()
+        service = ProfileService(store, flush_interval=0, clock=lambda: now[0])
+        await service.record("v:a", hit(1.0), new=True)
+        assert isinstance(service.cached("v:a"), Profile) and store.asked == 1
+        now[0] += 10.0
+        store.ttl = 5.0  # the store stops trusting the cache: the entry is too old now
+        assert service.cached("v:a") is MISSING and store.asked == 2
+        store.ttl = 60.0
+        assert isinstance(service.cached("v:a"), Profile)
+        # The base store's answer (None: always trusted) is not asked for on every read.
+        base = ProfileService(MemoryStore(), flush_interval=0, clock=lambda: now[0])
+        await base.record("v:a", hit(1.0), new=True)
+        asked: list[object] = []
+        monkeypatch.setattr(ProfileStore, "trusted_cache_ttl", property(lambda s: asked.append(s)))
+        now[0] += 1e9
+        assert isinstance(base.cached("v:a"), Profile) and asked == []
 
     asyncio.run(scenario())
 

@@ -31,6 +31,7 @@ from personalize.stores.base import ProfileStore
 logger = logging.getLogger("personalize.profiles")
 
 
+_TRUSTED = ProfileStore.__dict__["trusted_cache_ttl"]  # the base store's: always trusted
 _ABSENT = Profile(key="")  # cached "the store has no profile for this key"
 Read = tuple[Profile | None, Profile]  # what a page read, and its view (see record)
 
@@ -59,6 +60,8 @@ class CachedProfiles(Coherence):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        # False when the store keeps the base class's trusted_cache_ttl (always trusted)
+        self._ttl_varies = getattr(type(store), "trusted_cache_ttl", None) is not _TRUSTED
         # key -> (profile, when it was read, its position in the store's writes: see
         # services/coherence.py); a cached profile never changes in place: page views fold
         # into a new one (hit_view), events into a copy
@@ -104,9 +107,10 @@ class CachedProfiles(Coherence):
         entry = self._cache.get(key)
         if entry is None:
             return MISSING
-        ttl = self.store.trusted_cache_ttl
-        if ttl is not None and self._clock() - entry[1] > ttl:
-            return MISSING  # stale: kept only as a fallback while the store is unreachable
+        if self._ttl_varies:  # (the base store trusts its cache: no property call then)
+            ttl = self.store.trusted_cache_ttl
+            if ttl is not None and self._clock() - entry[1] > ttl:
+                return MISSING  # stale: kept only as a fallback while the store is unreachable
         self._cache.move_to_end(key)
         self.stats["cache_hits"] += 1
         profile = entry[0]
@@ -194,12 +198,11 @@ class CachedProfiles(Coherence):
     ) -> None:
         """Accept one change; the calling task may become the one that writes the batch.
 
-        ``new`` says the key was just created (a new visitor id), so no store read is
-        needed to know it held nothing before: the cache starts its profile. ``read`` is
-        (a profile :meth:`load` returned, that profile with ``change`` folded in, built by
-        :func:`hit_view`): when the cache still holds the first, the second replaces it,
-        so the page view is not folded twice. (None, a new profile with only ``change``
-        folded in) starts the profile of a key the store holds none of.
+        ``new``: the key was just created (a new visitor id), the cache starts its profile
+        without a store read. ``read``: (a profile :meth:`load` returned, it with ``change``
+        folded in by :func:`hit_view`): while the cache holds the first, the second replaces
+        it (no second fold); (None, a new profile of ``change`` alone) starts the profile of
+        a key the store holds none of.
         """
         if self.enqueue(key, change, new=new, read=read):
             await self.write_behind()
@@ -257,11 +260,8 @@ class CachedProfiles(Coherence):
             self._flushing = False
 
     async def flush(self) -> None:
-        """Write everything pending now (at shutdown, before a merge, in tests).
-
-        Raises :class:`StoreUnavailableError` when the store cannot take it; the changes
-        stay buffered.
-        """
+        """Write everything pending now (at shutdown, before a merge, in tests); raises
+        :class:`StoreUnavailableError` when the store cannot take it (the changes stay)."""
         while self._pending or self._retry:
             if not await self._flush_once():
                 count = self._pending_count
