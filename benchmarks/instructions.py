@@ -11,9 +11,11 @@ For each app it creates ``--visitors`` visitors, sends one request per visitor t
 cache (verified cookies, profiles), then sends ``--requests`` requests rotating across them,
 writing page views every ``--batch`` requests as the write-behind buffer does under load
 (the SQLite store's time-based compaction and expiry are switched off: under valgrind's slow
-clock they would run fifty times as often as in production; its compaction after 16,000 changes does
-not come up in these short runs, so the SQLite counts leave compaction out; for the same reason
-the content and segment folders are not checked for changes). It runs that
+clock they would run fifty times as often as in production; its compaction after 16,000
+changes, like the Redis store's fold of a profile's log past 64 entries, does not come up in
+these short runs, so the store rows leave them out: rows ``sqlite_compaction`` and
+``redis_log_folds`` measure them, see :mod:`benchmarks.compaction`; for the same reason the
+content and segment folders are not checked for changes). It runs that
 twice, with ``--requests`` and with ``--requests`` plus 1,000, and reports the difference
 divided by 1,000, so start-up and set-up cancel out. Everything the process executes
 counts, the SQLite writer thread included; the Redis server's own work does not (it is
@@ -39,7 +41,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,9 @@ APPS = (
 )
 # Measured when asked for (--apps): the realistic page's cost taken apart.
 MORE_APPS = ("personalized_realistic_fixed",)
+# Not apps: what each store's folding of its change log adds per page view, beside the app
+# whose row leaves it out (benchmarks.compaction).
+FOLDS = {"sqlite_compaction": "personalized", "redis_log_folds": "personalized_redis"}
 # Scenarios that send every request without a cookie (a new visitor each time), on the app
 # they name.
 NEW_VISITORS = {"personalized_new": "personalized"}
@@ -85,6 +90,13 @@ MEANING = {
     "personalized_realistic_fixed": "the same listing behind PersonalizeMiddleware + "
     "SQLiteStore, hero and banner fixed (no content): the middleware's and the store's share "
     "(the rest of personalized_realistic_sqlite's: the two decided slots)",
+    "sqlite_compaction": "per page view, what SQLiteStore's compaction of its change log adds "
+    "at its default cadence (16,000 page views of the returning visitors folded at once), "
+    "which personalized's row leaves out; its column: times bare added, and in brackets "
+    "personalized with it",
+    "redis_log_folds": "per page view, what RedisStore's fold of a profile's change log into "
+    "the profile adds (each profile's, once its log passes 64 entries), which "
+    "personalized_redis's row leaves out; its column as sqlite_compaction's",
 }
 # What an app is compared with (the rest: bare).
 REFERENCE = {
@@ -93,6 +105,9 @@ REFERENCE = {
     "personalized_realistic_fixed": "realistic_bare",
 }
 EXTRA = 1000  # requests that make the difference between the two runs
+
+
+Hook = Callable[[Any], Awaitable[None]]
 
 
 async def wait_for_listener(service: Any) -> None:
@@ -140,8 +155,15 @@ def _scope(cookie: str | None) -> dict[str, Any]:
     }
 
 
-async def _child(app_name: str, visitors: int, requests: int, batch: int) -> None:
-    """What runs under valgrind: set up, warm, then ``requests`` measured requests."""
+async def _child(
+    app_name: str,
+    visitors: int,
+    requests: int,
+    batch: int,
+    hooks: tuple[Hook, Hook] | None = None,
+) -> None:
+    """What runs under valgrind: set up, warm, then ``requests`` measured requests (``hooks``:
+    awaited with the app's personalizer after the warm-up and after the requests)."""
     from benchmarks import apps
 
     new_visitors = app_name in NEW_VISITORS
@@ -188,10 +210,14 @@ async def _child(app_name: str, visitors: int, requests: int, batch: int) -> Non
         await app(dict(scope), receive, discard)
     if service is not None:
         await service.flush()
+    if hooks is not None:
+        await hooks[0](personalizer)
     for i in range(requests):
         await app(dict(scopes[(i * 7919) % len(scopes)]), receive, discard)
         if service is not None and i % batch == batch - 1:
             await service.flush()
+    if hooks is not None:
+        await hooks[1](personalizer)
     if service is not None:
         await app.aclose()
 
@@ -240,6 +266,19 @@ def measure(
 ) -> float:
     """Instructions per request of ``app``: the difference of two runs, per extra request
     (``child`` as for :func:`_count`)."""
+    small, large = measure_pair(
+        app, (visitors, requests, batch, child), (visitors, requests + extra, batch, child)
+    )
+    return (large - small) / extra
+
+
+def measure_pair(
+    app: str,
+    small: tuple[int, int, int, Sequence[str]],
+    large: tuple[int, int, int, Sequence[str]],
+) -> tuple[int, int]:
+    """The instructions of two child runs of ``app`` (visitors, requests, batch, child each,
+    as for :func:`_count`), each from an empty database and Redis prefix."""
     env = dict(os.environ)
     workdir = tempfile.mkdtemp(prefix="personalize-instr-")
     env["BENCH_DB"] = os.path.join(workdir, "bench.sqlite3")
@@ -250,15 +289,15 @@ def measure(
     # and the order a set is walked in, would differ between the two runs.
     env["PYTHONHASHSEED"] = "0"
     try:
-        small = _count(app, visitors, requests, batch, env, child)
+        first = _count(app, *small[:3], env, small[3])
         for leftover in Path(workdir).iterdir():  # the second run starts from nothing too
             leftover.unlink()
         _clean_redis(env["BENCH_PREFIX"])
-        large = _count(app, visitors, requests + extra, batch, env, child)
+        second = _count(app, *large[:3], env, large[3])
     finally:
         _clean_redis(env["BENCH_PREFIX"])
         shutil.rmtree(workdir, ignore_errors=True)
-    return (large - small) / extra
+    return first, second
 
 
 def _clean_redis(prefix: str) -> None:
@@ -283,6 +322,15 @@ def render(rows: list[tuple[str, float]], args: argparse.Namespace) -> str:
         f"{args.requests + args.extra} requests - one with {args.requests}) / {args.extra}",
         "- deterministic to about 1 %, but not time: cache misses, system calls and disk "
         "writes are not in it (see the throughput section for those)",
+        *(
+            [
+                "- the stores' log folds: per page view = (a run of the app's requests whose "
+                "store folds its log as by default - the same run never folding) / its page "
+                "views (SQLite: 16,000, compacted at its end; Redis: 64 per visitor)"
+            ]
+            if FOLDS.keys() & counts.keys()
+            else []
+        ),
         "",
         "| app | instructions per request | times bare (realistic: times realistic_bare) "
         "| meaning |",
@@ -291,6 +339,10 @@ def render(rows: list[tuple[str, float]], args: argparse.Namespace) -> str:
     for app, count in rows:
         reference = counts.get(REFERENCE.get(app, "bare"))
         times = f"{count / reference:.2f}" if reference else "-"
+        if app in FOLDS and reference:
+            times = f"+{count / reference:.2f}"
+            if FOLDS[app] in counts:
+                times += f" ({(counts[FOLDS[app]] + count) / reference:.2f})"
         lines.append(f"| {app} | {count:,.0f} | {times} | {MEANING[app]} |")
     lines.append(END)
     return "\n".join(lines) + "\n"
@@ -298,7 +350,7 @@ def render(rows: list[tuple[str, float]], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--apps", default=",".join(APPS), help="comma-separated subset")
+    parser.add_argument("--apps", default=",".join((*APPS, *FOLDS)), help="comma-separated subset")
     parser.add_argument("--visitors", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--batch", type=int, default=150, help="requests per write batch")
@@ -315,16 +367,22 @@ def main(argv: list[str] | None = None) -> int:
         print("valgrind is not installed: apt-get install valgrind", file=sys.stderr)
         return 2
     apps = [a.strip() for a in args.apps.split(",") if a.strip()]
-    unknown = [a for a in apps if a not in APPS + MORE_APPS]
+    unknown = [a for a in apps if a not in (*APPS, *MORE_APPS, *FOLDS)]
     if unknown:
-        known = ", ".join(APPS + MORE_APPS)
+        known = ", ".join((*APPS, *MORE_APPS, *FOLDS))
         parser.error(f"unknown apps: {', '.join(unknown)} (known: {known})")
-    if "personalized_redis" in apps and not redis_ping():
-        print("note: Redis is not reachable; skipping personalized_redis", file=sys.stderr)
-        apps.remove("personalized_redis")
+    for needs_redis in ("personalized_redis", "redis_log_folds"):
+        if needs_redis in apps and not redis_ping():
+            print(f"note: Redis is not reachable; skipping {needs_redis}", file=sys.stderr)
+            apps.remove(needs_redis)
     rows = []
     for app in apps:
-        count = measure(app, args.visitors, args.requests, args.batch, args.extra)
+        if app in FOLDS:
+            from benchmarks import compaction  # (it runs this module's child)
+
+            count = compaction.measure(app, args.visitors, args.batch)
+        else:
+            count = measure(app, args.visitors, args.requests, args.batch, args.extra)
         print(f"{app:24s} {count:12,.0f} instructions per request", flush=True)
         rows.append((app, count))
     section = render(rows, args)

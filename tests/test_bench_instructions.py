@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,80 @@ def test_the_realistic_page_taken_apart(tmp_path: Path, monkeypatch: pytest.Monk
     asyncio.run(_child("personalized_realistic_fixed", visitors=3, requests=6, batch=4))
     service = apps._BUILT["personalized_realistic_fixed"].personalizer.profiles
     assert service.stats["written"] == 3 + 3 + 6 and service.stats["failed"] == 0
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_the_compaction_row_folds_the_measured_page_views_only_in_its_second_run(
+    fold: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row ``sqlite_compaction``: both runs make the same requests with the store's own
+    compaction held back and the set-up's page views compacted first; only the second run then
+    compacts, so the difference is the compaction of the measured page views alone."""
+    import sqlite3
+
+    from benchmarks import compaction
+
+    monkeypatch.setenv("BENCH_DB", str(tmp_path / "bench.sqlite3"))
+    monkeypatch.setattr(apps, "_BUILT", {})
+    asyncio.run(compaction.run("sqlite_compaction", 5, 40, 7, fold=fold))
+    store = apps._BUILT["personalized"].personalizer.profiles.store
+    assert store.compact_after > 10**12  # the store did not compact by itself
+    with sqlite3.connect(tmp_path / "bench.sqlite3") as conn:
+        logged = [row[0] for row in conn.execute("SELECT data FROM log")]
+
+    async def page_views() -> int:
+        reader = SQLiteStore(tmp_path / "bench.sqlite3")
+        try:
+            stored = [await reader.get(key) for key in await reader.keys()]
+            return sum(p.page_views for p in stored if p is not None)
+        finally:
+            await reader.close()
+
+    # (a read folds the log in, compacted or not: 5 new visits, 5 warm-up, 40 measured)
+    assert asyncio.run(page_views()) == 50
+    if fold:
+        assert logged == []
+    else:  # the 40 measured page views, in the log; the set-up's were compacted before them
+        assert sum(sum(map(len, json.loads(d).values())) for d in logged) == 40
+    assert (
+        compaction.page_views("sqlite_compaction", 1000)
+        == SQLiteStore(tmp_path / "other.sqlite3").compact_after
+    )
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_the_redis_row_folds_each_log_once_only_in_its_second_run(
+    fold: bool, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row ``redis_log_folds``: LOG_LIMIT page views per visitor take each profile's log past
+    the store's limit once; the other run never folds."""
+    import redis
+
+    from benchmarks import compaction
+    from tests.conftest import REDIS_URL
+
+    monkeypatch.setenv("BENCH_PREFIX", redis_prefix)
+    monkeypatch.setattr(apps, "_BUILT", {})
+    visitors = 3
+    count = compaction.page_views("redis_log_folds", visitors)
+    assert count == 64 * visitors  # (the store's default limit)
+    asyncio.run(compaction.run("redis_log_folds", visitors, count, visitors, fold=fold))
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        profiles = [k for k in client.scan_iter(match=f"{redis_prefix}*") if b":log" not in k]
+        logs = [client.llen(key + b":log") for key in profiles]
+    finally:
+        client.close()
+    assert len(profiles) == visitors
+    # One entry for the set-up's batch (the new visit and the warm-up), one per measured page
+    # view: past the limit of 64, each log was folded into its profile (an empty log is gone).
+    assert all(n < 64 for n in logs) if fold else logs == [65] * visitors
+
+
+def test_the_fold_rows_read_as_added_to_their_stores_rows() -> None:
+    args = argparse.Namespace(visitors=10, batch=5, requests=30, extra=1000)
+    rows = [("bare", 100.0), ("personalized", 220.0), ("sqlite_compaction", 30.0)]
+    text = render([*rows, ("redis_log_folds", 20.0)], args)
+    assert "| sqlite_compaction | 30 | +0.30 (2.50) |" in text
+    assert "| redis_log_folds | 20 | +0.20 |" in text  # (no personalized_redis row to add to)
+    assert "the stores' log folds" in text and "log folds" not in render(rows[:2], args)
